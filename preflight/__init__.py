@@ -1,0 +1,3 @@
+"""preflight: host preflight and drift checker."""
+
+__version__ = "0.1.0"

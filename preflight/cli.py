@@ -1,0 +1,200 @@
+"""Command line: `preflight [check|list|explain|facts] ...` (contract section 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from enum import Enum
+from typing import Annotated, Any, NoReturn, Optional
+
+import typer
+
+from preflight import __version__
+from preflight.errors import UsageError
+from preflight.report import EXIT_ERROR, EXIT_USAGE
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  no_args_is_help=False,
+                  help="Host preflight and drift checker. Without a command: `preflight check`.")
+
+COMMANDS = ("check", "list", "explain", "facts", "collect")
+
+
+class Format(str, Enum):
+    human = "human"
+    json = "json"
+    nagios = "nagios"
+    prometheus = "prometheus"
+    junit = "junit"
+    facter = "facter"
+
+
+class ListFormat(str, Enum):
+    human = "human"
+    json = "json"
+
+
+class FailOn(str, Enum):
+    warn = "warn"
+    fail = "fail"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"preflight {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")]
+        = False) -> None:
+    """Host preflight and drift checker."""
+
+
+RootOpt = Annotated[str, typer.Option("--root", help="Read the host from this directory.")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="TOML config file.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+@app.command("check")
+def check_command(
+    checks: Annotated[Optional[list[str]], typer.Argument(
+        help="Check ids to run (default: every loaded check).", show_default=False)] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.human,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Write the report to this file atomically.")] = None,
+    config: ConfigOpt = None,
+    root: RootOpt = "/",
+    fail_on: Annotated[Optional[FailOn], typer.Option(
+        "--fail-on", help="Lowest status that makes the exit code non-zero.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1,
+                                           help="Seconds per check.")] = 10.0,
+    wait: Annotated[float, typer.Option(
+        "--wait", min=0, help="Re-run checks that did not pass for up to this long.")] = 0.0,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")]
+    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Exit code only.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour codes.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run checks and print a report."""
+    from preflight import session
+
+    if output:
+        from preflight.output import check_destination
+
+        check_destination(output)
+    started = time.perf_counter()
+    plan, cfg = session.plan(checks or [], config, no_plugins, root)
+    effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
+    report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
+    if debug:
+        _print_tracebacks(report)
+    color = (fmt is Format.human and output is None and not no_color
+             and "NO_COLOR" not in os.environ and sys.stdout.isatty())
+    from preflight.reporters import render
+
+    text = render(fmt.value, report, color=color)
+    if output:
+        from preflight.output import write_atomic
+
+        write_atomic(output, text)
+    elif not quiet:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("list")
+def list_command(
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")]
+    = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Every loaded check: id, title and origin."""
+    from preflight import session
+
+    rows = session.list_checks(config, no_plugins)
+    if fmt is ListFormat.json:
+        print(json.dumps(rows, indent=2))
+        return
+    width = max([len(r["id"]) for r in rows] + [2])
+    title_width = max([len(r["title"]) for r in rows] + [5])
+    print(f"{'ID':<{width}}  {'TITLE':<{title_width}}  ORIGIN")
+    for row in rows:
+        line = f"{row['id']:<{width}}  {row['title']:<{title_width}}  {row['origin']}"
+        if row.get("error"):
+            line += f"  (failed to load: {row['error']})"
+        print(line)
+
+
+@app.command("explain")
+def explain_command(check: Annotated[str, typer.Argument(help="A check id.")]) -> None:
+    """What a check looks at, why it matters, and every finding it can report."""
+    from preflight import session
+
+    print(session.explain(check), end="")
+
+
+@app.command("facts")
+def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
+    """The host facts the checks use, as one JSON object."""
+    from preflight import session
+
+    session.load_config(config)  # a broken config is reported the same way everywhere
+    print(json.dumps(session.facts(root), indent=2, default=str))
+
+
+def _print_tracebacks(report: Any) -> None:
+    import traceback
+
+    for result in report.results:
+        exc = result.details.get("exception")
+        if isinstance(exc, BaseException):
+            print(f"--- traceback of check {result.id}:", file=sys.stderr)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def _argv_with_default_command(args: list[str]) -> list[str]:
+    """`preflight --format json` means `preflight check --format json`."""
+    if not args:
+        return ["check"]
+    first = args[0]
+    if first in COMMANDS or first in ("--version", "--help", "-h"):
+        return args
+    return ["check", *args]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    sys.stderr.write(f"preflight: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; every way out is an exit code from contract section 2."""
+    args = _argv_with_default_command(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="preflight", standalone_mode=False)
+    except UsageError as exc:
+        _fail(str(exc))
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # click's usage errors, or a bug in preflight itself
+        if type(exc).__name__ in ("Abort",):
+            _fail("aborted", 130)
+        format_message = getattr(exc, "format_message", None)
+        if format_message is not None and getattr(exc, "exit_code", None) == 2:
+            _fail(format_message().splitlines()[0])
+        if debug:
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug)", EXIT_ERROR)
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,174 @@
+"""The TOML configuration (contract section 7), validated key by key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.check import Option
+from preflight.errors import ConfigError
+from preflight.model import Waiver
+
+DEFAULT_PATH = "/etc/preflight/preflight.toml"
+FAIL_ON_VALUES = ("warn", "fail")
+
+
+@dataclass
+class Config:
+    path: str | None = None
+    checks: list[str] | None = None
+    fail_on: str = "warn"
+    plugins: list[str] | None = None
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waivers: list[Waiver] = field(default_factory=list)
+
+
+def config_path(explicit: str | None) -> str | None:
+    """--config, else $PREFLIGHT_CONFIG, else the system file if it exists."""
+    if explicit:
+        return explicit
+    env = os.environ.get("PREFLIGHT_CONFIG")
+    if env:
+        return env
+    return DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None
+
+
+def load(explicit: str | None) -> Config:
+    path = config_path(explicit)
+    if path is None:
+        return Config()
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            if not os.path.isfile(path):
+                raise ConfigError(f"{path}: not a regular file")
+            raw = handle.read(4 << 20)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def parse(data: dict[str, Any], path: str) -> Config:
+    config = Config(path=path)
+    _no_unknown(data, {"preflight", "checks", "waivers"}, path, "")
+    main = _table(data.get("preflight", {}), path, "[preflight]")
+    _no_unknown(main, {"checks", "fail_on", "plugins"}, path, "[preflight] ")
+    if "checks" in main:
+        config.checks = _str_list(main["checks"], path, "[preflight] checks")
+    if "plugins" in main:
+        config.plugins = _str_list(main["plugins"], path, "[preflight] plugins")
+    if "fail_on" in main:
+        value = main["fail_on"]
+        if value not in FAIL_ON_VALUES:
+            raise ConfigError(f"{path}: [preflight] fail_on: expected \"warn\" or \"fail\", "
+                              f"got {value!r}")
+        config.fail_on = value
+    checks = _table(data.get("checks", {}), path, "[checks]")
+    for check_id, section in checks.items():
+        config.sections[check_id] = _table(section, path, f"[checks.{check_id}]")
+    waivers = data.get("waivers", [])
+    if not isinstance(waivers, list):
+        raise ConfigError(f"{path}: waivers: expected an array of tables ([[waivers]])")
+    for index, waiver in enumerate(waivers, 1):
+        config.waivers.append(_waiver(waiver, path, f"[[waivers]] #{index}"))
+    return config
+
+
+def check_options(config: Config, check_id: str, options: dict[str, Option]) -> dict[str, Any]:
+    """The options of one loaded check: defaults overlaid with its validated config section."""
+    values = {name: option.default for name, option in options.items()}
+    section = config.sections.get(check_id, {})
+    where = f"[checks.{check_id}]"
+    _no_unknown(section, set(options), config.path or "config", where + " ")
+    for key, value in section.items():
+        values[key] = _typed(value, options[key], config.path or "config", f"{where} {key}")
+    return values
+
+
+def _typed(value: Any, option: Option, path: str, where: str) -> Any:
+    kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
+    if list in kinds:
+        return _str_list(value, path, where)
+    if bool in kinds and isinstance(value, bool):
+        return value
+    if isinstance(value, bool):  # TOML true is not a number or a string
+        raise ConfigError(f"{path}: {where}: expected {_kind_names(kinds)}, got a boolean")
+    if float in kinds and isinstance(value, (int, float)):
+        return float(value)
+    for kind in kinds:
+        if kind is not bool and isinstance(value, kind):
+            return value
+    raise ConfigError(f"{path}: {where}: expected {_kind_names(kinds)}, got {_describe(value)}")
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    names = {bool: "true or false", str: "a string", int: "an integer", float: "a number",
+             list: "a list of strings"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _table(value: Any, path: str, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {where}: expected a table, got {_describe(value)}")
+    return value
+
+
+def _str_list(value: Any, path: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {where}: expected a list of strings, got {_describe(value)}")
+    return list(value)
+
+
+def _no_unknown(table: dict[str, Any], known: set[str], path: str, where: str) -> None:
+    for key in table:
+        if key not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"{path}: {where}unknown key {key!r} (allowed: {allowed})")
+
+
+def _waiver(value: Any, path: str, where: str) -> Waiver:
+    table = _table(value, path, where)
+    _no_unknown(table, {"code", "match", "reason", "until"}, path, where + " ")
+    for key in ("code", "reason"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            raise ConfigError(f"{path}: {where} {key}: required, a non-empty string")
+    match = table.get("match", "")
+    if not isinstance(match, str):
+        raise ConfigError(f"{path}: {where} match: expected a string, got {_describe(match)}")
+    until = table.get("until")
+    if until is not None:
+        if isinstance(until, dt.datetime):
+            until = until.date()
+        if isinstance(until, str):
+            try:
+                until = dt.date.fromisoformat(until)
+            except ValueError:
+                raise ConfigError(f"{path}: {where} until: expected a date YYYY-MM-DD, "
+                                  f"got {until!r}") from None
+        if not isinstance(until, dt.date):
+            raise ConfigError(f"{path}: {where} until: expected a date YYYY-MM-DD, "
+                              f"got {_describe(until)}")
+        until = until.isoformat()
+    return Waiver(table["code"], table["reason"], until, match)

@@ -1,0 +1,152 @@
+"""Host facts derived from files under the root. Unknown is None, never a guess."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+
+def os_release(host: Host) -> dict[str, str] | None:
+    # Parsed here rather than by `distro`: distro opens paths itself, so it would follow absolute
+    # symlinks out of a snapshot and block on a FIFO; the format is plain shell assignments.
+    text = host.read_text("etc/os-release", 64 * 1024) or host.read_text(
+        "usr/lib/os-release", 64 * 1024)
+    if text is None:
+        return None
+    return parse_os_release(text) or None
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            continue
+        try:
+            words = shlex.split(raw)
+        except ValueError:
+            continue
+        values[key] = words[0] if words else ""
+    return values
+
+
+_UNAME_V = re.compile(r"\s(#\d+.*)$")
+
+
+def kernel_version(host: Host) -> str | None:
+    """`uname -v`: proc/sys/kernel/version, else the tail of proc/version from `#N`."""
+    direct = host.read_line("proc/sys/kernel/version")
+    if direct:
+        return direct
+    line = host.read_line("proc/version")
+    if not line:
+        return None
+    match = _UNAME_V.search(line)
+    return match.group(1).strip() if match else None
+
+
+def boot_time(host: Host) -> float | None:
+    text = host.read_text("proc/stat", 256 * 1024)
+    if text is None:
+        return None
+    match = re.search(r"^btime\s+(\d+)\s*$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def _dmi(host: Host, name: str) -> str | None:
+    return host.read_line(f"sys/class/dmi/id/{name}")
+
+
+# DMI sys_vendor / product_name words -> systemd-detect-virt's names.
+_VIRT_BY_DMI = (
+    ("KVM", "kvm"), ("QEMU", "qemu"), ("VMware", "vmware"), ("VirtualBox", "oracle"),
+    ("innotek", "oracle"), ("Xen", "xen"), ("Bochs", "bochs"), ("Parallels", "parallels"),
+    ("BHYVE", "bhyve"), ("Amazon EC2", "amazon"), ("Google Compute Engine", "google"),
+    ("DigitalOcean", "kvm"), ("Linode", "kvm"), ("Hetzner", "kvm"), ("OpenStack", "kvm"),
+)
+
+
+def virtualization(host: Host) -> str | None:
+    if host.read_line("sys/hypervisor/type") == "xen" or host.is_dir("proc/xen"):
+        return "xen"
+    dmi = " ".join(v for v in (_dmi(host, "sys_vendor"), _dmi(host, "product_name"),
+                               _dmi(host, "bios_vendor")) if v)
+    if dmi:
+        for word, name in _VIRT_BY_DMI:
+            if word.lower() in dmi.lower():
+                return name
+        if "Microsoft Corporation" in dmi and "Virtual Machine" in dmi:
+            return "microsoft"
+    cpuinfo = host.read_text("proc/cpuinfo", 512 * 1024)
+    if cpuinfo is None:
+        return None
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
+    if flags is None:
+        return None
+    # The CPU says it runs under a hypervisor but nothing names which one (a microVM has no DMI).
+    return "vm" if "hypervisor" in flags.group(1).split() else "none"
+
+
+def container(host: Host) -> str | None:
+    """The container technology, from evidence that only containers produce. `/.dockerenv`
+    alone is weak (image builders leave it behind, and microVMs booted from Docker images carry
+    it), so it counts only when the cgroup or the root filesystem agree."""
+    for rel in ("run/systemd/container", "run/container_type"):
+        name = host.read_line(rel)
+        if name:
+            return name
+    environ = host.read_bytes("proc/1/environ", 64 * 1024)
+    if environ:
+        for item in environ.split(b"\0"):
+            if item.startswith(b"container="):
+                return item[len(b"container="):].decode("utf-8", "replace") or None
+    if host.exists("run/.containerenv"):
+        return "podman"
+    if host.is_dir("proc/vz") and not host.exists("proc/bc"):
+        return "openvz"
+    cgroup = host.read_text("proc/1/cgroup", 64 * 1024) or ""
+    for marker, name in (("docker", "docker"), ("kubepods", "kubernetes"), ("lxc", "lxc"),
+                         ("containerd", "containerd"), ("libpod", "podman")):
+        if marker in cgroup:
+            return name
+    if host.exists(".dockerenv") and _root_is_overlay(host):
+        return "docker"
+    return None
+
+
+def _root_is_overlay(host: Host) -> bool:
+    mountinfo = host.read_text("proc/1/mountinfo", 512 * 1024) or host.read_text(
+        "proc/self/mountinfo", 512 * 1024) or ""
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and fields[4] == "/" and "-" in fields:
+            fstype = fields[fields.index("-") + 1]
+            return fstype in ("overlay", "aufs", "fuse-overlayfs")
+    return False
+
+
+_PROVIDER_BY_VENDOR = (
+    ("DigitalOcean", "digitalocean"), ("Linode", "linode"), ("Akamai", "linode"),
+    ("Amazon EC2", "aws"), ("Google", "gcp"), ("Hetzner", "hetzner"), ("Vultr", "vultr"),
+    ("Scaleway", "scaleway"), ("OVH", "ovh"), ("Alibaba", "alibaba"),
+    ("OpenStack", "openstack"), ("Microsoft Corporation", "azure"),
+)
+
+
+def provider(host: Host) -> str | None:
+    """The cloud provider named by DMI; None when DMI says nothing we recognise."""
+    vendor = " ".join(v for v in (_dmi(host, "sys_vendor"), _dmi(host, "bios_vendor"),
+                                  _dmi(host, "product_name")) if v)
+    for word, name in _PROVIDER_BY_VENDOR:
+        if word.lower() in vendor.lower():
+            if name == "azure" and "Virtual Machine" not in vendor:
+                continue
+            return name
+    return None

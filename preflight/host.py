@@ -1,0 +1,356 @@
+"""The one place that touches the host: file reads under --root and command execution.
+
+Every path is relative to the root (``proc/version``, not ``/proc/version``) and symbolic links are
+resolved inside the root, so a host snapshot or a mounted image is read the way the host itself
+would read it. Nothing here raises for a missing, unreadable or strange file: reads return ``None``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import signal
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from preflight.packages import PackageDB
+
+DEFAULT_READ_LIMIT = 1 << 20  # 1 MiB: every file a check reads is far smaller
+MAX_SYMLINK_HOPS = 40  # as the kernel's own limit: a loop reads as missing, not as a hang
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int | None  # None when the command timed out or could not start
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    error: str | None = None  # why it could not start, e.g. "No such file or directory"
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Host:
+    """Read-only access to one host, live (root ``/``) or a snapshot directory."""
+
+    def __init__(self, root: str = "/", timeout: float = 10.0,
+                 env: dict[str, str] | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.timeout = timeout
+        self._env = dict(os.environ if env is None else env)
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- paths
+    @property
+    def is_live(self) -> bool:
+        """True on the machine itself: only then are commands run and processes inspected."""
+        return self.root == "/"
+
+    def resolve(self, rel: str) -> str | None:
+        """The real path of ROOT/rel, with every symlink resolved inside ROOT; None on a loop."""
+        rel = rel.lstrip("/")
+        if self.is_live:
+            return "/" + rel
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        resolved: list[str] = []
+        hops = 0
+        while parts:
+            name = parts.pop(0)
+            if name == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = os.path.join(self.root, *resolved, name)
+            try:
+                st = os.lstat(candidate)
+            except OSError:
+                # Missing: the rest cannot exist either, but keep the path for the error message.
+                return os.path.join(self.root, *resolved, name, *parts)
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    return None
+                try:
+                    target = os.readlink(candidate)
+                except OSError:
+                    return None
+                if target.startswith("/"):
+                    resolved = []
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            resolved.append(name)
+        return os.path.join(self.root, *resolved)
+
+    def display(self, rel: str) -> str:
+        """How a path is named in messages: as the host itself would name it."""
+        return "/" + rel.lstrip("/")
+
+    # ----------------------------------------------------------------- reads
+    def stat(self, rel: str) -> os.stat_result | None:
+        path = self.resolve(rel)
+        if path is None:
+            return None
+        try:
+            return os.stat(path)
+        except (OSError, ValueError):
+            return None
+
+    def exists(self, rel: str) -> bool:
+        return self.stat(rel) is not None
+
+    def is_file(self, rel: str) -> bool:
+        st = self.stat(rel)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def is_dir(self, rel: str) -> bool:
+        st = self.stat(rel)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def mtime(self, rel: str) -> float | None:
+        st = self.stat(rel)
+        return st.st_mtime if st is not None else None
+
+    def read_bytes(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes | None:
+        """At most `limit` bytes of a regular file; None if it is missing, unreadable or not a
+        regular file (a FIFO, a device, a directory are refused before anything blocks)."""
+        path = self.resolve(rel)
+        if path is None:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            chunks: list[bytes] = []
+            remaining = limit
+            while remaining > 0:
+                chunk = os.read(fd, min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def read_text(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> str | None:
+        data = self.read_bytes(rel, limit)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def read_line(self, rel: str) -> str | None:
+        """The first line of a small file, stripped; None if absent or empty."""
+        text = self.read_text(rel, limit=64 * 1024)
+        if text is None:
+            return None
+        line = text.strip().split("\n", 1)[0].strip()
+        return line or None
+
+    def why_unreadable(self, rel: str) -> str:
+        """A short reason for a failed read, for messages: 'missing', 'permission denied', ..."""
+        path = self.resolve(rel)
+        if path is None:
+            return "symbolic link loop"
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return "missing" if exc.errno == errno.ENOENT else (exc.strerror or str(exc)).lower()
+        if stat.S_ISDIR(st.st_mode):
+            return "a directory, not a file"
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+        return "unreadable"
+
+    def listdir(self, rel: str) -> list[str]:
+        path = self.resolve(rel)
+        if path is None:
+            return []
+        try:
+            return sorted(os.listdir(path))
+        except (OSError, ValueError):
+            return []
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths under ROOT that match a shell pattern, component by component."""
+        matches = [""]
+        for component in [p for p in pattern.strip("/").split("/") if p]:
+            expanded: list[str] = []
+            for base in matches:
+                if any(ch in component for ch in "*?["):
+                    expanded.extend(f"{base}/{name}".lstrip("/") for name in self.listdir(base)
+                                    if fnmatch.fnmatchcase(name, component)
+                                    and not (name.startswith(".") and not component.startswith(".")))
+                else:
+                    candidate = f"{base}/{component}".lstrip("/")
+                    if self.exists(candidate) or os.path.islink(
+                            os.path.join(self.root, candidate)):
+                        expanded.append(candidate)
+            matches = expanded
+        return sorted(m for m in matches if m)
+
+    # -------------------------------------------------------------- commands
+    def which(self, name: str) -> str | None:
+        """Where `name` is found on PATH (live) or on the standard PATH inside ROOT."""
+        search = self._env.get("PATH", SYSTEM_PATH) if self.is_live else SYSTEM_PATH
+        for folder in search.split(os.pathsep):
+            if not folder:
+                continue
+            rel = f"{folder.strip('/')}/{name}"
+            st = self.stat(rel)
+            if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                return "/" + rel
+        return None
+
+    def which_all(self, name: str) -> list[str]:
+        """Every `name` on PATH in PATH order, for finding what one install shadows."""
+        found: list[str] = []
+        search = self._env.get("PATH", SYSTEM_PATH) if self.is_live else SYSTEM_PATH
+        for folder in search.split(os.pathsep):
+            rel = f"{folder.strip('/')}/{name}"
+            st = self.stat(rel)
+            if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                path = "/" + rel
+                if path not in found:
+                    found.append(path)
+        return found
+
+    def run(self, argv: list[str], timeout: float | None = None) -> CommandResult | None:
+        """Run a command without a shell; None when the root is not `/` (nothing is executed
+        for a snapshot). The whole process group is killed at the timeout."""
+        if not self.is_live:
+            return None
+        limit = self.timeout if timeout is None else timeout
+        env = dict(self._env)
+        env["LC_ALL"] = "C"
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as exc:
+            return CommandResult(list(argv), None, "", "", error=exc.strerror or str(exc))
+        with self._lock:
+            self._running.add(proc)
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            return CommandResult(list(argv), None, _decode(out), _decode(err), timed_out=True)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        return CommandResult(list(argv), proc.returncode, _decode(out), _decode(err))
+
+    def kill_commands(self) -> None:
+        """Kill what is still running (the commands of checks that timed out)."""
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _kill_group(proc)
+
+    @property
+    def euid(self) -> int | None:
+        return os.geteuid() if self.is_live else None
+
+    @property
+    def is_root_user(self) -> bool:
+        return self.is_live and os.geteuid() == 0
+
+    # ------------------------------------------------------------- facts
+    # Facts are computed once per run and shared by every check.
+    @cached_property
+    def os_release(self) -> dict[str, str] | None:
+        from preflight import facts
+
+        return facts.os_release(self)
+
+    @cached_property
+    def kernel_release(self) -> str | None:
+        return self.read_line("proc/sys/kernel/osrelease")
+
+    @cached_property
+    def kernel_version(self) -> str | None:
+        from preflight import facts
+
+        return facts.kernel_version(self)
+
+    @cached_property
+    def boot_time(self) -> float | None:
+        from preflight import facts
+
+        return facts.boot_time(self)
+
+    @cached_property
+    def virtualization(self) -> str | None:
+        from preflight import facts
+
+        return facts.virtualization(self)
+
+    @cached_property
+    def container(self) -> str | None:
+        from preflight import facts
+
+        return facts.container(self)
+
+    @cached_property
+    def provider(self) -> str | None:
+        from preflight import facts
+
+        return facts.provider(self)
+
+    @cached_property
+    def hostname(self) -> str | None:
+        return self.read_line("proc/sys/kernel/hostname") or self.read_line("etc/hostname")
+
+    @cached_property
+    def packages(self) -> PackageDB:
+        from preflight.packages import PackageDB
+
+        return PackageDB(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The report's `host` object (contract section 4)."""
+        osr = self.os_release
+        return {
+            "hostname": self.hostname,
+            "root": self.root,
+            "os": None if osr is None else {
+                "id": osr.get("ID"),
+                "version": osr.get("VERSION_ID"),
+                "codename": osr.get("VERSION_CODENAME") or None,
+                "pretty_name": osr.get("PRETTY_NAME"),
+            },
+            "kernel": {"release": self.kernel_release, "version": self.kernel_version},
+            "virtualization": self.virtualization,
+            "container": self.container,
+            "provider": self.provider,
+        }
+
+
+def _decode(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass

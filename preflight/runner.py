@@ -1,0 +1,121 @@
+"""Runs checks concurrently, each under its own timeout; failures become `error` results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.check import CheckContext
+from preflight.host import Host
+from preflight.model import CheckResult, Finding, Status, Waiver, error_result, summarize
+from preflight.registry import LoadedCheck
+
+
+@dataclass
+class Planned:
+    """One check to run, with its validated options."""
+
+    loaded: LoadedCheck
+    options: dict[str, Any]
+
+
+def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
+    """Run one check in this thread; any exception becomes an `error` result."""
+    loaded = planned.loaded
+    started = time.perf_counter()
+    if loaded.check is None:
+        return error_result(loaded.id, loaded.title, loaded.error or "could not load",
+                            code_reason="load-error")
+    ctx = CheckContext(host=host, options=dict(planned.options), timeout=timeout)
+    try:
+        findings = list(loaded.check().run(ctx))
+        for finding in findings:
+            if not isinstance(finding, Finding):
+                raise TypeError(f"run() returned {type(finding).__name__}, not a Finding")
+    except Exception as exc:  # one broken check never stops the others
+        elapsed = (time.perf_counter() - started) * 1000
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        result = error_result(loaded.id, loaded.title,
+                              f"the check crashed: {type(exc).__name__}"
+                              + (f": {text}" if text else ""), elapsed, "crashed")
+        result.details["exception"] = exc  # kept for --debug, dropped from reports
+        return result
+    elapsed = (time.perf_counter() - started) * 1000
+    return summarize(loaded.id, loaded.title, findings, ctx.summary, ctx.details, elapsed)
+
+
+def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult]:
+    """Run every planned check at once; report order is the plan's order."""
+    results: dict[int, CheckResult] = {}
+    threads: list[tuple[int, threading.Thread]] = []
+
+    def target(index: int, planned: Planned) -> None:
+        results[index] = run_one(planned, host, timeout)
+
+    started = time.monotonic()
+    for index, planned in enumerate(plan):
+        thread = threading.Thread(target=target, args=(index, planned), daemon=True,
+                                  name=f"check-{planned.loaded.id}")
+        thread.start()
+        threads.append((index, thread))
+    deadline = started + timeout
+    for index, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive() or index not in results:
+            loaded = plan[index].loaded
+            results[index] = error_result(
+                loaded.id, loaded.title,
+                f"the check did not finish within its {timeout:g} s timeout "
+                f"(raise it with --timeout)", timeout * 1000, "timeout")
+    host.kill_commands()  # commands of timed-out checks must not outlive the run
+    return [results[i] for i in range(len(plan))]
+
+
+def run_with_wait(plan: list[Planned], make_host: Callable[[], Host], timeout: float,
+                  wait: float) -> list[CheckResult]:
+    """--wait: re-run what did not pass (with fresh facts) until it passes or time is up."""
+    deadline = time.monotonic() + wait
+    results = run_all(plan, make_host(), timeout)
+    while True:
+        pending = [i for i, r in enumerate(results) if r.status not in (Status.PASS, Status.SKIP)]
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            return results
+        time.sleep(min(2.0, remaining))
+        again = run_all([plan[i] for i in pending], make_host(), timeout)
+        for index, result in zip(pending, again, strict=True):
+            results[index] = result
+
+
+def apply_waivers(results: list[CheckResult], waivers: list[Waiver],
+                  today: dt.date | None = None) -> list[CheckResult]:
+    """Mark findings that a current waiver covers; an expired waiver is named in the message."""
+    if not waivers:
+        return results
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    out = []
+    for result in results:
+        changed = False
+        for finding in result.findings:
+            for waiver in waivers:
+                if waiver.code != finding.code or waiver.match not in finding.message:
+                    continue
+                if waiver.until is None or today <= dt.date.fromisoformat(waiver.until):
+                    finding.waived = {"reason": waiver.reason, "until": waiver.until}
+                else:
+                    finding.message += (f" (waiver expired on {waiver.until}: "
+                                        f"{waiver.reason})")
+                changed = True
+                break
+        if changed:
+            updated = summarize(result.id, result.title, result.findings, None,
+                                result.details, result.duration_ms)
+            if updated.status == result.status:
+                updated.summary = result.summary
+            result = updated
+        out.append(result)
+    return out
