@@ -55,6 +55,7 @@ class CheckContext:
     host: Host
     options: dict[str, Any]
     timeout: float
+    check_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     summary: str | None = None
 

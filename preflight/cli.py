@@ -15,9 +15,13 @@ from preflight import __version__
 from preflight.errors import UsageError
 from preflight.report import EXIT_ERROR, EXIT_USAGE
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  no_args_is_help=False,
-                  help="Host preflight and drift checker. Without a command: `preflight check`.")
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    help="Host preflight and drift checker. Without a command: `preflight check`.",
+)
 
 COMMANDS = ("check", "list", "explain", "facts", "collect")
 
@@ -48,9 +52,14 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.")]
-        = False) -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Host preflight and drift checker."""
 
 
@@ -61,21 +70,27 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 @app.command("check")
 def check_command(
-    checks: Annotated[Optional[list[str]], typer.Argument(
-        help="Check ids to run (default: every loaded check).", show_default=False)] = None,
+    checks: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Check ids to run (default: every loaded check).", show_default=False),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.human,
-    output: Annotated[Optional[str], typer.Option(
-        "--output", "-o", help="Write the report to this file atomically.")] = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option("--output", "-o", help="Write the report to this file atomically."),
+    ] = None,
     config: ConfigOpt = None,
     root: RootOpt = "/",
-    fail_on: Annotated[Optional[FailOn], typer.Option(
-        "--fail-on", help="Lowest status that makes the exit code non-zero.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1,
-                                           help="Seconds per check.")] = 10.0,
-    wait: Annotated[float, typer.Option(
-        "--wait", min=0, help="Re-run checks that did not pass for up to this long.")] = 0.0,
-    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")]
-    = False,
+    fail_on: Annotated[
+        Optional[FailOn],
+        typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per check.")] = 10.0,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Re-run checks that did not pass for up to this long."),
+    ] = 0.0,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Exit code only.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour codes.")] = False,
     debug: DebugOpt = False,
@@ -93,8 +108,13 @@ def check_command(
     report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
     if debug:
         _print_tracebacks(report)
-    color = (fmt is Format.human and output is None and not no_color
-             and "NO_COLOR" not in os.environ and sys.stdout.isatty())
+    color = (
+        fmt is Format.human
+        and output is None
+        and not no_color
+        and "NO_COLOR" not in os.environ
+        and sys.stdout.isatty()
+    )
     from preflight.reporters import render
 
     text = render(fmt.value, report, color=color)
@@ -111,8 +131,7 @@ def check_command(
 @app.command("list")
 def list_command(
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
-    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")]
-    = False,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Every loaded check: id, title and origin."""

@@ -72,8 +72,9 @@ def parse(data: dict[str, Any], path: str) -> Config:
     if "fail_on" in main:
         value = main["fail_on"]
         if value not in FAIL_ON_VALUES:
-            raise ConfigError(f"{path}: [preflight] fail_on: expected \"warn\" or \"fail\", "
-                              f"got {value!r}")
+            raise ConfigError(
+                f'{path}: [preflight] fail_on: expected "warn" or "fail", got {value!r}'
+            )
         config.fail_on = value
     checks = _table(data.get("checks", {}), path, "[checks]")
     for check_id, section in checks.items():
@@ -114,8 +115,13 @@ def _typed(value: Any, option: Option, path: str, where: str) -> Any:
 
 
 def _kind_names(kinds: tuple[type, ...]) -> str:
-    names = {bool: "true or false", str: "a string", int: "an integer", float: "a number",
-             list: "a list of strings"}
+    names = {
+        bool: "true or false",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list of strings",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
@@ -165,10 +171,12 @@ def _waiver(value: Any, path: str, where: str) -> Waiver:
             try:
                 until = dt.date.fromisoformat(until)
             except ValueError:
-                raise ConfigError(f"{path}: {where} until: expected a date YYYY-MM-DD, "
-                                  f"got {until!r}") from None
+                raise ConfigError(
+                    f"{path}: {where} until: expected a date YYYY-MM-DD, got {until!r}"
+                ) from None
         if not isinstance(until, dt.date):
-            raise ConfigError(f"{path}: {where} until: expected a date YYYY-MM-DD, "
-                              f"got {_describe(until)}")
+            raise ConfigError(
+                f"{path}: {where} until: expected a date YYYY-MM-DD, got {_describe(until)}"
+            )
         until = until.isoformat()
     return Waiver(table["code"], table["reason"], until, match)

@@ -14,7 +14,8 @@ def os_release(host: Host) -> dict[str, str] | None:
     # Parsed here rather than by `distro`: distro opens paths itself, so it would follow absolute
     # symlinks out of a snapshot and block on a FIFO; the format is plain shell assignments.
     text = host.read_text("etc/os-release", 64 * 1024) or host.read_text(
-        "usr/lib/os-release", 64 * 1024)
+        "usr/lib/os-release", 64 * 1024
+    )
     if text is None:
         return None
     return parse_os_release(text) or None
@@ -66,18 +67,32 @@ def _dmi(host: Host, name: str) -> str | None:
 
 # DMI sys_vendor / product_name words -> systemd-detect-virt's names.
 _VIRT_BY_DMI = (
-    ("KVM", "kvm"), ("QEMU", "qemu"), ("VMware", "vmware"), ("VirtualBox", "oracle"),
-    ("innotek", "oracle"), ("Xen", "xen"), ("Bochs", "bochs"), ("Parallels", "parallels"),
-    ("BHYVE", "bhyve"), ("Amazon EC2", "amazon"), ("Google Compute Engine", "google"),
-    ("DigitalOcean", "kvm"), ("Linode", "kvm"), ("Hetzner", "kvm"), ("OpenStack", "kvm"),
+    ("KVM", "kvm"),
+    ("QEMU", "qemu"),
+    ("VMware", "vmware"),
+    ("VirtualBox", "oracle"),
+    ("innotek", "oracle"),
+    ("Xen", "xen"),
+    ("Bochs", "bochs"),
+    ("Parallels", "parallels"),
+    ("BHYVE", "bhyve"),
+    ("Amazon EC2", "amazon"),
+    ("Google Compute Engine", "google"),
+    ("DigitalOcean", "kvm"),
+    ("Linode", "kvm"),
+    ("Hetzner", "kvm"),
+    ("OpenStack", "kvm"),
 )
 
 
 def virtualization(host: Host) -> str | None:
     if host.read_line("sys/hypervisor/type") == "xen" or host.is_dir("proc/xen"):
         return "xen"
-    dmi = " ".join(v for v in (_dmi(host, "sys_vendor"), _dmi(host, "product_name"),
-                               _dmi(host, "bios_vendor")) if v)
+    dmi = " ".join(
+        v
+        for v in (_dmi(host, "sys_vendor"), _dmi(host, "product_name"), _dmi(host, "bios_vendor"))
+        if v
+    )
     if dmi:
         for word, name in _VIRT_BY_DMI:
             if word.lower() in dmi.lower():
@@ -106,14 +121,19 @@ def container(host: Host) -> str | None:
     if environ:
         for item in environ.split(b"\0"):
             if item.startswith(b"container="):
-                return item[len(b"container="):].decode("utf-8", "replace") or None
+                return item[len(b"container=") :].decode("utf-8", "replace") or None
     if host.exists("run/.containerenv"):
         return "podman"
     if host.is_dir("proc/vz") and not host.exists("proc/bc"):
         return "openvz"
     cgroup = host.read_text("proc/1/cgroup", 64 * 1024) or ""
-    for marker, name in (("docker", "docker"), ("kubepods", "kubernetes"), ("lxc", "lxc"),
-                         ("containerd", "containerd"), ("libpod", "podman")):
+    for marker, name in (
+        ("docker", "docker"),
+        ("kubepods", "kubernetes"),
+        ("lxc", "lxc"),
+        ("containerd", "containerd"),
+        ("libpod", "podman"),
+    ):
         if marker in cgroup:
             return name
     if host.exists(".dockerenv") and _root_is_overlay(host):
@@ -122,8 +142,11 @@ def container(host: Host) -> str | None:
 
 
 def _root_is_overlay(host: Host) -> bool:
-    mountinfo = host.read_text("proc/1/mountinfo", 512 * 1024) or host.read_text(
-        "proc/self/mountinfo", 512 * 1024) or ""
+    mountinfo = (
+        host.read_text("proc/1/mountinfo", 512 * 1024)
+        or host.read_text("proc/self/mountinfo", 512 * 1024)
+        or ""
+    )
     for line in mountinfo.splitlines():
         fields = line.split()
         if len(fields) > 8 and fields[4] == "/" and "-" in fields:
@@ -133,17 +156,28 @@ def _root_is_overlay(host: Host) -> bool:
 
 
 _PROVIDER_BY_VENDOR = (
-    ("DigitalOcean", "digitalocean"), ("Linode", "linode"), ("Akamai", "linode"),
-    ("Amazon EC2", "aws"), ("Google", "gcp"), ("Hetzner", "hetzner"), ("Vultr", "vultr"),
-    ("Scaleway", "scaleway"), ("OVH", "ovh"), ("Alibaba", "alibaba"),
-    ("OpenStack", "openstack"), ("Microsoft Corporation", "azure"),
+    ("DigitalOcean", "digitalocean"),
+    ("Linode", "linode"),
+    ("Akamai", "linode"),
+    ("Amazon EC2", "aws"),
+    ("Google", "gcp"),
+    ("Hetzner", "hetzner"),
+    ("Vultr", "vultr"),
+    ("Scaleway", "scaleway"),
+    ("OVH", "ovh"),
+    ("Alibaba", "alibaba"),
+    ("OpenStack", "openstack"),
+    ("Microsoft Corporation", "azure"),
 )
 
 
 def provider(host: Host) -> str | None:
     """The cloud provider named by DMI; None when DMI says nothing we recognise."""
-    vendor = " ".join(v for v in (_dmi(host, "sys_vendor"), _dmi(host, "bios_vendor"),
-                                  _dmi(host, "product_name")) if v)
+    vendor = " ".join(
+        v
+        for v in (_dmi(host, "sys_vendor"), _dmi(host, "bios_vendor"), _dmi(host, "product_name"))
+        if v
+    )
     for word, name in _PROVIDER_BY_VENDOR:
         if word.lower() in vendor.lower():
             if name == "azure" and "Virtual Machine" not in vendor:

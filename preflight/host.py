@@ -43,8 +43,9 @@ class CommandResult:
 class Host:
     """Read-only access to one host, live (root ``/``) or a snapshot directory."""
 
-    def __init__(self, root: str = "/", timeout: float = 10.0,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: str = "/", timeout: float = 10.0, env: dict[str, str] | None = None
+    ) -> None:
         self.root = os.path.abspath(root)
         self.timeout = timeout
         self._env = dict(os.environ if env is None else env)
@@ -196,13 +197,15 @@ class Host:
             expanded: list[str] = []
             for base in matches:
                 if any(ch in component for ch in "*?["):
-                    expanded.extend(f"{base}/{name}".lstrip("/") for name in self.listdir(base)
-                                    if fnmatch.fnmatchcase(name, component)
-                                    and not (name.startswith(".") and not component.startswith(".")))
+                    expanded.extend(
+                        f"{base}/{name}".lstrip("/")
+                        for name in self.listdir(base)
+                        if fnmatch.fnmatchcase(name, component)
+                        and not (name.startswith(".") and not component.startswith("."))
+                    )
                 else:
                     candidate = f"{base}/{component}".lstrip("/")
-                    if self.exists(candidate) or os.path.islink(
-                            os.path.join(self.root, candidate)):
+                    if self.exists(candidate) or os.path.islink(os.path.join(self.root, candidate)):
                         expanded.append(candidate)
             matches = expanded
         return sorted(m for m in matches if m)
@@ -242,8 +245,14 @@ class Host:
         env = dict(self._env)
         env["LC_ALL"] = "C"
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             return CommandResult(list(argv), None, "", "", error=exc.strerror or str(exc))
         with self._lock:
@@ -332,7 +341,9 @@ class Host:
         return {
             "hostname": self.hostname,
             "root": self.root,
-            "os": None if osr is None else {
+            "os": None
+            if osr is None
+            else {
                 "id": osr.get("ID"),
                 "version": osr.get("VERSION_ID"),
                 "codename": osr.get("VERSION_CODENAME") or None,

@@ -87,12 +87,21 @@ class CheckResult:
         }
 
 
-def summarize(check_id: str, title: str, findings: list[Finding], summary: str | None,
-              details: dict[str, Any], duration_ms: float) -> CheckResult:
+def summarize(
+    check_id: str,
+    title: str,
+    findings: list[Finding],
+    summary: str | None,
+    details: dict[str, Any],
+    duration_ms: float,
+) -> CheckResult:
     """Build a result whose status and code follow its worst finding that is not waived."""
     counted = [f for f in findings if f.waived is None]
-    status = worst([f.status for f in counted]) if counted else (
-        Status.PASS if findings else Status.SKIP)
+    status = (
+        worst([f.status for f in counted])
+        if counted
+        else (Status.PASS if findings else Status.SKIP)
+    )
     top = _worst_finding(counted) or _worst_finding(findings)
     code = top.code if top else f"{check_id}.no-findings"
     if not summary:
@@ -106,8 +115,10 @@ def _worst_finding(findings: list[Finding]) -> Finding | None:
     return max(findings, key=lambda f: FINDING_SEVERITY[f.status])
 
 
-def error_result(check_id: str, title: str, message: str, duration_ms: float = 0.0,
-                 code_reason: str = "error") -> CheckResult:
+def error_result(
+    check_id: str, title: str, message: str, duration_ms: float = 0.0, code_reason: str = "error"
+) -> CheckResult:
     finding = Finding(f"{check_id}.{code_reason}", Status.ERROR, message)
-    return CheckResult(check_id, title, Status.ERROR, finding.code, message, [finding], {},
-                       duration_ms)
+    return CheckResult(
+        check_id, title, Status.ERROR, finding.code, message, [finding], {}, duration_ms
+    )

@@ -29,8 +29,9 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
     _remove_stale_temps(folder, name)
-    fd, temp = tempfile.mkstemp(prefix=f".{name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp",
-                                dir=folder)
+    fd, temp = tempfile.mkstemp(
+        prefix=f".{name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=folder
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -38,7 +38,7 @@ class PackageDB:
 
     @cached_property
     def manager(self) -> str | None:
-        """"dpkg", "rpm" or None: which package database this host has."""
+        """ "dpkg", "rpm" or None: which package database this host has."""
         if self.host.is_file(DPKG_STATUS):
             return "dpkg"
         if any(self.host.is_dir(d) for d in RPM_DB_DIRS):
@@ -54,8 +54,9 @@ class PackageDB:
         found = self.find(names=[name])
         return found[0] if found else None
 
-    def find(self, names: list[str] | tuple[str, ...] = (),
-             prefix: str | None = None) -> list[Package]:
+    def find(
+        self, names: list[str] | tuple[str, ...] = (), prefix: str | None = None
+    ) -> list[Package]:
         """Installed packages named in `names` or starting with `prefix`, in database order."""
         if self.manager == "dpkg":
             return self._dpkg_find(names, prefix)
@@ -76,7 +77,7 @@ class PackageDB:
         packages = []
         for match in pattern.finditer(text):
             end = text.find("\n\n", match.start())
-            stanza = parse_stanza(text[match.start(): end if end != -1 else len(text)])
+            stanza = parse_stanza(text[match.start() : end if end != -1 else len(text)])
             package = self._dpkg_package(stanza)
             if package is not None:
                 packages.append(package)
@@ -97,16 +98,30 @@ class PackageDB:
             if installed_at is not None:
                 break
         source = stanza.get("Source")
-        return Package(name, version, "dpkg", arch, status,
-                       source.split()[0] if source else None, installed_at, stanza)
+        return Package(
+            name,
+            version,
+            "dpkg",
+            arch,
+            status,
+            source.split()[0] if source else None,
+            installed_at,
+            stanza,
+        )
 
     def _rpm_find(self, names: list[str] | tuple[str, ...], prefix: str | None) -> list[Package]:
         patterns = list(names) + ([prefix + "*"] if prefix else [])
         if not patterns or not self.host.which("rpm"):
             return []
-        result = self.host.run(["rpm", "-q", "--qf",
-                                "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}"
-                                "\\t%{INSTALLTIME}\\n", *(["-a"] + patterns if prefix else patterns)])
+        result = self.host.run(
+            [
+                "rpm",
+                "-q",
+                "--qf",
+                "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{INSTALLTIME}\\n",
+                *(["-a"] + patterns if prefix else patterns),
+            ]
+        )
         if result is None or result.returncode is None:
             return []
         packages = []
@@ -116,8 +131,15 @@ class PackageDB:
                 continue  # "package X is not installed"
             name, evr, arch, installed = fields
             version = evr[2:] if evr.startswith("0:") else evr
-            packages.append(Package(name, version, "rpm", arch,
-                                    installed_at=float(installed) if installed.isdigit() else None))
+            packages.append(
+                Package(
+                    name,
+                    version,
+                    "rpm",
+                    arch,
+                    installed_at=float(installed) if installed.isdigit() else None,
+                )
+            )
         return packages
 
     def kernel_packages(self) -> list[Package]:
@@ -161,4 +183,3 @@ def parse_stanza(text: str) -> dict[str, str]:
         key = name.strip()
         fields[key] = value.strip()
     return fields
-

@@ -35,6 +35,10 @@ class EntryPointInfo:
     origin: str
     entry_point: importlib.metadata.EntryPoint
 
+    @property
+    def builtin(self) -> bool:
+        return self.origin == "built-in"
+
 
 def discover() -> list[EntryPointInfo]:
     """Every registered check, sorted by id; nothing is imported yet."""
@@ -50,16 +54,15 @@ def discover() -> list[EntryPointInfo]:
     return [found[k] for k in sorted(found)]
 
 
-def select(entries: list[EntryPointInfo], no_plugins: bool,
-           allow: list[str] | None) -> list[EntryPointInfo]:
-    """Built-ins always; plugins unless --no-plugins, and only allow-listed ones if a list is set."""
-    chosen = []
-    for entry in entries:
-        if entry.origin != "built-in":
-            if no_plugins or (allow is not None and entry.name not in allow):
-                continue
-        chosen.append(entry)
-    return chosen
+def select(
+    entries: list[EntryPointInfo], no_plugins: bool, allow: list[str] | None
+) -> list[EntryPointInfo]:
+    """Built-ins always; plugins unless --no-plugins, and only allow-listed ones if set."""
+    return [
+        entry
+        for entry in entries
+        if entry.builtin or not (no_plugins or (allow is not None and entry.name not in allow))
+    ]
 
 
 def load(entry: EntryPointInfo) -> LoadedCheck:
@@ -67,10 +70,17 @@ def load(entry: EntryPointInfo) -> LoadedCheck:
     try:
         obj = entry.entry_point.load()
     except Exception as exc:  # any import-time failure of third-party code
-        return LoadedCheck(entry.name, entry.origin, None,
-                           f"could not load {entry.entry_point.value}: "
-                           f"{type(exc).__name__}: {exc}")
+        return LoadedCheck(
+            entry.name,
+            entry.origin,
+            None,
+            f"could not load {entry.entry_point.value}: {type(exc).__name__}: {exc}",
+        )
     if not (isinstance(obj, type) and issubclass(obj, Check)):
-        return LoadedCheck(entry.name, entry.origin, None,
-                           f"{entry.entry_point.value} is not a preflight Check class")
+        return LoadedCheck(
+            entry.name,
+            entry.origin,
+            None,
+            f"{entry.entry_point.value} is not a preflight Check class",
+        )
     return LoadedCheck(entry.name, entry.origin, obj)

@@ -48,7 +48,8 @@ class Report:
     fail_on: str = "warn"
     duration_ms: float = 0.0
     generated_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    )
 
     @property
     def status(self) -> Status:
@@ -64,8 +65,9 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in (Status.PASS, Status.WARN, Status.FAIL, Status.SKIP,
-                                       Status.ERROR)}
+        counts = {
+            s.value: 0 for s in (Status.PASS, Status.WARN, Status.FAIL, Status.SKIP, Status.ERROR)
+        }
         for result in self.results:
             counts[result.status.value] += 1
         counts["waived"] = sum(1 for r in self.results for f in r.findings if f.waived)

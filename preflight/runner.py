@@ -28,9 +28,12 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
     loaded = planned.loaded
     started = time.perf_counter()
     if loaded.check is None:
-        return error_result(loaded.id, loaded.title, loaded.error or "could not load",
-                            code_reason="load-error")
-    ctx = CheckContext(host=host, options=dict(planned.options), timeout=timeout)
+        return error_result(
+            loaded.id, loaded.title, loaded.error or "could not load", code_reason="load-error"
+        )
+    ctx = CheckContext(
+        host=host, options=dict(planned.options), timeout=timeout, check_id=loaded.id
+    )
     try:
         findings = list(loaded.check().run(ctx))
         for finding in findings:
@@ -39,9 +42,13 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
     except Exception as exc:  # one broken check never stops the others
         elapsed = (time.perf_counter() - started) * 1000
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        result = error_result(loaded.id, loaded.title,
-                              f"the check crashed: {type(exc).__name__}"
-                              + (f": {text}" if text else ""), elapsed, "crashed")
+        result = error_result(
+            loaded.id,
+            loaded.title,
+            f"the check crashed: {type(exc).__name__}" + (f": {text}" if text else ""),
+            elapsed,
+            "crashed",
+        )
         result.details["exception"] = exc  # kept for --debug, dropped from reports
         return result
     elapsed = (time.perf_counter() - started) * 1000
@@ -58,8 +65,9 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
 
     started = time.monotonic()
     for index, planned in enumerate(plan):
-        thread = threading.Thread(target=target, args=(index, planned), daemon=True,
-                                  name=f"check-{planned.loaded.id}")
+        thread = threading.Thread(
+            target=target, args=(index, planned), daemon=True, name=f"check-{planned.loaded.id}"
+        )
         thread.start()
         threads.append((index, thread))
     deadline = started + timeout
@@ -68,15 +76,20 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
         if thread.is_alive() or index not in results:
             loaded = plan[index].loaded
             results[index] = error_result(
-                loaded.id, loaded.title,
+                loaded.id,
+                loaded.title,
                 f"the check did not finish within its {timeout:g} s timeout "
-                f"(raise it with --timeout)", timeout * 1000, "timeout")
+                f"(raise it with --timeout)",
+                timeout * 1000,
+                "timeout",
+            )
     host.kill_commands()  # commands of timed-out checks must not outlive the run
     return [results[i] for i in range(len(plan))]
 
 
-def run_with_wait(plan: list[Planned], make_host: Callable[[], Host], timeout: float,
-                  wait: float) -> list[CheckResult]:
+def run_with_wait(
+    plan: list[Planned], make_host: Callable[[], Host], timeout: float, wait: float
+) -> list[CheckResult]:
     """--wait: re-run what did not pass (with fresh facts) until it passes or time is up."""
     deadline = time.monotonic() + wait
     results = run_all(plan, make_host(), timeout)
@@ -91,8 +104,9 @@ def run_with_wait(plan: list[Planned], make_host: Callable[[], Host], timeout: f
             results[index] = result
 
 
-def apply_waivers(results: list[CheckResult], waivers: list[Waiver],
-                  today: dt.date | None = None) -> list[CheckResult]:
+def apply_waivers(
+    results: list[CheckResult], waivers: list[Waiver], today: dt.date | None = None
+) -> list[CheckResult]:
     """Mark findings that a current waiver covers; an expired waiver is named in the message."""
     if not waivers:
         return results
@@ -107,13 +121,13 @@ def apply_waivers(results: list[CheckResult], waivers: list[Waiver],
                 if waiver.until is None or today <= dt.date.fromisoformat(waiver.until):
                     finding.waived = {"reason": waiver.reason, "until": waiver.until}
                 else:
-                    finding.message += (f" (waiver expired on {waiver.until}: "
-                                        f"{waiver.reason})")
+                    finding.message += f" (waiver expired on {waiver.until}: {waiver.reason})"
                 changed = True
                 break
         if changed:
-            updated = summarize(result.id, result.title, result.findings, None,
-                                result.details, result.duration_ms)
+            updated = summarize(
+                result.id, result.title, result.findings, None, result.details, result.duration_ms
+            )
             if updated.status == result.status:
                 updated.summary = result.summary
             result = updated

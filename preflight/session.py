@@ -22,8 +22,9 @@ def _note(message: str) -> None:
     sys.stderr.write(f"preflight: note: {message}\n")
 
 
-def plan(names: list[str], config_path: str | None, no_plugins: bool,
-         root: str) -> tuple[list[Planned], config_mod.Config]:
+def plan(
+    names: list[str], config_path: str | None, no_plugins: bool, root: str
+) -> tuple[list[Planned], config_mod.Config]:
     """Which checks run, loaded and with validated options; usage errors raise UsageError."""
     import os
 
@@ -34,6 +35,11 @@ def plan(names: list[str], config_path: str | None, no_plugins: bool,
     usable = registry.select(available, no_plugins, cfg.plugins)
     by_id = {e.name: e for e in usable}
     excluded = {e.name for e in available} - set(by_id)
+    for name in cfg.checks or []:
+        if name not in by_id:
+            raise UsageError(
+                f"{cfg.path}: [preflight] checks: " + _unknown(name, excluded, by_id, "check")
+            )
     if names:
         wanted = _dedupe(names)
         for name in wanted:
@@ -41,10 +47,6 @@ def plan(names: list[str], config_path: str | None, no_plugins: bool,
                 raise UsageError(_unknown(name, excluded, by_id, "check"))
     elif cfg.checks is not None:
         wanted = _dedupe(cfg.checks)
-        for name in wanted:
-            if name not in by_id:
-                raise UsageError(f"{cfg.path}: [preflight] checks: "
-                                 + _unknown(name, excluded, by_id, "check"))
     else:
         wanted = list(by_id)
     for section in cfg.sections:
@@ -66,13 +68,22 @@ def _dedupe(names: list[str]) -> list[str]:
 
 def _unknown(name: str, excluded: set[str], by_id: dict[str, Any], what: str) -> str:
     if name in excluded:
-        return f"{what} {name!r} is a plugin that is not enabled (--no-plugins or [preflight] plugins)"
+        return (
+            f"{what} {name!r} is a plugin that is not enabled (--no-plugins or [preflight] plugins)"
+        )
     known = ", ".join(sorted(by_id)) or "none"
     return f"unknown {what} {name!r} (known: {known})"
 
 
-def execute(plan_: list[Planned], cfg: config_mod.Config, root: str, timeout: float, wait: float,
-            fail_on: str, started: float) -> Report:
+def execute(
+    plan_: list[Planned],
+    cfg: config_mod.Config,
+    root: str,
+    timeout: float,
+    wait: float,
+    fail_on: str,
+    started: float,
+) -> Report:
     def make_host() -> Host:
         return Host(root, timeout=timeout)
 
@@ -82,8 +93,9 @@ def execute(plan_: list[Planned], cfg: config_mod.Config, root: str, timeout: fl
     else:
         results = run_all(plan_, host, timeout)
     results = apply_waivers(results, cfg.waivers)
-    return Report(results, host.summary(), fail_on,
-                  duration_ms=(time.perf_counter() - started) * 1000)
+    return Report(
+        results, host.summary(), fail_on, duration_ms=(time.perf_counter() - started) * 1000
+    )
 
 
 def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any]]:
@@ -131,19 +143,27 @@ def facts(root: str) -> dict[str, Any]:
     host = Host(root)
     data = host.summary()
     cmdline = host.read_line("proc/cmdline") or ""
-    boot_image = next((w.split("=", 1)[1] for w in cmdline.split()
-                       if w.startswith("BOOT_IMAGE=")), None)
-    data["kernel"].update({
-        "proc_version": host.read_line("proc/version"),
-        "boot_time": host.boot_time,
-        "boot_image": boot_image,
-        "modules_dir": (None if host.kernel_release is None
-                        else host.is_dir(f"lib/modules/{host.kernel_release}")),
-    })
+    boot_image = next(
+        (w.split("=", 1)[1] for w in cmdline.split() if w.startswith("BOOT_IMAGE=")), None
+    )
+    data["kernel"].update(
+        {
+            "proc_version": host.read_line("proc/version"),
+            "boot_time": host.boot_time,
+            "boot_image": boot_image,
+            "modules_dir": (
+                None
+                if host.kernel_release is None
+                else host.is_dir(f"lib/modules/{host.kernel_release}")
+            ),
+        }
+    )
     packages = host.packages
     data["packages"] = {
         "manager": packages.manager,
-        "kernel": [{"name": p.name, "version": p.version, "installed_at": p.installed_at}
-                   for p in packages.kernel_packages()],
+        "kernel": [
+            {"name": p.name, "version": p.version, "installed_at": p.installed_at}
+            for p in packages.kernel_packages()
+        ],
     }
     return data

@@ -28,8 +28,13 @@ class Run:
         return json.loads(self.stdout)
 
 
-def run_preflight(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-                  cwd: str | None = None, user: int | None = None) -> Run:
+def run_preflight(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: str | None = None,
+    user: int | None = None,
+) -> Run:
     """Run the real command line, as an operator or cron would, and capture everything."""
     full_env = dict(os.environ)
     full_env.pop("PREFLIGHT_CONFIG", None)
@@ -39,8 +44,9 @@ def run_preflight(*args: str, env: dict[str, str] | None = None, timeout: float 
     argv = [*PREFLIGHT, *args]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout,
-                          cwd=cwd or REPO)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or REPO
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -56,8 +62,13 @@ def require(what: str, available: bool) -> None:
 
 def require_command(name: str) -> str:
     path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)),
-        None)
+        (
+            p
+            for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/sbin/{name}")
+            if os.access(p, os.X_OK)
+        ),
+        None,
+    )
     require(f"command {name!r}", path is not None)
     assert path is not None
     return path
@@ -73,8 +84,9 @@ class Snapshot:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def write(self, rel: str, content: str | bytes, mtime: float | None = None,
-              mode: int | None = None) -> Path:
+    def write(
+        self, rel: str, content: str | bytes, mtime: float | None = None, mode: int | None = None
+    ) -> Path:
         path = self.root / rel.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):

@@ -16,32 +16,49 @@ from preflight.model import Status
 if TYPE_CHECKING:
     from preflight.report import Report
 
-STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
-         Status.ERROR: "bold magenta", Status.SKIP: "dim"}
+STYLE = {
+    Status.PASS: "green",
+    Status.WARN: "yellow",
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold magenta",
+    Status.SKIP: "dim",
+}
 ATTENTION = (Status.FAIL, Status.ERROR, Status.WARN)
 
 
 def render(report: Report, color: bool = False) -> str:
     width = shutil.get_terminal_size((100, 24)).columns if color else 100
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(width, 60), force_terminal=color,
-                      color_system="standard" if color else None, no_color=not color,
-                      highlight=False, emoji=False)
-    console.print(Text(_headline(report), style="bold"))
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False,
-                  padding=(0, 2, 0, 0))
+    console = Console(
+        file=buffer,
+        width=max(width, 60),
+        force_terminal=color,
+        color_system="standard" if color else None,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+    )
+    console.print(Text(_headline(report), style="bold"), soft_wrap=True)
+    table = Table(
+        show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0)
+    )
     table.add_column("CHECK", no_wrap=True)
     table.add_column("STATUS", no_wrap=True)
     table.add_column("CODE", no_wrap=True)
     table.add_column("SUMMARY", overflow="fold")
     for result in report.results:
-        table.add_row(result.id, Text(result.status.value.upper(), style=STYLE[result.status]),
-                      result.code, result.summary)
+        table.add_row(
+            result.id,
+            Text(result.status.value.upper(), style=STYLE[result.status]),
+            result.code,
+            result.summary,
+        )
     console.print(table)
     _remediation(console, report)
     _waived(console, report)
     console.print(Text(_tally(report), style=STYLE.get(report.status, "")))
-    return buffer.getvalue()
+    # Tables pad every cell; trailing blanks only get in the way of copy and grep.
+    return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
 
 
 def _headline(report: Report) -> str:
@@ -49,12 +66,18 @@ def _headline(report: Report) -> str:
     os_name = (host.get("os") or {}).get("pretty_name") or "unknown OS"
     kernel = (host.get("kernel") or {}).get("release") or "unknown kernel"
     root = "" if host.get("root") == "/" else f", root {host.get('root')}"
-    return f"preflight on {host.get('hostname') or 'unknown host'}: {os_name}, kernel {kernel}{root}"
+    return (
+        f"preflight on {host.get('hostname') or 'unknown host'}: {os_name}, kernel {kernel}{root}"
+    )
 
 
 def _remediation(console: Console, report: Report) -> None:
-    entries = [(result, finding) for result in report.results for finding in result.findings
-               if finding.status in ATTENTION and finding.waived is None]
+    entries = [
+        (result, finding)
+        for result in report.results
+        for finding in result.findings
+        if finding.status in ATTENTION and finding.waived is None
+    ]
     if not entries:
         return
     entries.sort(key=lambda e: ATTENTION.index(e[1].status))
@@ -62,12 +85,22 @@ def _remediation(console: Console, report: Report) -> None:
     console.print(Text("What to do", style="bold"))
     step = 0
     for result, finding in entries:
-        console.print(Text.assemble(
-            (f"{finding.status.value.upper()} ", STYLE[finding.status]),
-            (f"{result.id}: ", "bold"), finding.message, (f"  [{finding.code}]", "dim")))
+        console.print(
+            Text.assemble(
+                (f"{finding.status.value.upper()} ", STYLE[finding.status]),
+                (f"{result.id}: ", "bold"),
+                finding.message,
+                (f"  [{finding.code}]", "dim"),
+            )
+        )
         steps = finding.remediation or (
-            [f"re-run with --debug to see why the check failed: preflight check {result.id} "
-             "--debug"] if finding.status is Status.ERROR else [])
+            [
+                f"re-run with --debug to see why the check failed: preflight check {result.id} "
+                "--debug"
+            ]
+            if finding.status is Status.ERROR
+            else []
+        )
         for text in steps:
             step += 1
             console.print(f"  {step}. {escape(text)}", soft_wrap=False)
@@ -79,15 +112,24 @@ def _waived(console: Console, report: Report) -> None:
     for result, finding in waived:
         until = finding.waived.get("until") if finding.waived else None
         reason = finding.waived.get("reason") if finding.waived else ""
-        console.print(Text.assemble(("WAIVED ", "cyan"), f"{result.id}: {finding.message} ",
-                                    (f"[{finding.code}] {reason}"
-                                     + (f" (until {until})" if until else ""), "dim")))
+        console.print(
+            Text.assemble(
+                ("WAIVED ", "cyan"),
+                f"{result.id}: {finding.message} ",
+                (f"[{finding.code}] {reason}" + (f" (until {until})" if until else ""), "dim"),
+            )
+        )
 
 
 def _tally(report: Report) -> str:
     counts = report.counts
-    parts = [f"{counts['pass']} passed", f"{counts['warn']} warned", f"{counts['fail']} failed",
-             f"{counts['error']} errored", f"{counts['skip']} skipped"]
+    parts = [
+        f"{counts['pass']} passed",
+        f"{counts['warn']} warned",
+        f"{counts['fail']} failed",
+        f"{counts['error']} errored",
+        f"{counts['skip']} skipped",
+    ]
     if counts["waived"]:
         parts.append(f"{counts['waived']} waived")
     return f"{report.status.value.upper()}: " + ", ".join(parts) + f"; exit code {report.exit_code}"
