@@ -93,6 +93,16 @@ class Host:
             resolved.append(name)
         return os.path.join(self.root, *resolved)
 
+    def realpath(self, rel: str) -> str | None:
+        """Root-relative path that `rel` names once every symlink is resolved inside ROOT (to
+        tell what a link such as usr/bin/puppet -> /opt/... really is); None on a loop."""
+        path = self.resolve(rel)
+        if path is None:
+            return None
+        if self.is_live:
+            path = os.path.realpath(path)
+        return os.path.relpath(path, self.root).lstrip("./") if path != self.root else ""
+
     def display(self, rel: str) -> str:
         """How a path is named in messages: as the host itself would name it."""
         return "/" + rel.lstrip("/")

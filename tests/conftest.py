@@ -15,7 +15,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PREFLIGHT = [sys.executable, "-m", "preflight"]
+# The installed console script, exactly what an operator, cron or Puppet runs.
+_SCRIPT = Path(sys.executable).with_name("preflight")
+PREFLIGHT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "preflight"]
 
 
 @dataclass
@@ -44,8 +46,10 @@ def run_preflight(
     argv = [*PREFLIGHT, *args]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    # An unprivileged user may not be able to enter the checkout: run from "/" then.
+    workdir = cwd or ("/" if user is not None else str(REPO))
     proc = subprocess.run(
-        argv, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or REPO
+        argv, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=workdir
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 

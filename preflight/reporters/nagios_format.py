@@ -1,0 +1,53 @@
+"""`--format nagios`: a Nagios/Icinga plugin's output. The exit code already is the plugin's state
+(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), so the label is derived from it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from preflight.model import Status
+
+if TYPE_CHECKING:
+    from preflight.report import Report
+
+LABELS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+ATTENTION = (Status.FAIL, Status.ERROR, Status.WARN)
+
+
+def _clean(text: str) -> str:
+    """One line, and no `|`: Nagios reads everything after a pipe as performance data."""
+    return " ".join(text.replace("|", "/").split())
+
+
+def render(report: Report, color: bool = False) -> str:
+    label = LABELS.get(report.exit_code, "UNKNOWN")
+    lines = [f"PREFLIGHT {label} - {_summary(report)} | {_perfdata(report)}"]
+    for result in report.results:
+        line = f"{result.id}: {result.status.value.upper()} {result.code} - {_clean(result.summary)}"
+        waived = [f for f in result.findings if f.waived]
+        if waived:
+            line += f" ({len(waived)} waived)"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _summary(report: Report) -> str:
+    counts = report.counts
+    tally = (f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
+             f"{counts['error']} errored, {counts['skip']} skipped")
+    if counts["waived"]:
+        tally += f", {counts['waived']} waived"
+    attention = [r for r in report.results if r.status in ATTENTION]
+    attention.sort(key=lambda r: ATTENTION.index(r.status))
+    if not attention:
+        return tally
+    named = "; ".join(f"{r.id} {r.status.value} ({r.code})" for r in attention)
+    return _clean(f"{named}; {tally}")
+
+
+def _perfdata(report: Report) -> str:
+    counts = report.counts
+    parts = [f"{name}={counts[name]};;;0" for name in ("pass", "warn", "fail", "error", "skip",
+                                                        "waived")]
+    parts.append(f"duration={report.duration_ms / 1000:.3f}s;;;0")
+    return " ".join(parts)
