@@ -367,6 +367,8 @@ def probe_tun(device_path: str) -> ProbeResult:
         name = answer[:IFNAMSIZ].split(b"\0", 1)[0].decode("ascii", "replace")
     finally:
         os.close(fd)
+    if not name:
+        return ProbeResult(True, ok=False, step="ioctl", error="the kernel returned no name")
     # Closing the only descriptor of a non-persistent interface unregisters it synchronously;
     # the short wait only covers a busy rtnl lock.
     removed = False
@@ -413,21 +415,21 @@ def _probe_findings(
     errname = probe.errno_name or "?"
     if errname in ("EPERM", "EACCES"):
         if probe.step == "ioctl" and probe.net_admin is False:
-            where = f"this {container} container" if container else "this process"
+            where = f"root in this {container} container" if container else "this root process"
             steps = (
                 container_steps(container)
                 if container
                 else [
-                    "run OpenVPN (and preflight) with CAP_NET_ADMIN, e.g. systemd "
-                    "`AmbientCapabilities=CAP_NET_ADMIN`"
+                    "run OpenVPN (and preflight) with CAP_NET_ADMIN in its capability bounding "
+                    "set: check `grep CapBnd /proc/self/status` and the unit's "
+                    "`CapabilityBoundingSet=` (Debian's openvpn units include CAP_NET_ADMIN)"
                 ]
             )
             return [
                 Finding(
                     "tun.permission",
                     Status.FAIL,
-                    f"{what} was refused ({errname}: {probe.error}): root in {where} "
-                    "lacks CAP_NET_ADMIN",
+                    f"{what} was refused ({errname}: {probe.error}): {where} lacks CAP_NET_ADMIN",
                     steps,
                 )
             ]
@@ -525,7 +527,13 @@ def _device_wrong(device: dict[str, Any]) -> Finding:
 def _no_kernel_support(kernel: KernelSupport, probe_note: str | None = None) -> Finding:
     release = kernel.release or "(unknown release)"
     base = probe_note or f"the running kernel {release} has no tun driver"
-    if kernel.release and kernel.modules_dir is False and kernel.kind != "built-in":
+    config = kernel.sources.get("config")
+    if (
+        kernel.release
+        and kernel.modules_dir is False
+        and config != "n"
+        and kernel.kind != "built-in"
+    ):
         return Finding(
             "tun.no-kernel-support",
             Status.FAIL,
@@ -538,15 +546,13 @@ def _no_kernel_support(kernel: KernelSupport, probe_note: str | None = None) -> 
             ],
         )
     detail = f" ({kernel.evidence})" if kernel.evidence and not probe_note else ""
-    return Finding(
-        "tun.no-kernel-support",
-        Status.FAIL,
-        f"{base}{detail}",
-        [
-            "boot a kernel built with CONFIG_TUN=y or CONFIG_TUN=m",
-            "if the module exists, load it: `modprobe tun`",
-        ],
-    )
+    steps = ["boot a kernel built with CONFIG_TUN=y or CONFIG_TUN=m"]
+    if config != "n":
+        steps.append(
+            "install the tun module for the running kernel (its distribution's modules "
+            "package), then `modprobe tun`"
+        )
+    return Finding("tun.no-kernel-support", Status.FAIL, f"{base}{detail}", steps)
 
 
 def _kernel_phrase(kernel: KernelSupport) -> str:

@@ -1,0 +1,508 @@
+"""Reading Kamailio configuration: a best-effort parser and `kamailio -c` output.
+
+The parser follows `include_file`/`import_file`, plain `#!define`/`#!substdef` and
+`#!ifdef`/`#!ifndef`/`#!else`/`#!endif`, and records where each fact came from (file and line) so
+that reports can point at a line without quoting its content. It is not Kamailio's preprocessor:
+on a live host the resolved listening sockets always come from `kamailio -c` itself.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+DEFAULT_CONFIG = "etc/kamailio/kamailio.cfg"
+DEFAULT_TLS_CONFIG = "/etc/kamailio/tls.cfg"
+DEFAULT_SIP_PORT = 5060
+DEFAULT_TLS_PORT = 5061
+MAX_INCLUDE_DEPTH = 20  # Kamailio's own limit is lower; deeper nesting is a loop in practice
+MAX_FILES = 200
+PROTOCOLS = ("udp", "tcp", "tls", "sctp")
+TRUE_WORDS = ("yes", "on", "true", "1", "enable", "enabled")
+
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"']*:)[^\s@/\"']*@")
+_INCLUDE = re.compile(r"""^\s*(?:#!|!!)?(include_file|import_file)\s*\(?\s*["']([^"']+)["']""")
+_DIRECTIVE = re.compile(r"^\s*(?:#!|!!)(\w+)\s*(.*)$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*;?\s*$")
+_LOADMODULE = re.compile(r"""^\s*loadmodule\s*\(?\s*["']([^"']+)["']""")
+_LOADPATH = re.compile(r"""^\s*(?:loadpath|mpath)\s*=?\s*["']([^"']+)["']""")
+_MODPARAM = re.compile(
+    r"""modparam\s*\(\s*["']([^"']+)["']\s*,\s*["']([^"']+)["']\s*,\s*["']([^"']*)["']"""
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ERROR_LOCATION = re.compile(r"in config file (\S+?), line (\d+)(?:, column [\d-]+)?:\s*(.*)$")
+_LISTEN_ROW = re.compile(r"^\s+(udp|tcp|tls|sctp):\s+(.+?)\s*$")
+
+
+def mask_secrets(text: str) -> str:
+    """Mask the password of every URL (`mysql://user:secret@db` -> `mysql://user:***@db`)."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One listening socket: proto udp|tcp|tls|sctp, addr an IP, `*` (any) or a name."""
+
+    proto: str
+    addr: str
+    port: int
+
+    def __str__(self) -> str:
+        addr = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"{self.proto}:{addr}:{self.port}"
+
+    @property
+    def transport(self) -> str:
+        """What the socket tables show: TLS and WebSocket run over TCP."""
+        return "udp" if self.proto == "udp" else "tcp"
+
+
+def parse_socket(text: str) -> Socket | None:
+    """`proto:addr:port` as written in `[checks.kamailio] expect` (IPv6 in brackets)."""
+    match = re.fullmatch(
+        r"\s*(udp|tcp|tls|sctp|ws|wss):(\[[^\]]+\]|[^:\[\]]+):(\d{1,5})\s*", text, re.I
+    )
+    if not match:
+        return None
+    proto = match.group(1).lower()
+    proto = {"ws": "tcp", "wss": "tls"}.get(proto, proto)
+    port = int(match.group(3))
+    if not 0 < port < 65536:
+        return None
+    return Socket(proto, match.group(2).strip("[]").lower(), port)
+
+
+@dataclass
+class Location:
+    file: str  # as the host names it: /etc/kamailio/kamailio.cfg
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class ListenEntry:
+    sockets: list[Socket]
+    where: Location
+    unresolved: list[str] = field(default_factory=list)  # names best effort cannot resolve
+
+
+@dataclass
+class ParsedConfig:
+    """What the best-effort reading found."""
+
+    main: str  # root-relative path of the main config
+    files: list[str] = field(default_factory=list)  # root-relative, main first, every file read
+    listens: list[ListenEntry] = field(default_factory=list)
+    port: int | None = None
+    tls_port: int | None = None
+    enable_tls: bool = False
+    disable_tcp: bool = False
+    modules: list[tuple[str, Location]] = field(default_factory=list)
+    mpaths: list[str] = field(default_factory=list)
+    tls_config: str | None = None  # modparam("tls", "config", ...)
+    tls_params: dict[str, tuple[str, Location]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
+    missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+
+    @property
+    def explicit_listen(self) -> bool:
+        return bool(self.listens)
+
+    @property
+    def loads_tls(self) -> bool:
+        return any(module_basename(name) == "tls" for name, _ in self.modules)
+
+    def tls_listens(self) -> list[ListenEntry]:
+        return [e for e in self.listens if any(s.proto == "tls" for s in e.sockets)]
+
+    def expected_sockets(self) -> list[Socket]:
+        """The sockets a start would open, as far as a reading without Kamailio can tell."""
+        found: list[Socket] = []
+        for entry in self.listens:
+            for sock in entry.sockets:
+                if sock.proto == "tls" and not self.enable_tls:
+                    continue
+                if sock.proto in ("tcp", "tls") and self.disable_tcp:
+                    continue
+                if sock not in found:
+                    found.append(sock)
+        if not self.listens:
+            # No listen=: every local address at start; which ones a snapshot cannot say.
+            port = self.port or DEFAULT_SIP_PORT
+            protos = ["udp"] + ([] if self.disable_tcp else ["tcp"])
+            found = [Socket(p, "*", port) for p in protos]
+            if self.enable_tls and not self.disable_tcp:
+                found.append(Socket("tls", "*", self.tls_port or DEFAULT_TLS_PORT))
+        return found
+
+
+def module_basename(name: str) -> str:
+    base = posixpath.basename(name)
+    return base[:-3] if base.endswith(".so") else base
+
+
+def _strip_comments(line: str, in_block: bool) -> tuple[str, bool]:
+    """The line without `#`, `//` and `/* */` comments (outside quotes); directives stay."""
+    out: list[str] = []
+    i = 0
+    quote = ""
+    stripped = line.lstrip()
+    if not in_block and (stripped.startswith("#!") or stripped.startswith("!!")):
+        return line, False
+    while i < len(line):
+        ch = line[i]
+        if in_block:
+            if line.startswith("*/", i):
+                in_block = False
+                i += 2
+                continue
+            i += 1
+            continue
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(line):
+                out.append(line[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+            i += 1
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch == "#" or line.startswith("//", i):
+            break
+        elif line.startswith("/*", i):
+            in_block = True
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out), in_block
+
+
+class _Parser:
+    def __init__(self, host: Host, main: str, defines: dict[str, str | None]) -> None:
+        self.host = host
+        self.result = ParsedConfig(main=main)
+        self.defines: dict[str, str | None] = dict(defines)
+        self.substs: list[tuple[str, str]] = []
+
+    def substitute(self, text: str) -> str:
+        for pattern, replacement in self.substs:
+            text = text.replace(pattern, replacement)
+
+        def replace(match: re.Match[str]) -> str:
+            value = self.defines.get(match.group(0))
+            if value is None:
+                return match.group(0)
+            return value.strip().strip("\"'")
+
+        return _IDENTIFIER.sub(replace, text)
+
+    def resolve_include(self, name: str, including: str) -> str:
+        if name.startswith("/"):
+            return name.lstrip("/")
+        # Kamailio tries the path as given, then next to the including file; the daemon's
+        # working directory is "/" so the second is what works in practice.
+        return posixpath.normpath(posixpath.join(posixpath.dirname(including), name))
+
+    def parse_file(self, rel: str, stack: tuple[str, ...]) -> bool:
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            self.result.problems.append(
+                f"includes nested deeper than {MAX_INCLUDE_DEPTH} at {self.host.display(rel)}"
+            )
+            return True
+        if len(self.result.files) >= MAX_FILES:
+            self.result.problems.append(f"more than {MAX_FILES} included files; stopped reading")
+            return True
+        text = self.host.read_text(rel)
+        if text is None:
+            return False
+        if rel not in self.result.files:
+            self.result.files.append(rel)
+        self.parse_text(text, rel, (*stack, rel))
+        return True
+
+    def parse_text(self, text: str, rel: str, stack: tuple[str, ...]) -> None:
+        display = self.host.display(rel)
+        conditions: list[bool] = []  # the #!ifdef stack: is this branch active?
+        in_block = False
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line, in_block = _strip_comments(raw, in_block)
+            if not line.strip():
+                continue
+            where = Location(display, number)
+            directive = _DIRECTIVE.match(line)
+            active = all(conditions)
+            if directive:
+                name, arg = directive.group(1).lower(), directive.group(2).strip()
+                if name in ("ifdef", "ifndef"):
+                    defined = arg.split()[0] in self.defines if arg else False
+                    conditions.append(defined if name == "ifdef" else not defined)
+                    continue
+                if name == "else" and conditions:
+                    conditions[-1] = not conditions[-1]
+                    continue
+                if name == "endif" and conditions:
+                    conditions.pop()
+                    continue
+                if not active:
+                    continue
+                if name in ("define", "trydef", "redefine"):
+                    parts = arg.split(None, 1)
+                    if parts and (name != "trydef" or parts[0] not in self.defines):
+                        self.defines[parts[0]] = parts[1] if len(parts) > 1 else ""
+                    continue
+                if name == "undef" and arg:
+                    self.defines.pop(arg.split()[0], None)
+                    continue
+                if name in ("substdef", "substdefs", "subst"):
+                    self.add_subst(arg, define=name != "subst")
+                    continue
+                if name not in ("include_file", "import_file"):
+                    continue
+            if not active:
+                continue
+            include = _INCLUDE.match(line)
+            if include:
+                kind, name = include.group(1), include.group(2)
+                target = self.resolve_include(self.substitute(name), rel)
+                if target in stack:
+                    self.result.problems.append(
+                        f"include cycle: {where} includes {self.host.display(target)} again"
+                    )
+                    continue
+                if not self.parse_file(target, stack) and kind == "include_file":
+                    self.result.missing_includes.append((self.host.display(target), where))
+                continue
+            self.parse_statement(line, where)
+
+    def add_subst(self, arg: str, define: bool) -> None:
+        body = arg.strip().strip("\"'")
+        if len(body) < 3:
+            return
+        parts = body[1:].split(body[0])
+        if len(parts) < 2 or not parts[0]:
+            return
+        pattern, replacement = parts[0], parts[1]
+        if define and _IDENTIFIER.fullmatch(pattern):
+            self.defines[pattern] = replacement
+        elif not any(ch in pattern for ch in ".*+?[](){}|^$\\"):
+            self.substs.append((pattern, replacement))
+
+    def parse_statement(self, line: str, where: Location) -> None:
+        module = _LOADMODULE.match(line)
+        if module:
+            self.result.modules.append((self.substitute(module.group(1)), where))
+            return
+        loadpath = _LOADPATH.match(line)
+        if loadpath:
+            self.result.mpaths = [p for p in self.substitute(loadpath.group(1)).split(":") if p]
+            return
+        for modparam in _MODPARAM.finditer(line):
+            module_name, param, value = modparam.groups()
+            if module_basename(module_name) == "tls":
+                if param == "config":
+                    self.result.tls_config = self.substitute(value)
+                elif param in ("certificate", "private_key", "ca_list"):
+                    self.result.tls_params[param] = (self.substitute(value), where)
+        assign = _ASSIGN.match(line)
+        if not assign:
+            return
+        key, value = assign.group(1).lower(), self.substitute(assign.group(2))
+        if key == "listen":
+            self.result.listens.append(self.parse_listen(value, where))
+        elif key == "port" and value.strip("\"'").isdigit():
+            self.result.port = int(value.strip("\"'"))
+        elif key == "tls_port_no" and value.strip("\"'").isdigit():
+            self.result.tls_port = int(value.strip("\"'"))
+        elif key == "enable_tls":
+            self.result.enable_tls = value.strip("\"'").lower() in TRUE_WORDS
+        elif key == "disable_tcp":
+            self.result.disable_tcp = value.strip("\"'").lower() in TRUE_WORDS
+
+    def parse_listen(self, value: str, where: Location) -> ListenEntry:
+        """`[proto:]addr[:port] [advertise ...] [name "..."]`, addr a name, IP or (list)."""
+        value = value.strip().strip("\"'")
+        protos: list[str]
+        match = re.match(r"(udp|tcp|tls|sctp|any)\s*:\s*", value, re.I)
+        if match:
+            proto = match.group(1).lower()
+            protos = list(PROTOCOLS) if proto == "any" else [proto]
+            value = value[match.end() :]
+        else:
+            protos = ["udp", "tcp", "tls", "sctp"]
+        if value.startswith("("):
+            close = value.find(")")
+            addrs = [a.strip() for a in value[1 : close if close > 0 else None].split(",")]
+            rest = value[close + 1 :] if close > 0 else ""
+        else:
+            token = value.split()[0] if value.split() else ""
+            if token.startswith("["):
+                close = token.find("]")
+                addrs = [token[1:close] if close > 0 else token[1:]]
+                rest = token[close + 1 :] if close > 0 else ""
+            elif token.count(":") > 1:
+                addrs, rest = [token], ""  # a bare IPv6 address: no port can follow
+            else:
+                addr, _, port_text = token.partition(":")
+                addrs, rest = [addr], (":" + port_text if port_text else "")
+        port: int | None = None
+        port_match = re.match(r":(\d+)", rest)
+        if port_match and 0 < int(port_match.group(1)) < 65536:
+            port = int(port_match.group(1))
+        entry = ListenEntry([], where)
+        for proto in protos:
+            if not match and proto == "sctp":
+                continue  # an implicit sctp socket needs the sctp module; not compared
+            proto_port = port or (
+                self.result.tls_port or DEFAULT_TLS_PORT
+                if proto == "tls"
+                else self.result.port or DEFAULT_SIP_PORT
+            )
+            for addr in addrs:
+                resolved = resolve_address(addr)
+                if resolved is None:
+                    entry.unresolved.append(f"{proto}:{addr}:{proto_port}")
+                    continue
+                entry.sockets.append(Socket(proto, resolved, proto_port))
+        return entry
+
+
+def resolve_address(addr: str) -> str | None:
+    """An IP address for what a listen= names, where that needs no lookup; else None."""
+    import ipaddress
+
+    addr = addr.strip().strip("[]")
+    if addr in ("*", ""):
+        return "*"
+    if addr.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
+
+
+def parse_config(
+    host: Host, main: str, defines: dict[str, str | None] | None = None
+) -> ParsedConfig | None:
+    """Read `main` (root-relative) and what it includes; None if the main file is unreadable."""
+    parser = _Parser(host, main, defines or {})
+    if not parser.parse_file(main, ()):
+        return None
+    return parser.result
+
+
+# ----------------------------------------------------------------------- `kamailio -c` output
+@dataclass
+class CheckOutput:
+    ok: bool
+    sockets: list[Socket]
+    errors: list[str]  # Kamailio's own messages, credentials masked
+    first_error: str | None
+    first_error_location: Location | None
+    missing_modules: list[str]
+
+
+def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> CheckOutput:
+    """`kamailio -c -f FILE`: the `Listening on` block and the error lines."""
+    sockets: list[Socket] = []
+    in_block = False
+    for line in stdout.splitlines():
+        if line.startswith("Listening on"):
+            in_block = True
+            continue
+        if in_block:
+            row = _LISTEN_ROW.match(line)
+            if not row:
+                in_block = False
+                continue
+            sock = parse_listen_row(row.group(1), row.group(2))
+            if sock is not None and sock not in sockets:
+                sockets.append(sock)
+    errors: list[str] = []
+    first_location: Location | None = None
+    missing_modules: list[str] = []
+    pending_include: str | None = None
+    for line in (stderr + "\n" + stdout).splitlines():
+        module = re.search(r"could not find module <([^>]+)>", line)
+        if module and module.group(1) not in missing_modules:
+            missing_modules.append(module.group(1))
+        if not re.search(r"\b(ERROR|CRITICAL|ALERT|BUG)\b|: <core> \[core/cfg\.lex", line):
+            continue
+        message = re.sub(
+            r"^\s*\d+\(\d+\)\s+\w*:?\s*<[^>]*>\s*\[[^\]]*\]:\s*\w+\(\):\s*", "", line
+        ).strip()
+        message = re.sub(r"^ERROR:\s*", "", message)
+        if not message or message.startswith("bad config file"):
+            continue
+        location = _ERROR_LOCATION.search(message)
+        if location:
+            loc = Location(location.group(1), int(location.group(2)))
+            text = location.group(3).strip() or "syntax error"
+            message = f"{loc}: {text}"
+            if first_location is None:
+                first_location = loc
+        elif message.startswith("cannot open included file"):
+            pending_include = message
+            continue
+        elif pending_include and (at := re.search(r"error at cfg line (\d+)", message)):
+            message = f"line {at.group(1)}: {pending_include}"
+            pending_include = None
+        errors.append(mask_secrets(message))
+    if pending_include:
+        errors.append(mask_secrets(pending_include))
+    # The first message with a file and line is the one to act on; Kamailio often logs a
+    # lower-level message without a location just before it.
+    located = next(
+        (e for e in errors if first_location and e.startswith(f"{first_location}:")), None
+    )
+    return CheckOutput(
+        returncode == 0,
+        sockets,
+        errors,
+        located or (errors[0] if errors else None),
+        first_location,
+        missing_modules,
+    )
+
+
+def parse_listen_row(proto: str, text: str) -> Socket | None:
+    """`127.0.0.1:5060`, `localhost [127.0.0.1]:5060`, `::1:5060`, `:::5060 advertise ...`."""
+    bracketed = re.match(r"\S+ \[([^\]]+)\]:(\d+)", text)
+    if bracketed:
+        addr, port = bracketed.group(1), bracketed.group(2)
+    else:
+        token = text.split()[0]
+        addr, _, port = token.rpartition(":")
+    if not port.isdigit():
+        return None
+    resolved = resolve_address(addr)
+    return Socket(proto, resolved if resolved is not None else addr, int(port))
+
+
+# ----------------------------------------------------------------------------------- tls.cfg
+TLS_FILE_KEYS = ("private_key", "certificate", "ca_list")
+
+
+def tls_files(text: str, display: str) -> list[tuple[str, str, Location]]:
+    """(key, path, location) for every certificate, key and CA file a tls.cfg names."""
+    found: list[tuple[str, str, Location]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        key, sep, value = line.partition("=")
+        if not sep or key.strip().lower() not in TLS_FILE_KEYS:
+            continue
+        value = value.strip().strip("\"'")
+        if value:
+            found.append((key.strip().lower(), value, Location(display, number)))
+    return found

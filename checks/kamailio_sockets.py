@@ -1,0 +1,273 @@
+"""Kamailio processes and the sockets they hold, read from ROOT/proc.
+
+The socket tables are read once and filtered by state with one regular expression per table, and
+only the file descriptors of Kamailio's own processes are mapped to socket inodes, so a host with
+tens of thousands of connections costs a few milliseconds, not a walk over every process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from preflight_checks.kamailio_config import Socket
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+SOCKET_TABLE_LIMIT = 256 << 20  # /proc/net/tcp of a busy host is megabytes; never cut it short
+PROC_NAME = "kamailio"
+IPV4_ANY = "0.0.0.0"  # noqa: S104 - an address read from the tables, nothing is bound here
+IPV6_ANY = "::"
+# getopt letters of kamailio 5.x that take an argument: `-f FILE`, `-fFILE`.
+_ARG_LETTERS = set("fmMblLnNWwtugPGQOaAxXY")
+_LONG_WITH_ARG = {
+    "alias",
+    "atexit",
+    "debug",
+    "loadmodule",
+    "log-engine",
+    "modparam",
+    "server-id",
+    "subst",
+    "substdef",
+    "substdefs",
+}
+# TCP LISTEN (0A) rows, and UDP rows not connected to a peer (CLOSE, 07): bound sockets.
+_TCP_LISTEN = re.compile(
+    rb"^\s*\d+: ([0-9A-F]+):([0-9A-F]{4}) [0-9A-F]+:0000 0A (?:\S+\s+){5}(\d+)", re.M
+)
+_UDP_BOUND = re.compile(
+    rb"^\s*\d+: ([0-9A-F]+):([0-9A-F]{4}) [0-9A-F]+:0000 07 (?:\S+\s+){5}(\d+)", re.M
+)
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    comm: str
+    starttime_ticks: int | None
+    argv: list[str] = field(default_factory=list)
+
+    def option(self, letter: str) -> list[str]:
+        return parse_argv(self.argv).get(letter, [])
+
+    @property
+    def config(self) -> str | None:
+        values = self.option("f")
+        return values[-1] if values else None
+
+
+def parse_argv(argv: list[str]) -> dict[str, list[str]]:
+    """Kamailio's options by letter (or long name): {"f": [...], "A": [...], "D": [""]}."""
+    options: dict[str, list[str]] = {}
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            if name in _LONG_WITH_ARG and not eq and i < len(argv):
+                value = argv[i]
+                i += 1
+            options.setdefault(name, []).append(value)
+            continue
+        if not arg.startswith("-") or len(arg) < 2:
+            continue
+        j = 1
+        while j < len(arg):
+            letter = arg[j]
+            if letter in _ARG_LETTERS:
+                value = arg[j + 1 :]
+                if not value and i < len(argv):
+                    value = argv[i]
+                    i += 1
+                options.setdefault(letter, []).append(value)
+                break
+            options.setdefault(letter, []).append("")
+            j += 1
+    return options
+
+
+def read_process(host: Host, pid: int) -> Process | None:
+    stat = host.read_text(f"proc/{pid}/stat", limit=4096)
+    if not stat:
+        return None
+    open_paren, close_paren = stat.find("("), stat.rfind(")")
+    if open_paren < 0 or close_paren < 0:
+        return None
+    comm = stat[open_paren + 1 : close_paren]
+    fields = stat[close_paren + 2 :].split()
+    try:
+        ppid = int(fields[1])
+        starttime: int | None = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return Process(pid, ppid, comm, starttime)
+
+
+def list_processes(host: Host) -> list[Process]:
+    """Every process of ROOT/proc, by its stat file (comm and parent); cheap enough per run."""
+    processes = []
+    for name in host.listdir("proc"):
+        if name.isdigit():
+            proc = read_process(host, int(name))
+            if proc is not None:
+                processes.append(proc)
+    return processes
+
+
+@dataclass
+class Instance:
+    main: Process
+    members: list[Process]  # the main process and every descendant
+    config: str | None  # the -f argument as given; None: the default config
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.members]
+
+
+def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
+    """Kamailio trees: a main process (its parent is not Kamailio) and its descendants."""
+    by_pid = {p.pid: p for p in processes}
+    children: dict[int, list[Process]] = {}
+    for proc in processes:
+        children.setdefault(proc.ppid, []).append(proc)
+    instances = []
+    for proc in processes:
+        if proc.comm != PROC_NAME:
+            continue
+        parent = by_pid.get(proc.ppid)
+        if parent is not None and parent.comm == PROC_NAME:
+            continue
+        cmdline = host.read_bytes(f"proc/{proc.pid}/cmdline", limit=64 * 1024) or b""
+        proc.argv = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
+        members = [proc]
+        queue = [proc.pid]
+        while queue:
+            for child in children.get(queue.pop(), []):
+                if child not in members:
+                    members.append(child)
+                    queue.append(child.pid)
+        instances.append(Instance(proc, members, proc.config))
+    return sorted(instances, key=lambda inst: inst.main.pid)
+
+
+def start_time(host: Host, proc: Process) -> float | None:
+    """When the process started (epoch seconds): starttime ticks after boot plus btime."""
+    boot = host.boot_time
+    if boot is None or proc.starttime_ticks is None:
+        return None
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError):
+        ticks = 100
+    return boot + proc.starttime_ticks / ticks
+
+
+# ------------------------------------------------------------------------------ socket tables
+@dataclass(frozen=True)
+class BoundSocket:
+    transport: str  # udp | tcp
+    addr: str
+    port: int
+    inode: int
+
+
+def _hex_address(text: bytes) -> str:
+    raw = bytes.fromhex(text.decode())
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    # IPv6: four 32-bit words, each in host (little-endian) order.
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    address = ipaddress.IPv6Address(words)
+    mapped = address.ipv4_mapped
+    return str(mapped) if mapped is not None else str(address)
+
+
+def read_socket_tables(host: Host) -> tuple[list[BoundSocket], list[str]]:
+    """TCP listening and UDP bound sockets of every table present; and the tables missing."""
+    sockets: list[BoundSocket] = []
+    missing: list[str] = []
+    for table, pattern, transport in (
+        ("tcp", _TCP_LISTEN, "tcp"),
+        ("tcp6", _TCP_LISTEN, "tcp"),
+        ("udp", _UDP_BOUND, "udp"),
+        ("udp6", _UDP_BOUND, "udp"),
+    ):
+        data = host.read_bytes(f"proc/net/{table}", limit=SOCKET_TABLE_LIMIT)
+        if data is None:
+            missing.append(f"/proc/net/{table}")
+            continue
+        for match in pattern.finditer(data):
+            try:
+                addr = _hex_address(match.group(1))
+            except ValueError:
+                continue
+            sockets.append(
+                BoundSocket(transport, addr, int(match.group(2), 16), int(match.group(3)))
+            )
+    return sockets, missing
+
+
+def socket_inodes(host: Host, pid: int) -> set[int] | None:
+    """Inodes of the sockets a process holds; None when its fd folder cannot be read."""
+    folder = host.resolve(f"proc/{pid}/fd")
+    if folder is None:
+        return None
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    inodes = set()
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(folder, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def find_holder(host: Host, inodes: set[int], skip: set[int]) -> tuple[int, str] | None:
+    """(pid, name) of a process holding one of `inodes`, other than the pids in `skip`."""
+    for name in host.listdir("proc"):
+        if not name.isdigit() or int(name) in skip:
+            continue
+        held = socket_inodes(host, int(name))
+        if held and held & inodes:
+            proc = read_process(host, int(name))
+            return int(name), proc.comm if proc else "?"
+    return None
+
+
+def covers(bound: BoundSocket, want: Socket, bindv6only: bool) -> bool:
+    """Does a bound socket serve `want`? A wildcard bind covers every address of its family;
+    `::` covers IPv4 too unless bindv6only (IPV6_V6ONLY is not visible in the tables)."""
+    if bound.transport != want.transport or bound.port != want.port:
+        return False
+    if want.addr == "*" or bound.addr == want.addr:
+        return True
+    want_v6 = ":" in want.addr
+    if bound.addr == IPV4_ANY:
+        return not want_v6
+    if bound.addr == IPV6_ANY:
+        return want_v6 or not bindv6only
+    return False
+
+
+def conflicts(bound: BoundSocket, want: Socket) -> bool:
+    """Would `bound` keep Kamailio from binding `want` (same port, overlapping address)?"""
+    if bound.transport != want.transport or bound.port != want.port:
+        return False
+    return (
+        want.addr in ("*", IPV4_ANY, IPV6_ANY)
+        or bound.addr in (IPV4_ANY, IPV6_ANY)
+        or bound.addr == want.addr
+    )
