@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,17 +36,20 @@ _MAGICS = (
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
-_PRINTABLE = re.compile(rb"[\x20-\x7e]{8,512}")
+# The banner ends in a newline (and NUL); a string cut short by a truncated stream does not.
+_PRINTABLE = re.compile(rb"[\x20-\x7e]{8,512}(?=[\n\0])")
 
 
-def image_version(host: Host, rel: str) -> str | None:
+def image_version(host: Host, rel: str, scan: bool = True) -> str | None:
     """The build string of the image at `rel`, as the kernel would print it after
-    ``Linux version ``; None when the file is missing or no string is found."""
+    ``Linux version ``; None when the file is missing or no string is found. Without an x86
+    header the image is scanned (and decompressed) only when `scan` is true: that costs up to
+    about a second for a large compressed image."""
     head = host.read_bytes(rel, HEADER_READ)
     if not head:
         return None
     found = header_version(head)
-    if found is not None:
+    if found is not None or not scan:
         return found
     data = head if len(head) < HEADER_READ else host.read_bytes(rel, SCAN_READ)
     return scan_version(data) if data else None
@@ -54,7 +57,7 @@ def image_version(host: Host, rel: str) -> str | None:
 
 def header_version(data: bytes) -> str | None:
     """The x86 boot header's kernel_version string, or None without a valid header."""
-    if data[HEADER_MAGIC_AT:HEADER_MAGIC_AT + 4] != HEADER_MAGIC or len(data) < 0x210:
+    if data[HEADER_MAGIC_AT : HEADER_MAGIC_AT + 4] != HEADER_MAGIC or len(data) < 0x210:
         return None
     (pointer,) = struct.unpack_from("<H", data, VERSION_POINTER_AT)
     if pointer == 0:
@@ -116,7 +119,7 @@ def _banner_in_stream(data: bytes, offset: int, kind: str) -> str | None:
     chunk = 1 << 20
     try:
         while position < len(view) and produced < INFLATE_LIMIT:
-            piece = decompressor.decompress(bytes(view[position:position + chunk]))
+            piece = decompressor.decompress(bytes(view[position : position + chunk]))
             position += chunk
             if not piece:
                 if getattr(decompressor, "eof", False):
@@ -133,11 +136,12 @@ def _banner_in_stream(data: bytes, offset: int, kind: str) -> str | None:
                 break
         return _banner(tail)
     except Exception:
-        # zlib.error, lzma.LZMAError, zstd errors, EOFError, MemoryError: any payload that is not what its magic bytes claim: try the next one.
+        # zlib.error, lzma.LZMAError, zstd's errors, EOFError, MemoryError: a payload that is
+        # not what its magic bytes claim. The caller tries the next one.
         return None
 
 
-def _decompressor(kind: str):  # type: ignore[no-untyped-def]
+def _decompressor(kind: str) -> Any:
     if kind == "gzip":
         import zlib
 
@@ -148,12 +152,12 @@ def _decompressor(kind: str):  # type: ignore[no-untyped-def]
         return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
     if kind == "zstd":
         try:
-            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+            from compression import zstd  # Python 3.14+
 
             return zstd.ZstdDecompressor()
         except ImportError:
             try:
-                import zstandard  # type: ignore[import-not-found]
+                import zstandard
             except ImportError:
                 return None
             return zstandard.ZstdDecompressor().decompressobj()

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from preflight.host import Host
 
 DPKG_STATUS = "var/lib/dpkg/status"
-STATUS_READ_LIMIT = 256 << 20
+# Real status files are 1-30 MiB (a few thousand packages); the bound keeps a corrupt or
+# hostile one (a 1 GiB sparse file) to a second or two and ~200 MB of memory.
+STATUS_READ_LIMIT = 64 << 20
 RPM_DB_DIRS = ("var/lib/rpm", "usr/lib/sysimage/rpm")
 RPM_KERNEL_NAMES = ("kernel", "kernel-core", "kernel-default")
 
@@ -73,11 +75,15 @@ class PackageDB:
             alternatives.append(re.escape(prefix) + r"\S*")
         if not alternatives:
             return []
-        pattern = re.compile(r"^Package: (" + "|".join(alternatives) + r")[ \t]*$", re.M)
+        # A literal "\nPackage: " lets the regex engine skip ahead with a fast substring search;
+        # "^Package: " under re.M is tried at every offset (35 ms instead of 2 ms on 8 MiB).
+        pattern = re.compile(r"\nPackage: (" + "|".join(alternatives) + r")[ \t]*$", re.M)
+        text = "\n" + text
         packages = []
         for match in pattern.finditer(text):
-            end = text.find("\n\n", match.start())
-            stanza = parse_stanza(text[match.start() : end if end != -1 else len(text)])
+            start = match.start() + 1
+            end = text.find("\n\n", start)
+            stanza = parse_stanza(text[start : end if end != -1 else len(text)])
             package = self._dpkg_package(stanza)
             if package is not None:
                 packages.append(package)
