@@ -7,7 +7,6 @@ import shutil
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -101,9 +100,15 @@ def _remediation(console: Console, report: Report) -> None:
             if finding.status is Status.ERROR
             else []
         )
+        # A grid keeps wrapped steps indented under their own text, not under the number.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(overflow="fold")
         for text in steps:
             step += 1
-            console.print(f"  {step}. {escape(text)}", soft_wrap=False)
+            grid.add_row(f"  {step}.", Text(text))
+        if steps:
+            console.print(grid)
     console.print()
 
 
