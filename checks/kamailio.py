@@ -257,7 +257,6 @@ class KamailioCheck(Check):
     paths = (
         "etc/kamailio/*.cfg",
         "etc/kamailio/tls.cfg",
-        "usr/sbin/kamailio",
         "var/lib/dpkg/status",
         "var/lib/dpkg/info/kamailio*.list",
         "proc/net/tcp",
@@ -266,8 +265,13 @@ class KamailioCheck(Check):
         "proc/net/udp6",
         "proc/sys/net/ipv6/bindv6only",
         "proc/stat",
-        # Only the presence of each module matters; an empty marker file is enough.
-        "usr/lib/x86_64-linux-gnu/kamailio/modules/*.so",
+    )
+    # Only the presence of each module matters: collect stores them as empty files.
+    markers = (
+        "usr/sbin/kamailio",
+        "usr/local/sbin/kamailio",
+        "usr/lib/*/kamailio/modules/*.so",
+        "usr/lib/kamailio/modules/*.so",
     )
 
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
@@ -385,7 +389,7 @@ class _Run:
 
         # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
         proc_visible = host.is_live or any(
-            n.isdigit() and host.is_file(f"proc/{n}/stat") for n in host.listdir("proc")
+            n.isdecimal() and host.is_file(f"proc/{n}/stat") for n in host.listdir("proc")
         )
         explicit_listen = bool(argv_options.get("l")) or (
             parsed is not None and parsed.explicit_listen

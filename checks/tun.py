@@ -241,13 +241,14 @@ on demand, so a module that is not loaded yet is not a finding.
         "etc/openvpn/*.conf",
         "etc/openvpn/server/*.conf",
         "etc/openvpn/client/*.conf",
-        "usr/sbin/openvpn",
         "var/lib/dpkg/status",
         "run/systemd/container",
         "etc/systemd/system/*.wants/openvpn*",
         "etc/passwd",
         "etc/group",
     )
+    # The binary's presence (and mode) is the fact; its content is not needed.
+    markers = ("usr/sbin/openvpn", "usr/local/sbin/openvpn")
 
     def run(self, ctx: CheckContext) -> list[Finding]:
         host = ctx.host

@@ -78,6 +78,9 @@ class Check:
     options: ClassVar[dict[str, Option]] = {}
     #: Paths (relative to the root, shell patterns allowed) that `preflight collect` copies.
     paths: ClassVar[tuple[str, ...]] = ()
+    #: Paths whose presence matters but not their content (e.g. loadable modules): `preflight
+    #: collect` stores them as empty files, so a snapshot stays small.
+    markers: ClassVar[tuple[str, ...]] = ()
 
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
         raise NotImplementedError

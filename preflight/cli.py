@@ -168,6 +168,49 @@ def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
     print(json.dumps(session.facts(root), indent=2, default=str))
 
 
+@app.command("collect")
+def collect_command(
+    file: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="The snapshot tarball to write, e.g. host.tar.gz.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    root: RootOpt = "/",
+    config: ConfigOpt = None,
+    print_script: Annotated[
+        bool,
+        typer.Option(
+            "--print-script", help="Print a POSIX sh script that collects the same files."
+        ),
+    ] = False,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+) -> None:
+    """A host snapshot: the files the checks read, secrets redacted, for `check --root`."""
+    from preflight import collect
+
+    if print_script:
+        if file:
+            raise UsageError("collect --print-script takes no FILE: redirect its output instead")
+        sys.stdout.write(collect.script(config, no_plugins))
+        return
+    if not file:
+        raise UsageError(
+            "collect: name the tarball to write, e.g. `preflight collect "
+            "host.tar.gz` (or use --print-script)"
+        )
+    snapshot = collect.collect(file, root, config, no_plugins)
+    if not quiet:
+        print(
+            f"preflight: wrote {file}: {len(snapshot.files)} files, "
+            f"{len(snapshot.redacted)} redacted, {len(snapshot.withheld)} private keys "
+            f"withheld, {len(snapshot.skipped)} skipped"
+        )
+
+
 def _print_tracebacks(report: Any) -> None:
     import traceback
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,10 @@ def load(explicit: str | None) -> Config:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        with open(path, "rb") as handle:
-            if not os.path.isfile(path):
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ConfigError(f"{path}: not a regular file")
             raw = handle.read(4 << 20)
     except OSError as exc:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from preflight.packages import PackageDB
 
 DEFAULT_READ_LIMIT = 1 << 20  # 1 MiB: every file a check reads is far smaller
+COMMAND_OUTPUT_LIMIT = 4 << 20  # per stream: `kamailio -c` or `puppet --version` print far less
 MAX_SYMLINK_HOPS = 40  # as the kernel's own limit: a loop reads as missing, not as a hang
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -75,16 +76,17 @@ class Host:
             candidate = os.path.join(self.root, *resolved, name)
             try:
                 st = os.lstat(candidate)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a NUL byte in a name read from a file
                 # Missing: the rest cannot exist either, but keep the path for the error message.
-                return os.path.join(self.root, *resolved, name, *parts)
+                # Without the ".." that follow: "missing/../../x" must not name a path above ROOT.
+                return os.path.join(self.root, *resolved, name, *[p for p in parts if p != ".."])
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
                     return None
                 try:
                     target = os.readlink(candidate)
-                except OSError:
+                except (OSError, ValueError):
                     return None
                 if target.startswith("/"):
                     resolved = []
@@ -101,7 +103,8 @@ class Host:
             return None
         if self.is_live:
             path = os.path.realpath(path)
-        return os.path.relpath(path, self.root).lstrip("./") if path != self.root else ""
+        rel_path = os.path.relpath(path, self.root)
+        return "" if rel_path == "." else rel_path
 
     def display(self, rel: str) -> str:
         """How a path is named in messages: as the host itself would name it."""
@@ -143,16 +146,22 @@ class Host:
         except (OSError, ValueError):
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 return None
             chunks: list[bytes] = []
             remaining = limit
+            # A file whose size is known is read in one call, into one buffer (plus a byte to
+            # notice growth): joining 64 KiB pieces of an 8 MiB dpkg status file costs a second
+            # copy, ~20 ms of fresh memory here. /proc and /sys files say size 0: read in pieces.
+            step = st.st_size + 1 if st.st_size > 0 else 1 << 16
             while remaining > 0:
-                chunk = os.read(fd, min(remaining, 1 << 16))
+                chunk = os.read(fd, min(remaining, step))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 remaining -= len(chunk)
+                step = 1 << 16
             return b"".join(chunks)
         except OSError:
             return None
@@ -164,11 +173,14 @@ class Host:
         return None if data is None else data.decode("utf-8", errors="replace")
 
     def read_line(self, rel: str) -> str | None:
-        """The first line of a small file, stripped; None if absent or empty."""
+        """The first line of a small file, stripped; None if absent, empty or binary."""
         text = self.read_text(rel, limit=64 * 1024)
         if text is None:
             return None
         line = text.strip().split("\n", 1)[0].strip()
+        if "\x00" in line:
+            # Not text: a file zero-filled by a crash or a sparse file. Unknown, not a value.
+            return None
         return line or None
 
     def why_unreadable(self, rel: str) -> str:
@@ -178,6 +190,8 @@ class Host:
             return "symbolic link loop"
         try:
             st = os.stat(path)
+        except ValueError:
+            return "not a valid file name"
         except OSError as exc:
             return "missing" if exc.errno == errno.ENOENT else (exc.strerror or str(exc)).lower()
         if stat.S_ISDIR(st.st_mode):
@@ -267,16 +281,33 @@ class Host:
             return CommandResult(list(argv), None, "", "", error=exc.strerror or str(exc))
         with self._lock:
             self._running.add(proc)
+        # Not communicate(): it keeps everything a command prints, so one that prints without
+        # end (a broken or hostile binary on PATH) would fill memory before the timeout.
+        out: list[bytes] = []
+        err: list[bytes] = []
+        readers = [
+            threading.Thread(target=_drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((proc.stdout, out), (proc.stderr, err))
+        ]
+        for reader in readers:
+            reader.start()
+        timed_out = False
         try:
-            out, err = proc.communicate(timeout=limit)
+            proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
+            timed_out = True
             _kill_group(proc)
-            out, err = proc.communicate()
-            return CommandResult(list(argv), None, _decode(out), _decode(err), timed_out=True)
+            proc.wait()
         finally:
             with self._lock:
                 self._running.discard(proc)
-        return CommandResult(list(argv), proc.returncode, _decode(out), _decode(err))
+        for reader in readers:
+            # A child that left the process group may still hold the pipe: do not wait for it.
+            reader.join(1.0)
+        stdout, stderr = _decode(b"".join(out)), _decode(b"".join(err))
+        if timed_out:
+            return CommandResult(list(argv), None, stdout, stderr, timed_out=True)
+        return CommandResult(list(argv), proc.returncode, stdout, stderr)
 
     def kill_commands(self) -> None:
         """Kill what is still running (the commands of checks that timed out)."""
@@ -303,7 +334,12 @@ class Host:
 
     @cached_property
     def kernel_release(self) -> str | None:
-        return self.read_line("proc/sys/kernel/osrelease")
+        release = self.read_line("proc/sys/kernel/osrelease")
+        # uname's release field holds at most 64 printable characters without blanks; anything
+        # else (a NUL-filled or garbled file) is not a release, and checks build paths from it.
+        if release is None or len(release) > 64 or not release.isprintable() or " " in release:
+            return None
+        return release
 
     @cached_property
     def kernel_version(self) -> str | None:
@@ -364,6 +400,26 @@ class Host:
             "container": self.container,
             "provider": self.provider,
         }
+
+
+def _drain(stream: Any, sink: list[bytes], limit: int = COMMAND_OUTPUT_LIMIT) -> None:
+    """Read a pipe to its end, keeping the first `limit` bytes (the child never blocks)."""
+    kept = 0
+    try:
+        while True:
+            chunk = stream.read1(1 << 16)
+            if not chunk:
+                break
+            if kept < limit:
+                sink.append(chunk[: limit - kept])
+                kept += len(sink[-1])
+    except (OSError, ValueError):
+        pass
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
 
 
 def _decode(data: bytes | None) -> str:

@@ -6,26 +6,30 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from preflight.errors import UsageError
 
 TEMP_MARK = ".preflight-tmp-"
 
 
-def check_destination(path: str) -> None:
-    """Fail early (exit 64) when the report could not be written, before any check runs."""
+def check_destination(path: str, flag: str = "--output") -> None:
+    """Fail early (exit 64) when the file could not be written, before any check runs."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"--output {path}: folder {folder} does not exist")
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {path}: folder {folder} is not writable")
+        raise UsageError(f"{flag} {path}: folder {folder} is not writable")
     if os.path.isdir(path):
-        raise UsageError(f"--output {path}: is a directory")
+        raise UsageError(f"{flag} {path}: is a directory")
 
 
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """Write to a dot-named temporary file beside `path` (its name does not end in .prom or
-    .json, so collectors skip it), fsync it, then rename it over `path`."""
+@contextlib.contextmanager
+def atomic_binary(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file object for a dot-named temporary file beside `path` (its name does not end in
+    .prom or .json, so collectors skip it); on success it is fsynced and renamed over `path`,
+    on any failure it is removed and `path` is untouched."""
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
     _remove_stale_temps(folder, name)
@@ -33,10 +37,11 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
         prefix=f".{name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=folder
     )
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 whatever the umask; readers (node_exporter, facter) are not root.
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
@@ -49,6 +54,12 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
+    """Replace `path` with `text` atomically (see atomic_binary)."""
+    with atomic_binary(path, mode) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _remove_stale_temps(folder: str, name: str) -> None:
@@ -67,6 +78,8 @@ def _remove_stale_temps(folder: str, name: str) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the preflight run that made a temp file may still be writing it. A pid that was
+    reused by another program (its command line does not mention preflight) counts as gone."""
     if pid == os.getpid():
         return False  # our own leftovers cannot be in progress
     try:
@@ -74,5 +87,9 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"preflight" in handle.read(64 * 1024)
+    except OSError:
+        return True  # cannot tell: leave the file alone

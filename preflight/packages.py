@@ -1,12 +1,12 @@
 """Installed packages (dpkg status file, or rpm on a live RPM host) and version comparison.
 
 The dpkg status file of a busy host holds thousands of stanzas while a check cares about a few
-packages, so stanzas are located with one regular-expression scan and only those are parsed.
+packages, so stanzas are located with a substring search over the raw bytes and only those are
+decoded and parsed.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -48,8 +48,10 @@ class PackageDB:
         return None
 
     @cached_property
-    def _dpkg_status(self) -> str | None:
-        return self.host.read_text(DPKG_STATUS, STATUS_READ_LIMIT)
+    def _dpkg_status(self) -> bytes | None:
+        # Kept as bytes: decoding a busy host's whole status file (8 MiB for 10,000 packages)
+        # costs ~30 ms, searching it ~2 ms; only the stanzas a check asks for are decoded.
+        return self.host.read_bytes(DPKG_STATUS, STATUS_READ_LIMIT)
 
     def get(self, name: str) -> Package | None:
         """The installed package called `name`, or None."""
@@ -67,24 +69,31 @@ class PackageDB:
         return []
 
     def _dpkg_find(self, names: list[str] | tuple[str, ...], prefix: str | None) -> list[Package]:
-        text = self._dpkg_status
-        if not text:
+        data = self._dpkg_status
+        if not data or not (names or prefix):
             return []
-        alternatives = [re.escape(n) for n in names]
-        if prefix:
-            alternatives.append(re.escape(prefix) + r"\S*")
-        if not alternatives:
-            return []
-        # A literal "\nPackage: " lets the regex engine skip ahead with a fast substring search;
-        # "^Package: " under re.M is tried at every offset (35 ms instead of 2 ms on 8 MiB).
-        pattern = re.compile(r"\nPackage: (" + "|".join(alternatives) + r")[ \t]*$", re.M)
-        text = "\n" + text
+        wanted = {name.encode("utf-8") for name in names}
+        first_words = list(wanted) + ([prefix.encode("utf-8")] if prefix else [])
+        data = b"\n" + data  # every stanza, the first one too, starts after a newline
+        starts = set()
+        for word in first_words:
+            # A plain substring search for "\nPackage: WORD" (memchr-fast), then the whole
+            # `Package:` line is checked: an exact name, or the prefix plus non-blanks.
+            head = b"\nPackage: " + word
+            at = data.find(head)
+            while at != -1:
+                line_end = data.find(b"\n", at + 1)
+                name = data[at + 10 : line_end if line_end != -1 else len(data)].rstrip(b" \t")
+                if name in wanted or (
+                    prefix and name.startswith(first_words[-1]) and name.split() == [name]
+                ):
+                    starts.add(at + 1)
+                at = data.find(head, at + len(head))
         packages = []
-        for match in pattern.finditer(text):
-            start = match.start() + 1
-            end = text.find("\n\n", start)
-            stanza = parse_stanza(text[start : end if end != -1 else len(text)])
-            package = self._dpkg_package(stanza)
+        for start in sorted(starts):  # database order
+            end = data.find(b"\n\n", start)
+            text = data[start : end if end != -1 else len(data)].decode("utf-8", "replace")
+            package = self._dpkg_package(parse_stanza(text))
             if package is not None:
                 packages.append(package)
         return packages
@@ -155,7 +164,8 @@ class PackageDB:
         return self.find(names=RPM_KERNEL_NAMES)
 
     def compare(self, a: str, b: str) -> int:
-        """-1, 0 or 1, by this host's package manager's rules (dpkg's unless it is RPM)."""
+        """-1, 0 or 1, by this host's package manager's rules (dpkg's unless it is RPM).
+        Raises ValueError when either is not a valid version (a corrupt database, garbage)."""
         return compare_versions(a, b, "rpm" if self.manager == "rpm" else "dpkg")
 
 
@@ -167,7 +177,10 @@ def compare_versions(a: str, b: str, manager: str = "dpkg") -> int:
         eb, _, vb = b.rpartition(":") if ":" in b else ("0", "", b)
         if ea != eb:
             return (int(ea or 0) > int(eb or 0)) - (int(ea or 0) < int(eb or 0))
-        return int(vercmp(va, vb))
+        try:
+            return int(vercmp(va, vb))
+        except (AttributeError, TypeError, IndexError):  # rpm_vercmp on a string like "0\n0"
+            raise ValueError(f"invalid version {a!r} or {b!r}") from None
     from debian.debian_support import version_compare
 
     result = version_compare(a, b)

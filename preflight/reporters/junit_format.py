@@ -23,33 +23,43 @@ def _text(value: str) -> str:
 
 def render(report: Report, color: bool = False) -> str:
     counts = report.counts
-    suite = ET.Element("testsuite", {
-        "name": "preflight",
-        "tests": str(len(report.results)),
-        "failures": str(counts["fail"]),
-        "errors": str(counts["error"]),
-        "skipped": str(counts["skip"]),
-        "time": f"{report.duration_ms / 1000:.3f}",
-        "timestamp": report.generated_at_text,
-        "hostname": _text(report.host.get("hostname") or "unknown"),
-    })
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "preflight",
+            "tests": str(len(report.results)),
+            "failures": str(counts["fail"]),
+            "errors": str(counts["error"]),
+            "skipped": str(counts["skip"]),
+            "time": f"{report.duration_ms / 1000:.3f}",
+            "timestamp": report.generated_at_text,
+            "hostname": _text(report.host.get("hostname") or "unknown"),
+        },
+    )
     for result in report.results:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": f"preflight.{_text(result.id)}",
-            "name": _text(result.id),
-            "time": f"{result.duration_ms / 1000:.3f}",
-        })
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"preflight.{_text(result.id)}",
+                "name": _text(result.id),
+                "time": f"{result.duration_ms / 1000:.3f}",
+            },
+        )
         body = _body(result)
         element = ELEMENT.get(result.status)
         if element is not None:
-            child = ET.SubElement(case, element, {"message": _text(result.summary),
-                                                  "type": _text(result.code)})
+            child = ET.SubElement(
+                case, element, {"message": _text(result.summary), "type": _text(result.code)}
+            )
             child.text = body
         elif body:
             # pass and warn are successes for a CI server; a warning still deserves to be read.
             ET.SubElement(case, "system-out").text = body
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
 
 
 def _body(result: CheckResult) -> str:
@@ -59,7 +69,8 @@ def _body(result: CheckResult) -> str:
         if finding.waived:
             until = finding.waived.get("until")
             line += f" [waived: {finding.waived.get('reason')}" + (
-                f", until {until}]" if until else "]")
+                f", until {until}]" if until else "]"
+            )
         lines.append(line)
         lines.extend(f"  - {step}" for step in finding.remediation)
     return _text("\n".join(lines))

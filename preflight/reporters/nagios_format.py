@@ -23,7 +23,9 @@ def render(report: Report, color: bool = False) -> str:
     label = LABELS.get(report.exit_code, "UNKNOWN")
     lines = [f"PREFLIGHT {label} - {_summary(report)} | {_perfdata(report)}"]
     for result in report.results:
-        line = f"{result.id}: {result.status.value.upper()} {result.code} - {_clean(result.summary)}"
+        line = (
+            f"{result.id}: {result.status.value.upper()} {result.code} - {_clean(result.summary)}"
+        )
         waived = [f for f in result.findings if f.waived]
         if waived:
             line += f" ({len(waived)} waived)"
@@ -33,8 +35,10 @@ def render(report: Report, color: bool = False) -> str:
 
 def _summary(report: Report) -> str:
     counts = report.counts
-    tally = (f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
-             f"{counts['error']} errored, {counts['skip']} skipped")
+    tally = (
+        f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
+        f"{counts['error']} errored, {counts['skip']} skipped"
+    )
     if counts["waived"]:
         tally += f", {counts['waived']} waived"
     attention = [r for r in report.results if r.status in ATTENTION]
@@ -47,7 +51,8 @@ def _summary(report: Report) -> str:
 
 def _perfdata(report: Report) -> str:
     counts = report.counts
-    parts = [f"{name}={counts[name]};;;0" for name in ("pass", "warn", "fail", "error", "skip",
-                                                        "waived")]
+    parts = [
+        f"{name}={counts[name]};;;0" for name in ("pass", "warn", "fail", "error", "skip", "waived")
+    ]
     parts.append(f"duration={report.duration_ms / 1000:.3f}s;;;0")
     return " ".join(parts)

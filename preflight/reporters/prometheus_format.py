@@ -30,29 +30,44 @@ def _family(lines: list[str], name: str, help_text: str) -> None:
 
 def render(report: Report, color: bool = False) -> str:
     lines: list[str] = []
-    _family(lines, "preflight_check_status",
-            "Status of each preflight check: 1 for its current status, 0 for the others.")
+    _family(
+        lines,
+        "preflight_check_status",
+        "Status of each preflight check: 1 for its current status, 0 for the others.",
+    )
     for result in report.results:
         check = _label(result.id)
         for status in STATUSES:
             value = 1 if result.status is status else 0
-            lines.append(f'preflight_check_status{{check="{check}",status="{status.value}"}} '
-                         f"{value}")
-    _family(lines, "preflight_check_waived_findings",
-            "Findings of each check that a waiver currently covers.")
+            lines.append(
+                f'preflight_check_status{{check="{check}",status="{status.value}"}} {value}'
+            )
+    _family(
+        lines,
+        "preflight_check_waived_findings",
+        "Findings of each check that a waiver currently covers.",
+    )
     for result in report.results:
         waived = sum(1 for f in result.findings if f.waived)
         lines.append(f'preflight_check_waived_findings{{check="{_label(result.id)}"}} {waived}')
     _family(lines, "preflight_check_duration_seconds", "How long each check took, in seconds.")
     for result in report.results:
-        lines.append(f'preflight_check_duration_seconds{{check="{_label(result.id)}"}} '
-                     f"{_number(round(result.duration_ms / 1000, 6))}")
-    _family(lines, "preflight_run_timestamp_seconds",
-            "When the report was generated, in seconds since the Unix epoch.")
+        lines.append(
+            f'preflight_check_duration_seconds{{check="{_label(result.id)}"}} '
+            f"{_number(round(result.duration_ms / 1000, 6))}"
+        )
+    _family(
+        lines,
+        "preflight_run_timestamp_seconds",
+        "When the report was generated, in seconds since the Unix epoch.",
+    )
     lines.append(f"preflight_run_timestamp_seconds {int(report.generated_at.timestamp())}")
     _family(lines, "preflight_run_duration_seconds", "How long the whole run took, in seconds.")
     lines.append(f"preflight_run_duration_seconds {_number(round(report.duration_ms / 1000, 6))}")
-    _family(lines, "preflight_run_exit_code",
-            "Exit code of the run: 0 ok, 1 warning, 2 failure, 3 a check errored.")
+    _family(
+        lines,
+        "preflight_run_exit_code",
+        "Exit code of the run: 0 ok, 1 warning, 2 failure, 3 a check errored.",
+    )
     lines.append(f"preflight_run_exit_code {report.exit_code}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,403 @@
+"""`preflight collect`: a host snapshot for `preflight check --root` on another machine.
+
+The tarball holds the files the loaded checks declare in `Check.paths`, plus the files the host
+facts come from, at their root-relative paths. proc and sys files become regular files with their
+content; every file keeps its mtime (the kernel check dates packages by their dpkg `.list` mtime).
+What can carry a secret is redacted the same way here and in the POSIX sh script of
+`--print-script` (preflight/collect.sh), so both collectors give the same snapshot:
+
+- `proc/*/environ`: only the `container=` entry is kept;
+- `proc/*/cmdline` and text files outside proc, sys, dev and the dpkg database: credentials in
+  URLs (`scheme://user:SECRET@`), the value after `password`/`secret`/`token`/... followed by `=`
+  or `:`, and the argument after a `--password`-like flag become `REDACTED`;
+- private keys are never copied: a `*.key`, `*.p12` or `*.pfx` file, or any file containing
+  `PRIVATE KEY`, is stored empty (it still exists, its content does not).
+
+A pattern ending in `/**` copies that directory's whole tree; any other pattern that names a
+directory adds the directory itself (a check asking `is_dir` sees it) but not its content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from preflight import __version__
+from preflight.errors import UsageError
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+# What the host facts (preflight/facts.py, preflight/packages.py) read: always collected, so the
+# report's `host` object is the same on the snapshot as on the host.
+FACT_PATHS = (
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/hostname",
+    "proc/sys/kernel/hostname",
+    "proc/sys/kernel/osrelease",
+    "proc/sys/kernel/version",
+    "proc/version",
+    "proc/version_signature",
+    "proc/cmdline",
+    "proc/stat",
+    "proc/cpuinfo",
+    "proc/modules",
+    "proc/xen",
+    "proc/vz",
+    "proc/bc",
+    "proc/1/environ",
+    "proc/1/cgroup",
+    "proc/1/mountinfo",
+    "sys/hypervisor/type",
+    "sys/class/dmi/id/sys_vendor",
+    "sys/class/dmi/id/product_name",
+    "sys/class/dmi/id/bios_vendor",
+    "run/systemd/container",
+    "run/container_type",
+    "run/.containerenv",
+    ".dockerenv",
+    "var/lib/dpkg/status",
+    "var/lib/dpkg/info/linux-image*.list",
+    "var/lib/dpkg/info/linux-signed-image*.list",
+)
+
+MANIFEST = ".preflight-collect.json"
+MAX_FILE_BYTES = 64 << 20  # bigger files are left out (a kernel image is ~10 MiB)
+MAX_TREE_ENTRIES = 20000  # a `dir/**` pattern on the wrong folder must not copy a whole disk
+REDACTED = b"REDACTED"
+# Keys whose value is masked in `key = value` / `key: value` lines, in this order (collect.sh
+# applies one sed expression per key in the same order, so both give the same bytes).
+SECRET_KEYS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "api_key",
+    "api-key",
+    "apikey",
+)
+WITHHELD_SUFFIXES = (".key", ".p12", ".pfx")
+# Files taken verbatim: kernel interfaces, the package database and kernel build configs hold
+# no secrets (and CONFIG_SECRETMEM=y is not one).
+VERBATIM_PREFIXES = ("proc/", "sys/", "dev/", "var/lib/dpkg/", "boot/config-")
+
+_SPACE = rb" \t\n\r\f\v"
+_URL_CREDENTIALS = re.compile(rb"(://[^:/@" + _SPACE + rb"\"']+):[^@/" + _SPACE + rb"\"']+@")
+_KEY_LINES = [
+    re.compile(rb"^(.*" + re.escape(key.encode()) + rb"[^=:]*[=:][ \t]*).+$", re.IGNORECASE)
+    for key in SECRET_KEYS
+]
+_SECRET_FLAG = re.compile(
+    rb"^-.*(" + b"|".join(re.escape(k.encode()) for k in SECRET_KEYS) + rb")", re.IGNORECASE
+)
+
+
+@dataclass
+class Snapshot:
+    """What went into the tarball, for the summary line and the manifest."""
+
+    files: list[str] = field(default_factory=list)
+    redacted: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ redaction
+def redact_line(line: bytes) -> bytes:
+    """One line of a config file (or one command-line argument), secrets masked."""
+    line = _URL_CREDENTIALS.sub(rb"\1:" + REDACTED + b"@", line)
+    for pattern in _KEY_LINES:
+        line = pattern.sub(rb"\1" + REDACTED, line)
+    return line
+
+
+def redact_text(data: bytes) -> bytes:
+    return b"\n".join(redact_line(line) for line in data.split(b"\n"))
+
+
+def redact_cmdline(data: bytes) -> bytes:
+    """NUL-separated arguments: each is redacted, and the one after `--password` is masked."""
+    out = []
+    mask_next = False
+    for arg in data.split(b"\0"):
+        redacted = redact_line(arg)
+        out.append(REDACTED if mask_next and arg and not arg.startswith(b"-") else redacted)
+        mask_next = bool(_SECRET_FLAG.match(redacted)) and b"=" not in redacted
+    return b"\0".join(out)
+
+
+def redact_environ(data: bytes) -> bytes:
+    """Only the `container=` entry: the rest of an environment is nobody else's business."""
+    kept = [item for item in data.split(b"\0") if item.startswith(b"container=")]
+    return b"".join(item + b"\0" for item in kept)
+
+
+def is_private_key(rel: str, data: bytes) -> bool:
+    return rel.lower().endswith(WITHHELD_SUFFIXES) or b"PRIVATE KEY" in data
+
+
+def _is_process_file(rel: str, name: str) -> bool:
+    parts = rel.split("/")
+    return len(parts) == 3 and parts[0] == "proc" and parts[2] == name
+
+
+def prepare(rel: str, data: bytes) -> tuple[bytes, str]:
+    """The bytes to store for ROOT/rel, and what was done: "", "redacted" or "withheld"."""
+    if is_private_key(rel, data):
+        return b"", "withheld"
+    if _is_process_file(rel, "environ"):
+        new = redact_environ(data)
+    elif _is_process_file(rel, "cmdline"):
+        new = redact_cmdline(data)
+    elif rel.startswith(VERBATIM_PREFIXES) or b"\0" in data:
+        return data, ""
+    else:
+        new = redact_text(data)
+    return new, ("redacted" if new != data else "")
+
+
+# --------------------------------------------------------------------- paths
+def check_paths(plan: list[object]) -> list[str]:
+    """Fact paths, then every loaded check's `paths`, without duplicates."""
+    patterns = list(FACT_PATHS)
+    for planned in plan:
+        check = getattr(getattr(planned, "loaded", None), "check", None)
+        declared = getattr(check, "paths", ()) if check is not None else ()
+        if isinstance(declared, (list, tuple)):
+            patterns.extend(
+                p.strip().lstrip("/")
+                for p in declared
+                if isinstance(p, str) and p.strip().strip("/")
+            )
+    return list(dict.fromkeys(patterns))
+
+
+def check_markers(plan: list[object]) -> list[str]:
+    """Every loaded check's `markers`: stored as empty files."""
+    patterns: list[str] = []
+    for planned in plan:
+        check = getattr(getattr(planned, "loaded", None), "check", None)
+        declared = getattr(check, "markers", ()) if check is not None else ()
+        if isinstance(declared, (list, tuple)):
+            patterns.extend(
+                p.strip().lstrip("/") for p in declared if isinstance(p, str) and p.strip("/ ")
+            )
+    return list(dict.fromkeys(patterns))
+
+
+def _loaded_plan(config_path: str | None, no_plugins: bool, root: str) -> list[object]:
+    from preflight import session
+
+    plan, _cfg = session.plan([], config_path, no_plugins, root)
+    return list(plan)
+
+
+# ------------------------------------------------------------------- collect
+class _Collector:
+    def __init__(self, host: Host, archive: tarfile.TarFile) -> None:
+        self.host = host
+        self.archive = archive
+        self.snapshot = Snapshot()
+        self._added: set[str] = set()
+
+    def pattern(self, pattern: str) -> None:
+        if pattern.endswith("/**"):
+            for base in self.host.glob(pattern[:-3]):
+                self.tree(base)
+            return
+        for rel in self.host.glob(pattern):
+            self.entry(rel)
+
+    def marker(self, pattern: str) -> None:
+        """Files whose presence is the fact: an empty file with the original's mode and mtime."""
+        for rel in self.host.glob(pattern):
+            st = self.host.stat(rel)
+            if rel not in self._added and st is not None and stat.S_ISREG(st.st_mode):
+                self._add_file(rel, st, b"")
+
+    def tree(self, base: str) -> None:
+        """A directory and everything below it; symlinked folders are not descended (loops)."""
+        pending = [base]
+        count = 0
+        while pending and count < MAX_TREE_ENTRIES:
+            rel = pending.pop()
+            count += 1
+            self.entry(rel)
+            if not self.host.is_dir(rel) or (rel != base and self._is_link(rel)):
+                continue
+            pending.extend(f"{rel}/{name}" for name in reversed(self.host.listdir(rel)))
+
+    def _is_link(self, rel: str) -> bool:
+        parent, _, name = rel.rpartition("/")
+        folder = self.host.resolve(parent) if parent else self.host.root
+        return folder is not None and os.path.islink(os.path.join(folder, name))
+
+    def entry(self, rel: str) -> None:
+        if rel in self._added:
+            return
+        st = self.host.stat(rel)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._parents(rel)
+            self._add(self._info(rel, st, tarfile.DIRTYPE))
+        elif stat.S_ISREG(st.st_mode):
+            self.file(rel, st)
+        elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and rel.startswith("dev/"):
+            # /dev/net/tun is judged by its type and numbers, which a device entry keeps.
+            kind = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            info = self._info(rel, st, kind)
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self._parents(rel)
+            self._add(info)
+        else:
+            self.snapshot.skipped[rel] = "not a regular file, folder or device"
+
+    def file(self, rel: str, st: os.stat_result) -> None:
+        if rel.lower().endswith(WITHHELD_SUFFIXES):
+            self._add_file(rel, st, b"")  # never even read: a key stays on its host
+            self.snapshot.withheld.append(rel)
+            return
+        if st.st_size > MAX_FILE_BYTES:
+            self.snapshot.skipped[rel] = f"larger than {MAX_FILE_BYTES >> 20} MiB"
+            return
+        data = self.host.read_bytes(rel, limit=MAX_FILE_BYTES)
+        if data is None:
+            self.snapshot.skipped[rel] = self.host.why_unreadable(rel)
+            return
+        content, action = prepare(rel, data)
+        if action == "withheld":
+            self.snapshot.withheld.append(rel)
+        elif action == "redacted":
+            self.snapshot.redacted.append(rel)
+        self._add_file(rel, st, content)
+
+    def _add_file(self, rel: str, st: os.stat_result, content: bytes) -> None:
+        info = self._info(rel, st, tarfile.REGTYPE)
+        info.size = len(content)
+        self._parents(rel)
+        self._add(info, content)
+        self.snapshot.files.append(rel)
+
+    def _parents(self, rel: str) -> None:
+        parts = rel.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            parent = "/".join(parts[:depth])
+            if parent in self._added:
+                continue
+            st = self.host.stat(parent)
+            info = tarfile.TarInfo(parent)
+            info.type = tarfile.DIRTYPE
+            info.mode = stat.S_IMODE(st.st_mode) if st is not None else 0o755
+            info.mtime = int(st.st_mtime) if st is not None else 0
+            self._add(info)
+
+    def _info(self, rel: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(rel)
+        info.type = kind
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.mtime = int(st.st_mtime)
+        info.uid, info.gid, info.uname, info.gname = 0, 0, "root", "root"
+        return info
+
+    def _add(self, info: tarfile.TarInfo, content: bytes | None = None) -> None:
+        self._added.add(info.name)
+        self.archive.addfile(info, io.BytesIO(content) if content is not None else None)
+
+
+def collect(
+    out_path: str, root: str = "/", config_path: str | None = None, no_plugins: bool = False
+) -> Snapshot:
+    """Write the snapshot tarball to `out_path` atomically; returns what went in."""
+    from preflight.host import Host
+    from preflight.output import atomic_binary, check_destination
+
+    if not os.path.isdir(root):
+        raise UsageError(f"--root {root}: not a directory")
+    check_destination(out_path, flag="collect")
+    plan = _loaded_plan(config_path, no_plugins, root)
+    patterns = check_paths(plan)
+    markers = check_markers(plan)
+    host = Host(root)
+    with (
+        atomic_binary(out_path, mode=0o600) as handle,
+        tarfile.open(
+            fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=1
+        ) as archive,
+    ):
+        collector = _Collector(host, archive)
+        for pattern in patterns:
+            collector.pattern(pattern)
+        for pattern in markers:
+            collector.marker(pattern)
+        snapshot = collector.snapshot
+        manifest = (
+            json.dumps(
+                {
+                    "collector": "preflight",
+                    "preflight_version": __version__,
+                    "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "root": host.root,
+                    "hostname": host.hostname,
+                    "patterns": patterns,
+                    "markers": markers,
+                    "redacted": sorted(snapshot.redacted),
+                    "withheld": sorted(snapshot.withheld),
+                    "skipped": dict(sorted(snapshot.skipped.items())),
+                },
+                indent=2,
+            ).encode()
+            + b"\n"
+        )
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode = len(manifest), 0o644
+        info.mtime = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        archive.addfile(info, io.BytesIO(manifest))
+    return snapshot
+
+
+# -------------------------------------------------------------------- script
+def script(config_path: str | None = None, no_plugins: bool = False) -> str:
+    """The POSIX sh collector with this installation's path list filled in."""
+    plan = _loaded_plan(config_path, no_plugins, "/")
+    patterns = check_paths(plan)
+    markers = check_markers(plan)
+    template = resources.files("preflight").joinpath("collect.sh").read_text(encoding="utf-8")
+    sed_lines = [
+        r"s#\(://[^:/@[:space:]"
+        + "\"'"
+        + r"]\{1,\}\):[^@/[:space:]"
+        + "\"'"
+        + r"]\{1,\}@#\1:REDACTED@#g"
+    ]
+    for key in SECRET_KEYS:
+        anycase = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in key)
+        sed_lines.append(r"s/^\(.*" + anycase + r"[^=:]*[=:][[:blank:]]*\).\{1,\}$/\1REDACTED/")
+    for name in ("PATTERNS", "SED_SCRIPT"):
+        if f"@{name}@" not in template:
+            raise RuntimeError(f"collect.sh lacks @{name}@")  # a packaging bug, not user input
+    with contextlib.suppress(ValueError):
+        patterns.remove("")
+    return (
+        template.replace("@VERSION@", __version__)
+        .replace("@PATTERNS@", "\n".join(_sh_word(p) for p in patterns))
+        .replace("@MARKERS@", "\n".join(_sh_word(p) for p in markers))
+        .replace("@SECRET_FLAG@", "|".join(SECRET_KEYS))
+        .replace("@SED_SCRIPT@", "\n".join(sed_lines))
+    )
+
+
+def _sh_word(pattern: str) -> str:
+    """A pattern as one line of the script's here-document (which is not expanded)."""
+    return pattern.replace("\n", " ")
