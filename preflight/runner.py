@@ -113,22 +113,29 @@ def apply_waivers(
     today = today or dt.datetime.now(dt.timezone.utc).date()
     out = []
     for result in results:
-        changed = False
+        waived_any = expired_any = False
         for finding in result.findings:
             for waiver in waivers:
                 if waiver.code != finding.code or waiver.match not in finding.message:
                     continue
                 if waiver.until is None or today <= dt.date.fromisoformat(waiver.until):
                     finding.waived = {"reason": waiver.reason, "until": waiver.until}
+                    waived_any = True
                 else:
                     finding.message += f" (waiver expired on {waiver.until}: {waiver.reason})"
-                changed = True
+                    expired_any = True
                 break
-        if changed:
+        if waived_any or expired_any:
             updated = summarize(
                 result.id, result.title, result.findings, None, result.details, result.duration_ms
             )
-            if updated.status == result.status:
+            counted = updated.counted_findings
+            if not counted:
+                # Everything is waived: say so, rather than a bare PASS next to a failure's code.
+                first = result.findings[0]
+                reason = first.waived["reason"] if first.waived else ""
+                updated.summary = f"waived: {first.message} ({reason})"
+            elif updated.status == result.status and not expired_any:
                 updated.summary = result.summary
             result = updated
         out.append(result)
