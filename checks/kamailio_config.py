@@ -320,10 +320,10 @@ class _Parser:
         key, value = assign.group(1).lower(), self.substitute(assign.group(2))
         if key == "listen":
             self.result.listens.append(self.parse_listen(value, where))
-        elif key == "port" and value.strip("\"'").isdigit():
-            self.result.port = int(value.strip("\"'"))
-        elif key == "tls_port_no" and value.strip("\"'").isdigit():
-            self.result.tls_port = int(value.strip("\"'"))
+        elif key == "port" and _port(value) is not None:
+            self.result.port = _port(value)
+        elif key == "tls_port_no" and _port(value) is not None:
+            self.result.tls_port = _port(value)
         elif key == "enable_tls":
             self.result.enable_tls = value.strip("\"'").lower() in TRUE_WORDS
         elif key == "disable_tcp":
@@ -375,6 +375,14 @@ class _Parser:
                     continue
                 entry.sockets.append(Socket(proto, resolved, proto_port))
         return entry
+
+
+def _port(value: str) -> int | None:
+    """A port number as `port=` or `tls_port_no=` gives it; None for anything else."""
+    text = value.strip("\"'")
+    if not text.isdecimal() or not 0 < int(text) < 65536:
+        return None
+    return int(text)
 
 
 def resolve_address(addr: str) -> str | None:
@@ -484,7 +492,7 @@ def parse_listen_row(proto: str, text: str) -> Socket | None:
     else:
         token = text.split()[0]
         addr, _, port = token.rpartition(":")
-    if not port.isdigit():
+    if not port.isdecimal():
         return None
     resolved = resolve_address(addr)
     return Socket(proto, resolved if resolved is not None else addr, int(port))

@@ -28,6 +28,7 @@ VERSION_BASE = 0x200
 HEADER_READ = VERSION_BASE + 0xFFFF + 512
 SCAN_READ = 64 << 20  # compressed images are 8-40 MiB; a larger file is not a kernel we can scan
 INFLATE_LIMIT = 96 << 20  # decompressed kernels are < 80 MiB; stop there regardless
+INFLATE_PIECE = 4 << 20  # output of one decompress call: a bomb never allocates more at once
 MAX_PAYLOADS = 8  # stray magic bytes inside the image are tried at most this often
 
 BANNER = b"Linux version "
@@ -117,10 +118,21 @@ def _banner_in_stream(data: bytes, offset: int, kind: str) -> str | None:
     view = memoryview(data)[offset:]
     position = 0
     chunk = 1 << 20
+    feed = b""
+    pending = False
     try:
-        while position < len(view) and produced < INFLATE_LIMIT:
-            piece = decompressor.decompress(bytes(view[position : position + chunk]))
-            position += chunk
+        while produced < INFLATE_LIMIT:
+            if not feed and not pending:
+                if position >= len(view):
+                    break
+                feed = bytes(view[position : position + chunk])
+                position += chunk
+            # Output is bounded per call: 1 MiB of a gzip or xz bomb inflates to 1 GiB or more.
+            piece = _inflate(decompressor, feed, INFLATE_PIECE)
+            # zlib hands back the input it has not used yet; lzma and zstd keep it inside and
+            # continue from b"". A full piece means more output may be waiting: drain it first.
+            feed = getattr(decompressor, "unconsumed_tail", b"")
+            pending = len(piece) >= INFLATE_PIECE
             if not piece:
                 if getattr(decompressor, "eof", False):
                     break
@@ -139,6 +151,13 @@ def _banner_in_stream(data: bytes, offset: int, kind: str) -> str | None:
         # zlib.error, lzma.LZMAError, zstd's errors, EOFError, MemoryError: a payload that is
         # not what its magic bytes claim. The caller tries the next one.
         return None
+
+
+def _inflate(decompressor: Any, data: bytes, limit: int) -> bytes:
+    try:
+        return bytes(decompressor.decompress(data, limit))
+    except TypeError:  # zstandard's decompressobj takes no output limit
+        return bytes(decompressor.decompress(data))
 
 
 def _decompressor(kind: str) -> Any:

@@ -9,9 +9,11 @@ What can carry a secret is redacted the same way here and in the POSIX sh script
 - `proc/*/environ`: only the `container=` entry is kept;
 - `proc/*/cmdline` and text files outside proc, sys, dev and the dpkg database: credentials in
   URLs (`scheme://user:SECRET@`), the value after `password`/`secret`/`token`/... followed by `=`
-  or `:`, and the argument after a `--password`-like flag become `REDACTED`;
+  or `:` (or, as in Kamailio's `modparam("auth", "secret", "VALUE")`, by a quote and a comma),
+  and the argument after a `--password`-like flag become `REDACTED`;
 - private keys are never copied: a `*.key`, `*.p12` or `*.pfx` file, or any file containing
-  `PRIVATE KEY`, is stored empty (it still exists, its content does not).
+  `PRIVATE KEY`, an OpenVPN static key or an inline `<auth-user-pass>`, is stored empty (it
+  still exists, its content does not).
 
 A pattern ending in `/**` copies that directory's whole tree; any other pattern that names a
 directory adds the directory itself (a check asking `is_dir` sees it) but not its content.
@@ -88,15 +90,23 @@ SECRET_KEYS = (
     "apikey",
 )
 WITHHELD_SUFFIXES = (".key", ".p12", ".pfx")
+# Content that marks a file as key material: PEM private keys, OpenVPN's static keys (tls-auth,
+# tls-crypt, secret) and its inline <auth-user-pass> block, whose password is a bare line.
+WITHHELD_MARKERS = (b"PRIVATE KEY", b"OpenVPN Static key", b"<auth-user-pass>")
 # Files taken verbatim: kernel interfaces, the package database and kernel build configs hold
 # no secrets (and CONFIG_SECRETMEM=y is not one).
 VERBATIM_PREFIXES = ("proc/", "sys/", "dev/", "var/lib/dpkg/", "boot/config-")
 
 _SPACE = rb" \t\n\r\f\v"
 _URL_CREDENTIALS = re.compile(rb"(://[^:/@" + _SPACE + rb"\"']+):[^@/" + _SPACE + rb"\"']+@")
+# Per key: `key = value` / `key: value`, then Kamailio's `modparam("auth", "secret", "value")`.
 _KEY_LINES = [
-    re.compile(rb"^(.*" + re.escape(key.encode()) + rb"[^=:]*[=:][ \t]*).+$", re.IGNORECASE)
+    re.compile(pattern, re.IGNORECASE)
     for key in SECRET_KEYS
+    for pattern in (
+        rb"^(.*" + re.escape(key.encode()) + rb"[^=:]*[=:][ \t]*).+$",
+        rb"^(.*" + re.escape(key.encode()) + rb"[^,\"']*[\"'][ \t]*,[ \t]*).+$",
+    )
 ]
 _SECRET_FLAG = re.compile(
     rb"^-.*(" + b"|".join(re.escape(k.encode()) for k in SECRET_KEYS) + rb")", re.IGNORECASE
@@ -144,7 +154,7 @@ def redact_environ(data: bytes) -> bytes:
 
 
 def is_private_key(rel: str, data: bytes) -> bool:
-    return rel.lower().endswith(WITHHELD_SUFFIXES) or b"PRIVATE KEY" in data
+    return rel.lower().endswith(WITHHELD_SUFFIXES) or any(m in data for m in WITHHELD_MARKERS)
 
 
 def _is_process_file(rel: str, name: str) -> bool:
@@ -384,6 +394,12 @@ def script(config_path: str | None = None, no_plugins: bool = False) -> str:
     for key in SECRET_KEYS:
         anycase = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in key)
         sed_lines.append(r"s/^\(.*" + anycase + r"[^=:]*[=:][[:blank:]]*\).\{1,\}$/\1REDACTED/")
+        sed_lines.append(
+            r"s/^\(.*"
+            + anycase
+            + "[^,\"']*[\"']"  # not raw: sed must see no backslash in these brackets
+            + r"[[:blank:]]*,[[:blank:]]*\).\{1,\}$/\1REDACTED/"
+        )
     for name in ("PATTERNS", "SED_SCRIPT"):
         if f"@{name}@" not in template:
             raise RuntimeError(f"collect.sh lacks @{name}@")  # a packaging bug, not user input

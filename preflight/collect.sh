@@ -91,7 +91,8 @@ copy_one() {  # $1: root-relative path
         return 0
     fi
     mkdir -p "$(dirname "$dst")"
-    if grep 'PRIVATE KEY' "$raw" >/dev/null 2>&1; then
+    if grep -e 'PRIVATE KEY' -e 'OpenVPN Static key' -e '<auth-user-pass>' "$raw" \
+        >/dev/null 2>&1; then
         withhold "$rel"
         return 0
     fi
