@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from conftest import Snapshot
+from hostdata import DEBIAN12_OS_RELEASE
 
 BOOT = 1_732_000_000  # 2024-11-19T07:06:40Z: the last boot of every snapshot
 BEFORE_BOOT = BOOT - 14 * 86_400
@@ -27,16 +28,6 @@ DEBIAN7_PROC_VERSION = (
 DEBIAN7_IMAGE_VERSION = (
     "3.2.0-4-amd64 (debian-kernel@lists.debian.org) #1 SMP Debian 3.2.63-2+deb7u1"
 )
-DEBIAN7_OS_RELEASE = """PRETTY_NAME="Debian GNU/Linux 7 (wheezy)"
-NAME="Debian GNU/Linux"
-VERSION_ID="7"
-VERSION="7 (wheezy)"
-ID=debian
-ANSI_COLOR="1;31"
-HOME_URL="http://www.debian.org/"
-SUPPORT_URL="http://www.debian.org/support/"
-BUG_REPORT_URL="http://bugs.debian.org/"
-"""
 DEBIAN7_IMAGE_STANZA = """Package: linux-image-3.2.0-4-amd64
 Status: install ok installed
 Priority: optional
@@ -81,16 +72,6 @@ BOOKWORM = {
     "6.1.0-26": ("6.1.112-1", "2024-09-30"),
     "6.1.0-27": ("6.1.115-1", "2024-11-01"),
 }
-DEBIAN12_OS_RELEASE = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-VERSION="12 (bookworm)"
-VERSION_CODENAME=bookworm
-ID=debian
-HOME_URL="https://www.debian.org/"
-SUPPORT_URL="https://www.debian.org/support"
-BUG_REPORT_URL="https://bugs.debian.org/"
-"""
 # Copied from a bookworm host's /var/lib/dpkg/status (linux-image-6.1.0-56-amd64 6.1.192-2).
 _BOOKWORM_IMAGE_STANZA = """Package: linux-image-{abi}-amd64
 Status: install ok installed
@@ -204,18 +185,6 @@ UBUNTU_PROC_VERSION = (
     "11.4.0, GNU ld (GNU Binutils for Ubuntu) 2.38) #101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023"
 )
 UBUNTU_SIGNATURE = "Ubuntu 5.15.0-91.101-generic 5.15.131"
-UBUNTU_OS_RELEASE = """PRETTY_NAME="Ubuntu 22.04.3 LTS"
-NAME="Ubuntu"
-VERSION_ID="22.04"
-VERSION="22.04.3 LTS (Jammy Jellyfish)"
-VERSION_CODENAME=jammy
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL="https://www.ubuntu.com/"
-SUPPORT_URL="https://help.ubuntu.com/"
-BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
-UBUNTU_CODENAME=jammy
-"""
 _UBUNTU_IMAGE_STANZA = """Package: linux-image-{abi}-generic
 Status: install ok installed
 Priority: optional
@@ -252,14 +221,6 @@ Description: Generic Linux kernel image
  available.
 """
 
-ROCKY_OS_RELEASE = """NAME="Rocky Linux"
-VERSION="9.3 (Blue Onyx)"
-ID="rocky"
-ID_LIKE="rhel centos fedora"
-VERSION_ID="9.3"
-PLATFORM_ID="platform:el9"
-PRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"
-"""
 ROCKY_RUNNING = "5.14.0-362.8.1.el9_3.x86_64"
 ROCKY_UPDATE = "5.14.0-362.13.1.el9_3.x86_64"
 ROCKY_PROC_VERSION = (

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 from conftest import Snapshot, run_preflight
+from hostdata import DEBIAN7_OS_RELEASE
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "preflight/schema/report.schema.json").read_text()
@@ -247,18 +247,7 @@ def test_version_and_explain() -> None:
 
 
 def _debian_snapshot(snapshot: Snapshot) -> None:
-    snapshot.write(
-        "usr/lib/os-release",
-        textwrap.dedent("""\
-        PRETTY_NAME="Debian GNU/Linux 7 (wheezy)"
-        NAME="Debian GNU/Linux"
-        VERSION_ID="7"
-        VERSION="7 (wheezy)"
-        ID=debian
-        ANSI_COLOR="1;31"
-        HOME_URL="http://www.debian.org/"
-        """),
-    )
+    snapshot.write("usr/lib/os-release", DEBIAN7_OS_RELEASE)
     snapshot.symlink("etc/os-release", "../usr/lib/os-release")
     snapshot.write("proc/sys/kernel/osrelease", "3.2.0-4-amd64\n")
     snapshot.write(

@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 from conftest import run_preflight
+from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -59,14 +60,6 @@ VERSION_SIGNATURES = [
     "Ubuntu 5.15.0-122.132-generic 5.15.163",
     "Ubuntu 4.4.0-210.242-generic 4.4.302",
 ]
-OS_RELEASE = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-VERSION="12 (bookworm)"
-VERSION_CODENAME=bookworm
-ID=debian
-HOME_URL="https://www.debian.org/"
-"""
 DPKG_STANZA = """Package: linux-image-6.1.0-26-amd64
 Status: install ok installed
 Priority: optional

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import REPO, Snapshot, require, run_preflight
+from hostdata import DEBIAN7_OS_RELEASE
+from hostdata import ROCKY9_OS_RELEASE as ROCKY_OS_RELEASE
+from hostdata import UBUNTU2204_OS_RELEASE as UBUNTU_OS_RELEASE
 from snapshots_kernel import (
     AFTER_BOOT,
     BEFORE_BOOT,
@@ -18,17 +21,14 @@ from snapshots_kernel import (
     DEBIAN7_IMAGE_STANZA,
     DEBIAN7_IMAGE_VERSION,
     DEBIAN7_META_STANZA,
-    DEBIAN7_OS_RELEASE,
     DEBIAN7_PROC_VERSION,
     FILLER_STANZAS,
     PROC_MODULES,
     ROCKY_MACHINE_ID,
-    ROCKY_OS_RELEASE,
     ROCKY_PROC_VERSION,
     ROCKY_RUNNING,
     ROCKY_UPDATE,
     UBUNTU_META_STANZA,
-    UBUNTU_OS_RELEASE,
     UBUNTU_PROC_VERSION,
     UBUNTU_SIGNATURE,
     Kernel,

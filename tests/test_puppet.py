@@ -13,60 +13,13 @@ from typing import Any
 
 import pytest
 from conftest import REPO, Run, Snapshot, require, run_preflight
+from hostdata import DEBIAN11_OS_RELEASE as OS_RELEASE_BULLSEYE
+from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE_BOOKWORM
+from hostdata import UBUNTU1204_OS_RELEASE as OS_RELEASE_PRECISE
+from hostdata import UBUNTU1404_OS_RELEASE as OS_RELEASE_TRUSTY
+from hostdata import UBUNTU2204_4_OS_RELEASE as OS_RELEASE_JAMMY
 
 # ------------------------------------------------------------------ real file contents
-# Debian 12's /etc/os-release, verbatim.
-OS_RELEASE_BOOKWORM = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-VERSION="12 (bookworm)"
-VERSION_CODENAME=bookworm
-ID=debian
-HOME_URL="https://www.debian.org/"
-SUPPORT_URL="https://www.debian.org/support"
-BUG_REPORT_URL="https://bugs.debian.org/"
-"""
-# Ubuntu 12.04's: no VERSION_CODENAME yet; the codename is in VERSION and /etc/lsb-release.
-OS_RELEASE_PRECISE = """NAME="Ubuntu"
-VERSION="12.04.5 LTS, Precise Pangolin"
-ID=ubuntu
-ID_LIKE=debian
-PRETTY_NAME="Ubuntu precise (12.04.5 LTS)"
-VERSION_ID="12.04"
-"""
-OS_RELEASE_TRUSTY = """NAME="Ubuntu"
-VERSION="14.04.6 LTS, Trusty Tahr"
-ID=ubuntu
-ID_LIKE=debian
-PRETTY_NAME="Ubuntu 14.04.6 LTS"
-VERSION_ID="14.04"
-HOME_URL="http://www.ubuntu.com/"
-SUPPORT_URL="http://help.ubuntu.com/"
-BUG_REPORT_URL="http://bugs.launchpad.net/ubuntu/"
-"""
-OS_RELEASE_BULLSEYE = """PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"
-NAME="Debian GNU/Linux"
-VERSION_ID="11"
-VERSION="11 (bullseye)"
-VERSION_CODENAME=bullseye
-ID=debian
-HOME_URL="https://www.debian.org/"
-SUPPORT_URL="https://www.debian.org/support"
-BUG_REPORT_URL="https://bugs.debian.org/"
-"""
-OS_RELEASE_JAMMY = """PRETTY_NAME="Ubuntu 22.04.4 LTS"
-NAME="Ubuntu"
-VERSION_ID="22.04"
-VERSION="22.04.4 LTS (Jammy Jellyfish)"
-VERSION_CODENAME=jammy
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL="https://www.ubuntu.com/"
-SUPPORT_URL="https://help.ubuntu.com/"
-BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
-PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
-UBUNTU_CODENAME=jammy
-"""
 
 # /usr/bin/puppet of Debian 12's puppet-agent, verbatim.
 LAUNCHER_DEBIAN = """#!/usr/bin/ruby
