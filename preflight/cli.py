@@ -105,7 +105,12 @@ def check_command(
     started = time.perf_counter()
     plan, cfg = session.plan(checks or [], config, no_plugins, root)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
-    report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
+    try:
+        report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
+    except Exception as exc:  # a bug in preflight itself: still one report, exit 3
+        if debug:
+            raise
+        report = session.failure_report(root, effective_fail_on, exc, started)
     if debug:
         _print_tracebacks(report)
     color = (
@@ -117,7 +122,13 @@ def check_command(
     )
     from preflight.reporters import render
 
-    text = render(fmt.value, report, color=color)
+    try:
+        text = render(fmt.value, report, color=color)
+    except Exception as exc:  # a reporter bug: report that instead of printing nothing
+        if debug:
+            raise
+        report = session.failure_report(root, effective_fail_on, exc, started)
+        text = render(fmt.value, report, color=color)
     if output:
         from preflight.output import write_atomic
 

@@ -37,8 +37,7 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
     try:
         findings = list(loaded.check().run(ctx))
         for finding in findings:
-            if not isinstance(finding, Finding):
-                raise TypeError(f"run() returned {type(finding).__name__}, not a Finding")
+            _validate(finding)
     except Exception as exc:  # one broken check never stops the others
         elapsed = (time.perf_counter() - started) * 1000
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -53,6 +52,23 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
         return result
     elapsed = (time.perf_counter() - started) * 1000
     return summarize(loaded.id, loaded.title, findings, ctx.summary, ctx.details, elapsed)
+
+
+def _validate(finding: object) -> None:
+    """A plugin's findings must render in every format; plain strings become statuses."""
+    if not isinstance(finding, Finding):
+        raise TypeError(f"run() returned {type(finding).__name__}, not a Finding")
+    if not isinstance(finding.status, Status):
+        try:
+            finding.status = Status(finding.status)
+        except ValueError:
+            raise TypeError(
+                f"finding {finding.code!r} has no valid status: {finding.status!r}"
+            ) from None
+    if not isinstance(finding.code, str) or not isinstance(finding.message, str):
+        raise TypeError(f"finding {finding.code!r}: code and message must be strings")
+    if not all(isinstance(step, str) for step in finding.remediation):
+        raise TypeError(f"finding {finding.code!r}: remediation must be a list of strings")
 
 
 def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult]:

@@ -98,6 +98,28 @@ def execute(
     )
 
 
+def failure_report(root: str, fail_on: str, exc: Exception, started: float) -> Report:
+    """The report when the engine itself broke: cron and Puppet still get one document, and an
+    `error` result (exit 3), never an empty file or a false success."""
+    from preflight.model import error_result
+
+    message = f"preflight itself failed: {type(exc).__name__}: {exc} (re-run with --debug)"
+    result = error_result("preflight", "preflight engine", message, code_reason="internal-error")
+    try:
+        host = Host(root).summary()
+    except Exception:
+        host = {
+            "hostname": None,
+            "root": root,
+            "os": None,
+            "kernel": {"release": None, "version": None},
+            "virtualization": None,
+            "container": None,
+            "provider": None,
+        }
+    return Report([result], host, fail_on, duration_ms=(time.perf_counter() - started) * 1000)
+
+
 def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any]]:
     cfg = config_mod.load(config_path)
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -186,24 +187,71 @@ def test_plugin_allow_list_in_config(tmp_path: Path) -> None:
     assert "demo-b" in ids and "demo" not in ids and "kernel" in ids
 
 
-def test_plugin_that_fails_to_import_is_an_error_result(snapshot: Snapshot, tmp_path: Path) -> None:
-    # An installed distribution as importlib.metadata sees it: dist-info metadata plus code.
+def _plugin_site(tmp_path: Path, code: str) -> dict[str, str]:
+    """An installed third-party distribution as importlib.metadata sees it (dist-info plus
+    code), on PYTHONPATH for the preflight subprocess only."""
     site = tmp_path / "site"
-    dist = site / "broken_plugin-0.1.dist-info"
+    dist = site / "odd_plugin-0.1.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[preflight.checks]\nbroken = broken_plugin:BrokenCheck\n"
-    )
-    (site / "broken_plugin.py").write_text("raise ImportError('needs libfoo')\n")
-    env = {"PYTHONPATH": str(site)}
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: odd-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[preflight.checks]\nodd = odd_plugin:OddCheck\n")
+    (site / "odd_plugin.py").write_text(textwrap.dedent(code))
+    return {"PYTHONPATH": str(site)}
+
+
+def test_plugin_that_fails_to_import_is_an_error_result(snapshot: Snapshot, tmp_path: Path) -> None:
+    env = _plugin_site(tmp_path, "raise ImportError('needs libfoo')\n")
     listed = run_preflight("list", env=env)
-    assert listed.returncode == 0 and "broken" in listed.stdout and "needs libfoo" in listed.stdout
-    code, report = run_json(*demo(snapshot, demo="pass"), "broken", env=env)
+    assert listed.returncode == 0 and "odd" in listed.stdout and "needs libfoo" in listed.stdout
+    code, report = run_json(*demo(snapshot, demo="pass"), "odd", env=env)
     assert code == 3
     broken = report["checks"][1]
     assert broken["status"] == "error" and "needs libfoo" in broken["summary"]
     assert report["checks"][0]["status"] == "pass"
+
+
+PLUGIN_RETURNING = """
+    from preflight.check import Check
+    from preflight.model import Finding
+
+    class OddCheck(Check):
+        title = "Odd"
+
+        def run(self, ctx):
+            return [Finding("odd.thing", {status!r}, "an odd finding", ["fix it"])]
+"""
+
+
+def test_plugin_status_as_plain_string_is_accepted(snapshot: Snapshot, tmp_path: Path) -> None:
+    env = _plugin_site(tmp_path, PLUGIN_RETURNING.format(status="warn"))
+    for fmt in ("json", "human", "nagios", "prometheus", "junit", "facter"):
+        run = run_preflight("check", "odd", "--root", str(snapshot), "--format", fmt, env=env)
+        assert run.returncode == 1, (fmt, run.stdout, run.stderr)
+        assert "Traceback" not in run.stderr
+
+
+def test_plugin_finding_with_invalid_status_is_an_error_not_a_crash(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    env = _plugin_site(tmp_path, PLUGIN_RETURNING.format(status="bogus"))
+    code, report = run_json(*demo(snapshot, demo="warn"), "odd", env=env)
+    assert code == 3
+    odd = report["checks"][1]
+    assert odd["status"] == "error" and "no valid status: 'bogus'" in odd["summary"]
+    assert report["checks"][0]["status"] == "warn"
+
+
+def test_engine_failure_still_gives_one_valid_report() -> None:
+    import time as _time
+
+    from preflight import session
+    from preflight.reporters import render
+
+    report = session.failure_report("/", "warn", KeyError("boom"), _time.perf_counter())
+    data = json.loads(render("json", report))
+    jsonschema.validate(data, SCHEMA)
+    assert data["exit_code"] == 3 and data["status"] == "error"
+    assert "preflight itself failed: KeyError" in data["checks"][0]["summary"]
 
 
 def test_json_report_is_one_valid_document_for_mixed_results(snapshot: Snapshot) -> None:
