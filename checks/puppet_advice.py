@@ -1,0 +1,222 @@
+"""What the `puppet` check tells the user: its findings, and how to get a new enough Puppet.
+
+The upgrade path depends on the OS: its own archive where that carries a new enough Puppet, else
+Puppet's release packages (apt.puppet.com, yum.puppet.com) where they exist for this release.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from preflight_checks.puppet_installs import VENDOR_BIN_DIR, Install, library_dirs
+from preflight_checks.puppet_versions import older, sort_key
+
+from preflight.check import CheckContext, Finding, Status
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+LSB_RELEASE = "etc/lsb-release"
+MODULE_TOOL_VERSION = "2.7.14"
+MODULE_TOOL_MISSING = (
+    "`puppet module` (install, list and search modules from the Puppet Forge) only exists from "
+    "Puppet 2.7.14 on"
+)
+# What each release's own archive carries, (os-release ID, VERSION_CODENAME) -> (package, Puppet).
+DISTRO_PUPPET = {
+    ("debian", "bookworm"): ("puppet-agent", "7.23.0"),
+    ("debian", "bullseye"): ("puppet", "5.5.22"),
+    ("ubuntu", "jammy"): ("puppet", "5.5.22"),
+    ("ubuntu", "focal"): ("puppet", "5.5.10"),
+    ("ubuntu", "precise"): ("puppet", "2.7.11"),  # 2.7.11-1ubuntu2.x, security fixes only
+}
+# Codenames with a Puppet 7 release package at https://apt.puppet.com/puppet7-release-<codename>.deb.
+VENDOR_APT_CODENAMES = ("buster", "bullseye", "bookworm", "bionic", "focal", "jammy")
+VENDOR_YUM_MAJORS = ("7", "8", "9")  # https://yum.puppet.com/puppet7-release-el-<N>.noarch.rpm
+VENDOR_PUPPET_MAJOR = "7"
+# Ubuntu 12.04's last vendor repository (Puppet 3.x); the OS itself is end of life.
+PRECISE_RELEASE_URL = "http://apt.puppetlabs.com/puppetlabs-release-precise.deb"
+RHEL_LIKE = ("rhel", "centos", "rocky", "almalinux", "ol")
+
+
+def not_installed_finding(host: Host, ctx: CheckContext, packages: list[Any]) -> Finding:
+    where = "no puppet on PATH, no /usr/bin/puppet, no /opt/puppetlabs/bin/puppet"
+    if packages:
+        names = ", ".join(f"{p.name} {p.version}" for p in packages)
+        reinstall = " ".join(p.name for p in packages)
+        command = (
+            "dnf reinstall " if host.packages.manager == "rpm" else "apt-get install --reinstall "
+        ) + reinstall
+        noun = "package" if len(packages) == 1 else "packages"
+        verb = "is" if len(packages) == 1 else "are"
+        return Finding(
+            "puppet.not-installed",
+            Status.FAIL,
+            f"{noun} {names} {verb} installed but no puppet executable exists ({where})",
+            [command],
+        )
+    message = f"Puppet is not installed ({where}, no puppet, puppet-agent or puppet-common package)"
+    if ctx.required:
+        return Finding(
+            "puppet.not-installed",
+            Status.FAIL,
+            message,
+            _upgrade_path(
+                host, str(ctx.options.get("min_version") or MODULE_TOOL_VERSION), "distribution"
+            ),
+        )
+    return Finding("puppet.not-installed", Status.SKIP, message)
+
+
+def version_unknown_finding(host: Host, install: Install) -> Finding:
+    where = f"{host.display(install.path)} ({install.layout} build)"
+    if not install.ruby:
+        where = f"{host.display(install.path)} (first on PATH, not a Ruby puppet launcher)"
+    reasons = []
+    libraries = library_dirs(host, install)[:4]
+    if libraries:
+        tried = ", ".join(host.display(f"{lib}/puppet/version.rb") for lib in libraries)
+        reasons.append(f"no version in {tried}")
+    if install.failure:
+        reasons.append(install.failure)
+    elif not host.is_live:
+        reasons.append("under --root no command is run")
+    if install.ruby:
+        remediation = [
+            f"reinstall the package that owns {host.display(install.path)}"
+            + (f" (`apt-get install --reinstall {install.package}`)" if install.package else ""),
+        ]
+    else:
+        remediation = [
+            f"`puppet` runs {host.display(install.path)}: remove it from PATH or make it a "
+            f"working Puppet"
+        ]
+    if not host.is_live:
+        remediation.append("or run the check on the host itself")
+    return Finding(
+        "puppet.version-unknown",
+        Status.ERROR,
+        f"Puppet at {where}: its version could not be read ({'; '.join(reasons) or 'unknown'})",
+        remediation,
+    )
+
+
+def too_old_finding(host: Host, install: Install, minimum: str, newer: Install | None) -> Finding:
+    missing = (
+        MODULE_TOOL_MISSING
+        if older(install.version or "", MODULE_TOOL_VERSION)
+        else "features the deployment relies on"
+    )
+    first = " (first on PATH)" if install.path_rank is not None else ""
+    message = (
+        f"Puppet {install.version} ({host.display(install.path)}{first}, "
+        f"{install.layout} build) is older than the minimum {minimum}: {missing}"
+    )
+    remediation: list[str] = []
+    if newer is not None:
+        remediation.append(_use_newer(host, install, newer))
+    remediation.extend(_upgrade_path(host, minimum, install.layout))
+    return Finding("puppet.too-old", Status.FAIL, message, remediation)
+
+
+def _use_newer(host: Host, old: Install, newer: Install) -> str:
+    step = (
+        f"use the installed {host.display(newer.path)} (Puppet {newer.version}): remove "
+        f"the older {host.display(old.path)}"
+    )
+    if old.package:
+        step += f" (`apt-get remove {old.package}`)"
+    return (
+        step + f" or put {os.path.dirname(host.display(newer.path))} before "
+        f"{os.path.dirname(host.display(old.path))} in PATH (e.g. in /etc/environment)"
+    )
+
+
+def shadowed_finding(host: Host, installs: list[Install]) -> Finding | None:
+    ranked = sorted(
+        (i for i in installs if i.path_rank is not None), key=lambda i: i.path_rank or 0
+    )
+    if not ranked or ranked[0].version is None:
+        return None
+    first = ranked[0]
+    newer = [
+        i
+        for i in installs
+        if i is not first and i.version is not None and older(first.version or "", i.version)
+    ]
+    if not newer:
+        return None
+    best = max(newer, key=lambda i: sort_key(i.version))
+    return Finding(
+        "puppet.shadowed",
+        Status.WARN,
+        f"{host.display(first.path)} (Puppet {first.version}) comes first on PATH and shadows "
+        f"{host.display(best.path)} (Puppet {best.version})",
+        [_use_newer(host, first, best)],
+    )
+
+
+def _upgrade_path(host: Host, minimum: str, layout: str) -> list[str]:
+    """How to get a new enough Puppet on this OS: its own archive, else the vendor's packages."""
+    osr = host.os_release or {}
+    os_id = (osr.get("ID") or "").lower()
+    codename = _codename(host, osr)
+    like = (osr.get("ID_LIKE") or "").lower().split()
+    major = (osr.get("VERSION_ID") or "").split(".")[0]
+    name = osr.get("PRETTY_NAME") or (f"{os_id} {codename}".strip() or "this OS")
+    steps: list[str] = []
+    distro = DISTRO_PUPPET.get((os_id, codename))
+    if distro is not None and layout != "vendor":
+        package, version = distro
+        if not older(version, minimum):
+            return [f"{name} ships Puppet {version}: apt-get update && apt-get install {package}"]
+        steps.append(
+            f"{name} ships only Puppet {version} (package {package}), older than "
+            f"{minimum}: use Puppet's own packages"
+        )
+    # The release packages below carry the newest Puppet 7: enough for any minimum below 8.
+    vendor_ok = older(minimum, str(int(VENDOR_PUPPET_MAJOR) + 1))
+    if os_id in ("debian", "ubuntu") or "debian" in like:
+        if codename in VENDOR_APT_CODENAMES and vendor_ok:
+            deb = f"puppet{VENDOR_PUPPET_MAJOR}-release-{codename}.deb"
+            steps.append(
+                f"wget https://apt.puppet.com/{deb} && dpkg -i {deb} && apt-get update "
+                f"&& apt-get install puppet-agent  (Puppet {VENDOR_PUPPET_MAJOR}, "
+                f"installed as {VENDOR_BIN_DIR}/puppet)"
+            )
+            return steps
+        if codename == "precise":
+            steps.append(
+                f"Ubuntu 12.04 is end of life; Puppet's last repository for it (Puppet "
+                f"3.x): wget {PRECISE_RELEASE_URL} && dpkg -i "
+                f"puppetlabs-release-precise.deb && apt-get update && apt-get install "
+                f"puppet; better, upgrade the OS"
+            )
+            return steps
+    if (os_id in RHEL_LIKE or "rhel" in like) and major in VENDOR_YUM_MAJORS and vendor_ok:
+        steps.append(
+            f"rpm -Uvh https://yum.puppet.com/puppet{VENDOR_PUPPET_MAJOR}-release-el-"
+            f"{major}.noarch.rpm && yum install puppet-agent"
+        )
+        return steps
+    steps.append(
+        f"install Puppet {minimum} or later: the distribution's package if new enough, "
+        f"else Puppet's release package for {name} from apt.puppet.com or yum.puppet.com"
+    )
+    return steps
+
+
+def _codename(host: Host, osr: dict[str, str]) -> str:
+    """The release codename; Ubuntu 12.04's os-release has no VERSION_CODENAME."""
+    codename = osr.get("VERSION_CODENAME") or osr.get("UBUNTU_CODENAME")
+    if not codename:
+        text = host.read_text(LSB_RELEASE, 64 * 1024) or ""
+        match = re.search(r"^DISTRIB_CODENAME=[\"']?([A-Za-z]+)", text, re.M)
+        codename = match.group(1) if match else None
+    if not codename:
+        # VERSION="7 (wheezy)" or VERSION="12.04.5 LTS, Precise Pangolin"
+        match = re.search(r"\(([A-Za-z]+)\)|, ([A-Za-z]+) ", osr.get("VERSION") or "")
+        codename = (match.group(1) or match.group(2)) if match else None
+    return (codename or "").lower()
