@@ -83,7 +83,9 @@ def _remediation(console: Console, report: Report) -> None:
     console.print()
     console.print(Text("What to do", style="bold"))
     step = 0
-    for result, finding in entries:
+    for index, (result, finding) in enumerate(entries):
+        if index:
+            console.print()  # one block per finding: easier to find your place at 3 a.m.
         console.print(
             Text.assemble(
                 (f"{finding.status.value.upper()} ", STYLE[finding.status]),
