@@ -148,6 +148,18 @@ def module_basename(name: str) -> str:
     return base[:-3] if base.endswith(".so") else base
 
 
+def normalize_path(path: str) -> str:
+    """A config path as Host names it: root-relative and normalized."""
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+def path_from_config(path: str, folder: str) -> str:
+    """Root-relative path of `path`; relative paths are resolved next to the main config."""
+    if path.startswith("/"):
+        return normalize_path(path)
+    return normalize_path(posixpath.join("/" + folder, path))
+
+
 def _strip_comments(line: str, in_block: bool) -> tuple[str, bool]:
     """The line without `#`, `//` and `/* */` comments (outside quotes); directives stay."""
     out: list[str] = []

@@ -662,9 +662,9 @@ def test_kernel_image_scan_bounds_memory_on_a_decompression_bomb() -> None:
     mutated(["6.1.0-26-amd64", "5.15.0-122-generic", "5.14.0-427.13.1.el9_4.x86_64"]),
 )
 def test_kernel_build_parsers_never_raise(uts: str, signature: str, release: str) -> None:
-    running_build = parser("kernel", "running_build")
-    image_build = parser("kernel", "image_build")
-    dpkg_image_release = parser("kernel", "dpkg_image_release")
+    running_build = parser("kernel_builds", "running_build")
+    image_build = parser("kernel_builds", "image_build")
+    dpkg_image_release = parser("kernel_builds", "dpkg_image_release")
     for build in (
         running_build(release, uts, signature),
         running_build(None, uts, None),
@@ -700,7 +700,7 @@ def test_kernel_build_parsers_never_raise(uts: str, signature: str, release: str
 def test_kernel_build_of_real_version_strings(
     release: str, uts: str, signature: str | None, build: str
 ) -> None:
-    assert parser("kernel", "running_build")(release, uts, signature) == build
+    assert parser("kernel_builds", "running_build")(release, uts, signature) == build
 
 
 # ------------------------------------------------------------------------------ puppet

@@ -1,0 +1,253 @@
+"""The kernel check's findings: one builder per outcome, with its message, remediation and, for
+the outcomes an operator acts on, the report's one-line summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from preflight_checks.kernel_facts import EXTERNAL_PROVIDERS, image_name
+from preflight_checks.kernel_inventory import compare_versions, iso
+from preflight_checks.kernel_remedies import external_remediation
+
+from preflight.check import Finding, Status
+
+if TYPE_CHECKING:
+    from preflight_checks.kernel_facts import KernelFacts, Running
+    from preflight_checks.kernel_inventory import Kernel
+
+    from preflight.check import CheckContext
+
+
+def absent(ctx: CheckContext, code: str, message: str, remediation: list[str]) -> Finding:
+    """Nothing to judge: a skip, or a failure when the check is required."""
+    status = Status.FAIL if ctx.required else Status.SKIP
+    return Finding(code, status, message, remediation)
+
+
+def container(ctx: CheckContext, running: Running) -> Finding:
+    return absent(
+        ctx,
+        "kernel.container",
+        f"inside a {running.container} container: the running kernel"
+        f"{' ' + running.release if running.release else ''} belongs to the host, not to "
+        "this container's packages",
+        ["Run `preflight check kernel` on the container's host."],
+    )
+
+
+def unknown(ctx: CheckContext) -> Finding:
+    host = ctx.host
+    return absent(
+        ctx,
+        "kernel.unknown",
+        "the running kernel is unknown: /proc/sys/kernel/osrelease is "
+        f"{host.why_unreadable('proc/sys/kernel/osrelease')} and /proc/version is "
+        f"{host.why_unreadable('proc/version')}",
+        [
+            "Run preflight on the host itself, or include proc/ in the snapshot "
+            "(`preflight collect` does)."
+        ],
+    )
+
+
+def ok(facts: KernelFacts, running_pkg: Kernel, build_matches: bool | None) -> Finding:
+    how = (
+        ""
+        if build_matches
+        else "; the build could not be compared (no build string in /proc/version)"
+    )
+    return Finding(
+        "kernel.ok",
+        Status.PASS,
+        f"running {facts.running.label} is the installed "
+        f"{running_pkg.label}, and no newer kernel is installed{how}",
+    )
+
+
+def no_packages(ctx: CheckContext, facts: KernelFacts) -> Finding:
+    where = (
+        "no linux-image-* package in /var/lib/dpkg/status"
+        if facts.host.packages.manager == "dpkg"
+        else "no kernel package and no kernel in /boot or /lib/modules"
+    )
+    who = _who_supplies(facts)
+    message = (
+        f"no kernel package is installed ({where}), so there is nothing to compare "
+        f"with the running {facts.running.release}"
+    )
+    message += f"; the kernel is supplied by {who}" if who else "; who supplies it is unknown"
+    ctx.summary = message
+    return absent(
+        ctx,
+        "kernel.no-packages",
+        message,
+        [
+            "Nothing to do if the platform supplies the kernel; otherwise install the "
+            "distribution's kernel package (e.g. apt-get install linux-image-amd64)."
+        ],
+    )
+
+
+def _who_supplies(facts: KernelFacts) -> str | None:
+    running, installed = facts.running, facts.installed
+    if running.provider in EXTERNAL_PROVIDERS and running.boot_image is None:
+        return f"the provider ({EXTERNAL_PROVIDERS[running.provider]})"
+    if facts.is_xen_pv():
+        return "the Xen toolstack (a PV guest)"
+    if not installed.running_image_found and running.boot_image is None and running.cmdline_known:
+        virt = facts.host.virtualization
+        if virt not in (None, "none"):
+            return (
+                f"the hypervisor ({virt}: no /boot/{image_name(running.release)} and no "
+                "BOOT_IMAGE= on the kernel command line)"
+            )
+    if installed.running_image_found:
+        return f"/{installed.running_image}, installed without a package"
+    return None
+
+
+def hand_installed(facts: KernelFacts, next_boot: Kernel | None) -> Finding:
+    running = facts.running
+    other = next_boot.label if next_boot else "the installed kernels"
+    return Finding(
+        "kernel.drift",
+        Status.WARN,
+        f"running {running.label} has an image "
+        f"(/{facts.installed.running_image}) but no package; the packages provide {other}: the "
+        "boot loader decides which one boots next",
+        [
+            f"If {running.release} was built and installed by hand, this is expected.",
+            "Otherwise check the boot loader's default entry (grep GRUB_DEFAULT "
+            "/etc/default/grub) and reboot into the packaged kernel.",
+        ],
+    )
+
+
+def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, source: str) -> Finding:
+    running = facts.running
+    if target.release != running.release:
+        what = "a newer kernel"
+    elif (
+        running.build
+        and target.version
+        and compare_versions(facts.host, target.version, running.build) < 0
+    ):
+        what = "an older build of the running release"
+    else:
+        what = "a newer build of the running release"
+    message = (
+        f"{what}, {target.label}, was installed {iso(target.installed_at)}, after "
+        f"the last boot ({iso(running.boot_time)}); rebooting will load "
+        f"{target.release} build {target.version} ({source}) in place of the running "
+        f"{running.label}"
+    )
+    if running.boot_image is None:
+        message += (
+            " (no BOOT_IMAGE= on the kernel command line: if the platform supplies "
+            "the kernel, a reboot will not change it)"
+        )
+    ctx.summary = (
+        f"reboot pending: {target.release} build {target.version} will boot "
+        f"in place of the running {running.label}"
+    )
+    return Finding(
+        "kernel.reboot-required",
+        Status.WARN,
+        message,
+        [
+            f"Reboot in a maintenance window (e.g. `shutdown -r +5`) to load {target.release}.",
+            f"Afterwards `uname -r` prints {target.release} and /proc/version shows "
+            f"{target.version}.",
+        ],
+    )
+
+
+def externally_managed(
+    ctx: CheckContext, facts: KernelFacts, target: Kernel, evidence: list[str]
+) -> Finding:
+    running = facts.running
+    side = (
+        f"running {running.label} vs installed {target.package or target.release} {target.version}"
+    )
+    if target.image_build and target.image:
+        side += f" (/{target.image} contains build {target.image_build})"
+    message = (
+        f"{side}: the kernel is not what the packages provide and a reboot will not "
+        f"change that; evidence: {'; '.join(evidence)}"
+    )
+    build = f"build {running.build}" if running.build else running.release
+    installed = (
+        target.version
+        if target.release == running.release
+        else f"{target.release} build {target.version}"
+    )
+    ctx.summary = (
+        f"running {build} is not the installed {installed}; the kernel is "
+        "loaded from outside the machine"
+        if facts.loaded_from_outside()
+        else f"running {build} is not the installed {installed}, and the last boot did not load it"
+    )
+    return Finding(
+        "kernel.externally-managed", Status.FAIL, message, external_remediation(facts, target)
+    )
+
+
+def drift(facts: KernelFacts, target: Kernel) -> Finding:
+    running = facts.running
+    why = []
+    if running.boot_time is None:
+        why.append(
+            f"the boot time is unknown (/proc/stat is "
+            f"{facts.host.why_unreadable('proc/stat')} or has no btime)"
+        )
+    if target.installed_at is None:
+        why.append(f"the install time of {target.label} is unknown")
+    message = (
+        f"running {running.label} vs installed "
+        f"{target.label}: either a reboot is pending or the kernel is loaded from "
+        f"outside the machine, and the evidence cannot tell which "
+        f"({'; '.join(why) or 'no decisive evidence'})"
+    )
+    since = (
+        "ls -l --time-style=full-iso /var/lib/dpkg/info/" + f"{target.package}.list"
+        if target.manager == "dpkg" and target.package
+        else f"rpm -q --last {target.package or 'kernel-core'}"
+    )
+    return Finding(
+        "kernel.drift",
+        Status.WARN,
+        message,
+        [
+            f"Compare the boot time with the install time: uptime -s; {since}",
+            f"Installed after the boot: reboot to load {target.release}. Installed before the "
+            "boot: the kernel is loaded from outside (provider control panel or hypervisor "
+            "setting) and rebooting will not help.",
+        ],
+    )
+
+
+def modules_missing(facts: KernelFacts, main_code: str) -> Finding:
+    release = facts.running.release
+    message = (
+        f"the kernel loads modules (/proc/modules exists) but /lib/modules/"
+        f"{release} is missing: modules such as tun cannot be loaded until the "
+        "running kernel matches an installed one"
+    )
+    if main_code == "kernel.externally-managed":
+        fix = [
+            "Make the running kernel one whose modules are installed (see "
+            "kernel.externally-managed: rebooting alone will not help)."
+        ]
+    elif main_code == "kernel.reboot-required":
+        fix = ["Reboot into the installed kernel (see kernel.reboot-required)."]
+    else:
+        fix = [
+            f"Install the modules of {release} if the distribution still ships them "
+            + (
+                f"(apt-get install linux-image-{release})"
+                if facts.host.packages.manager == "dpkg"
+                else "(dnf install kernel-modules-core-<version>)"
+            ),
+            "Or run a kernel whose modules are installed (ls /lib/modules).",
+        ]
+    return Finding("kernel.modules-missing", Status.WARN, message, fix)
