@@ -66,7 +66,8 @@ class KamailioCheck(Check):
             Status.FAIL,
             "no Kamailio process runs with the configuration",
             "systemctl status kamailio; journalctl -u kamailio; fix the first error of "
-            "`kamailio -c -f FILE`; systemctl start kamailio",
+            "`kamailio -c -f FILE`; systemctl start kamailio (without systemd: "
+            "service kamailio status/start)",
         ),
         "kamailio.config-invalid": FindingDoc(
             Status.FAIL,
@@ -77,13 +78,13 @@ class KamailioCheck(Check):
             Status.FAIL,
             "an expected socket is not held by Kamailio (one finding per socket; "
             "another process holding the port is named with its pid)",
-            "free the port or fix listen=, then systemctl restart kamailio",
+            "free the port or fix listen=, then restart Kamailio",
         ),
         "kamailio.listener-unexpected": FindingDoc(
             Status.WARN,
             "Kamailio holds a socket its configuration does not resolve to (it "
             "runs an older configuration)",
-            "systemctl restart kamailio",
+            "restart Kamailio",
         ),
         "kamailio.tls-disabled": FindingDoc(
             Status.WARN,
@@ -106,13 +107,13 @@ class KamailioCheck(Check):
             Status.WARN,
             "the config or an included file changed after the running main "
             "process started: the change is not applied",
-            "kamailio -c -f FILE && systemctl restart kamailio",
+            "kamailio -c -f FILE, then restart Kamailio",
         ),
         "kamailio.address-not-bound": FindingDoc(
             Status.WARN,
             "without listen= Kamailio binds the addresses present at start; this "
             "one appeared later and is not served",
-            "systemctl restart kamailio, or add listen=",
+            "restart Kamailio, or add listen=",
         ),
         "kamailio.owners-unknown": FindingDoc(
             Status.WARN,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.kamailio_report import SERVICE_STEPS
 from preflight_checks.kamailio_sockets import (
     conflicts,
     covers,
@@ -37,7 +36,7 @@ def report_held_ports(report: Report, expected: list[Socket]) -> None:
                 f"{sock} is held by {holder[1]} (pid {holder[0]}), so Kamailio cannot bind it",
                 [
                     f"stop {holder[1]} (pid {holder[0]}) or move it to another port",
-                    "systemctl start kamailio",
+                    report.service.start,
                 ],
             )
 
@@ -103,7 +102,7 @@ def compare_listeners(
                 f"{instance.main.pid}) started and the config has no listen=, so it "
                 "binds only the addresses present at start",
                 [
-                    "systemctl restart kamailio",
+                    report.service.restart,
                     "or list the addresses with listen= in the config",
                 ],
             )
@@ -116,11 +115,11 @@ def compare_listeners(
             )
             steps = [
                 f"stop {holder[1]} (pid {holder[0]}) or move it to another port",
-                "systemctl restart kamailio",
+                report.service.restart,
             ]
         else:
             message = f"Kamailio (pid {instance.main.pid}) does not listen on {sock}"
-            steps = ["systemctl restart kamailio", *SERVICE_STEPS]
+            steps = [report.service.restart, *report.service.status]
         report.add("listener-missing", Status.FAIL, message, steps)
     if not (visible and config_known):
         return
@@ -136,7 +135,7 @@ def compare_listeners(
             f"Kamailio (pid {instance.main.pid}) listens on {bound.transport}:"
             f"{_fmt(bound.addr)}:{bound.port}, which its configuration does not "
             "resolve to (an older configuration is running?)",
-            ["kamailio -c -f " + report.details["config"], "systemctl restart kamailio"],
+            ["kamailio -c -f " + report.details["config"], report.service.restart],
         )
 
 

@@ -6,6 +6,8 @@ password from a database URL Kamailio or its configuration printed.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight_checks.kamailio_config import mask_secrets
@@ -15,7 +17,45 @@ from preflight.check import Finding, Status
 if TYPE_CHECKING:
     from preflight.host import Host
 
-SERVICE_STEPS = ["systemctl status kamailio", "journalctl -u kamailio -n 50 --no-pager"]
+
+@dataclass(frozen=True)
+class ServiceCommands:
+    """How this host starts Kamailio: remediation must name commands that exist here."""
+
+    start: str
+    restart: str
+    status: tuple[str, ...]
+
+
+SYSTEMD = ServiceCommands(
+    "systemctl start kamailio",
+    "systemctl restart kamailio",
+    ("systemctl status kamailio", "journalctl -u kamailio -n 50 --no-pager"),
+)
+DEFAULTS = "/etc/default/kamailio"
+INIT_SCRIPT = ServiceCommands(
+    "service kamailio start",
+    "service kamailio restart",
+    ("service kamailio status", "grep kamailio /var/log/syslog | tail -n 50"),
+)
+
+
+def service_commands(host: Host) -> ServiceCommands:
+    """systemctl where systemd runs (or nothing says otherwise); Debian's init script through
+    `service` where something else is pid 1 (sysvinit, a container, a microVM)."""
+    manager = host.service_manager
+    if manager in (None, "systemd") or not host.is_file("etc/init.d/kamailio"):
+        return SYSTEMD
+    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
+    if defaults is not None and not re.search(r"^\s*RUN_KAMAILIO=yes\s*$", defaults, re.M):
+        # Debian's init script refuses to start ("Kamailio not yet configured") until this is set.
+        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {DEFAULTS}"
+        return ServiceCommands(
+            f"{enable} && {INIT_SCRIPT.start}",
+            f"{enable} && {INIT_SCRIPT.restart}",
+            INIT_SCRIPT.status,
+        )
+    return INIT_SCRIPT
 
 
 class Report:
@@ -24,6 +64,7 @@ class Report:
         self.details = details
         self.findings: list[Finding] = []
         self.notes: list[str] = []
+        self.service = service_commands(host)
 
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None

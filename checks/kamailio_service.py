@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from preflight_checks.kamailio_report import SERVICE_STEPS
 from preflight_checks.kamailio_sockets import start_time
 
 from preflight.check import Status
@@ -33,13 +32,13 @@ def report_not_running(
             )
             + ")"
         )
-    steps = list(SERVICE_STEPS)
+    steps = list(report.service.status)
     if check_out is not None and not check_out.ok:
         steps.append(
             f"fix the first error of `kamailio -c -f {config}`: "
             f"{check_out.first_error or 'see its output'}"
         )
-    steps.append("systemctl start kamailio")
+    steps.append(report.service.start)
     report.add("not-running", Status.FAIL, message, steps)
 
 
@@ -63,7 +62,7 @@ def check_changed(
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
             f"started at {_iso(started)}: the running process does not use it yet",
-            [f"kamailio -c -f {config}", "systemctl restart kamailio"],
+            [f"kamailio -c -f {config}", report.service.restart],
         )
 
 

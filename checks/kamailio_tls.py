@@ -56,7 +56,7 @@ def check_tls_enabled(
             [
                 f'add enable_tls=yes and loadmodule "tls.so" to {config}',
                 f"kamailio -c -f {config}",
-                "systemctl restart kamailio",
+                report.service.restart,
             ],
         )
 
@@ -78,7 +78,7 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                 f'modparam("tls", "config") is {host.why_unreadable(tls_rel)}',
                 [
                     f"create {host.display(tls_rel)} or fix the modparam in {config}",
-                    "systemctl restart kamailio",
+                    report.service.restart,
                 ],
             )
     else:
@@ -95,7 +95,7 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                 "Kamailio will not start with it",
                 [
                     f"create {host.display(rel)} (or fix {where})",
-                    "systemctl restart kamailio",
+                    report.service.restart,
                 ],
             )
 

@@ -184,3 +184,31 @@ def provider(host: Host) -> str | None:
                 continue
             return name
     return None
+
+
+# proc/1/comm of the service managers whose commands a remediation can name.
+_INIT_BY_COMM = {
+    "systemd": "systemd",
+    "init": "sysvinit",
+    "openrc-init": "openrc",
+    "runit": "runit",
+    "s6-svscan": "s6",
+}
+
+
+def service_manager(host: Host) -> str | None:
+    """What starts services: "systemd", "sysvinit", "openrc", "runit", "s6", "none" (pid 1 is
+    something else, as in a container or a microVM), or None when the files do not say."""
+    # sd_booted(): /run/systemd/system exists only while systemd runs as pid 1.
+    if host.is_dir("run/systemd/system"):
+        return "systemd"
+    comm = host.read_line("proc/1/comm")
+    if comm:
+        return _INIT_BY_COMM.get(comm, "none")
+    if not host.is_live and host.exists("sbin/init"):
+        # A disk image: /run is empty, but the init it would boot is named by /sbin/init.
+        init = host.realpath("sbin/init")
+        if init:
+            name = init.rstrip("/").rsplit("/", 1)[-1]
+            return _INIT_BY_COMM.get(name, "sysvinit" if name == "init" else None)
+    return None

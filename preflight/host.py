@@ -372,6 +372,12 @@ class Host:
         return facts.provider(self)
 
     @cached_property
+    def service_manager(self) -> str | None:
+        from preflight import facts
+
+        return facts.service_manager(self)
+
+    @cached_property
     def hostname(self) -> str | None:
         return self.read_line("proc/sys/kernel/hostname") or self.read_line("etc/hostname")
 

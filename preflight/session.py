@@ -180,6 +180,7 @@ def facts(root: str) -> dict[str, Any]:
             ),
         }
     )
+    data["service_manager"] = host.service_manager
     packages = host.packages
     data["packages"] = {
         "manager": packages.manager,

@@ -358,3 +358,24 @@ def test_unreadable_special_files_in_a_snapshot_give_null_facts(snapshot: Snapsh
     facts = run.json()
     assert facts["os"] is None and facts["kernel"]["release"] is None
     assert facts["kernel"]["version"] is None
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ({"run/systemd/system/": None}, "systemd"),  # sd_booted(): systemd is pid 1
+        ({"proc/1/comm": "init\n"}, "sysvinit"),
+        ({"proc/1/comm": "process_api\n"}, "none"),  # this microVM's pid 1
+        ({"sbin/init": "/lib/systemd/systemd", "lib/systemd/systemd": ""}, "systemd"),  # image
+        ({}, None),  # nothing says: unknown, not guessed
+    ],
+)
+def test_service_manager_fact(snapshot: Snapshot, layout: dict, expected: str | None) -> None:
+    for rel, content in layout.items():
+        if rel.endswith("/"):
+            snapshot.mkdir(rel)
+        elif rel == "sbin/init":
+            snapshot.symlink(rel, content)
+        else:
+            snapshot.write(rel, content)
+    assert run_preflight("facts", "--root", str(snapshot)).json()["service_manager"] == expected

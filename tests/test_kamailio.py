@@ -29,6 +29,10 @@ from preflight.reporters import FORMATS
 
 SECRET_URL = "mysql://user:secret@db/kamailio"
 
+# sd_booted(): the remediation must name the commands that work on the machine it runs on.
+SYSTEMD_RUNS = os.path.isdir("/run/systemd/system")
+RESTART = "systemctl restart kamailio" if SYSTEMD_RUNS else "service kamailio restart"
+
 
 def _require_kamailio() -> None:
     require("kamailio (Debian package kamailio)", kamailio_binary() is not None)
@@ -105,7 +109,7 @@ def test_expected_socket_missing(shared: Instance, tmp_path: Path) -> None:
     missing = [f for f in result["findings"] if f["code"] == "kamailio.listener-missing"]
     assert len(missing) == 1
     assert f"udp:127.0.0.1:{extra}" in missing[0]["message"]
-    assert "systemctl restart kamailio" in missing[0]["remediation"]
+    assert any(step.endswith(RESTART) for step in missing[0]["remediation"])
 
 
 def test_not_root_falls_back_to_socket_tables(shared: Instance, tmp_path: Path) -> None:
@@ -191,15 +195,20 @@ def test_config_edited_after_start_then_stopped(
     assert code == 1
     changed = finding(result, "kamailio.config-changed")
     assert str(include) in changed["message"] and f"pid {pid}" in changed["message"]
-    assert "systemctl restart kamailio" in changed["remediation"]
+    assert any(step.endswith(RESTART) for step in changed["remediation"])
 
     instance.stop()
     code, result = check("--config", config)
     assert code == 2
     assert codes(result) == ["kamailio.not-running"]
     steps = finding(result, "kamailio.not-running")["remediation"]
-    assert "systemctl status kamailio" in steps
-    assert any(step.startswith("journalctl -u kamailio") for step in steps)
+    if SYSTEMD_RUNS:
+        assert "systemctl status kamailio" in steps
+        assert any(step.startswith("journalctl -u kamailio") for step in steps)
+    else:  # this microVM: pid 1 is not systemd, Debian's init script is what works
+        assert "service kamailio status" in steps
+        assert any(step.endswith("service kamailio start") for step in steps)
+        assert not any("systemctl" in step for step in steps)
 
 
 def test_address_added_after_start_is_not_bound(own: list[Instance], tmp_path: Path) -> None:
@@ -355,6 +364,41 @@ def test_root_includes_cycles_and_missing_files(snapshot: Snapshot) -> None:
     assert finding(result, "kamailio.tls-disabled")["status"] == "warn"
     # No process list in the snapshot: running or not is unknown, never guessed.
     assert "kamailio.not-running" not in codes(result)
+
+
+@pytest.mark.parametrize(
+    ("init", "restart"),
+    [
+        ("systemd", "systemctl restart kamailio"),
+        ("sysvinit", "service kamailio restart"),
+        # Debian's /etc/default/kamailio as shipped: the init script refuses to start.
+        (
+            "sysvinit-unconfigured",
+            "sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' /etc/default/kamailio"
+            " && service kamailio restart",
+        ),
+    ],
+)
+def test_remediation_names_the_hosts_service_manager(
+    snapshot: Snapshot, init: str, restart: str
+) -> None:
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)  # shipped by Debian's package
+    snapshot.write("etc/kamailio/kamailio.cfg", "listen=tls:0.0.0.0:5061\n")
+    if init == "systemd":
+        snapshot.mkdir("run/systemd/system")
+    else:
+        snapshot.write("proc/1/comm", "init\n")
+    if init == "sysvinit-unconfigured":
+        snapshot.write(
+            "etc/default/kamailio",
+            "# Set to yes to enable kamailio, once configured properly.\n#RUN_KAMAILIO=yes\n",
+        )
+    code, result = check("--root", str(snapshot))
+    steps = finding(result, "kamailio.tls-disabled")["remediation"]
+    assert restart in steps
+    if init != "systemd":
+        assert not any("systemctl" in step for step in steps)
 
 
 def test_not_installed_skips(snapshot: Snapshot) -> None:
