@@ -379,3 +379,38 @@ def test_service_manager_fact(snapshot: Snapshot, layout: dict, expected: str | 
         else:
             snapshot.write(rel, content)
     assert run_preflight("facts", "--root", str(snapshot)).json()["service_manager"] == expected
+
+
+def _run_on_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run the CLI with stdout on a pseudo-terminal, as an operator at a console does."""
+    import pty
+    import subprocess
+
+    from conftest import PREFLIGHT
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*PREFLIGHT, *args], stdout=follower, stderr=subprocess.DEVNULL, env=env
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(snapshot: Snapshot) -> None:
+    args = demo(snapshot, demo="fail")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm"
+    assert "\x1b[" in _run_on_terminal(args, env)
+    assert "\x1b[" not in _run_on_terminal([*args, "--no-color"], env)
+    assert "\x1b[" not in _run_on_terminal(args, {**env, "NO_COLOR": "1"})
