@@ -52,6 +52,12 @@ def plan(
     for section in cfg.sections:
         if section not in by_id:
             _note(f"{cfg.path}: [checks.{section}] ignored: no check {section!r} is loaded")
+        elif section not in wanted:
+            # Not run this time, but a typo in its section is still a config error, found now
+            # rather than on the run that needs it.
+            other = registry.load(by_id[section])
+            if other.check is not None:
+                config_mod.check_options(cfg, section, other.check.all_options())
     planned = []
     for name in wanted:
         loaded = registry.load(by_id[name])

@@ -414,3 +414,12 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(snapshot: Snapshot) -
     assert "\x1b[" in _run_on_terminal(args, env)
     assert "\x1b[" not in _run_on_terminal([*args, "--no-color"], env)
     assert "\x1b[" not in _run_on_terminal(args, {**env, "NO_COLOR": "1"})
+
+
+def test_config_errors_in_sections_of_checks_not_run_are_still_errors(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[checks.demo-b]\nhang_secs = 1\n")
+    run = run_preflight(*demo(snapshot, demo="pass"), "--config", str(cfg))
+    assert run.returncode == 64 and "[checks.demo-b] unknown key 'hang_secs'" in run.stderr
