@@ -20,6 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Host preflight and drift checker. Without a command: `preflight check`.",
 )
 
@@ -63,8 +64,12 @@ def _root(
     """Host preflight and drift checker."""
 
 
-RootOpt = Annotated[str, typer.Option("--root", help="Read the host from this directory.")]
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="TOML config file.")]
+RootOpt = Annotated[
+    str, typer.Option("--root", metavar="PATH", help="Read the host from this directory.")
+]
+ConfigOpt = Annotated[
+    Optional[str], typer.Option("--config", "-c", metavar="PATH", help="TOML config file.")
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
@@ -72,12 +77,18 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 def check_command(
     checks: Annotated[
         Optional[list[str]],
-        typer.Argument(help="Check ids to run (default: every loaded check).", show_default=False),
+        typer.Argument(
+            help="Check ids to run (default: every loaded check).",
+            show_default=False,
+            metavar="CHECK...",
+        ),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.human,
     output: Annotated[
         Optional[str],
-        typer.Option("--output", "-o", help="Write the report to this file atomically."),
+        typer.Option(
+            "--output", "-o", metavar="PATH", help="Write the report to this file atomically."
+        ),
     ] = None,
     config: ConfigOpt = None,
     root: RootOpt = "/",
@@ -85,10 +96,17 @@ def check_command(
         Optional[FailOn],
         typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero."),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per check.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds per check.")
+    ] = 10.0,
     wait: Annotated[
         float,
-        typer.Option("--wait", min=0, help="Re-run checks that did not pass for up to this long."),
+        typer.Option(
+            "--wait",
+            min=0,
+            metavar="SECONDS",
+            help="Re-run checks that did not pass for up to this long.",
+        ),
     ] = 0.0,
     no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Exit code only.")] = False,
@@ -163,7 +181,9 @@ def list_command(
 
 
 @app.command("explain")
-def explain_command(check: Annotated[str, typer.Argument(help="A check id.")]) -> None:
+def explain_command(
+    check: Annotated[str, typer.Argument(help="A check id.", metavar="CHECK")],
+) -> None:
     """What a check looks at, why it matters, and every finding it can report."""
     from preflight import session
 
