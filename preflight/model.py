@@ -115,10 +115,35 @@ def _worst_finding(findings: list[Finding]) -> Finding | None:
     return max(findings, key=lambda f: FINDING_SEVERITY[f.status])
 
 
+# The `error` findings the engine reports for any check (`<check>.<reason>`), with their fix;
+# `preflight explain` lists them beside each check's own codes.
+ENGINE_REASONS = {
+    "load-error": (
+        "the check could not be imported (a broken or incomplete plugin install)",
+        "reinstall the distribution that provides it, or disable it",
+    ),
+    "crashed": (
+        "the check raised an exception instead of reporting",
+        "re-run with --debug for the traceback and report it to the check's author",
+    ),
+    "timeout": (
+        "the check did not finish within --timeout (default 10 s)",
+        "find what it waits for (a hung command, a slow mount), or raise --timeout",
+    ),
+}
+
+
 def error_result(
-    check_id: str, title: str, message: str, duration_ms: float = 0.0, code_reason: str = "error"
+    check_id: str,
+    title: str,
+    message: str,
+    reason: str,
+    duration_ms: float = 0.0,
+    remediation: list[str] | None = None,
 ) -> CheckResult:
-    finding = Finding(f"{check_id}.{code_reason}", Status.ERROR, message)
+    if remediation is None:
+        remediation = [ENGINE_REASONS[reason][1]] if reason in ENGINE_REASONS else []
+    finding = Finding(f"{check_id}.{reason}", Status.ERROR, message, remediation)
     return CheckResult(
         check_id, title, Status.ERROR, finding.code, message, [finding], {}, duration_ms
     )

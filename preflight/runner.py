@@ -28,9 +28,7 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
     loaded = planned.loaded
     started = time.perf_counter()
     if loaded.check is None:
-        return error_result(
-            loaded.id, loaded.title, loaded.error or "could not load", code_reason="load-error"
-        )
+        return error_result(loaded.id, loaded.title, loaded.error or "could not load", "load-error")
     ctx = CheckContext(
         host=host, options=dict(planned.options), timeout=timeout, check_id=loaded.id
     )
@@ -45,8 +43,8 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
             loaded.id,
             loaded.title,
             f"the check crashed: {type(exc).__name__}" + (f": {text}" if text else ""),
-            elapsed,
             "crashed",
+            elapsed,
         )
         result.details["exception"] = exc  # kept for --debug, dropped from reports
         return result
@@ -96,8 +94,8 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
                 loaded.title,
                 f"the check did not finish within its {timeout:g} s timeout "
                 f"(raise it with --timeout)",
-                timeout * 1000,
                 "timeout",
+                timeout * 1000,
             )
     host.kill_commands()  # commands of timed-out checks must not outlive the run
     return [results[i] for i in range(len(plan))]

@@ -10,6 +10,7 @@ from preflight import config as config_mod
 from preflight import registry
 from preflight.errors import UsageError
 from preflight.host import Host
+from preflight.model import ENGINE_REASONS
 from preflight.report import Report
 from preflight.runner import Planned, apply_waivers, run_all, run_with_wait
 
@@ -110,7 +111,13 @@ def failure_report(root: str, fail_on: str, exc: Exception, started: float) -> R
     from preflight.model import error_result
 
     message = f"preflight itself failed: {type(exc).__name__}: {exc} (re-run with --debug)"
-    result = error_result("preflight", "preflight engine", message, code_reason="internal-error")
+    result = error_result(
+        "preflight",
+        "preflight engine",
+        message,
+        "internal-error",
+        remediation=["preflight check --debug (the traceback), and report it with the version"],
+    )
     try:
         host = Host(root).summary()
     except Exception:
@@ -157,6 +164,10 @@ def explain(check_id: str) -> str:
             if doc.fix:
                 lines.append(f"      Fix: {doc.fix}")
         lines.append("")
+    lines.append("Any check can also report (error):")
+    for reason, (meaning, fix) in ENGINE_REASONS.items():
+        lines += [f"  {check_id}.{reason} (error)", f"      {meaning}", f"      Fix: {fix}"]
+    lines.append("")
     lines.append(f"Options ([checks.{check_id}] in the config file):")
     for name, option in check.all_options().items():
         lines.append(f"  {name} = {option.default!r}  {option.help}".rstrip())

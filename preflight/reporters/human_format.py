@@ -94,14 +94,7 @@ def _remediation(console: Console, report: Report) -> None:
                 (f"  [{finding.code}]", "dim"),
             )
         )
-        steps = finding.remediation or (
-            [
-                f"re-run with --debug to see why the check failed: preflight check {result.id} "
-                "--debug"
-            ]
-            if finding.status is Status.ERROR
-            else []
-        )
+        steps = finding.remediation
         # A grid keeps wrapped steps indented under their own text, not under the number.
         grid = Table.grid(padding=(0, 1))
         grid.add_column(justify="right", no_wrap=True)

@@ -1,0 +1,33 @@
+"""`preflight explain` documents every finding code a built-in check can report."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import REPO, run_preflight
+
+BUILTIN = ("kernel", "tun", "puppet", "kamailio")
+
+
+def codes_in_source(check_id: str) -> set[str]:
+    """Finding codes written in the check's modules: `"<id>.<reason>"` literals, and the
+    kamailio check's `report.add("<reason>", ...)`, which prefixes the id itself."""
+    found = set()
+    for path in sorted((REPO / "checks").glob(f"{check_id}*.py")):
+        text = path.read_text()
+        found |= set(re.findall(rf"""["']({check_id}\.[a-z][a-z-]+)["']""", text))
+        found |= {f"{check_id}.{r}" for r in re.findall(r"""\.add\(\s*["']([a-z-]+)["']""", text)}
+    return {code for code in found if not code.endswith((".py", ".rb", ".cfg", ".so"))}
+
+
+@pytest.mark.parametrize("check_id", BUILTIN)
+def test_explain_lists_every_code_the_check_can_report(check_id: str) -> None:
+    run = run_preflight("explain", check_id)
+    assert run.returncode == 0, run.stderr
+    documented = set(re.findall(rf"^  ({check_id}\.[a-z-]+) \(", run.stdout, re.M))
+    emitted = codes_in_source(check_id)
+    assert len(emitted) >= 5, "the source scan must find the check's codes"
+    assert emitted <= documented, f"not in `preflight explain {check_id}`: {emitted - documented}"
+    # The engine's own error codes apply to every check and are explained with it.
+    assert {f"{check_id}.{r}" for r in ("load-error", "crashed", "timeout")} <= documented
