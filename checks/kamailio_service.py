@@ -4,12 +4,12 @@ the main process started, so a restart is pending).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from preflight_checks.kamailio_sockets import start_time
 
 from preflight.check import Status
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight_checks.kamailio_config import CheckOutput, ParsedConfig
@@ -47,7 +47,7 @@ def check_changed(
 ) -> None:
     host = report.host
     started = start_time(host, instance.main)
-    report.details["started_at"] = _iso(started)
+    report.details["started_at"] = iso_utc(started)
     if started is None or parsed is None:
         return
     changed = []
@@ -61,12 +61,6 @@ def check_changed(
             "config-changed",
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
-            f"started at {_iso(started)}: the running process does not use it yet",
+            f"started at {iso_utc(started)}: the running process does not use it yet",
             [f"kamailio -c -f {config}", report.service.restart],
         )
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

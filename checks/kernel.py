@@ -31,9 +31,10 @@ from preflight_checks.kernel_findings import (
     reboot_required,
     unknown,
 )
-from preflight_checks.kernel_inventory import compare_versions, iso, next_boot
+from preflight_checks.kernel_inventory import compare_versions, next_boot
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Status
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight_checks.kernel_inventory import Kernel
@@ -198,8 +199,8 @@ def _compare(ctx: CheckContext, facts: KernelFacts, evidence: list[str]) -> Find
     after_boot = timing_known and (target.installed_at or 0) > (boot_time or 0)
     if timing_known and not after_boot:
         evidence.append(
-            f"{target.label} was installed {iso(target.installed_at)}, before the last boot "
-            f"({iso(boot_time)}), and still is not running: a reboot already happened"
+            f"{target.label} was installed {iso_utc(target.installed_at)}, before the last boot "
+            f"({iso_utc(boot_time)}), and still is not running: a reboot already happened"
         )
     if evidence:
         return externally_managed(ctx, facts, target, evidence)

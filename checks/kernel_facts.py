@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight_checks.kernel_builds import release_from_proc_version, running_build
-from preflight_checks.kernel_inventory import Kernel, installed_kernels, iso, read_images
+from preflight_checks.kernel_inventory import Kernel, installed_kernels, read_images
+
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -46,7 +48,7 @@ class Running:
             "running_build": self.build,
             "running_version": self.uts_version,
             "version_signature": self.signature,
-            "boot_time": iso(self.boot_time),
+            "boot_time": iso_utc(self.boot_time),
             "boot_image": self.boot_image,
             "provider": self.provider,
             "virtualization": self.virtualization,

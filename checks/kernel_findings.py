@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from preflight_checks.kernel_facts import EXTERNAL_PROVIDERS, image_name
-from preflight_checks.kernel_inventory import compare_versions, iso
+from preflight_checks.kernel_inventory import compare_versions
 from preflight_checks.kernel_remedies import external_remediation
 
 from preflight.check import Finding, Status
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight_checks.kernel_facts import KernelFacts, Running
@@ -136,8 +137,8 @@ def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, sourc
     else:
         what = "a newer build of the running release"
     message = (
-        f"{what}, {target.label}, was installed {iso(target.installed_at)}, after "
-        f"the last boot ({iso(running.boot_time)}); rebooting will load "
+        f"{what}, {target.label}, was installed {iso_utc(target.installed_at)}, after "
+        f"the last boot ({iso_utc(running.boot_time)}); rebooting will load "
         f"{target.release} build {target.version} ({source}) in place of the running "
         f"{running.label}"
     )

@@ -3,12 +3,13 @@ inside their /boot images, and which of them the boot loader starts next."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight_checks.kernel_builds import RPM_ARCH, dpkg_image_release, image_build
+
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -43,7 +44,7 @@ class Kernel:
             "package": self.package,
             "version": self.version,
             "release": self.release,
-            "installed_at": iso(self.installed_at),
+            "installed_at": iso_utc(self.installed_at),
             "build": self.image_build,
             "image": None if self.image is None else "/" + self.image,
             "image_version": self.image_version,
@@ -206,14 +207,3 @@ def next_boot(
         if boot_image
         else "the newest installed"
     )
-
-
-def iso(epoch: float | None) -> str | None:
-    """A Unix time as an ISO 8601 UTC string; None when unknown or out of range."""
-    if epoch is None:
-        return None
-    try:
-        stamp = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

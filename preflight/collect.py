@@ -22,19 +22,20 @@ directory adds the directory itself (a check asking `is_dir` sees it) but not it
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io
 import json
 import os
 import re
 import stat
 import tarfile
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from preflight import __version__
 from preflight.errors import UsageError
+from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -359,7 +360,7 @@ def collect(
                 {
                     "collector": "preflight",
                     "preflight_version": __version__,
-                    "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "generated_at": iso_utc(time.time()),
                     "root": host.root,
                     "hostname": host.hostname,
                     "patterns": patterns,
@@ -374,7 +375,7 @@ def collect(
         )
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mode = len(manifest), 0o644
-        info.mtime = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        info.mtime = int(time.time())
         archive.addfile(info, io.BytesIO(manifest))
     return snapshot
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from preflight import __version__
 from preflight.model import CheckResult, Status
+from preflight.timefmt import ISO_FORMAT
 
 SCHEMA_VERSION = 1
 
@@ -61,7 +62,7 @@ class Report:
 
     @property
     def generated_at_text(self) -> str:
-        return self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.generated_at.strftime(ISO_FORMAT)
 
     @property
     def counts(self) -> dict[str, int]:
