@@ -134,9 +134,7 @@ class PuppetCheck(Check):
             for mp in DISTRO_MODULEPATHS + VENDOR_MODULEPATHS
             for name in ("metadata.json", "Modulefile")
         ),
-        "var/lib/dpkg/status",
         *(f"var/lib/dpkg/info/{name}.list" for name in PACKAGE_NAMES),
-        "etc/os-release",
         LSB_RELEASE,
         VENDOR_PROFILE,
         ENVIRONMENT_FILE,

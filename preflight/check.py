@@ -76,7 +76,8 @@ class Check:
     findings: ClassVar[dict[str, FindingDoc]] = {}
     #: Config keys of `[checks.<id>]` besides `required`, which every check accepts.
     options: ClassVar[dict[str, Option]] = {}
-    #: Paths (relative to the root, shell patterns allowed) that `preflight collect` copies.
+    #: Paths (relative to the root, shell patterns allowed) that `preflight collect` copies, besides
+    #: the files of the shared host facts (`preflight.facts.FACT_PATHS`), which it always copies.
     paths: ClassVar[tuple[str, ...]] = ()
     #: Paths whose presence matters but not their content (e.g. loadable modules): `preflight
     #: collect` stores them as empty files, so a snapshot stays small.

@@ -35,46 +35,11 @@ from typing import TYPE_CHECKING
 
 from preflight import __version__
 from preflight.errors import UsageError
+from preflight.facts import FACT_PATHS
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
-
-# What the host facts (preflight/facts.py, preflight/packages.py) read: always collected, so the
-# report's `host` object is the same on the snapshot as on the host.
-FACT_PATHS = (
-    "etc/os-release",
-    "usr/lib/os-release",
-    "etc/hostname",
-    "proc/sys/kernel/hostname",
-    "proc/sys/kernel/osrelease",
-    "proc/sys/kernel/version",
-    "proc/version",
-    "proc/version_signature",
-    "proc/cmdline",
-    "proc/stat",
-    "proc/cpuinfo",
-    "proc/modules",
-    "proc/xen",
-    "proc/vz",
-    "proc/bc",
-    "proc/1/environ",
-    "proc/1/cgroup",
-    "proc/1/mountinfo",
-    "proc/1/comm",
-    "sys/hypervisor/type",
-    "sys/class/dmi/id/sys_vendor",
-    "sys/class/dmi/id/product_name",
-    "sys/class/dmi/id/bios_vendor",
-    "run/systemd/container",
-    "run/systemd/system",
-    "run/container_type",
-    "run/.containerenv",
-    ".dockerenv",
-    "var/lib/dpkg/status",
-    "var/lib/dpkg/info/linux-image*.list",
-    "var/lib/dpkg/info/linux-signed-image*.list",
-)
 
 MANIFEST = ".preflight-collect.json"
 MAX_FILE_BYTES = 64 << 20  # bigger files are left out (a kernel image is ~10 MiB)

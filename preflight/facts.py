@@ -10,6 +10,44 @@ if TYPE_CHECKING:
     from preflight.host import Host
 
 
+# Every file the host facts below (and PackageDB) read. `preflight collect` always copies them, so
+# a snapshot gives the same `host` object (and `preflight facts`) as the host; checks need not
+# declare them again. (A folder adds only itself: enough for "this host uses rpm".)
+FACT_PATHS = (
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/hostname",
+    "proc/sys/kernel/hostname",
+    "proc/sys/kernel/osrelease",
+    "proc/sys/kernel/version",
+    "proc/version",
+    "proc/cmdline",
+    "proc/stat",
+    "proc/cpuinfo",
+    "proc/xen",
+    "proc/vz",
+    "proc/bc",
+    "proc/1/environ",
+    "proc/1/cgroup",
+    "proc/1/mountinfo",
+    "proc/1/comm",
+    "sys/hypervisor/type",
+    "sys/class/dmi/id/sys_vendor",
+    "sys/class/dmi/id/product_name",
+    "sys/class/dmi/id/bios_vendor",
+    "run/systemd/container",
+    "run/systemd/system",
+    "run/container_type",
+    "run/.containerenv",
+    ".dockerenv",
+    "var/lib/dpkg/status",
+    "var/lib/rpm",
+    "usr/lib/sysimage/rpm",
+    "var/lib/dpkg/info/linux-image*.list",
+    "var/lib/dpkg/info/linux-signed-image*.list",
+)
+
+
 def os_release(host: Host) -> dict[str, str] | None:
     # Parsed here rather than by `distro`: distro opens paths itself, so it would follow absolute
     # symlinks out of a snapshot and block on a FIFO; the format is plain shell assignments.
