@@ -246,8 +246,8 @@ def _print_tracebacks(report: Any) -> None:
     import traceback
 
     for result in report.results:
-        exc = result.details.get("exception")
-        if isinstance(exc, BaseException):
+        exc = result.exception
+        if exc is not None:
             print(f"--- traceback of check {result.id}:", file=sys.stderr)
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 

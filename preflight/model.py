@@ -69,6 +69,8 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
+    #: What a crashed check raised: for --debug only, never part of a report.
+    exception: BaseException | None = field(default=None, repr=False)
 
     @property
     def counted_findings(self) -> list[Finding]:

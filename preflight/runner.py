@@ -46,7 +46,7 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
             "crashed",
             elapsed,
         )
-        result.details["exception"] = exc  # kept for --debug, dropped from reports
+        result.exception = exc
         return result
     elapsed = (time.perf_counter() - started) * 1000
     return summarize(loaded.id, loaded.title, findings, ctx.summary, ctx.details, elapsed)

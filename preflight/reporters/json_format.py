@@ -10,16 +10,11 @@ if TYPE_CHECKING:
 
 
 def _plain(value: Any) -> Any:
-    """Details may hold sets, paths or exceptions: make them JSON without failing the run."""
-    if isinstance(value, BaseException):
-        return None
-    if isinstance(value, (set, frozenset, tuple)):
-        return sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
+    """A plugin's details may hold sets or paths: make them JSON without failing the run."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
     return str(value)
 
 
 def render(report: Report, color: bool = False) -> str:
-    data = report.to_dict()
-    for check in data["checks"]:
-        check["details"].pop("exception", None)
-    return json.dumps(data, indent=2, default=_plain) + "\n"
+    return json.dumps(report.to_dict(), indent=2, default=_plain) + "\n"
