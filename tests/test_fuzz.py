@@ -350,7 +350,7 @@ def one_valid_report(root: str) -> dict[str, Any]:
     results = run_all(plan, host, 10)
     report = Report(results, host.summary())
     for result in results:
-        crash = result.details.get("exception")
+        crash = result.exception
         assert crash is None, f"{result.id} crashed: {crash!r}"
         assert result.code.startswith(f"{result.id}.")
     for fmt in FORMATS:
