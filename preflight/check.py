@@ -64,6 +64,13 @@ class CheckContext:
         """`required = true`: what the check then cannot find is a failure, not a skip."""
         return bool(self.options.get("required", False))
 
+    def absent(self, code: str, message: str, remediation: list[str] | None = None) -> Finding:
+        """The check's subject is not here (not installed, not applicable): a skip, or a
+        failure when the check is `required`."""
+        return Finding(
+            code, Status.FAIL if self.required else Status.SKIP, message, remediation or []
+        )
+
 
 class Check:
     """Base class for checks. Subclasses set `id`, `title` and implement `run`."""

@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 FACT_PATHS = (
     "etc/os-release",
     "usr/lib/os-release",
+    "etc/lsb-release",
     "etc/hostname",
     "proc/sys/kernel/hostname",
     "proc/sys/kernel/osrelease",
     "proc/sys/kernel/version",
     "proc/version",
     "proc/cmdline",
+    "proc/modules",
     "proc/stat",
     "proc/cpuinfo",
     "proc/xen",
@@ -76,19 +78,37 @@ def parse_os_release(text: str) -> dict[str, str]:
     return values
 
 
-_UNAME_V = re.compile(r"\s(#\d+.*)$")
+# `uname -v` inside a kernel banner: "#1 SMP Debian 6.1.112-1 (...)", "#101-Ubuntu SMP ...".
+_UNAME_V = re.compile(r"\s(#\d\S*(?:\s.*)?)$")
+_BANNER_RELEASE = re.compile(r"^Linux version (\S+)")
+
+
+def uts_version_of(banner: str | None) -> str | None:
+    """The `uname -v` part of a banner as in /proc/version or a kernel image's version string."""
+    match = _UNAME_V.search(" " + (banner or ""))
+    return match.group(1).strip() if match else None
+
+
+def _valid_release(release: str | None) -> str | None:
+    # uname's release field holds at most 64 printable characters without blanks; anything else
+    # (a NUL-filled or garbled file) is not a release, and checks build paths from it.
+    if release is None or len(release) > 64 or not release.isprintable() or " " in release:
+        return None
+    return release
+
+
+def kernel_release(host: Host) -> str | None:
+    """`uname -r`: proc/sys/kernel/osrelease, else the release named by proc/version."""
+    direct = _valid_release(host.read_line("proc/sys/kernel/osrelease"))
+    if direct:
+        return direct
+    match = _BANNER_RELEASE.match(host.proc_version or "")
+    return _valid_release(match.group(1)) if match else None
 
 
 def kernel_version(host: Host) -> str | None:
     """`uname -v`: proc/sys/kernel/version, else the tail of proc/version from `#N`."""
-    direct = host.read_line("proc/sys/kernel/version")
-    if direct:
-        return direct
-    line = host.read_line("proc/version")
-    if not line:
-        return None
-    match = _UNAME_V.search(line)
-    return match.group(1).strip() if match else None
+    return host.read_line("proc/sys/kernel/version") or uts_version_of(host.proc_version)
 
 
 def boot_time(host: Host) -> float | None:
@@ -99,8 +119,17 @@ def boot_time(host: Host) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _dmi(host: Host, name: str) -> str | None:
-    return host.read_line(f"sys/class/dmi/id/{name}")
+DMI_FIELDS = ("sys_vendor", "product_name", "bios_vendor")
+
+
+def dmi(host: Host) -> dict[str, str | None]:
+    """The DMI names that say who made the (virtual) machine: read once, used by
+    virtualization() and provider()."""
+    return {name: host.read_line(f"sys/class/dmi/id/{name}") for name in DMI_FIELDS}
+
+
+def _dmi_text(host: Host, *names: str) -> str:
+    return " ".join(value for name in names if (value := host.dmi[name]))
 
 
 # DMI sys_vendor / product_name words -> systemd-detect-virt's names.
@@ -126,18 +155,15 @@ _VIRT_BY_DMI = (
 def virtualization(host: Host) -> str | None:
     if host.read_line("sys/hypervisor/type") == "xen" or host.is_dir("proc/xen"):
         return "xen"
-    dmi = " ".join(
-        v
-        for v in (_dmi(host, "sys_vendor"), _dmi(host, "product_name"), _dmi(host, "bios_vendor"))
-        if v
-    )
+    dmi = _dmi_text(host, *DMI_FIELDS)
     if dmi:
         for word, name in _VIRT_BY_DMI:
             if word.lower() in dmi.lower():
                 return name
         if "Microsoft Corporation" in dmi and "Virtual Machine" in dmi:
             return "microsoft"
-    cpuinfo = host.read_text("proc/cpuinfo", 512 * 1024)
+    # The first processor's block holds the flags line: no need to read every CPU's.
+    cpuinfo = host.read_text("proc/cpuinfo", 64 * 1024)
     if cpuinfo is None:
         return None
     flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
@@ -211,11 +237,7 @@ _PROVIDER_BY_VENDOR = (
 
 def provider(host: Host) -> str | None:
     """The cloud provider named by DMI; None when DMI says nothing we recognise."""
-    vendor = " ".join(
-        v
-        for v in (_dmi(host, "sys_vendor"), _dmi(host, "bios_vendor"), _dmi(host, "product_name"))
-        if v
-    )
+    vendor = _dmi_text(host, *DMI_FIELDS)
     for word, name in _PROVIDER_BY_VENDOR:
         if word.lower() in vendor.lower():
             if name == "azure" and "Virtual Machine" not in vendor:
@@ -250,3 +272,48 @@ def service_manager(host: Host) -> str | None:
             name = init.rstrip("/").rsplit("/", 1)[-1]
             return _INIT_BY_COMM.get(name, "sysvinit" if name == "init" else None)
     return None
+
+
+def kernel_cmdline(host: Host) -> str | None:
+    return host.read_line("proc/cmdline")
+
+
+def boot_image(host: Host) -> str | None:
+    """`BOOT_IMAGE=` on the kernel command line: the image a boot loader inside the machine
+    chose; None when there is none (a hypervisor or provider loaded the kernel, or no cmdline)."""
+    for word in (host.kernel_cmdline or "").split():
+        if word.startswith("BOOT_IMAGE="):
+            return word.split("=", 1)[1] or None
+    return None
+
+
+def modules_dir(host: Host) -> bool | None:
+    """Whether lib/modules/<running release> exists; None when the release is unknown."""
+    release = host.kernel_release
+    return None if release is None else host.is_dir(f"lib/modules/{release}")
+
+
+def loaded_modules(host: Host) -> frozenset[str] | None:
+    """Names in proc/modules; None when the kernel has no module support (no proc/modules)."""
+    text = host.read_text("proc/modules", 4 << 20)
+    if text is None:
+        return None
+    return frozenset(line.split(None, 1)[0] for line in text.splitlines() if line.strip())
+
+
+def os_codename(host: Host) -> str | None:
+    """The release codename: VERSION_CODENAME (or UBUNTU_CODENAME) in os-release, else
+    /etc/lsb-release (Ubuntu 12.04 has no codename in os-release), else the name in VERSION
+    (Debian 7's "7 (wheezy)")."""
+    osr = host.os_release or {}
+    for key in ("VERSION_CODENAME", "UBUNTU_CODENAME"):
+        if osr.get(key):
+            return osr[key]
+    lsb = host.read_text("etc/lsb-release", 64 * 1024)
+    if lsb:
+        codename = parse_os_release(lsb).get("DISTRIB_CODENAME")
+        if codename:
+            return codename.lower()
+    # VERSION="7 (wheezy)" or VERSION="12.04.5 LTS, Precise Pangolin"
+    match = re.search(r"\(([A-Za-z]+)\)|, ([A-Za-z]+) ", osr.get("VERSION", ""))
+    return (match.group(1) or match.group(2)).lower() if match else None

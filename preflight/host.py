@@ -14,9 +14,11 @@ import signal
 import stat
 import subprocess
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from preflight import facts
 
 if TYPE_CHECKING:
     from preflight.packages import PackageDB
@@ -25,6 +27,66 @@ DEFAULT_READ_LIMIT = 1 << 20  # 1 MiB: every file a check reads is far smaller
 COMMAND_OUTPUT_LIMIT = 4 << 20  # per stream: `kamailio -c` or `puppet --version` print far less
 MAX_SYMLINK_HOPS = 40  # as the kernel's own limit: a loop reads as missing, not as a hang
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+T = TypeVar("T")
+
+
+class shared_fact(Generic[T]):  # noqa: N801 - used like functools.cached_property
+    """A fact computed once per object and shared by every check, even when checks running in
+    several threads ask for it at the same time. functools.cached_property lost its lock in
+    Python 3.12: four checks would each read an 8 MiB dpkg status file, into four objects."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        cache = obj.__dict__
+        if self.name in cache:  # later reads find the value in the instance dict first
+            return cache[self.name]
+        # One re-entrant lock per object: a fact may use other facts of the same object.
+        with cache.setdefault("_fact_lock", threading.RLock()):
+            if self.name not in cache:
+                cache[self.name] = self.compute(obj)
+            return cache[self.name]
+
+
+class NotRegularFile(OSError):
+    """A FIFO, a device or a directory where a file was expected."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """At most `limit` bytes of the regular file at `path`. Opened non-blocking and checked
+    before reading, so a FIFO or a device in its place neither blocks nor streams forever.
+    Raises OSError (NotRegularFile for anything but a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        chunks: list[bytes] = []
+        remaining = limit
+        # A file whose size is known is read in one call, into one buffer (plus a byte to
+        # notice growth): joining 64 KiB pieces of an 8 MiB dpkg status file costs a second
+        # copy, ~20 ms of fresh memory here. /proc and /sys files say size 0: read in pieces.
+        step = st.st_size + 1 if st.st_size > 0 else 1 << 16
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, step))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+            step = 1 << 16
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -135,6 +197,40 @@ class Host:
         st = self.stat(rel)
         return st.st_mtime if st is not None else None
 
+    def _unresolved_last(self, rel: str) -> str | None:
+        """ROOT/rel with the folders resolved inside ROOT but the last name left as it is."""
+        parent, _, name = rel.strip("/").rpartition("/")
+        folder = self.resolve(parent) if parent else self.root
+        return None if folder is None or not name else os.path.join(folder, name)
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """Like stat, but a symbolic link is described itself, not followed."""
+        path = self._unresolved_last(rel)
+        try:
+            return None if path is None else os.lstat(path)
+        except (OSError, ValueError):
+            return None
+
+    def is_link(self, rel: str) -> bool:
+        st = self.lstat(rel)
+        return st is not None and stat.S_ISLNK(st.st_mode)
+
+    def readlink(self, rel: str) -> str | None:
+        """The target a symbolic link names (as written, not resolved); None if not a link."""
+        path = self._unresolved_last(rel)
+        try:
+            return None if path is None else os.readlink(path)
+        except (OSError, ValueError):
+            return None
+
+    def is_readable(self, rel: str) -> bool | None:
+        """Whether this process may read the file; None under another root, where the answer
+        depends on who runs there, not on us."""
+        if not self.is_live:
+            return None
+        path = self.resolve(rel)
+        return path is not None and os.access(path, os.R_OK)
+
     def read_bytes(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes | None:
         """At most `limit` bytes of a regular file; None if it is missing, unreadable or not a
         regular file (a FIFO, a device, a directory are refused before anything blocks)."""
@@ -142,31 +238,9 @@ class Host:
         if path is None:
             return None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            return read_regular(path, limit)
         except (OSError, ValueError):
             return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            chunks: list[bytes] = []
-            remaining = limit
-            # A file whose size is known is read in one call, into one buffer (plus a byte to
-            # notice growth): joining 64 KiB pieces of an 8 MiB dpkg status file costs a second
-            # copy, ~20 ms of fresh memory here. /proc and /sys files say size 0: read in pieces.
-            step = st.st_size + 1 if st.st_size > 0 else 1 << 16
-            while remaining > 0:
-                chunk = os.read(fd, min(remaining, step))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-                step = 1 << 16
-            return b"".join(chunks)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
 
     def read_text(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> str | None:
         data = self.read_bytes(rel, limit)
@@ -229,29 +303,22 @@ class Host:
                     )
                 else:
                     candidate = f"{base}/{component}".lstrip("/")
-                    if self.exists(candidate) or os.path.islink(os.path.join(self.root, candidate)):
+                    if self.lstat(candidate) is not None:  # a dangling link matches too
                         expanded.append(candidate)
             matches = expanded
         return sorted(m for m in matches if m)
 
     # -------------------------------------------------------------- commands
-    def which(self, name: str) -> str | None:
-        """Where `name` is found on PATH (live) or on the standard PATH inside ROOT."""
+    def search_path(self) -> list[str]:
+        """The folders `which` searches: PATH on the live host, the standard PATH in ROOT."""
         search = self._env.get("PATH", SYSTEM_PATH) if self.is_live else SYSTEM_PATH
-        for folder in search.split(os.pathsep):
-            if not folder:
-                continue
-            rel = f"{folder.strip('/')}/{name}"
-            st = self.stat(rel)
-            if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
-                return "/" + rel
-        return None
+        return [folder for folder in search.split(os.pathsep) if folder]
 
-    def which_all(self, name: str) -> list[str]:
-        """Every `name` on PATH in PATH order, for finding what one install shadows."""
+    def which_all(self, name: str, search: Iterable[str] | None = None) -> list[str]:
+        """Every executable `name` in the folders of `search` (default: search_path()), in
+        that order: what the first one shadows."""
         found: list[str] = []
-        search = self._env.get("PATH", SYSTEM_PATH) if self.is_live else SYSTEM_PATH
-        for folder in search.split(os.pathsep):
+        for folder in self.search_path() if search is None else search:
             rel = f"{folder.strip('/')}/{name}"
             st = self.stat(rel)
             if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
@@ -259,6 +326,13 @@ class Host:
                 if path not in found:
                     found.append(path)
         return found
+
+    def which(self, name: str) -> str | None:
+        """Where the program `name` is: on PATH, else in the standard folders (cron's PATH
+        lacks /usr/sbin, where openvpn and kamailio live)."""
+        extra = [f for f in SYSTEM_PATH.split(os.pathsep) if f not in self.search_path()]
+        found = self.which_all(name, [*self.search_path(), *extra])
+        return found[0] if found else None
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult | None:
         """Run a command without a shell; None when the root is not `/` (nothing is executed
@@ -317,71 +391,78 @@ class Host:
             _kill_group(proc)
 
     @property
-    def euid(self) -> int | None:
-        return os.geteuid() if self.is_live else None
-
-    @property
     def is_root_user(self) -> bool:
         return self.is_live and os.geteuid() == 0
 
     # ------------------------------------------------------------- facts
-    # Facts are computed once per run and shared by every check.
-    @cached_property
+    # Computed once per run, on first use, and shared by every check (preflight/facts.py says
+    # how each is derived; FACT_PATHS there lists the files they read).
+    @shared_fact
     def os_release(self) -> dict[str, str] | None:
-        from preflight import facts
-
         return facts.os_release(self)
 
-    @cached_property
+    @shared_fact
+    def os_codename(self) -> str | None:
+        return facts.os_codename(self)
+
+    @shared_fact
+    def proc_version(self) -> str | None:
+        """The kernel banner in proc/version: release, compiler, `uname -v`."""
+        return self.read_line("proc/version")
+
+    @shared_fact
     def kernel_release(self) -> str | None:
-        release = self.read_line("proc/sys/kernel/osrelease")
-        # uname's release field holds at most 64 printable characters without blanks; anything
-        # else (a NUL-filled or garbled file) is not a release, and checks build paths from it.
-        if release is None or len(release) > 64 or not release.isprintable() or " " in release:
-            return None
-        return release
+        return facts.kernel_release(self)
 
-    @cached_property
+    @shared_fact
     def kernel_version(self) -> str | None:
-        from preflight import facts
-
         return facts.kernel_version(self)
 
-    @cached_property
-    def boot_time(self) -> float | None:
-        from preflight import facts
+    @shared_fact
+    def kernel_cmdline(self) -> str | None:
+        return facts.kernel_cmdline(self)
 
+    @shared_fact
+    def boot_image(self) -> str | None:
+        return facts.boot_image(self)
+
+    @shared_fact
+    def modules_dir(self) -> bool | None:
+        return facts.modules_dir(self)
+
+    @shared_fact
+    def loaded_modules(self) -> frozenset[str] | None:
+        return facts.loaded_modules(self)
+
+    @shared_fact
+    def boot_time(self) -> float | None:
         return facts.boot_time(self)
 
-    @cached_property
-    def virtualization(self) -> str | None:
-        from preflight import facts
+    @shared_fact
+    def dmi(self) -> dict[str, str | None]:
+        return facts.dmi(self)
 
+    @shared_fact
+    def virtualization(self) -> str | None:
         return facts.virtualization(self)
 
-    @cached_property
+    @shared_fact
     def container(self) -> str | None:
-        from preflight import facts
-
         return facts.container(self)
 
-    @cached_property
+    @shared_fact
     def provider(self) -> str | None:
-        from preflight import facts
-
         return facts.provider(self)
 
-    @cached_property
+    @shared_fact
     def service_manager(self) -> str | None:
-        from preflight import facts
-
         return facts.service_manager(self)
 
-    @cached_property
+    @shared_fact
     def hostname(self) -> str | None:
         return self.read_line("proc/sys/kernel/hostname") or self.read_line("etc/hostname")
 
-    @cached_property
+    @shared_fact
     def packages(self) -> PackageDB:
         from preflight.packages import PackageDB
 
@@ -398,7 +479,7 @@ class Host:
             else {
                 "id": osr.get("ID"),
                 "version": osr.get("VERSION_ID"),
-                "codename": osr.get("VERSION_CODENAME") or None,
+                "codename": self.os_codename,
                 "pretty_name": osr.get("PRETTY_NAME"),
             },
             "kernel": {"release": self.kernel_release, "version": self.kernel_version},
@@ -428,8 +509,8 @@ def _drain(stream: Any, sink: list[bytes], limit: int = COMMAND_OUTPUT_LIMIT) ->
             pass
 
 
-def _decode(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ class Status(str, enum.Enum):
 FINDING_SEVERITY = {Status.FAIL: 4, Status.ERROR: 3, Status.WARN: 2, Status.PASS: 1, Status.SKIP: 0}
 
 
+# The statuses an operator must act on, worst first: the order of "what to do" lists.
+ATTENTION = (Status.FAIL, Status.ERROR, Status.WARN)
+
+
 def worst(statuses: list[Status]) -> Status:
     """The worst status in the list; an empty list (nothing to report) is a skip."""
     if not statuses:
@@ -33,7 +38,7 @@ def worst(statuses: list[Status]) -> Status:
 class Waiver:
     code: str
     reason: str
-    until: str | None = None  # ISO date, inclusive, UTC
+    until: dt.date | None = None  # inclusive, UTC
     match: str = ""
 
 
@@ -104,14 +109,15 @@ def summarize(
         if counted
         else (Status.PASS if findings else Status.SKIP)
     )
-    top = _worst_finding(counted) or _worst_finding(findings)
+    top = worst_finding(counted) or worst_finding(findings)
     code = top.code if top else f"{check_id}.no-findings"
     if not summary:
         summary = top.message if top else "the check reported nothing"
     return CheckResult(check_id, title, status, code, summary, findings, details, duration_ms)
 
 
-def _worst_finding(findings: list[Finding]) -> Finding | None:
+def worst_finding(findings: list[Finding]) -> Finding | None:
+    """The finding that decides a status: the first of the worst."""
     if not findings:
         return None
     return max(findings, key=lambda f: FINDING_SEVERITY[f.status])

@@ -8,8 +8,9 @@ decoded and parsed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
+
+from preflight.host import shared_fact
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -18,6 +19,7 @@ DPKG_STATUS = "var/lib/dpkg/status"
 # Real status files are 1-30 MiB (a few thousand packages); the bound keeps a corrupt or
 # hostile one (a 1 GiB sparse file) to a second or two and ~200 MB of memory.
 STATUS_READ_LIMIT = 64 << 20
+LIST_READ_LIMIT = 32 << 20  # a package's file list: the kernel image's is ~0.5 MiB
 RPM_DB_DIRS = ("var/lib/rpm", "usr/lib/sysimage/rpm")
 RPM_KERNEL_NAMES = ("kernel", "kernel-core", "kernel-default")
 
@@ -32,13 +34,14 @@ class Package:
     source: str | None = None
     installed_at: float | None = None  # when the package was installed (epoch seconds)
     fields: dict[str, str] = field(default_factory=dict)
+    list_file: str | None = None  # dpkg: var/lib/dpkg/info/<name>[:<arch>].list, if present
 
 
 class PackageDB:
     def __init__(self, host: Host) -> None:
         self.host = host
 
-    @cached_property
+    @shared_fact
     def manager(self) -> str | None:
         """ "dpkg", "rpm" or None: which package database this host has."""
         if self.host.is_file(DPKG_STATUS):
@@ -47,7 +50,7 @@ class PackageDB:
             return "rpm"
         return None
 
-    @cached_property
+    @shared_fact
     def _dpkg_status(self) -> bytes | None:
         # Kept as bytes: decoding a busy host's whole status file (8 MiB for 10,000 packages)
         # costs ~30 ms, searching it ~2 ms; only the stanzas a check asks for are decoded.
@@ -105,12 +108,13 @@ class PackageDB:
         if not name or not version or status.split()[-1:] != ["installed"]:
             return None
         arch = stanza.get("Architecture")
-        installed_at = None
+        installed_at = list_file = None
         for list_name in (f"{name}:{arch}.list", f"{name}.list"):
             # The .list file is written when dpkg unpacks the package: its mtime is the install
             # time. The kernel image's own mtime is the build date and says nothing about it.
             installed_at = self.host.mtime(f"var/lib/dpkg/info/{list_name}")
             if installed_at is not None:
+                list_file = f"var/lib/dpkg/info/{list_name}"
                 break
         source = stanza.get("Source")
         return Package(
@@ -122,6 +126,7 @@ class PackageDB:
             source.split()[0] if source else None,
             installed_at,
             stanza,
+            list_file,
         )
 
     def _rpm_find(self, names: list[str] | tuple[str, ...], prefix: str | None) -> list[Package]:
@@ -152,7 +157,9 @@ class PackageDB:
                     version,
                     "rpm",
                     arch,
-                    installed_at=float(installed) if installed.isdigit() else None,
+                    installed_at=float(installed)
+                    if installed.isascii() and installed.isdecimal()  # not "²", which isdigit
+                    else None,
                 )
             )
         return packages
@@ -163,10 +170,21 @@ class PackageDB:
             return self.find(prefix="linux-image-")
         return self.find(names=RPM_KERNEL_NAMES)
 
-    def compare(self, a: str, b: str) -> int:
-        """-1, 0 or 1, by this host's package manager's rules (dpkg's unless it is RPM).
-        Raises ValueError when either is not a valid version (a corrupt database, garbage)."""
-        return compare_versions(a, b, "rpm" if self.manager == "rpm" else "dpkg")
+    def owns(self, package: Package, path: str) -> bool:
+        """Whether dpkg's file list of `package` names `path` (absolute, as the host sees it)."""
+        if package.list_file is None:
+            return False
+        listing = self.host.read_bytes(package.list_file, LIST_READ_LIMIT) or b""
+        return b"\n" + path.encode() + b"\n" in b"\n" + listing
+
+    def order(self, a: str, b: str, rules: str | None = None) -> int:
+        """-1, 0 or 1: `a` against `b` by `rules` ("dpkg" or "rpm"; default: this host's
+        package manager's, dpkg's when it has none). Versions read from a damaged host that
+        cannot be ordered compare as 0: never newer, never older."""
+        try:
+            return compare_versions(a, b, rules or ("rpm" if self.manager == "rpm" else "dpkg"))
+        except ValueError:
+            return 0
 
 
 def compare_versions(a: str, b: str, manager: str = "dpkg") -> int:

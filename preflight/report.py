@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight import __version__
-from preflight.model import CheckResult, Status
+from preflight.model import CheckResult, Status, worst
 from preflight.timefmt import ISO_FORMAT
 
 SCHEMA_VERSION = 1
@@ -17,17 +17,6 @@ EXIT_WARN = 1
 EXIT_FAIL = 2
 EXIT_ERROR = 3
 EXIT_USAGE = 64
-
-# Run status, worst first (contract section 3).
-_RUN_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.SKIP)
-
-
-def run_status(results: list[CheckResult]) -> Status:
-    statuses = {r.status for r in results}
-    for status in _RUN_ORDER:
-        if status in statuses:
-            return status
-    return Status.SKIP
 
 
 def exit_code(results: list[CheckResult], fail_on: str = "warn") -> int:
@@ -54,7 +43,7 @@ class Report:
 
     @property
     def status(self) -> Status:
-        return run_status(self.results)
+        return worst([r.status for r in self.results])
 
     @property
     def exit_code(self) -> int:
@@ -66,13 +55,26 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {
-            s.value: 0 for s in (Status.PASS, Status.WARN, Status.FAIL, Status.SKIP, Status.ERROR)
-        }
+        counts = {status.value: 0 for status in Status}
         for result in self.results:
             counts[result.status.value] += 1
         counts["waived"] = sum(1 for r in self.results for f in r.findings if f.waived)
         return counts
+
+    def tally(self) -> str:
+        """`2 passed, 0 warned, 1 failed, 0 errored, 1 skipped[, 1 waived]`."""
+        counts = self.counts
+        words = (
+            ("pass", "passed"),
+            ("warn", "warned"),
+            ("fail", "failed"),
+            ("error", "errored"),
+            ("skip", "skipped"),
+        )
+        parts = [f"{counts[key]} {word}" for key, word in words]
+        if counts["waived"]:
+            parts.append(f"{counts['waived']} waived")
+        return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

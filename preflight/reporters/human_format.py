@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from preflight.model import Status
+from preflight.model import ATTENTION, Status
 
 if TYPE_CHECKING:
     from preflight.report import Report
@@ -22,7 +22,6 @@ STYLE = {
     Status.ERROR: "bold magenta",
     Status.SKIP: "dim",
 }
-ATTENTION = (Status.FAIL, Status.ERROR, Status.WARN)
 
 
 def render(report: Report, color: bool = False) -> str:
@@ -122,14 +121,4 @@ def _waived(console: Console, report: Report) -> None:
 
 
 def _tally(report: Report) -> str:
-    counts = report.counts
-    parts = [
-        f"{counts['pass']} passed",
-        f"{counts['warn']} warned",
-        f"{counts['fail']} failed",
-        f"{counts['error']} errored",
-        f"{counts['skip']} skipped",
-    ]
-    if counts["waived"]:
-        parts.append(f"{counts['waived']} waived")
-    return f"{report.status.value.upper()}: " + ", ".join(parts) + f"; exit code {report.exit_code}"
+    return f"{report.status.value.upper()}: {report.tally()}; exit code {report.exit_code}"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight.model import Status
+from preflight.model import ATTENTION
 
 if TYPE_CHECKING:
     from preflight.report import Report
 
 LABELS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
-ATTENTION = (Status.FAIL, Status.ERROR, Status.WARN)
 
 
 def _clean(text: str) -> str:
@@ -34,13 +33,7 @@ def render(report: Report, color: bool = False) -> str:
 
 
 def _summary(report: Report) -> str:
-    counts = report.counts
-    tally = (
-        f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
-        f"{counts['error']} errored, {counts['skip']} skipped"
-    )
-    if counts["waived"]:
-        tally += f", {counts['waived']} waived"
+    tally = report.tally()
     attention = [r for r in report.results if r.status in ATTENTION]
     attention.sort(key=lambda r: ATTENTION.index(r.status))
     if not attention:
