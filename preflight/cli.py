@@ -14,6 +14,7 @@ import typer
 from preflight import __version__
 from preflight.errors import UsageError
 from preflight.report import EXIT_ERROR, EXIT_USAGE
+from preflight.reporters import FORMATS
 
 app = typer.Typer(
     add_completion=False,
@@ -27,13 +28,9 @@ app = typer.Typer(
 COMMANDS = ("check", "list", "explain", "facts", "collect")
 
 
-class Format(str, Enum):
-    human = "human"
-    json = "json"
-    nagios = "nagios"
-    prometheus = "prometheus"
-    junit = "junit"
-    facter = "facter"
+# typer needs an Enum for the choices; the names come from the reporters package, whose
+# __init__ imports no reporter module.
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 
 class ListFormat(str, Enum):
@@ -83,7 +80,7 @@ def check_command(
             metavar="CHECK...",
         ),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.human,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["human"],
     output: Annotated[
         Optional[str],
         typer.Option(
@@ -132,7 +129,7 @@ def check_command(
     if debug:
         _print_tracebacks(report)
     color = (
-        fmt is Format.human
+        fmt.value == "human"
         and output is None
         and not no_color
         and "NO_COLOR" not in os.environ
@@ -193,9 +190,10 @@ def explain_command(
 @app.command("facts")
 def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
     """The host facts the checks use, as one JSON object."""
+    from preflight import config as config_mod
     from preflight import session
 
-    session.load_config(config)  # a broken config is reported the same way everywhere
+    config_mod.load(config)  # a broken config is reported the same way everywhere
     print(json.dumps(session.facts(root), indent=2, default=str))
 
 

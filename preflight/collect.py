@@ -21,11 +21,11 @@ directory adds the directory itself (a check asking `is_dir` sees it) but not it
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
+import shlex
 import stat
 import tarfile
 import time
@@ -34,12 +34,12 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from preflight import __version__
-from preflight.errors import UsageError
 from preflight.facts import FACT_PATHS
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
+    from preflight.runner import Planned
 
 MANIFEST = ".preflight-collect.json"
 MAX_FILE_BYTES = 64 << 20  # bigger files are left out (a kernel image is ~10 MiB)
@@ -146,12 +146,13 @@ def prepare(rel: str, data: bytes) -> tuple[bytes, str]:
 
 
 # --------------------------------------------------------------------- paths
-def check_paths(plan: list[object]) -> list[str]:
-    """Fact paths, then every loaded check's `paths`, without duplicates."""
-    patterns = list(FACT_PATHS)
+def _declared(plan: list[Planned], attr: str) -> list[str]:
+    """Every loaded check's `attr` ("paths" or "markers"), root-relative, without duplicates.
+    A plugin's value is not trusted to be a tuple of non-empty strings."""
+    patterns: list[str] = []
     for planned in plan:
-        check = getattr(getattr(planned, "loaded", None), "check", None)
-        declared = getattr(check, "paths", ()) if check is not None else ()
+        check = planned.loaded.check
+        declared = getattr(check, attr, ()) if check is not None else ()
         if isinstance(declared, (list, tuple)):
             patterns.extend(
                 p.strip().lstrip("/")
@@ -161,24 +162,21 @@ def check_paths(plan: list[object]) -> list[str]:
     return list(dict.fromkeys(patterns))
 
 
-def check_markers(plan: list[object]) -> list[str]:
+def check_paths(plan: list[Planned]) -> list[str]:
+    """Fact paths, then every loaded check's `paths`, without duplicates."""
+    return list(dict.fromkeys([*FACT_PATHS, *_declared(plan, "paths")]))
+
+
+def check_markers(plan: list[Planned]) -> list[str]:
     """Every loaded check's `markers`: stored as empty files."""
-    patterns: list[str] = []
-    for planned in plan:
-        check = getattr(getattr(planned, "loaded", None), "check", None)
-        declared = getattr(check, "markers", ()) if check is not None else ()
-        if isinstance(declared, (list, tuple)):
-            patterns.extend(
-                p.strip().lstrip("/") for p in declared if isinstance(p, str) and p.strip("/ ")
-            )
-    return list(dict.fromkeys(patterns))
+    return _declared(plan, "markers")
 
 
-def _loaded_plan(config_path: str | None, no_plugins: bool, root: str) -> list[object]:
+def _loaded_plan(config_path: str | None, no_plugins: bool, root: str) -> list[Planned]:
     from preflight import session
 
     plan, _cfg = session.plan([], config_path, no_plugins, root)
-    return list(plan)
+    return plan
 
 
 # ------------------------------------------------------------------- collect
@@ -300,9 +298,9 @@ def collect(
     """Write the snapshot tarball to `out_path` atomically; returns what went in."""
     from preflight.host import Host
     from preflight.output import atomic_binary, check_destination
+    from preflight.session import require_root
 
-    if not os.path.isdir(root):
-        raise UsageError(f"--root {root}: not a directory")
+    require_root(root)
     check_destination(out_path, flag="collect")
     plan = _loaded_plan(config_path, no_plugins, root)
     patterns = check_paths(plan)
@@ -360,7 +358,7 @@ def script(config_path: str | None = None, no_plugins: bool = False) -> str:
         + r"]\{1,\}@#\1:REDACTED@#g"
     ]
     for key in SECRET_KEYS:
-        anycase = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in key)
+        anycase = _any_case(key)
         sed_lines.append(r"s/^\(.*" + anycase + r"[^=:]*[=:][[:blank:]]*\).\{1,\}$/\1REDACTED/")
         sed_lines.append(
             r"s/^\(.*"
@@ -368,18 +366,35 @@ def script(config_path: str | None = None, no_plugins: bool = False) -> str:
             + "[^,\"']*[\"']"  # not raw: sed must see no backslash in these brackets
             + r"[[:blank:]]*,[[:blank:]]*\).\{1,\}$/\1REDACTED/"
         )
-    for name in ("PATTERNS", "SED_SCRIPT"):
-        if f"@{name}@" not in template:
-            raise RuntimeError(f"collect.sh lacks @{name}@")  # a packaging bug, not user input
-    with contextlib.suppress(ValueError):
-        patterns.remove("")
-    return (
-        template.replace("@VERSION@", __version__)
-        .replace("@PATTERNS@", "\n".join(_sh_word(p) for p in patterns))
-        .replace("@MARKERS@", "\n".join(_sh_word(p) for p in markers))
-        .replace("@SECRET_FLAG@", "|".join(SECRET_KEYS))
-        .replace("@SED_SCRIPT@", "\n".join(sed_lines))
-    )
+    # `find -size +N` counts 512-byte blocks, rounded up: +N means more than N * 512 bytes.
+    max_blocks, odd_bytes = divmod(MAX_FILE_BYTES, 512)
+    if odd_bytes:
+        raise RuntimeError("MAX_FILE_BYTES must be a whole number of 512-byte blocks")
+    values = {
+        "@VERSION@": __version__,
+        "@PATTERNS@": "\n".join(_sh_word(p) for p in patterns),
+        "@MARKERS@": "\n".join(_sh_word(p) for p in markers),
+        "@SECRET_FLAG@": "|".join(SECRET_KEYS),
+        "@SED_SCRIPT@": "\n".join(sed_lines),
+        "@WITHHELD_SUFFIX_CASE@": " | ".join("*" + _any_case(s) for s in WITHHELD_SUFFIXES),
+        "@MAX_FILE_BLOCKS@": str(max_blocks),
+        "@MAX_FILE_MIB@": str(MAX_FILE_BYTES >> 20),
+        "@WITHHELD_MARKER_ARGS@": " ".join(
+            "-e " + shlex.quote(m.decode("ascii")) for m in WITHHELD_MARKERS
+        ),
+        "@VERBATIM_CASE@": " | ".join(shlex.quote(p) + "*" for p in VERBATIM_PREFIXES),
+    }
+    for placeholder in values:
+        if placeholder not in template:
+            # A packaging bug, not user input: the script would silently differ from collect.
+            raise RuntimeError(f"collect.sh lacks {placeholder}")
+    # One pass, so a value (a plugin's path) that looks like a placeholder stays as it is.
+    return re.sub("|".join(map(re.escape, values)), lambda m: values[m.group()], template)
+
+
+def _any_case(text: str) -> str:
+    """`text` as a sed or sh pattern that matches it in any letter case."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
 
 
 def _sh_word(pattern: str) -> str:

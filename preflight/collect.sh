@@ -77,11 +77,11 @@ copy_one() {  # $1: root-relative path
     fi
     [ -f "$src" ] || return 0
     case $rel in
-        *.[kK][eE][yY] | *.[pP]12 | *.[pP][fF][xX]) withhold "$rel"; return 0 ;;
+        @WITHHELD_SUFFIX_CASE@) withhold "$rel"; return 0 ;;
         proc/* | sys/*) ;;
         *)
-            if [ -n "$(find "$src" -prune -size +131072 2>/dev/null)" ]; then
-                return 0  # over 64 MiB, as preflight collect
+            if [ -n "$(find "$src" -prune -size +@MAX_FILE_BLOCKS@ 2>/dev/null)" ]; then
+                return 0  # over @MAX_FILE_MIB@ MiB, as preflight collect
             fi ;;
     esac
     # Read once: a proc file changes between reads, and an unreadable file is left out.
@@ -91,7 +91,7 @@ copy_one() {  # $1: root-relative path
         return 0
     fi
     mkdir -p "$(dirname "$dst")"
-    if grep -e 'PRIVATE KEY' -e 'OpenVPN Static key' -e '<auth-user-pass>' "$raw" \
+    if grep -F @WITHHELD_MARKER_ARGS@ "$raw" \
         >/dev/null 2>&1; then
         withhold "$rel"
         return 0
@@ -106,7 +106,7 @@ copy_one() {  # $1: root-relative path
         proc/*/cmdline)
             tr '\000' '\n' < "$raw" | sed -f "$SED_FILE" | mask_flag_values \
                 | tr '\n' '\000' > "$dst" ;;
-        proc/* | sys/* | dev/* | var/lib/dpkg/* | boot/config-*)
+        @VERBATIM_CASE@)
             cat "$raw" > "$dst" ;;
         *)
             if tr -d '\000' < "$raw" | cmp -s - "$raw"; then

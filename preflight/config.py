@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.check import Option
 from preflight.errors import ConfigError
+from preflight.host import NotRegularFile, read_regular
 from preflight.model import Waiver
 
 DEFAULT_PATH = "/etc/preflight/preflight.toml"
 FAIL_ON_VALUES = ("warn", "fail")
+MAX_CONFIG_BYTES = 4 << 20
 
 
 @dataclass
@@ -46,12 +47,9 @@ def load(explicit: str | None) -> Config:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        with open(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"{path}: not a regular file")
-            raw = handle.read(4 << 20)
+        raw = read_regular(path, MAX_CONFIG_BYTES)
+    except NotRegularFile:
+        raise ConfigError(f"{path}: not a regular file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     try:
@@ -181,5 +179,4 @@ def _waiver(value: Any, path: str, where: str) -> Waiver:
             raise ConfigError(
                 f"{path}: {where} until: expected a date YYYY-MM-DD, got {_describe(until)}"
             )
-        until = until.isoformat()
     return Waiver(table["code"], table["reason"], until, match)

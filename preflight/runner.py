@@ -103,17 +103,20 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
 
 def run_with_wait(
     plan: list[Planned], make_host: Callable[[], Host], timeout: float, wait: float
-) -> list[CheckResult]:
-    """--wait: re-run what did not pass (with fresh facts) until it passes or time is up."""
+) -> tuple[list[CheckResult], Host]:
+    """--wait: re-run what did not pass (with fresh facts) until it passes or time is up.
+    Also returns the last Host used: its facts are the freshest, for the report's header."""
     deadline = time.monotonic() + wait
-    results = run_all(plan, make_host(), timeout)
+    host = make_host()
+    results = run_all(plan, host, timeout)
     while True:
         pending = [i for i, r in enumerate(results) if r.status not in (Status.PASS, Status.SKIP)]
         remaining = deadline - time.monotonic()
         if not pending or remaining <= 0:
-            return results
+            return results, host
         time.sleep(min(2.0, remaining))
-        again = run_all([plan[i] for i in pending], make_host(), timeout)
+        host = make_host()
+        again = run_all([plan[i] for i in pending], host, timeout)
         for index, result in zip(pending, again, strict=True):
             results[index] = result
 
@@ -132,11 +135,13 @@ def apply_waivers(
             for waiver in waivers:
                 if waiver.code != finding.code or waiver.match not in finding.message:
                     continue
-                if waiver.until is None or today <= dt.date.fromisoformat(waiver.until):
-                    finding.waived = {"reason": waiver.reason, "until": waiver.until}
+                if waiver.until is None or today <= waiver.until:
+                    until = waiver.until.isoformat() if waiver.until else None
+                    finding.waived = {"reason": waiver.reason, "until": until}
                     waived_any = True
                 else:
-                    finding.message += f" (waiver expired on {waiver.until}: {waiver.reason})"
+                    expired = waiver.until.isoformat()
+                    finding.message += f" (waiver expired on {expired}: {waiver.reason})"
                     expired_any = True
                 break
         if waived_any or expired_any:

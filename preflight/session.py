@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -15,8 +16,10 @@ from preflight.report import Report
 from preflight.runner import Planned, apply_waivers, run_all, run_with_wait
 
 
-def load_config(path: str | None) -> config_mod.Config:
-    return config_mod.load(path)
+def require_root(root: str) -> None:
+    """--root must name a directory; every command that reads a host says so the same way."""
+    if not os.path.isdir(root):
+        raise UsageError(f"--root {root}: not a directory")
 
 
 def _note(message: str) -> None:
@@ -27,10 +30,7 @@ def plan(
     names: list[str], config_path: str | None, no_plugins: bool, root: str
 ) -> tuple[list[Planned], config_mod.Config]:
     """Which checks run, loaded and with validated options; usage errors raise UsageError."""
-    import os
-
-    if not os.path.isdir(root):
-        raise UsageError(f"--root {root}: not a directory")
+    require_root(root)
     cfg = config_mod.load(config_path)
     available = registry.discover()
     usable = registry.select(available, no_plugins, cfg.plugins)
@@ -94,10 +94,10 @@ def execute(
     def make_host() -> Host:
         return Host(root, timeout=timeout)
 
-    host = make_host()
     if wait > 0:
-        results = run_with_wait(plan_, make_host, timeout, wait)
+        results, host = run_with_wait(plan_, make_host, timeout, wait)
     else:
+        host = make_host()
         results = run_all(plan_, host, timeout)
     results = apply_waivers(results, cfg.waivers)
     return Report(
@@ -175,26 +175,16 @@ def explain(check_id: str) -> str:
 
 
 def facts(root: str) -> dict[str, Any]:
-    import os
-
-    if not os.path.isdir(root):
-        raise UsageError(f"--root {root}: not a directory")
+    require_root(root)
     host = Host(root)
     data = host.summary()
-    cmdline = host.read_line("proc/cmdline") or ""
-    boot_image = next(
-        (w.split("=", 1)[1] for w in cmdline.split() if w.startswith("BOOT_IMAGE=")), None
-    )
     data["kernel"].update(
         {
-            "proc_version": host.read_line("proc/version"),
+            "proc_version": host.proc_version,
             "boot_time": host.boot_time,
-            "boot_image": boot_image,
-            "modules_dir": (
-                None
-                if host.kernel_release is None
-                else host.is_dir(f"lib/modules/{host.kernel_release}")
-            ),
+            "boot_image": host.boot_image,
+            "modules_dir": host.modules_dir,
+            "loaded_modules": None if host.loaded_modules is None else sorted(host.loaded_modules),
         }
     )
     data["service_manager"] = host.service_manager
