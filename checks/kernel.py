@@ -12,31 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.kernel_builds import UTS_VERSION
-from preflight_checks.kernel_facts import (
-    EXTERNAL_PROVIDERS,
-    KernelFacts,
-    image_name,
-    read_installed,
-    read_running,
-)
-from preflight_checks.kernel_findings import (
-    container,
-    drift,
-    externally_managed,
-    hand_installed,
-    modules_missing,
-    no_packages,
-    ok,
-    reboot_required,
-    unknown,
-)
-from preflight_checks.kernel_inventory import compare_versions, next_boot
-
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Status
-from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
+    from preflight_checks.kernel_facts import KernelFacts
     from preflight_checks.kernel_inventory import Kernel
 
 
@@ -109,24 +88,34 @@ class KernelCheck(Check):
     }
     paths = (
         "proc/version_signature",
-        "proc/modules",
         "sys/hypervisor/guest_type",
         "var/run/reboot-required",
         "var/run/reboot-required.pkgs",
         "boot/vmlinuz-*",
-        "boot/config-*",
         "boot/grub/grub.cfg",
         "boot/grub/grubenv",
         "boot/grub2/grub.cfg",
         "boot/grub2/grubenv",
         "lib/modules/*/modules.dep",
     )
+    # Without a package database the kernels on disk count, dated by these files' mtimes.
+    markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")
 
     def run(self, ctx: CheckContext) -> list[Finding]:
+        # Imported here: the engine imports this module to validate a config section even
+        # when the check is not selected.
+        from preflight_checks.kernel_facts import KernelFacts, read_installed, read_running
+        from preflight_checks.kernel_findings import (
+            container,
+            modules_missing,
+            no_packages,
+            unknown,
+        )
+
         host = ctx.host
         running = read_running(host)
-        ctx.details.update(running.details())
-        if running.container is not None:
+        ctx.details.update(running.details(host))
+        if host.container is not None:
             return [container(ctx, running)]
         if running.release is None:
             return [unknown(ctx)]
@@ -138,15 +127,27 @@ class KernelCheck(Check):
         if not installed.kernels:
             findings = [no_packages(ctx, facts)]
         else:
-            findings = [_compare(ctx, facts, evidence)]
-        ctx.details["evidence"] = list(evidence)
+            finding, evidence = _compare(ctx, facts)
+            findings = [finding]
+        ctx.details["evidence"] = evidence
         if installed.proc_modules and not installed.modules_dir:
             findings.append(modules_missing(facts, findings[0].code))
         return findings
 
 
-def _compare(ctx: CheckContext, facts: KernelFacts, evidence: list[str]) -> Finding:
-    """The running kernel against the installed ones; `evidence` collects why the verdict."""
+def _compare(ctx: CheckContext, facts: KernelFacts) -> tuple[Finding, list[str]]:
+    """The running kernel against the installed ones, and the evidence for the verdict."""
+    from preflight_checks.kernel_findings import (
+        drift,
+        externally_managed,
+        hand_installed,
+        ok,
+        reboot_required,
+    )
+    from preflight_checks.kernel_inventory import next_boot
+
+    from preflight.timefmt import iso_utc
+
     running, installed = facts.running, facts.installed
     running_pkg = installed.running_pkg
     newer = _newer_than_running(facts)
@@ -166,17 +167,17 @@ def _compare(ctx: CheckContext, facts: KernelFacts, evidence: list[str]) -> Find
     build_matches = _build_matches(facts)
 
     if running_pkg is not None and build_matches is not False and not newer:
-        return ok(facts, running_pkg, build_matches)
+        return ok(facts, running_pkg, build_matches), []
 
     if running_pkg is None and installed.running_image_found:
-        return hand_installed(facts, next_kernel)
+        return hand_installed(facts, next_kernel), []
 
     # `target` is what the packages want running: a newer kernel, or the installed build of
     # the running release.
     target = next_kernel if newer or running_pkg is None else running_pkg
     assert target is not None
-    evidence.extend(_external_evidence(facts))
-    boot_time = running.boot_time
+    evidence = list(facts.external_evidence)
+    boot_time = facts.host.boot_time
     timing_known = boot_time is not None and target.installed_at is not None
     after_boot = timing_known and (target.installed_at or 0) > (boot_time or 0)
     if timing_known and not after_boot:
@@ -185,15 +186,15 @@ def _compare(ctx: CheckContext, facts: KernelFacts, evidence: list[str]) -> Find
             f"({iso_utc(boot_time)}), and still is not running: a reboot already happened"
         )
     if evidence:
-        return externally_managed(ctx, facts, target, evidence)
+        return externally_managed(ctx, facts, target, evidence), evidence
     if after_boot:
         evidence.append(f"{target.label} installed after the last boot")
         if installed.reboot_pkgs:
             evidence.append(
                 "/var/run/reboot-required.pkgs lists " + ", ".join(installed.reboot_pkgs)
             )
-        return reboot_required(ctx, facts, target, next_boot_source)
-    return drift(facts, target)
+        return reboot_required(ctx, facts, target, next_boot_source), evidence
+    return drift(facts, target), evidence
 
 
 def _newer_than_running(facts: KernelFacts) -> list[Kernel]:
@@ -208,7 +209,8 @@ def _newer_than_running(facts: KernelFacts) -> list[Kernel]:
     )
     if base is None:
         return others  # nothing runs from a package: every installed kernel is "the target"
-    return [k for k in others if compare_versions(facts.host, k.version or "", base) > 0]
+    order = facts.host.packages.order
+    return [k for k in others if order(k.version or "", base, k.rules) > 0]
 
 
 def _build_matches(facts: KernelFacts) -> bool | None:
@@ -222,37 +224,6 @@ def _build_matches(facts: KernelFacts) -> bool | None:
     if running.build is not None and pkg.version:
         return running.build == pkg.version
     # No build string in /proc/version: the image's own `#N ...` string must equal uname -v.
-    if pkg.image_version and running.uts_version:
-        match = UTS_VERSION.search(" " + pkg.image_version)
-        if match:
-            return match.group(1).strip() == running.uts_version.strip()
+    if pkg.image_uts and running.uts_version:
+        return pkg.image_uts == running.uts_version.strip()
     return None
-
-
-def _external_evidence(facts: KernelFacts) -> list[str]:
-    """Why no boot loader inside the machine chose the running kernel; empty when one did."""
-    running, installed = facts.running, facts.installed
-    if not running.cmdline_known or running.boot_image is not None:
-        return []  # a boot loader inside the machine named the image (or we cannot tell)
-    evidence = []
-    if running.provider in EXTERNAL_PROVIDERS:
-        evidence.append(
-            f"DMI names the provider {EXTERNAL_PROVIDERS[running.provider]} and the kernel "
-            "command line has no BOOT_IMAGE=, so no boot loader inside the machine chose "
-            "the kernel"
-        )
-    if facts.is_xen_pv():
-        evidence.append(
-            "this is a Xen PV guest whose kernel the toolstack loads "
-            "(no BOOT_IMAGE= on the kernel command line)"
-        )
-    if installed.running_pkg is None and not installed.running_image_found:
-        missing = f"no package, no /boot/{image_name(running.release)}"
-        if not installed.modules_dir:
-            missing += f", no /lib/modules/{running.release}"
-        evidence.append(
-            f"the running release {running.release} has {missing} and no BOOT_IMAGE= on the "
-            "kernel command line, while other kernels are installed: something outside "
-            "the machine supplies it"
-        )
-    return evidence

@@ -12,8 +12,6 @@ import re
 _DEBIAN_BUILD = re.compile(r"\bDebian (\d\S*)")
 _UBUNTU_UPLOAD = re.compile(r"#(\d+(?:~[\w.+]+)?)-Ubuntu\b")
 RPM_ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|s390x|i686|armv7hl|noarch)$")
-UTS_VERSION = re.compile(r"\s(#\S*\s.*)$")  # uname -v: "#1 SMP ...", "#101-Ubuntu SMP ..."
-_PROC_VERSION_RELEASE = re.compile(r"^Linux version (\S+)")
 
 
 def dpkg_image_release(name: str) -> str | None:
@@ -37,16 +35,10 @@ def running_build(
             if flavour and build.endswith("-" + flavour):
                 build = build[: -len(flavour) - 1]
             return build
-    return _build_from_uts(uts_version, release)
+    return build_from_uts(uts_version, release)
 
 
-def image_build(image_version: str, release: str | None) -> str | None:
-    """The build inside an image's string `R (builder) #1 SMP Debian 6.1.112-1 (...)`."""
-    match = UTS_VERSION.search(" " + image_version)
-    return _build_from_uts(match.group(1) if match else None, release)
-
-
-def _build_from_uts(uts_version: str | None, release: str | None) -> str | None:
+def build_from_uts(uts_version: str | None, release: str | None) -> str | None:
     """The build named by a `uname -v` string, else by an RPM release; None when neither says."""
     if uts_version:
         debian = _DEBIAN_BUILD.search(uts_version)
@@ -64,8 +56,3 @@ def _build_from_uts(uts_version: str | None, release: str | None) -> str | None:
 def _flavour(release: str | None) -> str | None:
     parts = (release or "").split("-")
     return "-".join(parts[2:]) or None if len(parts) > 2 else None
-
-
-def release_from_proc_version(line: str | None) -> str | None:
-    match = _PROC_VERSION_RELEASE.match(line or "")
-    return match.group(1) if match else None

@@ -1,21 +1,20 @@
 """The facts the kernel check decides on: what the running kernel says about itself and how it
-was booted, and the installed kernels as seen from it. Read once, through the Host."""
+was booted, and the installed kernels as seen from it. Read once, through the Host; the
+machine's own facts (boot time, provider, virtualization, container) stay on the Host."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.kernel_builds import release_from_proc_version, running_build
+from preflight_checks.kernel_builds import running_build
 from preflight_checks.kernel_inventory import Kernel, installed_kernels, read_images
 
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
-
-_BOOT_IMAGE = re.compile(r"(?:^|\s)BOOT_IMAGE=(\S+)")
 
 # Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM.
 EXTERNAL_PROVIDERS = {"digitalocean": "DigitalOcean", "linode": "Linode", "ovh": "OVH"}
@@ -31,10 +30,7 @@ class Running:
     build: str | None
     cmdline_known: bool
     boot_image: str | None  # BOOT_IMAGE= on the kernel command line: a boot loader chose it
-    boot_time: float | None
-    provider: str | None
-    virtualization: str | None
-    container: str | None
+    xen_pv: bool  # a Xen PV guest: the toolstack in dom0 loads its kernel
 
     @property
     def label(self) -> str:
@@ -42,38 +38,32 @@ class Running:
             return f"{self.release} build {self.build}"
         return f"{self.release} ({self.uts_version})" if self.uts_version else f"{self.release}"
 
-    def details(self) -> dict[str, Any]:
+    def details(self, host: Host) -> dict[str, Any]:
         return {
             "running_release": self.release,
             "running_build": self.build,
             "running_version": self.uts_version,
             "version_signature": self.signature,
-            "boot_time": iso_utc(self.boot_time),
+            "boot_time": iso_utc(host.boot_time),
             "boot_image": self.boot_image,
-            "provider": self.provider,
-            "virtualization": self.virtualization,
-            "container": self.container,
+            "provider": host.provider,
+            "virtualization": host.virtualization,
+            "container": host.container,
         }
 
 
 def read_running(host: Host) -> Running:
-    proc_version = host.read_line("proc/version")
-    release = host.kernel_release or release_from_proc_version(proc_version)
+    release = host.kernel_release
     uts_version = host.kernel_version
     signature = host.read_line("proc/version_signature")
-    cmdline = host.read_text("proc/cmdline", 64 * 1024)
-    match = _BOOT_IMAGE.search(cmdline or "")
     return Running(
         release=release,
         uts_version=uts_version,
         signature=signature,
         build=running_build(release, uts_version, signature),
-        cmdline_known=cmdline is not None,
-        boot_image=match.group(1) if match else None,
-        boot_time=host.boot_time,
-        provider=host.provider,
-        virtualization=host.virtualization,
-        container=host.container,
+        cmdline_known=host.kernel_cmdline is not None,
+        boot_image=host.boot_image,
+        xen_pv=(host.read_line("sys/hypervisor/guest_type") or "").upper() == "PV",
     )
 
 
@@ -108,8 +98,6 @@ def read_installed(host: Host, release: str) -> Installed:
     kernels, metas = installed_kernels(host)
     running_image = f"boot/vmlinuz-{release}"
     running_image_found = host.is_file(running_image)
-    modules_dir = host.is_dir(f"lib/modules/{release}")
-    proc_modules = host.exists("proc/modules")
     running_image_version = read_images(
         host, kernels, release, running_image if running_image_found else None
     )
@@ -120,8 +108,8 @@ def read_installed(host: Host, release: str) -> Installed:
         running_image=running_image,
         running_image_found=running_image_found,
         running_image_version=running_image_version,
-        modules_dir=modules_dir,
-        proc_modules=proc_modules,
+        modules_dir=bool(host.modules_dir),
+        proc_modules=host.loaded_modules is not None,
         reboot_flag=host.exists("var/run/reboot-required"),
         reboot_pkgs=(host.read_text("var/run/reboot-required.pkgs", 64 * 1024) or "").split(),
     )
@@ -135,23 +123,38 @@ class KernelFacts:
     running: Running
     installed: Installed
 
-    def is_xen_pv(self) -> bool:
-        return (self.host.read_line("sys/hypervisor/guest_type") or "").upper() == "PV"
-
-    def loaded_from_outside(self) -> bool:
-        """No boot loader inside the machine chose the kernel: the provider, the Xen toolstack
-        or the hypervisor supplied it."""
+    @cached_property
+    def external_evidence(self) -> list[str]:
+        """Why no boot loader inside the machine chose the running kernel (the provider, the
+        Xen toolstack or the hypervisor supplied it); empty when one did, or when the kernel
+        command line is unknown."""
         running, installed = self.running, self.installed
-        return (
-            running.boot_image is None
-            and running.cmdline_known
-            and (
-                running.provider in EXTERNAL_PROVIDERS
-                or self.is_xen_pv()
-                or (installed.running_pkg is None and not installed.running_image_found)
+        if not running.cmdline_known or running.boot_image is not None:
+            return []
+        evidence = []
+        provider = self.host.provider
+        if provider in EXTERNAL_PROVIDERS:
+            evidence.append(
+                f"DMI names the provider {EXTERNAL_PROVIDERS[provider]} and the kernel "
+                "command line has no BOOT_IMAGE=, so no boot loader inside the machine chose "
+                "the kernel"
             )
-        )
+        if running.xen_pv:
+            evidence.append(
+                "this is a Xen PV guest whose kernel the toolstack loads "
+                "(no BOOT_IMAGE= on the kernel command line)"
+            )
+        if installed.running_pkg is None and not installed.running_image_found:
+            missing = f"no package, no /{installed.running_image}"
+            if not installed.modules_dir:
+                missing += f", no /lib/modules/{running.release}"
+            evidence.append(
+                f"the running release {running.release} has {missing} and no BOOT_IMAGE= on the "
+                "kernel command line, while other kernels are installed: something outside "
+                "the machine supplies it"
+            )
+        return evidence
 
-
-def image_name(release: str | None) -> str:
-    return f"vmlinuz-{release}"
+    @property
+    def loaded_from_outside(self) -> bool:
+        return bool(self.external_evidence)

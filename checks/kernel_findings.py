@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.kernel_facts import EXTERNAL_PROVIDERS, image_name
-from preflight_checks.kernel_inventory import compare_versions
+from preflight_checks.kernel_facts import EXTERNAL_PROVIDERS
 from preflight_checks.kernel_remedies import external_remediation
 
 from preflight.check import Finding, Status
@@ -19,17 +18,10 @@ if TYPE_CHECKING:
     from preflight.check import CheckContext
 
 
-def absent(ctx: CheckContext, code: str, message: str, remediation: list[str]) -> Finding:
-    """Nothing to judge: a skip, or a failure when the check is required."""
-    status = Status.FAIL if ctx.required else Status.SKIP
-    return Finding(code, status, message, remediation)
-
-
 def container(ctx: CheckContext, running: Running) -> Finding:
-    return absent(
-        ctx,
+    return ctx.absent(
         "kernel.container",
-        f"inside a {running.container} container: the running kernel"
+        f"inside a {ctx.host.container} container: the running kernel"
         f"{' ' + running.release if running.release else ''} belongs to the host, not to "
         "this container's packages",
         ["Run `preflight check kernel` on the container's host."],
@@ -38,8 +30,7 @@ def container(ctx: CheckContext, running: Running) -> Finding:
 
 def unknown(ctx: CheckContext) -> Finding:
     host = ctx.host
-    return absent(
-        ctx,
+    return ctx.absent(
         "kernel.unknown",
         "the running kernel is unknown: /proc/sys/kernel/osrelease is "
         f"{host.why_unreadable('proc/sys/kernel/osrelease')} and /proc/version is "
@@ -78,8 +69,7 @@ def no_packages(ctx: CheckContext, facts: KernelFacts) -> Finding:
     )
     message += f"; the kernel is supplied by {who}" if who else "; who supplies it is unknown"
     ctx.summary = message
-    return absent(
-        ctx,
+    return ctx.absent(
         "kernel.no-packages",
         message,
         [
@@ -90,16 +80,18 @@ def no_packages(ctx: CheckContext, facts: KernelFacts) -> Finding:
 
 
 def _who_supplies(facts: KernelFacts) -> str | None:
-    running, installed = facts.running, facts.installed
-    if running.provider in EXTERNAL_PROVIDERS and running.boot_image is None:
-        return f"the provider ({EXTERNAL_PROVIDERS[running.provider]})"
-    if facts.is_xen_pv():
+    """Who supplies the kernel when no package does. Unlike the external evidence, a provider
+    or a Xen PV guest is named even when the kernel command line is unknown."""
+    host, running, installed = facts.host, facts.running, facts.installed
+    if host.provider in EXTERNAL_PROVIDERS and running.boot_image is None:
+        return f"the provider ({EXTERNAL_PROVIDERS[host.provider]})"
+    if running.xen_pv:
         return "the Xen toolstack (a PV guest)"
     if not installed.running_image_found and running.boot_image is None and running.cmdline_known:
-        virt = facts.host.virtualization
+        virt = host.virtualization
         if virt not in (None, "none"):
             return (
-                f"the hypervisor ({virt}: no /boot/{image_name(running.release)} and no "
+                f"the hypervisor ({virt}: no /{installed.running_image} and no "
                 "BOOT_IMAGE= on the kernel command line)"
             )
     if installed.running_image_found:
@@ -131,14 +123,14 @@ def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, sourc
     elif (
         running.build
         and target.version
-        and compare_versions(facts.host, target.version, running.build) < 0
+        and facts.host.packages.order(target.version, running.build, target.rules) < 0
     ):
         what = "an older build of the running release"
     else:
         what = "a newer build of the running release"
     message = (
         f"{what}, {target.label}, was installed {iso_utc(target.installed_at)}, after "
-        f"the last boot ({iso_utc(running.boot_time)}); rebooting will load "
+        f"the last boot ({iso_utc(facts.host.boot_time)}); rebooting will load "
         f"{target.release} build {target.version} ({source}) in place of the running "
         f"{running.label}"
     )
@@ -185,7 +177,7 @@ def externally_managed(
     ctx.summary = (
         f"running {build} is not the installed {installed}; the kernel is "
         "loaded from outside the machine"
-        if facts.loaded_from_outside()
+        if facts.loaded_from_outside
         else f"running {build} is not the installed {installed}, and the last boot did not load it"
     )
     return Finding(
@@ -196,7 +188,7 @@ def externally_managed(
 def drift(facts: KernelFacts, target: Kernel) -> Finding:
     running = facts.running
     why = []
-    if running.boot_time is None:
+    if facts.host.boot_time is None:
         why.append(
             f"the boot time is unknown (/proc/stat is "
             f"{facts.host.why_unreadable('proc/stat')} or has no btime)"

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.kernel_builds import RPM_ARCH, dpkg_image_release, image_build
+from preflight_checks.kernel_builds import RPM_ARCH, build_from_uts, dpkg_image_release
 
+from preflight.facts import uts_version_of
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
@@ -32,7 +33,13 @@ class Kernel:
     meta: bool = False
     image: str | None = None  # root-relative path of boot/vmlinuz-<release>, when present
     image_version: str | None = None  # the build string inside that image
+    image_uts: str | None = None  # its `uname -v` part: "#1 SMP PREEMPT_DYNAMIC Debian ..."
     image_build: str | None = None
+
+    @property
+    def rules(self) -> str:
+        """How its versions are ordered: kernels found on disk have RPM-style names."""
+        return "dpkg" if self.manager == "dpkg" else "rpm"
 
     @property
     def label(self) -> str:
@@ -70,14 +77,15 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
             else:
                 # A meta package (linux-image-amd64) installs nothing itself: it depends on
                 # the real image, which provides the release.
-                depends = re.search(
-                    r"\blinux-image-(?:unsigned-)?(\d[^\s,(|]*)", pkg.fields.get("Depends", "")
-                )
-                meta_release = depends.group(1) if depends else None
-                if meta_release and meta_release.endswith("-unsigned"):
-                    meta_release = meta_release[: -len("-unsigned")]
                 metas.append(
-                    Kernel(pkg.name, pkg.version, meta_release, pkg.installed_at, "dpkg", meta=True)
+                    Kernel(
+                        pkg.name,
+                        pkg.version,
+                        _depended_release(pkg.fields.get("Depends", "")),
+                        pkg.installed_at,
+                        "dpkg",
+                        meta=True,
+                    )
                 )
         return kernels, metas
     if db.manager == "rpm":
@@ -95,6 +103,17 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     return kernels, metas
 
 
+def _depended_release(depends: str) -> str | None:
+    """The release of the first image package in a Depends field ("linux-image-6.1.0-26-amd64
+    (= 6.1.112-1), ..." or alternatives joined by "|")."""
+    for alternative in re.split(r"[,|]", depends):
+        words = alternative.split()
+        release = dpkg_image_release(words[0]) if words else None
+        if release is not None:
+            return release
+    return None
+
+
 def _kernels_on_disk(host: Host) -> list[Kernel]:
     """Without a usable package database (an RPM host under --root): the kernels that
     /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
@@ -110,7 +129,7 @@ def _kernels_on_disk(host: Host) -> list[Kernel]:
         if path.split("/vmlinuz-", 1)[1][:1].isdigit() and "rescue" not in path
     )
     kernels = []
-    for release in _sorted_releases(releases):
+    for release in _sorted_releases(host, releases):
         installed = host.mtime(f"lib/modules/{release}/modules.dep") or host.mtime(
             f"boot/initramfs-{release}.img"
         )
@@ -119,16 +138,11 @@ def _kernels_on_disk(host: Host) -> list[Kernel]:
     return kernels
 
 
-def _sorted_releases(releases: set[str]) -> list[str]:
+def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
     from functools import cmp_to_key
 
-    from preflight.packages import compare_versions as compare
-
     def by_version(a: str, b: str) -> int:
-        try:
-            return compare(RPM_ARCH.sub("", a), RPM_ARCH.sub("", b), "rpm")
-        except Exception:  # a malformed version cannot be ordered
-            return 0
+        return host.packages.order(RPM_ARCH.sub("", a), RPM_ARCH.sub("", b), "rpm")
 
     return sorted(sorted(releases), key=cmp_to_key(by_version))
 
@@ -153,20 +167,9 @@ def read_images(
             kernel.image = rel
             kernel.image_version = image_version(host, rel, scan=False)
         if kernel.image_version:
-            kernel.image_build = image_build(kernel.image_version, kernel.release)
+            kernel.image_uts = uts_version_of(kernel.image_version)
+            kernel.image_build = build_from_uts(kernel.image_uts, kernel.release)
     return running_image_version
-
-
-def compare_versions(host: Host, a: str, b: str) -> int:
-    """Order two package versions the way the host's package manager does; 0 when either is
-    malformed."""
-    from preflight.packages import compare_versions as compare
-
-    manager = "dpkg" if host.packages.manager == "dpkg" else "rpm"
-    try:
-        return compare(a, b, manager)
-    except Exception:  # ValueError, or worse from a library on hostile input
-        return 0  # a malformed version is not "newer": it cannot be ordered at all
 
 
 def next_boot(
@@ -200,7 +203,7 @@ def next_boot(
             break
     best = candidates[0]
     for kernel in candidates[1:]:
-        if compare_versions(host, kernel.version or "", best.version or "") > 0:
+        if host.packages.order(kernel.version or "", best.version or "", kernel.rules) > 0:
             best = kernel
     return best, (
         "the newest installed, which the boot loader's default entry starts"

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def external_remediation(facts: KernelFacts, target: Kernel) -> list[str]:
     want = f"{target.release} ({target.label})"
     running = facts.running
-    provider = running.provider if running.boot_image is None else None
+    provider = facts.host.provider if running.boot_image is None else None
     if provider == "digitalocean":
         return [
             "Rebooting alone will not help: this droplet boots the kernel selected in the "
@@ -40,14 +40,14 @@ def external_remediation(facts: KernelFacts, target: Kernel) -> list[str]:
             + want
             + " boots, then restart from the panel.",
         ]
-    if facts.is_xen_pv():
+    if running.xen_pv:
         return [
             "Rebooting alone will not help: the Xen toolstack loads this PV guest's kernel "
             "from dom0.",
             f"On dom0, point the domain at {want} (kernel= in its config) or boot it with "
             "pygrub/PVH GRUB, then shut the domain down and start it again.",
         ]
-    if facts.loaded_from_outside():
+    if facts.loaded_from_outside:
         packages = _package_names(facts)
         return [
             f"Rebooting alone will not help: the running {running.release} is supplied by the "

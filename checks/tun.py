@@ -12,26 +12,7 @@ the probe runs in tun_probe, and tun_findings words the findings and their fixes
 
 from __future__ import annotations
 
-from preflight_checks.tun_facts import (
-    TUN_MAJOR,
-    TUN_MINOR,
-    device_facts,
-    enabled_openvpn_units,
-    kernel_support,
-    openvpn_configs,
-    openvpn_package_version,
-    tun_module_loaded,
-)
-from preflight_checks.tun_findings import (
-    MKNOD,
-    device_missing,
-    device_wrong,
-    kernel_phrase,
-    no_kernel_support,
-    ok_finding,
-    probe_findings,
-)
-from preflight_checks.tun_probe import probe_if_allowed
+from preflight_checks.tun_findings import MKNOD
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
 
@@ -118,7 +99,6 @@ on demand, so a module that is not loaded yet is not a finding.
         ),
     }
     paths = (
-        "proc/modules",
         "dev/net/tun",
         "proc/misc",
         "proc/config.gz",
@@ -136,13 +116,33 @@ on demand, so a module that is not loaded yet is not a finding.
     markers = ("usr/sbin/openvpn", "usr/local/sbin/openvpn")
 
     def run(self, ctx: CheckContext) -> list[Finding]:
+        # Imported here: the engine imports this module to validate a config section even
+        # when the check is not selected.
+        from preflight_checks.tun_facts import (
+            TUN_MAJOR,
+            TUN_MINOR,
+            device_facts,
+            enabled_openvpn_units,
+            kernel_support,
+            openvpn_configs,
+            openvpn_package_version,
+            tun_module_loaded,
+        )
+        from preflight_checks.tun_findings import (
+            device_missing,
+            device_wrong,
+            kernel_phrase,
+            no_kernel_support,
+            ok_finding,
+            probe_findings,
+        )
+        from preflight_checks.tun_probe import probe_if_allowed
+
         host = ctx.host
         binary = host.which("openvpn")
         package = openvpn_package_version(host)
-        configs = openvpn_configs(host)
         enabled_units = enabled_openvpn_units(host)
-        for config in configs:
-            config.enabled = config.unit in enabled_units
+        configs = openvpn_configs(host, enabled_units)
         ctx.details["openvpn"] = {
             "binary": binary,
             "package": package,
@@ -156,9 +156,8 @@ on demand, so a module that is not loaded yet is not a finding.
                 "/etc/openvpn/client: nothing here needs /dev/net/tun"
             )
             return [
-                Finding(
+                ctx.absent(
                     "tun.not-needed",
-                    Status.SKIP,
                     reason,
                     ["set `[checks.tun] required = true` to check the device anyway"],
                 )

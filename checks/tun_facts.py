@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Set as AbstractSet
+
     from preflight.host import Host
 
 DEVICE = "dev/net/tun"
@@ -67,17 +69,18 @@ class KernelSupport:
 
 def openvpn_package_version(host: Host) -> str | None:
     """The installed openvpn package's version, or None."""
-    try:
-        package = host.packages.get("openvpn")
-    except Exception:  # a malformed package database is "unknown", not a crash
-        return None
+    package = host.packages.get("openvpn")
     return package.version if package is not None else None
 
 
 _DIRECTIVE = re.compile(r"^\s*(dev|dev-type|dev-node)\s+(\S+)", re.M)
 
 
-def openvpn_configs(host: Host) -> list[OpenVPNConfig]:
+def openvpn_configs(
+    host: Host, enabled_units: AbstractSet[str] = frozenset()
+) -> list[OpenVPNConfig]:
+    """The configs in the folders the systemd units read; `enabled_units` (from
+    enabled_openvpn_units) marks the ones whose unit is enabled."""
     configs = []
     for folder, template in OPENVPN_CONFIG_DIRS:
         for rel in host.glob(f"{folder}/*.conf"):
@@ -88,13 +91,15 @@ def openvpn_configs(host: Host) -> list[OpenVPNConfig]:
             # Only the dev lines are kept: the rest of a config can hold inline keys.
             for match in _DIRECTIVE.finditer(host.read_text(rel, 1 << 20) or ""):
                 values.setdefault(match.group(1), match.group(2).strip("\"'"))
+            unit = f"{template}{name}"
             configs.append(
                 OpenVPNConfig(
                     host.display(rel),
-                    f"{template}{name}",
+                    unit,
                     values.get("dev"),
                     values.get("dev-type"),
                     values.get("dev-node"),
+                    unit in enabled_units,
                 )
             )
     return configs
@@ -109,13 +114,14 @@ def enabled_openvpn_units(host: Host) -> set[str]:
     return units
 
 
-_FILE_TYPES = (
-    (stat.S_ISCHR, "char"),
-    (stat.S_ISBLK, "block"),
-    (stat.S_ISREG, "regular"),
-    (stat.S_ISDIR, "directory"),
-    (stat.S_ISFIFO, "fifo"),
-    (stat.S_ISSOCK, "socket"),
+# (test, the name in details["device"]["type"], the phrase in messages)
+FILE_TYPES = (
+    (stat.S_ISCHR, "char", "a character device"),
+    (stat.S_ISBLK, "block", "a block device"),
+    (stat.S_ISREG, "regular", "a regular file"),
+    (stat.S_ISDIR, "directory", "a directory"),
+    (stat.S_ISFIFO, "fifo", "a FIFO"),
+    (stat.S_ISSOCK, "socket", "a socket"),
 )
 
 
@@ -142,7 +148,7 @@ def device_facts(host: Host) -> dict[str, Any]:
         facts["exists"] = False
         return facts
     facts["exists"] = True
-    facts["type"] = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "other")
+    facts["type"] = next((name for test, name, _ in FILE_TYPES if test(st.st_mode)), "other")
     if facts["type"] in ("char", "block"):
         facts["major"], facts["minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
     facts["mode"] = f"{stat.S_IMODE(st.st_mode):04o}"
@@ -164,17 +170,13 @@ def _id_name(host: Host, rel: str, number: int) -> str | None:
 def tun_module_loaded(host: Host) -> bool | None:
     """Whether `tun` is in /proc/modules; None when the kernel has no loadable modules (the file
     is absent) or the file is unreadable."""
-    text = host.read_text("proc/modules", 4 << 20)
-    if text is None:
-        return None
-    return any(line.startswith("tun ") for line in text.splitlines())
+    loaded = host.loaded_modules
+    return None if loaded is None else "tun" in loaded
 
 
 def kernel_support(host: Host) -> KernelSupport:
     release = host.kernel_release
-    support = KernelSupport(release)
-    if release:
-        support.modules_dir = host.is_dir(f"lib/modules/{release}")
+    support = KernelSupport(release, modules_dir=host.modules_dir)
 
     # 1. /proc/misc lists registered misc devices: tun is there when built in or loaded.
     misc = host.read_text("proc/misc", 64 * 1024)

@@ -158,13 +158,9 @@ def device_wrong(device: dict[str, Any]) -> Finding:
     if kind == "char":
         what = f"a character device {device['major']}:{device['minor']}"
     else:
-        what = {
-            "regular": "a regular file",
-            "directory": "a directory",
-            "block": "a block device",
-            "fifo": "a FIFO",
-            "socket": "a socket",
-        }.get(kind, str(kind))
+        from preflight_checks.tun_facts import FILE_TYPES
+
+        what = next((phrase for _, name, phrase in FILE_TYPES if name == kind), str(kind))
     return Finding(
         "tun.device-wrong",
         Status.FAIL,

@@ -52,16 +52,17 @@ def probe_if_allowed(host: Host, enabled: bool, device_ok: bool) -> ProbeResult:
         return ProbeResult(False, "probe not run: disabled by `probe = false`")
     if not host.is_live:
         return ProbeResult(False, "probe not run: only on the live host (--root is not /)")
-    if not (host.is_root_user or _has_net_admin(host)):
+    net_admin = _has_net_admin(host)
+    if not (host.is_root_user or net_admin):
         return ProbeResult(False, "probe not run: needs root / CAP_NET_ADMIN")
     if not device_ok:
         return ProbeResult(False, "probe not run: /dev/net/tun is missing or not the tun device")
-    result = probe_tun("/" + DEVICE)
-    result.net_admin = _has_net_admin(host)
+    result = probe_tun(host, "/" + DEVICE)
+    result.net_admin = net_admin
     return result
 
 
-def probe_tun(device_path: str) -> ProbeResult:
+def probe_tun(host: Host, device_path: str) -> ProbeResult:
     """Ask the kernel for a transient tun interface as OpenVPN does, then close it.
 
     The device path is opened directly, not through Host.read_*: it is a character device, which
@@ -92,7 +93,7 @@ def probe_tun(device_path: str) -> ProbeResult:
     removed = False
     deadline = time.monotonic() + 1.0
     while True:
-        if not os.path.exists(f"/sys/class/net/{name}"):
+        if not host.exists(f"sys/class/net/{name}"):
             removed = True
             break
         if time.monotonic() >= deadline:
