@@ -12,29 +12,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.kamailio_config import mask_secrets, parse_config
-from preflight_checks.kamailio_expected import (
-    choose_instance,
-    expected_from_config,
-    expected_from_option,
-    run_kamailio_c,
-)
-from preflight_checks.kamailio_listeners import compare_listeners, report_held_ports
-from preflight_checks.kamailio_modules import check_modules
-from preflight_checks.kamailio_report import Report
-from preflight_checks.kamailio_service import check_changed, report_not_running
-from preflight_checks.kamailio_sockets import find_instances, list_processes, parse_argv
-from preflight_checks.kamailio_tls import check_tls
-
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from preflight_checks.kamailio_config import CheckOutput, ParsedConfig
+    from preflight_checks.kamailio_report import Report
 
-BINARY_CANDIDATES = ("usr/sbin/kamailio", "usr/local/sbin/kamailio")
-_SEVERITY = {Status.FAIL: 4, Status.ERROR: 3, Status.WARN: 2, Status.PASS: 1, Status.SKIP: 0}
+# Where packages put the modules, in lookup order: Debian's multiarch folder (any architecture),
+# RPM's lib64, then the plain and /usr/local builds. Here, not in kamailio_modules: the engine
+# imports this module for `markers` even when the check does not run, so it stays light.
+MODULE_DIRS = (
+    "usr/lib/*-linux-gnu*/kamailio/modules",
+    "usr/lib64/kamailio/modules",
+    "usr/lib/kamailio/modules",
+    "usr/local/lib64/kamailio/modules",
+    "usr/local/lib/kamailio/modules",
+)
 
 
 class KamailioCheck(Check):
@@ -141,6 +136,7 @@ class KamailioCheck(Check):
     paths = (
         "etc/kamailio/*.cfg",
         "etc/kamailio/tls.cfg",
+        "etc/default/kamailio",  # RUN_KAMAILIO: whether Debian's init script starts it
         "var/lib/dpkg/info/kamailio*.list",
         "proc/net/tcp",
         "proc/net/tcp6",
@@ -148,12 +144,13 @@ class KamailioCheck(Check):
         "proc/net/udp6",
         "proc/sys/net/ipv6/bindv6only",
     )
-    # Only the presence of each module matters: collect stores them as empty files.
+    # Only the presence of each matters: collect stores them as empty files (the init script
+    # says `service kamailio` is how Kamailio starts where systemd does not run).
     markers = (
+        "etc/init.d/kamailio",
         "usr/sbin/kamailio",
         "usr/local/sbin/kamailio",
-        "usr/lib/*/kamailio/modules/*.so",
-        "usr/lib/kamailio/modules/*.so",
+        *(f"{folder}/*.so" for folder in MODULE_DIRS),
     )
 
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
@@ -161,14 +158,29 @@ class KamailioCheck(Check):
 
 
 def run_check(ctx: CheckContext) -> list[Finding]:
+    # The helpers are imported here, not above: the engine imports this module to validate
+    # [checks.kamailio] even when the check does not run, and they cost ~15 ms.
+    from preflight_checks.kamailio_config import parse_config
+    from preflight_checks.kamailio_expected import (
+        choose_instance,
+        expected_from_config,
+        expected_from_option,
+        run_kamailio_c,
+    )
+    from preflight_checks.kamailio_listeners import compare_listeners, report_held_ports
+    from preflight_checks.kamailio_report import Report
+    from preflight_checks.kamailio_service import check_changed, report_not_running
+    from preflight_checks.kamailio_sockets import find_instances, list_processes
+    from preflight_checks.kamailio_tls import check_tls
+
+    from preflight.model import worst_finding
+
     host = ctx.host
     report = Report(host, ctx.details)
     expect = expected_from_option(report, ctx.options.get("expect") or [])
     processes = list_processes(host)
     instances = find_instances(host, processes)
-    binary = host.which("kamailio") or next(
-        ("/" + c for c in BINARY_CANDIDATES if host.is_file(c)), None
-    )
+    binary = host.which("kamailio")  # PATH, then /usr/sbin and /usr/local/sbin (cron's PATH)
     package = host.packages.get("kamailio")
     report.details.update({"binary": binary, "package": package.version if package else None})
     if not (binary or package or instances):
@@ -193,7 +205,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             "pids": instance.pids if instance else [],
         }
     )
-    argv_options = parse_argv(instance.main.argv) if instance else {}
+    argv_options = instance.options if instance else {}
     defines: dict[str, str | None] = {}
     for value in argv_options.get("A", []):
         name, _, val = value.partition("=")
@@ -213,15 +225,13 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     report.details["expected"] = [str(s) for s in all_expected]
 
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
-    proc_visible = host.is_live or any(
-        n.isdecimal() and host.is_file(f"proc/{n}/stat") for n in host.listdir("proc")
-    )
+    proc_visible = host.is_live or bool(processes)
     explicit_listen = bool(argv_options.get("l")) or (parsed is not None and parsed.explicit_listen)
     if instance is None:
         if proc_visible:
             report_not_running(report, config, instances, check_out)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
-            report_held_ports(report, all_expected)
+            report_held_ports(report, all_expected, processes)
         else:
             report.notes.append(
                 "the snapshot has no process list (ROOT/proc/<pid>): whether "
@@ -229,7 +239,13 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             )
     else:
         compare_listeners(
-            report, instance, all_expected, set(expect), expected is not None, explicit_listen
+            report,
+            instance,
+            all_expected,
+            set(expect),
+            expected is not None,
+            explicit_listen,
+            processes,
         )
         check_changed(report, instance, parsed, config)
 
@@ -247,11 +263,12 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         )
         report.add("ok", Status.PASS, what)
     if best_effort:
-        worst = max(report.findings, key=lambda f: _SEVERITY[f.status])
-        ctx.summary = (
-            worst.message + " (best effort: the configuration was read "
-            "without Kamailio's preprocessor)"
-        )
+        worst = worst_finding(report.findings)
+        if worst is not None:  # never None: `ok` is added when nothing else is
+            ctx.summary = (
+                worst.message + " (best effort: the configuration was read "
+                "without Kamailio's preprocessor)"
+            )
     return report.findings
 
 
@@ -264,6 +281,9 @@ def check_config(
 ) -> None:
     """config-invalid (unreadable, rejected by `kamailio -c`, a missing include) and
     module-missing; a missing module is the rejection's cause, so it is reported alone."""
+    from preflight_checks.kamailio_config import mask_secrets
+    from preflight_checks.kamailio_modules import check_modules
+
     host = report.host
     config = host.display(config_rel)
     if parsed is None:

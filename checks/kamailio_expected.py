@@ -45,19 +45,16 @@ def choose_instance(
 ) -> tuple[Instance | None, str, str]:
     """The instance to judge, its config (root-relative) and where the config came from."""
     wanted = normalize_path(option) if option else None
-
-    def config_of(inst: Instance) -> str:
-        return normalize_path(inst.config) if inst.config else DEFAULT_CONFIG
-
-    others = [{"pid": i.main.pid, "config": report.host.display(config_of(i))} for i in instances]
     if len(instances) > 1:
-        report.details["instances"] = others
+        report.details["instances"] = [
+            {"pid": i.main.pid, "config": report.host.display(i.config_rel)} for i in instances
+        ]
     if wanted is not None:
-        match = next((i for i in instances if config_of(i) == wanted), None)
+        match = next((i for i in instances if i.config_rel == wanted), None)
         return match, wanted, "option"
     if instances:
-        chosen = next((i for i in instances if config_of(i) == DEFAULT_CONFIG), instances[0])
-        return chosen, config_of(chosen), "running process"
+        chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
+        return chosen, chosen.config_rel, "running process"
     return None, DEFAULT_CONFIG, "default"
 
 

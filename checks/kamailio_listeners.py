@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from preflight_checks.kamailio_config import Socket
 from preflight_checks.kamailio_sockets import (
     conflicts,
     covers,
-    find_holder,
+    holders,
     read_socket_tables,
     socket_inodes,
 )
@@ -17,39 +18,49 @@ from preflight_checks.kamailio_sockets import (
 from preflight.check import Status
 
 if TYPE_CHECKING:
-    from preflight_checks.kamailio_config import Socket
     from preflight_checks.kamailio_report import Report
-    from preflight_checks.kamailio_sockets import BoundSocket, Instance
+    from preflight_checks.kamailio_sockets import BoundSocket, Instance, Process
 
     from preflight.host import Host
 
 
-def report_held_ports(report: Report, expected: list[Socket]) -> None:
+def report_held_ports(report: Report, expected: list[Socket], processes: list[Process]) -> None:
     """One listener-missing per expected socket another process holds (Kamailio not running)."""
     tables, _missing = read_socket_tables(report.host)
-    for sock in expected:
-        holder = port_holder(report.host, sock, tables, set())
-        if holder:
-            report.add(
-                "listener-missing",
-                Status.FAIL,
-                f"{sock} is held by {holder[1]} (pid {holder[0]}), so Kamailio cannot bind it",
-                [
-                    f"stop {holder[1]} (pid {holder[0]}) or move it to another port",
-                    report.service.start,
-                ],
-            )
+    for sock, holder in port_holders(report.host, expected, tables, set(), processes).items():
+        report.add(
+            "listener-missing",
+            Status.FAIL,
+            f"{sock} is held by {holder.comm} (pid {holder.pid}), so Kamailio cannot bind it",
+            [
+                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
+                report.service.start,
+            ],
+        )
 
 
-def port_holder(
-    host: Host, sock: Socket, tables: list[BoundSocket], ours: set[int]
-) -> tuple[int, str] | None:
-    """The pid and name of a process other than Kamailio (`ours`: its inodes) holding `sock`."""
-    inodes = {b.inode for b in tables if conflicts(b, sock) and b.inode not in ours}
-    inodes.discard(0)
-    if not inodes:
-        return None
-    return find_holder(host, inodes, set())
+def port_holders(
+    host: Host,
+    socks: list[Socket],
+    tables: list[BoundSocket],
+    ours: set[int],
+    processes: list[Process],
+) -> dict[Socket, Process]:
+    """The process other than Kamailio (`ours`: its inodes) holding each of `socks`, in the
+    order of `socks`; /proc is walked once for all of them."""
+    wanted = {
+        sock: {b.inode for b in tables if conflicts(b, sock) and b.inode not in ours} - {0}
+        for sock in socks
+    }
+    held_by = holders(host, set().union(*wanted.values()), processes)
+    order = {proc.pid: index for index, proc in enumerate(processes)}
+    found: dict[Socket, Process] = {}
+    for sock, inodes in wanted.items():
+        candidates = [held_by[i] for i in inodes if i in held_by]
+        if candidates:
+            # The first in /proc order holding any of them, as a walk over /proc finds it.
+            found[sock] = min(candidates, key=lambda p: order[p.pid])
+    return found
 
 
 def compare_listeners(
@@ -59,6 +70,7 @@ def compare_listeners(
     from_option: set[Socket],
     config_known: bool,
     explicit_listen: bool,
+    processes: list[Process],
 ) -> None:
     host = report.host
     tables, missing_tables = read_socket_tables(host)
@@ -87,14 +99,24 @@ def compare_listeners(
             "sockets were matched by address only, unexpected ones not reported",
             ["run preflight as root"],
         )
-    report.details["actual"] = (
-        sorted({f"{b.transport}:{_fmt(b.addr)}:{b.port}" for b in ours}) if visible else None
-    )
-    for sock in expected:
-        if any(covers(b, sock, bindv6only) for b in ours):
-            continue
-        serving_port = any(b.transport == sock.transport and b.port == sock.port for b in ours)
-        if not explicit_listen and sock not in from_option and serving_port and sock.addr != "*":
+    report.details["actual"] = sorted({_fmt(b) for b in ours}) if visible else None
+    unserved = [s for s in expected if not any(covers(b, s, bindv6only) for b in ours)]
+    not_bound = [
+        s
+        for s in unserved
+        if not explicit_listen
+        and s not in from_option
+        and s.addr != "*"
+        and any(b.transport == s.transport and b.port == s.port for b in ours)
+    ]
+    missing = [s for s in unserved if s not in not_bound]
+    holder_of: dict[Socket, Process] = {}
+    if visible:
+        pids = set(instance.pids)
+        others = [p for p in processes if p.pid not in pids]
+        holder_of = port_holders(host, missing, tables, inodes, others)
+    for sock in unserved:
+        if sock in not_bound:
             report.add(
                 "address-not-bound",
                 Status.WARN,
@@ -107,14 +129,14 @@ def compare_listeners(
                 ],
             )
             continue
-        holder = port_holder(host, sock, tables, inodes) if visible else None
+        holder = holder_of.get(sock)
         if holder:
             message = (
                 f"{sock} is not held by Kamailio (pid {instance.main.pid}): "
-                f"{holder[1]} (pid {holder[0]}) holds the port"
+                f"{holder.comm} (pid {holder.pid}) holds the port"
             )
             steps = [
-                f"stop {holder[1]} (pid {holder[0]}) or move it to another port",
+                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
                 report.service.restart,
             ]
         else:
@@ -132,12 +154,13 @@ def compare_listeners(
         report.add(
             "listener-unexpected",
             Status.WARN,
-            f"Kamailio (pid {instance.main.pid}) listens on {bound.transport}:"
-            f"{_fmt(bound.addr)}:{bound.port}, which its configuration does not "
+            f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which its "
+            "configuration does not "
             "resolve to (an older configuration is running?)",
             ["kamailio -c -f " + report.details["config"], report.service.restart],
         )
 
 
-def _fmt(addr: str) -> str:
-    return f"[{addr}]" if ":" in addr else addr
+def _fmt(bound: BoundSocket) -> str:
+    """`udp:[::1]:5060`: a bound socket written as Socket writes a configured one."""
+    return str(Socket(bound.transport, bound.addr, bound.port))

@@ -7,9 +7,9 @@ a package is not installed; the remediation names it.
 
 from __future__ import annotations
 
-import posixpath
 from typing import TYPE_CHECKING
 
+from preflight_checks.kamailio import MODULE_DIRS
 from preflight_checks.kamailio_config import CheckOutput, Location, ParsedConfig, module_basename
 
 from preflight.check import Status
@@ -19,14 +19,8 @@ if TYPE_CHECKING:
 
     from preflight.host import Host
 
-MODULE_DIRS = (
-    "usr/lib/x86_64-linux-gnu/kamailio/modules",
-    "usr/lib/aarch64-linux-gnu/kamailio/modules",
-    "usr/lib64/kamailio/modules",
-    "usr/lib/kamailio/modules",
-    "usr/local/lib64/kamailio/modules",
-    "usr/local/lib/kamailio/modules",
-)
+# Where the module path is unknown and no folder exists: Debian amd64's, for the message.
+FALLBACK_MODULE_DIR = "usr/lib/x86_64-linux-gnu/kamailio/modules"
 # Modules Debian ships outside the `kamailio` package (src/Makefile.groups of Kamailio 5.6).
 DEBIAN_MODULE_PACKAGES: dict[str, tuple[str, ...]] = {
     "kamailio-websocket-modules": ("websocket",),
@@ -132,7 +126,8 @@ def check_modules(
     if not dirs:
         dirs = [d.strip("/") for v in argv_options.get("L", []) for d in v.split(":") if d]
     if not dirs:
-        dirs = [d for d in MODULE_DIRS if host.is_dir(d)] or [MODULE_DIRS[0]]
+        dirs = [d for p in MODULE_DIRS for d in host.glob(p) if host.is_dir(d)]
+        dirs = dirs or [FALLBACK_MODULE_DIR]
     report.details["module_path"] = ["/" + d for d in dirs]
     missing: dict[str, tuple[str, Location | None]] = {}
     for name, where in parsed.modules if parsed else []:
@@ -141,14 +136,15 @@ def check_modules(
     for name in check_out.missing_modules if check_out else []:
         missing.setdefault(module_basename(name), (name, None))
     for base, (name, where) in missing.items():
-        package = package_of(host, base)
+        package, reinstall = package_of(host, base, dirs)
         place = f" (loadmodule at {where})" if where else ""
         file = name if name.endswith(".so") else f"{name}.so"
-        steps = (
-            [f"apt-get install {package}"]
-            if package
-            else [f"apt-cache search kamailio  # find the package that ships {base}.so"]
-        )
+        if package is None:
+            steps = [f"apt-cache search kamailio  # find the package that ships {base}.so"]
+        elif reinstall:  # installed, but its .so was deleted: a plain install does nothing
+            steps = [f"apt-get install --reinstall {package}"]
+        else:
+            steps = [f"apt-get install {package}"]
         steps.append("kamailio -c -f " + report.details["config"])
         report.add(
             "module-missing",
@@ -161,16 +157,19 @@ def check_modules(
     return bool(missing)
 
 
-def package_of(host: Host, module: str) -> str | None:
-    """The Debian package shipping `module`.so: an installed package's file list, else the
-    known split of Kamailio's modules into packages."""
-    if module in MODULE_PACKAGE:
-        return MODULE_PACKAGE[module]
-    for listing in host.glob("var/lib/dpkg/info/kamailio*.list"):
-        text = host.read_text(listing) or ""
-        if f"/{module}.so\n" in text:
-            return posixpath.basename(listing)[: -len(".list")].split(":")[0]
-    return None
+def package_of(host: Host, module: str, dirs: list[str]) -> tuple[str | None, bool]:
+    """The Debian package shipping `module`.so, and whether it is installed with that file
+    gone (a reinstall brings it back): an installed package's file list, else the known split
+    of Kamailio's modules into packages."""
+    folders = [*dirs, *(d for p in MODULE_DIRS for d in host.glob(p) if d not in dirs)]
+    paths = [f"{d}/{module}.so" for d in folders]
+    known = MODULE_PACKAGE.get(module)
+    packages = host.packages.find(names=[known]) if known else host.packages.find(prefix="kamailio")
+    for package in packages:
+        for path in paths:
+            if host.packages.owns(package, "/" + path):
+                return package.name, not host.exists(path)
+    return known, False
 
 
 def module_present(host: Host, name: str, dirs: list[str]) -> bool:

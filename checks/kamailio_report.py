@@ -6,13 +6,14 @@ password from a database URL Kamailio or its configuration printed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight_checks.kamailio_config import mask_secrets
 
 from preflight.check import Finding, Status
+from preflight.facts import parse_os_release
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -32,7 +33,8 @@ SYSTEMD = ServiceCommands(
     "systemctl restart kamailio",
     ("systemctl status kamailio", "journalctl -u kamailio -n 50 --no-pager"),
 )
-DEFAULTS = "/etc/default/kamailio"
+DEFAULTS = "etc/default/kamailio"  # Debian's: the init script sources it
+INIT_SCRIPT_FILE = "etc/init.d/kamailio"
 INIT_SCRIPT = ServiceCommands(
     "service kamailio start",
     "service kamailio restart",
@@ -44,12 +46,12 @@ def service_commands(host: Host) -> ServiceCommands:
     """systemctl where systemd runs (or nothing says otherwise); Debian's init script through
     `service` where something else is pid 1 (sysvinit, a container, a microVM)."""
     manager = host.service_manager
-    if manager in (None, "systemd") or not host.is_file("etc/init.d/kamailio"):
+    if manager in (None, "systemd") or not host.is_file(INIT_SCRIPT_FILE):
         return SYSTEMD
-    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
-    if defaults is not None and not re.search(r"^\s*RUN_KAMAILIO=yes\s*$", defaults, re.M):
+    defaults = host.read_text(DEFAULTS, 64 * 1024)
+    if defaults is not None and parse_os_release(defaults).get("RUN_KAMAILIO") != "yes":
         # Debian's init script refuses to start ("Kamailio not yet configured") until this is set.
-        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {DEFAULTS}"
+        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
         return ServiceCommands(
             f"{enable} && {INIT_SCRIPT.start}",
             f"{enable} && {INIT_SCRIPT.restart}",
@@ -64,7 +66,11 @@ class Report:
         self.details = details
         self.findings: list[Finding] = []
         self.notes: list[str] = []
-        self.service = service_commands(host)
+
+    @cached_property
+    def service(self) -> ServiceCommands:
+        """Asked for only by findings that name a command: most runs never read the files."""
+        return service_commands(self.host)
 
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None

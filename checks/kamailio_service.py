@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from preflight_checks.kamailio_config import DEFAULT_CONFIG
 from preflight_checks.kamailio_sockets import start_time
 
 from preflight.check import Status
@@ -27,7 +28,7 @@ def report_not_running(
         message += (
             " (other instances: "
             + ", ".join(
-                f"pid {i.main.pid} with {i.config or '/etc/kamailio/kamailio.cfg'}"
+                f"pid {i.main.pid} with {i.config or report.host.display(DEFAULT_CONFIG)}"
                 for i in instances[:3]
             )
             + ")"

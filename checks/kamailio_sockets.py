@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from preflight_checks.kamailio_config import Socket
+from preflight_checks.kamailio_config import DEFAULT_CONFIG, Socket, normalize_path
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -53,14 +53,6 @@ class Process:
     comm: str
     starttime_ticks: int | None
     argv: list[str] = field(default_factory=list)
-
-    def option(self, letter: str) -> list[str]:
-        return parse_argv(self.argv).get(letter, [])
-
-    @property
-    def config(self) -> str | None:
-        values = self.option("f")
-        return values[-1] if values else None
 
 
 def parse_argv(argv: list[str]) -> dict[str, list[str]]:
@@ -126,11 +118,22 @@ def list_processes(host: Host) -> list[Process]:
 class Instance:
     main: Process
     members: list[Process]  # the main process and every descendant
-    config: str | None  # the -f argument as given; None: the default config
+    options: dict[str, list[str]]  # the main process's command line, parsed once (parse_argv)
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.members]
+
+    @property
+    def config(self) -> str | None:
+        """The -f argument as given; None: the default config."""
+        values = self.options.get("f")
+        return values[-1] if values else None
+
+    @property
+    def config_rel(self) -> str:
+        """The config it runs, root-relative."""
+        return normalize_path(self.config) if self.config else DEFAULT_CONFIG
 
 
 def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
@@ -155,7 +158,7 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
                 if child not in members:
                     members.append(child)
                     queue.append(child.pid)
-        instances.append(Instance(proc, members, proc.config))
+        instances.append(Instance(proc, members, parse_argv(proc.argv)))
     return sorted(instances, key=lambda inst: inst.main.pid)
 
 
@@ -164,11 +167,7 @@ def start_time(host: Host, proc: Process) -> float | None:
     boot = host.boot_time
     if boot is None or proc.starttime_ticks is None:
         return None
-    try:
-        ticks = os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError):
-        ticks = 100
-    return boot + proc.starttime_ticks / ticks
+    return boot + proc.starttime_ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------ socket tables
@@ -239,35 +238,33 @@ def read_socket_tables(host: Host) -> tuple[list[BoundSocket], list[str]]:
 
 def socket_inodes(host: Host, pid: int) -> set[int] | None:
     """Inodes of the sockets a process holds; None when its fd folder cannot be read."""
-    folder = host.resolve(f"proc/{pid}/fd")
-    if folder is None:
-        return None
-    try:
-        names = os.listdir(folder)
-    except OSError:
+    folder = f"proc/{pid}/fd"
+    names = host.listdir(folder)
+    # An empty listing is also what a missing or forbidden folder gives (not root: another
+    # user's fd folder): those say nothing about the sockets, an empty folder does.
+    if not names and (not host.is_dir(folder) or host.is_readable(folder) is False):
         return None
     inodes = set()
     for name in names:
-        try:
-            target = os.readlink(os.path.join(folder, name))
-        except OSError:
-            continue
+        target = host.readlink(f"{folder}/{name}") or ""
         # A snapshot's fd links are whatever was copied: only well-formed ones count.
         if target.startswith("socket:[") and target.endswith("]") and target[8:-1].isdecimal():
             inodes.add(int(target[8:-1]))
     return inodes
 
 
-def find_holder(host: Host, inodes: set[int], skip: set[int]) -> tuple[int, str] | None:
-    """(pid, name) of a process holding one of `inodes`, other than the pids in `skip`."""
-    for name in host.listdir("proc"):
-        if not name.isdecimal() or int(name) in skip:
-            continue
-        held = socket_inodes(host, int(name))
-        if held and held & inodes:
-            proc = read_process(host, int(name))
-            return int(name), proc.comm if proc else "?"
-    return None
+def holders(host: Host, inodes: set[int], processes: list[Process]) -> dict[int, Process]:
+    """Which of `processes` holds each of `inodes` (the first in `processes` order), reading
+    each process's fd folder once; inodes nobody there holds are left out."""
+    found: dict[int, Process] = {}
+    if not inodes:
+        return found
+    for proc in processes:
+        for inode in (socket_inodes(host, proc.pid) or set()) & inodes:
+            found.setdefault(inode, proc)
+        if len(found) == len(inodes):
+            break
+    return found
 
 
 def covers(bound: BoundSocket, want: Socket, bindv6only: bool) -> bool:

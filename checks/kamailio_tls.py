@@ -7,7 +7,6 @@ start. Certificate and key files are only looked at, never opened.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from typing import TYPE_CHECKING
 
@@ -105,8 +104,5 @@ def file_problem(host: Host, rel: str) -> str | None:
     is ever read)."""
     if not host.is_file(rel):
         return host.why_unreadable(rel)
-    if host.is_live:
-        path = host.resolve(rel)
-        if path is None or not os.access(path, os.R_OK):
-            return "unreadable"
-    return None
+    # Under --root who could read it is unknown (None): only a live host says "unreadable".
+    return "unreadable" if host.is_readable(rel) is False else None

@@ -12,44 +12,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.puppet_advice import (
-    LSB_RELEASE,
-    MODULE_TOOL_MISSING,
-    MODULE_TOOL_VERSION,
-    not_installed_finding,
-    shadowed_finding,
-    too_old_finding,
-    version_unknown_finding,
-)
-from preflight_checks.puppet_installs import (
+from preflight_checks.puppet_paths import (
     DISTRO_BIN,
     DISTRO_LIBDIRS,
+    DISTRO_MODULEPATHS,
     ENVIRONMENT_FILE,
     GEM_LIBDIRS,
+    MODULE_TOOL_VERSION,
     PACKAGE_NAMES,
     VENDOR_AGENT_VERSION,
     VENDOR_BIN,
     VENDOR_LIBDIRS,
+    VENDOR_MODULEPATHS,
     VENDOR_PROFILE,
     VERSION_FILES,
-    assign_packages,
-    effective_install,
-    find_installs,
-    is_glob,
-    newest_meeting,
-    puppet_search_path,
-    read_version,
 )
-from preflight_checks.puppet_modules import (
-    DISTRO_MODULEPATHS,
-    MODULE_NAME_RE,
-    VENDOR_MODULEPATHS,
-    default_modulepaths,
-    find_module,
-    forge_name,
-    modulepath_folders,
-)
-from preflight_checks.puppet_versions import older, version_key
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
 
@@ -135,14 +112,31 @@ class PuppetCheck(Check):
             for name in ("metadata.json", "Modulefile")
         ),
         *(f"var/lib/dpkg/info/{name}.list" for name in PACKAGE_NAMES),
-        LSB_RELEASE,
         VENDOR_PROFILE,
         ENVIRONMENT_FILE,
     )
 
     def run(self, ctx: CheckContext) -> list[Finding]:
+        # The helpers are imported here, not above: the engine imports this module to validate
+        # [checks.puppet] even when the check does not run.
+        from preflight_checks.puppet_advice import (
+            not_installed_finding,
+            shadowed_finding,
+            too_old_finding,
+            version_unknown_finding,
+        )
+        from preflight_checks.puppet_installs import (
+            assign_packages,
+            effective_install,
+            find_installs,
+            newest_meeting,
+            puppet_search_path,
+            read_version,
+        )
+        from preflight_checks.puppet_versions import older
+
         host = ctx.host
-        min_version = str(ctx.options.get("min_version") or MODULE_TOOL_VERSION)
+        min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
         modules = [str(m) for m in ctx.options.get("modules") or []]
         modulepath_option = [str(p) for p in ctx.options.get("modulepath") or []]
         problems = _config_problems(min_version, modules, modulepath_option)
@@ -164,7 +158,7 @@ class PuppetCheck(Check):
         installs = find_installs(host, search_path, ignored)
         packages = host.packages.find(names=PACKAGE_NAMES)
         ctx.details["packages"] = [{"name": p.name, "version": p.version} for p in packages]
-        assign_packages(host, installs, [p.name for p in packages])
+        assign_packages(host, installs, packages)
         commands: list[str] = []
         for install in installs:
             read_version(host, install, ctx.timeout, commands)
@@ -175,7 +169,7 @@ class PuppetCheck(Check):
             ctx.details["agent_version"] = host.read_line(VENDOR_AGENT_VERSION)
 
         if not installs:
-            return [not_installed_finding(host, ctx, packages)]
+            return [not_installed_finding(host, ctx, packages, min_version)]
 
         findings: list[Finding] = []
         effective = effective_install(installs)
@@ -227,6 +221,14 @@ class PuppetCheck(Check):
         puppet_cmd: str,
         too_old: bool,
     ) -> list[Finding]:
+        from preflight_checks.puppet_advice import MODULE_TOOL_MISSING
+        from preflight_checks.puppet_modules import (
+            default_modulepaths,
+            find_module,
+            forge_name,
+            modulepath_folders,
+        )
+
         host = ctx.host
         if modulepath_option:
             patterns = [p.strip().lstrip("/") for p in modulepath_option]
@@ -249,7 +251,7 @@ class PuppetCheck(Check):
                     f"{result['found_instead']}, not {wanted} ({where})"
                 )
             command = f"{puppet_cmd} module install {forge_name(wanted)}"
-            if modulepath_option and not is_glob(modulepath_option[0]):
+            if modulepath_option and not any(ch in modulepath_option[0] for ch in "*?["):
                 command += f" --modulepath {modulepath_option[0]}"
             remediation = [command]
             if too_old:
@@ -268,6 +270,9 @@ class PuppetCheck(Check):
 
 
 def _config_problems(min_version: str, modules: list[str], modulepath: list[str]) -> list[str]:
+    from preflight_checks.puppet_modules import MODULE_NAME_RE
+    from preflight_checks.puppet_versions import version_key
+
     problems = []
     if version_key(min_version) is None:
         problems.append(f"min_version {min_version!r} is not a version")

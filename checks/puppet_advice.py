@@ -7,19 +7,17 @@ Puppet's release packages (apt.puppet.com, yum.puppet.com) where they exist for 
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.puppet_installs import VENDOR_BIN_DIR, Install, library_dirs
-from preflight_checks.puppet_versions import older, sort_key
+from preflight_checks.puppet_installs import Install, first_on_path, newest
+from preflight_checks.puppet_paths import MODULE_TOOL_VERSION, VENDOR_BIN_DIR
+from preflight_checks.puppet_versions import older
 
 from preflight.check import CheckContext, Finding, Status
 
 if TYPE_CHECKING:
     from preflight.host import Host
 
-LSB_RELEASE = "etc/lsb-release"
-MODULE_TOOL_VERSION = "2.7.14"
 MODULE_TOOL_MISSING = (
     "`puppet module` (install, list and search modules from the Puppet Forge) only exists from "
     "Puppet 2.7.14 on"
@@ -41,7 +39,9 @@ PRECISE_RELEASE_URL = "http://apt.puppetlabs.com/puppetlabs-release-precise.deb"
 RHEL_LIKE = ("rhel", "centos", "rocky", "almalinux", "ol")
 
 
-def not_installed_finding(host: Host, ctx: CheckContext, packages: list[Any]) -> Finding:
+def not_installed_finding(
+    host: Host, ctx: CheckContext, packages: list[Any], min_version: str
+) -> Finding:
     where = "no puppet on PATH, no /usr/bin/puppet, no /opt/puppetlabs/bin/puppet"
     if packages:
         names = ", ".join(f"{p.name} {p.version}" for p in packages)
@@ -58,16 +58,8 @@ def not_installed_finding(host: Host, ctx: CheckContext, packages: list[Any]) ->
             [command],
         )
     message = f"Puppet is not installed ({where}, no puppet, puppet-agent or puppet-common package)"
-    if ctx.required:
-        return Finding(
-            "puppet.not-installed",
-            Status.FAIL,
-            message,
-            _upgrade_path(
-                host, str(ctx.options.get("min_version") or MODULE_TOOL_VERSION), "distribution"
-            ),
-        )
-    return Finding("puppet.not-installed", Status.SKIP, message)
+    steps = _upgrade_path(host, min_version, "distribution") if ctx.required else None
+    return ctx.absent("puppet.not-installed", message, steps)
 
 
 def version_unknown_finding(host: Host, install: Install) -> Finding:
@@ -75,10 +67,11 @@ def version_unknown_finding(host: Host, install: Install) -> Finding:
     if not install.ruby:
         where = f"{host.display(install.path)} (first on PATH, not a Ruby puppet launcher)"
     reasons = []
-    libraries = library_dirs(host, install)[:4]
-    if libraries:
-        tried = ", ".join(host.display(f"{lib}/puppet/version.rb") for lib in libraries)
+    if install.libraries:
+        tried = ", ".join(host.display(f"{lib}/puppet/version.rb") for lib in install.libraries[:4])
         reasons.append(f"no version in {tried}")
+    elif install.ruby:
+        reasons.append("no Puppet library folder exists")
     if install.failure:
         reasons.append(install.failure)
     elif not host.is_live:
@@ -135,20 +128,12 @@ def _use_newer(host: Host, old: Install, newer: Install) -> str:
 
 
 def shadowed_finding(host: Host, installs: list[Install]) -> Finding | None:
-    ranked = sorted(
-        (i for i in installs if i.path_rank is not None), key=lambda i: i.path_rank or 0
-    )
-    if not ranked or ranked[0].version is None:
+    first = first_on_path(installs)
+    if first is None or first.version is None:
         return None
-    first = ranked[0]
-    newer = [
-        i
-        for i in installs
-        if i is not first and i.version is not None and older(first.version or "", i.version)
-    ]
-    if not newer:
+    best = newest([i for i in installs if i is not first and older(first.version, i.version or "")])
+    if best is None:
         return None
-    best = max(newer, key=lambda i: sort_key(i.version))
     return Finding(
         "puppet.shadowed",
         Status.WARN,
@@ -162,7 +147,7 @@ def _upgrade_path(host: Host, minimum: str, layout: str) -> list[str]:
     """How to get a new enough Puppet on this OS: its own archive, else the vendor's packages."""
     osr = host.os_release or {}
     os_id = (osr.get("ID") or "").lower()
-    codename = _codename(host, osr)
+    codename = (host.os_codename or "").lower()
     like = (osr.get("ID_LIKE") or "").lower().split()
     major = (osr.get("VERSION_ID") or "").split(".")[0]
     name = osr.get("PRETTY_NAME") or (f"{os_id} {codename}".strip() or "this OS")
@@ -206,17 +191,3 @@ def _upgrade_path(host: Host, minimum: str, layout: str) -> list[str]:
         f"else Puppet's release package for {name} from apt.puppet.com or yum.puppet.com"
     )
     return steps
-
-
-def _codename(host: Host, osr: dict[str, str]) -> str:
-    """The release codename; Ubuntu 12.04's os-release has no VERSION_CODENAME."""
-    codename = osr.get("VERSION_CODENAME") or osr.get("UBUNTU_CODENAME")
-    if not codename:
-        text = host.read_text(LSB_RELEASE, 64 * 1024) or ""
-        match = re.search(r"^DISTRIB_CODENAME=[\"']?([A-Za-z]+)", text, re.M)
-        codename = match.group(1) if match else None
-    if not codename:
-        # VERSION="7 (wheezy)" or VERSION="12.04.5 LTS, Precise Pangolin"
-        match = re.search(r"\(([A-Za-z]+)\)|, ([A-Za-z]+) ", osr.get("VERSION") or "")
-        codename = (match.group(1) or match.group(2)) if match else None
-    return (codename or "").lower()

@@ -8,50 +8,35 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from preflight_checks.puppet_paths import (
+    DISTRO_BIN,
+    DISTRO_LIBDIRS,
+    ENVIRONMENT_FILE,
+    GEM_LIBDIRS,
+    VENDOR_BIN,
+    VENDOR_BIN_DIR,
+    VENDOR_LIBDIRS,
+    VENDOR_PREFIX,
+    VENDOR_PROFILE,
+    VERSION_FILES,
+)
 from preflight_checks.puppet_versions import older, sort_key
+
+from preflight.host import SYSTEM_PATH
 
 if TYPE_CHECKING:
     from preflight.host import Host
+    from preflight.packages import Package
 
-PACKAGE_NAMES = ("puppet", "puppet-agent", "puppet-common")
-DISTRO_BIN = "usr/bin/puppet"
-VENDOR_BIN = "opt/puppetlabs/bin/puppet"
-VENDOR_PREFIX = "opt/puppetlabs/"
-VENDOR_BIN_DIR = "/opt/puppetlabs/bin"
-# The all-in-one package's own version (puppet-agent 1.10.x carried Puppet 4.10.x): reported as
-# agent_version, never as Puppet's.
-VENDOR_AGENT_VERSION = "opt/puppetlabs/puppet/VERSION"
-VENDOR_PROFILE = "etc/profile.d/puppet-agent.sh"
-ENVIRONMENT_FILE = "etc/environment"
 SYSTEM_BIN_DIRS = ("usr/bin", "usr/sbin", "bin", "sbin")
-
-VENDOR_LIBDIRS = ("opt/puppetlabs/puppet/lib/ruby/vendor_ruby",)
-DISTRO_LIBDIRS = (
-    "usr/lib/ruby/vendor_ruby",  # Debian/Ubuntu from Puppet 3 on (Debian 12: 7.23)
-    "usr/lib/ruby/1.8",  # Ubuntu 12.04, Debian 6/7: Puppet 2.x
-    "usr/lib/ruby/1.9.1",
-    "usr/share/ruby/vendor_ruby",  # Fedora, RHEL 7
-    "usr/lib/ruby/site_ruby/*",  # RHEL/EPEL with Ruby 1.8
-)
-GEM_LIBDIRS = (
-    "var/lib/gems/*/gems/puppet-*/lib",  # `gem install puppet` on Debian/Ubuntu
-    "usr/local/lib/ruby/gems/*/gems/puppet-*/lib",
-    "usr/lib/ruby/gems/*/gems/puppet-*/lib",
-    "usr/share/gems/gems/puppet-*/lib",
-)
-# Relative to a library folder, in Puppet's own order: Puppet.version prefers a VERSION file beside
-# version.rb (packagers write one), then the constant in version.rb (2.7.19 on), then the constant
-# in puppet.rb (older 2.7 and before).
-VERSION_FILES = ("puppet/VERSION", "puppet/version.rb", "puppet.rb")
 PUPPETVERSION_RE = re.compile(r"""^\s*PUPPETVERSION\s*=\s*['"]([^'"\s]+)['"]""", re.M)
 VERSION_TEXT_RE = re.compile(r"^\d+\.\d+[0-9A-Za-z.+~-]*$")
 GEM_DIR_RE = re.compile(r"/puppet-(\d[0-9A-Za-z.]*)/lib$")
 VERSION_FILE_LIMIT = 256 * 1024  # puppet.rb of 2.7 is 4 KiB
 LAUNCHER_HEAD = 4096
-DPKG_LIST_LIMIT = 32 << 20  # the all-in-one puppet-agent lists tens of thousands of files
 
 
 @dataclass
@@ -68,6 +53,7 @@ class Install:
     package: str | None = None
     ruby: bool = True  # a Ruby script that loads Puppet (else a wrapper or another program)
     failure: str | None = None  # why `puppet --version` gave no version
+    libraries: list[str] = field(default_factory=list)  # the library folders looked in
 
     def to_dict(self, host: Host) -> dict[str, Any]:
         return {
@@ -85,8 +71,6 @@ class Install:
 
 def puppet_search_path(host: Host) -> tuple[list[str] | None, str]:
     """The PATH `puppet` is looked up in: the live environment's, or a login shell's in ROOT."""
-    from preflight.host import SYSTEM_PATH
-
     if host.is_live:
         return None, "environment"  # host.which_all walks the live PATH itself
     source = "standard"
@@ -106,22 +90,11 @@ def puppet_search_path(host: Host) -> tuple[list[str] | None, str]:
     return folders, source
 
 
-def _on_path(host: Host, search_path: list[str] | None) -> list[str]:
-    if search_path is None:
-        return [p.lstrip("/") for p in host.which_all("puppet")]
-    found = []
-    for folder in search_path:
-        rel = f"{folder.strip('/')}/puppet"
-        st = host.stat(rel)
-        if st is not None and host.is_file(rel) and st.st_mode & 0o111:
-            found.append(rel)
-    return found
-
-
 def find_installs(
     host: Host, search_path: list[str] | None, ignored: list[dict[str, str]]
 ) -> list[Install]:
-    on_path = _on_path(host, search_path)
+    # The PATH as given, not host.which's: what `puppet` runs is the first in the operator's PATH.
+    on_path = [p.lstrip("/") for p in host.which_all("puppet", search_path)]
     candidates = list(on_path) + [p for p in (DISTRO_BIN, VENDOR_BIN) if p not in on_path]
     installs: list[Install] = []
     rank = 0
@@ -173,27 +146,20 @@ def _is_ruby_launcher(host: Host, rel: str) -> bool:
     return first.startswith(b"#!") and b"ruby" in first and b"puppet" in head.lower()
 
 
-def assign_packages(host: Host, installs: list[Install], package_names: list[str]) -> None:
+def assign_packages(host: Host, installs: list[Install], packages: list[Package]) -> None:
     """Which package owns each executable (from dpkg's file lists), for details and advice."""
-    if not installs or host.packages.manager != "dpkg":
-        return
-    for name in package_names:
-        listing = None
-        for list_name in (f"{name}.list", f"{name}:amd64.list", f"{name}:all.list"):
-            listing = host.read_text(f"var/lib/dpkg/info/{list_name}", DPKG_LIST_LIMIT)
-            if listing is not None:
-                break
-        if not listing:
-            continue
-        lines = set(listing.splitlines())
+    for package in packages:
         for install in installs:
-            if install.package is None and (
-                "/" + install.path in lines or "/" + install.real in lines
+            if install.package is None and any(
+                host.packages.owns(package, "/" + path) for path in {install.path, install.real}
             ):
-                install.package = name
+                install.package = package.name
 
 
 def library_dirs(host: Host, install: Install) -> list[str]:
+    """The existing library folders the launcher may load Puppet from, in its lookup order."""
+    if install.layout == "other" and not install.ruby:
+        return []  # a wrapper: its folder says nothing about the library it ends up loading
     if install.layout == "vendor":
         patterns: tuple[str, ...] = VENDOR_LIBDIRS
     elif install.layout == "distribution":
@@ -202,11 +168,7 @@ def library_dirs(host: Host, install: Install) -> list[str]:
         prefix = os.path.dirname(os.path.dirname(install.real))
         base = f"{prefix}/" if prefix else ""
         patterns = (f"{base}lib/ruby/vendor_ruby", f"{base}lib/ruby/site_ruby/*", f"{base}lib")
-    folders: list[str] = []
-    for pattern in patterns:
-        folders.extend(host.glob(pattern) if is_glob(pattern) else [pattern])
-    if install.layout == "other" and not install.ruby:
-        return []  # a wrapper: its folder says nothing about the library it ends up loading
+    folders = [folder for pattern in patterns for folder in host.glob(pattern)]
     if install.layout == "other":
         # A RubyGems binstub loads the newest installed puppet gem.
         gems = [g for pattern in GEM_LIBDIRS for g in host.glob(pattern) if GEM_DIR_RE.search(g)]
@@ -218,13 +180,13 @@ def library_dirs(host: Host, install: Install) -> list[str]:
 def version_from_library(host: Host, library: str) -> tuple[str, str] | None:
     for name in VERSION_FILES:
         rel = f"{library}/{name}"
+        if name.endswith("VERSION"):
+            value = host.read_line(rel)
+            if value is not None and VERSION_TEXT_RE.match(value):
+                return value, host.display(rel)
+            continue
         text = host.read_text(rel, VERSION_FILE_LIMIT)
         if text is None:
-            continue
-        if name.endswith("VERSION"):
-            value = text.strip().split("\n", 1)[0].strip()
-            if VERSION_TEXT_RE.match(value):
-                return value, host.display(rel)
             continue
         match = PUPPETVERSION_RE.search(text)
         if match and VERSION_TEXT_RE.match(match.group(1)):
@@ -233,7 +195,8 @@ def version_from_library(host: Host, library: str) -> tuple[str, str] | None:
 
 
 def read_version(host: Host, install: Install, timeout: float, commands: list[str]) -> None:
-    for library in library_dirs(host, install):
+    install.libraries = library_dirs(host, install)
+    for library in install.libraries:
         found = version_from_library(host, library)
         if found is not None:
             install.version, install.version_source = found
@@ -266,31 +229,29 @@ def read_version(host: Host, install: Install, timeout: float, commands: list[st
             install.failure = f"`{' '.join(argv)}` printed no version"
 
 
+def first_on_path(installs: list[Install]) -> Install | None:
+    """What `puppet` runs by name."""
+    ranked = [i for i in installs if i.path_rank is not None]
+    return min(ranked, key=lambda i: i.path_rank or 0) if ranked else None
+
+
+def newest(installs: list[Install]) -> Install | None:
+    """The installation with the highest known version (the first of equals)."""
+    known = [i for i in installs if i.version is not None]
+    return max(known, key=lambda i: sort_key(i.version)) if known else None
+
+
 def effective_install(installs: list[Install]) -> Install:
     """What `puppet` runs: the first on PATH; with none on PATH, the newest installed."""
-    ranked = sorted(
-        (i for i in installs if i.path_rank is not None), key=lambda i: i.path_rank or 0
-    )
-    if ranked:
-        return ranked[0]
-    known = [i for i in installs if i.version is not None]
-    if known:
-        return max(known, key=lambda i: sort_key(i.version))
-    return installs[0]
+    return first_on_path(installs) or newest(installs) or installs[0]
 
 
 def newest_meeting(installs: list[Install], effective: Install, minimum: str) -> Install | None:
     """The newest other installation that meets the minimum: switching to it beats upgrading."""
-    candidates = [
-        i
-        for i in installs
-        if i is not effective and i.version is not None and not older(i.version, minimum)
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda i: sort_key(i.version))
-
-
-def is_glob(pattern: str) -> bool:
-    """Whether a path is a pattern for host.glob rather than one path to use as it is."""
-    return any(ch in pattern for ch in "*?[")
+    return newest(
+        [
+            i
+            for i in installs
+            if i is not effective and i.version is not None and not older(i.version, minimum)
+        ]
+    )

@@ -6,25 +6,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.puppet_installs import Install, is_glob
+from preflight_checks.puppet_paths import DISTRO_MODULEPATHS, VENDOR_MODULEPATHS
 
 if TYPE_CHECKING:
+    from preflight_checks.puppet_installs import Install
+
     from preflight.host import Host
 
-DISTRO_MODULEPATHS = (
-    "etc/puppet/code/environments/*/modules",  # Debian 12
-    "etc/puppet/code/modules",
-    "usr/share/puppet/modules",
-    "usr/share/puppet/vendor_modules",
-    "etc/puppet/environments/*/modules",  # Puppet 3 directory environments
-    "etc/puppet/modules",  # Puppet 2.7/3 default ($confdir/modules)
-)
-VENDOR_MODULEPATHS = (
-    "etc/puppetlabs/code/environments/production/modules",
-    "etc/puppetlabs/code/modules",
-    "opt/puppetlabs/puppet/modules",
-    "opt/puppetlabs/puppet/vendor_modules",
-)
 METADATA_LIMIT = 1 << 20
 MODULE_NAME_RE = re.compile(r"^(?:([A-Za-z0-9]+)[-/])?([a-z][a-z0-9_]*)$")
 MODULEFILE_RE = {
@@ -46,7 +34,7 @@ def modulepath_folders(host: Host, patterns: list[str]) -> list[str]:
     """The existing folders the modulepath patterns name, each once, in modulepath order."""
     folders: list[str] = []
     for pattern in patterns:
-        for folder in host.glob(pattern) if is_glob(pattern) else [pattern]:
+        for folder in host.glob(pattern):
             if folder not in folders and host.is_dir(folder):
                 folders.append(folder)
     return folders
