@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
 import sys
 from pathlib import Path
 
@@ -27,16 +26,13 @@ BOOKWORM_TOOLCHAIN = (
 
 
 def image_build_string(image: Path) -> str | None:
-    """The x86 boot header's kernel_version string: 'RELEASE (builder) #1 SMP ... (date)'."""
-    with image.open("rb") as handle:
-        head = handle.read(0x10000)
-    if head[0x202:0x206] != b"HdrS":
-        return None
-    pointer = struct.unpack("<H", head[0x20E:0x210])[0]
-    if not pointer:
-        return None
-    raw = head[0x200 + pointer : 0x200 + pointer + 512].split(b"\0", 1)[0]
-    return raw.decode("ascii", "replace") or None
+    """The x86 boot header's kernel_version string: 'RELEASE (builder) #1 SMP ... (date)', read
+    by the kernel check's own reader."""
+    from preflight_checks.kernel_image import image_version
+
+    from preflight.host import Host
+
+    return image_version(Host("/"), str(image.resolve()).lstrip("/"), scan=False)
 
 
 def stanzas(status_text: str) -> list[str]:

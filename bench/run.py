@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -68,6 +69,15 @@ class Run:
     stdout: str
     stderr: str
 
+    @functools.cached_property
+    def report(self) -> dict[str, Any]:
+        """The JSON report the run printed (parsed once); empty when it printed none."""
+        try:
+            report = json.loads(self.stdout)
+        except ValueError:
+            return {}
+        return report if isinstance(report, dict) else {}
+
 
 @dataclass
 class Series:
@@ -90,17 +100,26 @@ class Series:
         """The `duration_ms` the JSON report gives for one check, run by run."""
         out: list[float] = []
         for run in self.runs:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                report = json.loads(run.stdout)
-                out.extend(c["duration_ms"] for c in report["checks"] if c["id"] == check_id)
+            with contextlib.suppress(KeyError, TypeError):
+                out.extend(c["duration_ms"] for c in run.report["checks"] if c["id"] == check_id)
         return out
 
     def report_durations(self) -> list[float]:
         out: list[float] = []
         for run in self.runs:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                out.append(json.loads(run.stdout)["duration_ms"])
+            with contextlib.suppress(KeyError, TypeError):
+                out.append(run.report["duration_ms"])
         return out
+
+    def statuses(self) -> dict[str, str]:
+        """Check id -> status in the last run's report (empty without one)."""
+        with contextlib.suppress(KeyError, TypeError, IndexError):
+            return {c["id"]: c["status"] for c in self.runs[-1].report["checks"]}
+        return {}
+
+    def first_status(self) -> str:
+        """The status of the first check in the last run's report, "?" without one."""
+        return next(iter(self.statuses().values()), "?")
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> Run:
@@ -250,47 +269,42 @@ class Row:
     command: str
 
 
+def ratio_budget(
+    number: str, what: str, check_id: str, a: Series, b: Series, limit: float, budget: str
+) -> Row:
+    """A row for "command a takes at most `limit` times as long as command b"."""
+    ratio = a.median_ms / b.median_ms
+    return Row(
+        number,
+        what,
+        f"{a.median_ms:.1f} vs {b.median_ms:.1f} ms = {ratio:.2f}x "
+        f"(check itself {fmt_ms(median_or_none(a.check_durations(check_id)))})",
+        budget,
+        ratio <= limit,
+        f"{a.label} | {b.label}",
+    )
+
+
 def budget_kernel(pf: str, rounds: int) -> list[Row]:
     a, b = alternate(
         [[pf, "check", "kernel", "--format", "json"], ["needrestart", "-b", "-k"]], rounds
     )
-    ratio = a.median_ms / b.median_ms
     return [
-        Row(
-            "1",
-            "kernel check vs needrestart -b -k",
-            f"{a.median_ms:.1f} vs {b.median_ms:.1f} ms = {ratio:.2f}x "
-            f"(check itself {fmt_ms(median_or_none(a.check_durations('kernel')))})",
-            "<= 2.0x (aim 1.3x)",
-            ratio <= 2.0,
-            f"{a.label} | {b.label}",
+        ratio_budget(
+            "1", "kernel check vs needrestart -b -k", "kernel", a, b, 2.0, "<= 2.0x (aim 1.3x)"
         )
     ]
 
 
 def budget_puppet(pf: str, rounds: int) -> list[Row]:
     a, b = alternate([[pf, "check", "puppet", "--format", "json"], ["puppet", "--version"]], rounds)
-    ratio = a.median_ms / b.median_ms
-    return [
-        Row(
-            "2",
-            "puppet check vs puppet --version",
-            f"{a.median_ms:.1f} vs {b.median_ms:.1f} ms = {ratio:.2f}x "
-            f"(check itself {fmt_ms(median_or_none(a.check_durations('puppet')))})",
-            "<= 0.25x",
-            ratio <= 0.25,
-            f"{a.label} | {b.label}",
-        )
-    ]
+    return [ratio_budget("2", "puppet check vs puppet --version", "puppet", a, b, 0.25, "<= 0.25x")]
 
 
 def budget_all(pf: str, rounds: int) -> list[Row]:
     with kamailio_running():
         (a,) = alternate([[pf, "check", "--format", "json"]], rounds)
-    statuses = {}
-    with contextlib.suppress(ValueError, KeyError):
-        report = json.loads(a.runs[-1].stdout)
-        statuses = {c["id"]: c["status"] for c in report["checks"]}
+    statuses = a.statuses()
     per_check = ", ".join(
         f"{cid} {fmt_ms(median_or_none(a.check_durations(cid)))} ({st})"
         for cid, st in statuses.items()
@@ -317,9 +331,7 @@ def budget_kamailio_scale(pf: str, rounds: int) -> list[Row]:
                 table_rows = tcp_rows()
                 (a,) = alternate([argv], rounds)
             check_ms = median_or_none(a.check_durations("kamailio"))
-            status = "?"
-            with contextlib.suppress(ValueError, KeyError, IndexError):
-                status = json.loads(a.runs[-1].stdout)["checks"][0]["status"]
+            status = a.first_status()
             rows.append(
                 Row(
                     "4",
@@ -345,9 +357,7 @@ def budget_kernel_snapshot(pf: str, rounds: int) -> list[Row]:
             argv = [pf, "check", "kernel", "--root", str(root), "--format", "json"]
             (a,) = alternate([argv], rounds)
             check_ms = median_or_none(a.check_durations("kernel"))
-            status = "?"
-            with contextlib.suppress(ValueError, KeyError, IndexError):
-                status = json.loads(a.runs[-1].stdout)["checks"][0]["status"]
+            status = a.first_status()
             rows.append(
                 Row(
                     "5",
@@ -438,10 +448,9 @@ def import_profile(pf: str, args: list[str]) -> tuple[list[tuple[int, int, str]]
 
 def imports_command(pf: str, root: str | None) -> None:
     base = ["check", "kernel"] + (["--root", root] if root else [])
-    heavy_roots = {h for h in HEAVY if "." not in h}
     for fmt in ("json", "nagios", "prometheus", "human"):
         _, names = import_profile(pf, [*base, "--format", fmt])
-        found = sorted({n for n in names if n in HEAVY} | {n for n in names if n in heavy_roots})
+        found = sorted(n for n in names if n in HEAVY)
         print(
             f"--format {fmt}: {len(names)} modules; heavy ones imported: "
             f"{', '.join(found) or 'none'}; rich: {'YES' if 'rich' in names else 'no'}"

@@ -91,3 +91,59 @@ BUG_REPORT_URL="https://bugs.launchpad.net/ubuntu/"
 PRIVACY_POLICY_URL="https://www.ubuntu.com/legal/terms-and-policies/privacy-policy"
 UBUNTU_CODENAME=jammy
 """
+
+# metadata.json of trulabs-kamailio 0.0.7 (github.com/trulabs/puppet-kamailio), verbatim.
+METADATA_TRULABS_KAMAILIO = """{
+  "author": "trulabs",
+  "dependencies": [
+    {
+      "name": "puppetlabs/stdlib"
+    },
+    {
+      "name": "puppetlabs/apt"
+    }
+  ],
+  "license": "see LICENSE",
+  "name": "trulabs-kamailio",
+  "operatingsystem_support": [],
+  "project_page": "http://github.com/trulabs/puppet-kamailio",
+  "requirements": [],
+  "source": "git://github.com/trulabs/puppet-kamailio",
+  "summary": "A module for managing Kamailio deployments with Puppet.",
+  "tags": [],
+  "version": "0.0.7"
+}"""
+MODULEFILE_TRULABS_KAMAILIO = """name         'trulabs-kamailio'
+version      '0.0.7'
+source       'git://github.com/trulabs/puppet-kamailio'
+author       'trulabs'
+license      'see LICENSE'
+summary      'A module for managing Kamailio deployments with Puppet.'
+description  'This module provides a simple interface for managing Kamailio deployments with {}.'
+project_page 'http://github.com/trulabs/puppet-kamailio'
+
+## Add dependencies, if any:
+dependency 'puppetlabs/apt'
+dependency 'puppetlabs/stdlib'
+""".format("Puppet")  # the real line is 101 characters long
+
+# `kamailio -c` of Kamailio 5.6.3 (Debian 12): a valid config (stdout), and one whose module is
+# missing (stderr).
+KAMAILIO_CHECK_STDOUT = """\
+loading modules under config path: /usr/lib/x86_64-linux-gnu/kamailio/modules/
+Listening on{SP}
+             udp: localhost [127.0.0.1]:35062
+             udp: 0.0.0.0:35063
+             udp: :::35065
+             udp: 127.0.0.1:35066 advertise 1.2.3.4:5060
+             tcp: ::1:35064
+Aliases:{SP}
+             tcp: localhost:35068
+""".format(SP=" ")  # Kamailio prints a space after both headings
+KAMAILIO_CHECK_STDERR = """\
+ 0(1076) ERROR: <core> [core/sr_module.c:510]: ksr_locate_module(): could not find module \
+<db_mysql> in </usr/lib/x86_64-linux-gnu/kamailio/modules>
+ 0(1076) CRITICAL: <core> [core/cfg.y:3787]: yyerror_at(): parse error in config file \
+/tmp/kamlearn/e.cfg, line 3, column 12-24: failed to load module
+ERROR: bad config file (2 errors) (parsing code: 0)
+"""

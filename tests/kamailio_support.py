@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -46,13 +45,6 @@ def free_port() -> int:
             continue
         return port
     raise RuntimeError("no free port")
-
-
-def world_readable_dir(prefix: str) -> Path:
-    """A temp folder other users can read (the not-root test reads the config from it)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
 
 
 def sip_config(sip_port: int, ws_port: int, ctl: Path, head: str = "", body: str = "") -> str:

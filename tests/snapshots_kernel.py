@@ -114,8 +114,8 @@ Built-Using: linux (= {version})
 Homepage: https://www.kernel.org/
 """
 # Real stanzas of ordinary packages, as padding around the kernel's.
-FILLER_STANZAS = [
-    """Package: base-files
+# Debian 12's base-files and openvpn, as dpkg records them.
+BASE_FILES_STANZA = """Package: base-files
 Essential: yes
 Status: install ok installed
 Priority: required
@@ -141,25 +141,8 @@ Description: Debian base system miscellaneous files
  several important miscellaneous files, such as /etc/debian_version,
  /etc/host.conf, /etc/issue, /etc/motd, /etc/profile, and others,
  and the text of several common licenses in use on Debian systems.
-""",
-    """Package: kmod
-Status: install ok installed
-Priority: important
-Section: admin
-Installed-Size: 251
-Maintainer: Marco d'Itri <md@linux.it>
-Architecture: amd64
-Multi-Arch: foreign
-Version: 30+20221128-1
-Depends: libc6 (>= 2.34), liblzma5 (>= 5.1.1alpha+20120614), libssl3 (>= 3.0.0), libzstd1 (>= 1.5.2), libkmod2 (= 30+20221128-1)
-Conffiles:
- /etc/init.d/kmod c5df572a7bc622632284b75441ee066e
-Description: tools for managing Linux kernel modules
- This package contains a set of programs for loading, inserting, and
- removing kernel modules for Linux.
- It replaces module-init-tools.
-""",
-    """Package: openvpn
+"""
+OPENVPN_STANZA = """Package: openvpn
 Status: install ok installed
 Priority: optional
 Section: net
@@ -177,7 +160,27 @@ Description: virtual private network daemon
  OpenVPN is an application to securely tunnel IP networks over a
  single UDP or TCP port.
 Homepage: https://openvpn.net/
+"""
+FILLER_STANZAS = [
+    BASE_FILES_STANZA,
+    """Package: kmod
+Status: install ok installed
+Priority: important
+Section: admin
+Installed-Size: 251
+Maintainer: Marco d'Itri <md@linux.it>
+Architecture: amd64
+Multi-Arch: foreign
+Version: 30+20221128-1
+Depends: libc6 (>= 2.34), liblzma5 (>= 5.1.1alpha+20120614), libssl3 (>= 3.0.0), libzstd1 (>= 1.5.2), libkmod2 (= 30+20221128-1)
+Conffiles:
+ /etc/init.d/kmod c5df572a7bc622632284b75441ee066e
+Description: tools for managing Linux kernel modules
+ This package contains a set of programs for loading, inserting, and
+ removing kernel modules for Linux.
+ It replaces module-init-tools.
 """,
+    OPENVPN_STANZA,
 ]
 
 UBUNTU_PROC_VERSION = (

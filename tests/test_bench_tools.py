@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require, run_preflight
+from conftest import REPO, distribution, preflight_env, require, run_preflight
 
 BENCH = REPO / "bench"
 sys.path.insert(0, str(BENCH))
@@ -80,10 +80,7 @@ def test_connections_helper_holds_established_connections_and_cleans_up() -> Non
 
 # ------------------------------------------------------------------ entry-point discovery
 def _dist(site: Path, folder: str, name: str, entry_points: str, meta: str = "METADATA") -> None:
-    path = site / folder
-    path.mkdir(parents=True)
-    (path / meta).write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n\nbody\n")
-    (path / "entry_points.txt").write_text(entry_points)
+    distribution(site, folder, name, entry_points, version="1.0", meta=meta, body="\nbody\n")
 
 
 COMPARE = """
@@ -169,6 +166,7 @@ def test_machine_formats_never_import_rich(fmt: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd="/",
+        env=preflight_env(),
         check=False,
     )
     assert proc.stdout, proc.stderr[-2000:]

@@ -11,10 +11,18 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Run, Snapshot, require_command, run_preflight
+from conftest import (
+    Snapshot,
+    check_of,
+    report_of,
+    require_command,
+    run_preflight,
+    script,
+    scripted,
+)
+from hostdata import DEBIAN7_OS_RELEASE
+from snapshots_kernel import DEBIAN7_PROC_VERSION
 
-PLUGINS = str(REPO / "tests" / "plugins_automation")
-ENV = {"PYTHONPATH": os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH", "")) if p)}
 MANIFEST = ".preflight-collect.json"
 # Real file formats: a Kamailio DB URL define, an OpenVPN-ish key=value file, a dpkg .list.
 KAMAILIO_CFG = """#!KAMAILIO
@@ -46,10 +54,6 @@ SECRETS = (
 )
 
 
-def scripted(*args: str) -> Run:
-    return run_preflight(*args, env=ENV)
-
-
 def extract(tarball: Path, into: Path) -> Path:
     into.mkdir()
     with tarfile.open(tarball) as archive:
@@ -74,16 +78,8 @@ def tree(root: Path) -> dict[str, bytes | None]:
 @pytest.fixture
 def secret_host(snapshot: Snapshot) -> Snapshot:
     """A host whose files hold every kind of secret the collectors must not copy."""
-    snapshot.write(
-        "etc/os-release",
-        'PRETTY_NAME="Debian GNU/Linux 7 (wheezy)"\nNAME="Debian '
-        'GNU/Linux"\nVERSION_ID="7"\nID=debian\n',
-    )
-    snapshot.write(
-        "proc/version",
-        "Linux version 3.2.0-4-amd64 (debian-kernel@lists.debian.org)"
-        " (gcc version 4.6.3 (Debian 4.6.3-14) ) #1 SMP Debian 3.2.54-2\n",
-    )
+    snapshot.write("etc/os-release", DEBIAN7_OS_RELEASE)
+    snapshot.write("proc/version", DEBIAN7_PROC_VERSION + "\n")
     snapshot.write("proc/1/environ", b"HOME=/root\0container=lxc\0DB_PASSWORD=s3cr3t\0")
     snapshot.write(
         "proc/4242/cmdline",
@@ -94,7 +90,7 @@ def secret_host(snapshot: Snapshot) -> Snapshot:
         "/boot/vmlinuz-3.2.0-4-amd64\n",
         mtime=1388534400,
     )
-    snapshot.write("etc/preflight-scripted/findings", "pass fine all good\n")
+    script(snapshot, "pass fine all good\n")
     snapshot.write("etc/preflight-scripted/kamailio.cfg", KAMAILIO_CFG)
     snapshot.write("etc/preflight-scripted/app.conf", APP_CONF)
     snapshot.write("etc/preflight-scripted/server.key", "not even PEM, still a key\n")
@@ -226,12 +222,12 @@ def test_live_round_trip_gives_the_same_diagnosis(tmp_path: Path) -> None:
 
     from_py = run_preflight("check", "-f", "json", "--root", str(live_root))
     from_sh = run_preflight("check", "-f", "json", "--root", str(sh_root))
-    live_report, py_report, sh_report = live.json(), from_py.json(), from_sh.json()
-    live_kernel = next(c for c in live_report["checks"] if c["id"] == "kernel")
+    live_report, py_report, sh_report = report_of(live), report_of(from_py), report_of(from_sh)
+    live_kernel = check_of(live_report, "kernel")
     for report in (py_report, sh_report):
         assert dict(report["host"], root="/") == live_report["host"]
         # the kernel check reads only files: it must reach the same verdict from the snapshot
-        kernel = next(c for c in report["checks"] if c["id"] == "kernel")
+        kernel = check_of(report, "kernel")
         assert (kernel["status"], kernel["code"]) == (live_kernel["status"], live_kernel["code"])
         assert kernel["details"] == live_kernel["details"]
 

@@ -31,3 +31,30 @@ def test_explain_lists_every_code_the_check_can_report(check_id: str) -> None:
     assert emitted <= documented, f"not in `preflight explain {check_id}`: {emitted - documented}"
     # The engine's own error codes apply to every check and are explained with it.
     assert {f"{check_id}.{r}" for r in ("load-error", "crashed", "timeout")} <= documented
+
+
+def declared_check(check_id: str) -> object:
+    """The built-in check as the engine loads it."""
+    from preflight import registry
+
+    (entry,) = [e for e in registry.discover() if e.name == check_id]
+    loaded = registry.load(entry)
+    assert loaded.check is not None, loaded
+    return loaded.check
+
+
+@pytest.mark.parametrize("check_id", BUILTIN)
+def test_explain_gives_each_codes_status_and_fix_and_each_option(check_id: str) -> None:
+    check = declared_check(check_id)
+    run = run_preflight("explain", check_id)
+    assert run.returncode == 0, run.stderr
+    findings = check.findings  # type: ignore[attr-defined]
+    assert findings, f"{check_id} declares no findings"
+    for code, doc in findings.items():
+        status = getattr(doc.status, "value", doc.status)
+        assert f"  {code} ({status})\n" in run.stdout, code
+        if doc.fix:
+            assert doc.fix in run.stdout, f"{code}: fix text missing"
+    # Each option with its default, as the config file spells the key.
+    for name, option in check.all_options().items():  # type: ignore[attr-defined]
+        assert f"  {name} = {option.default!r}" in run.stdout, name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -11,23 +10,21 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Run, Snapshot, require_command, run_preflight
+from conftest import (
+    SCRIPTED_FINDINGS_B,
+    Run,
+    Snapshot,
+    require_command,
+    script,
+    scripted,
+)
 
-PLUGINS = str(REPO / "tests" / "plugins_automation")
 STATUSES = {"pass", "warn", "fail", "skip", "error"}
 
 
-def scripted(*args: str) -> Run:
-    """The CLI with the scripted test checks installed (tests/plugins_automation)."""
-    path = os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH", "")) if p)
-    return run_preflight(*args, env={"PYTHONPATH": path})
-
-
-def script(snapshot: Snapshot, a: str | None = None, b: str | None = None) -> None:
-    if a is not None:
-        snapshot.write("etc/preflight-scripted/findings", a)
-    if b is not None:
-        snapshot.write("etc/preflight-scripted/findings-b", b)
+def both(snapshot: Snapshot, fmt: str, *extra: str) -> Run:
+    """Run the two scripted checks on the snapshot in one format."""
+    return scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", fmt, *extra)
 
 
 def test_prometheus_is_valid_exposition_with_one_hot_gauges(snapshot: Snapshot) -> None:
@@ -35,7 +32,7 @@ def test_prometheus_is_valid_exposition_with_one_hot_gauges(snapshot: Snapshot) 
 
     script(snapshot, "fail broken the widget is broken\n", 'warn slow it is "slow" \\ odd\n')
     before = time.time()
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "prometheus")
+    run = both(snapshot, "prometheus")
     assert run.returncode == 2, run.stderr
     families = {f.name: f for f in text_string_to_metric_families(run.stdout)}
     assert {f.type for f in families.values()} == {"gauge"}
@@ -68,7 +65,7 @@ def test_prometheus_is_valid_exposition_with_one_hot_gauges(snapshot: Snapshot) 
 
 def test_nagios_states_follow_the_exit_code(snapshot: Snapshot) -> None:
     script(snapshot, "fail broken the widget | is broken\n", "crash - the probe exploded\n")
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "nagios")
+    run = both(snapshot, "nagios")
     lines = run.stdout.splitlines()
     # a fail outranks an error: CRITICAL, not UNKNOWN
     assert run.returncode == 2
@@ -82,24 +79,14 @@ def test_nagios_states_follow_the_exit_code(snapshot: Snapshot) -> None:
     assert lines[2].startswith("scripted-b: ERROR scripted-b.crashed")
 
     script(snapshot, "pass fine all good\n")
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "nagios")
+    run = both(snapshot, "nagios")
     assert run.returncode == 3 and run.stdout.startswith("PREFLIGHT UNKNOWN - ")
     assert "probe exploded" in run.stdout
 
     script(snapshot, "warn meh somewhat off\n", "pass fine all good\n")
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "nagios")
+    run = both(snapshot, "nagios")
     assert run.returncode == 1 and run.stdout.startswith("PREFLIGHT WARNING - scripted warn")
-    run = scripted(
-        "check",
-        "scripted",
-        "scripted-b",
-        "--root",
-        str(snapshot),
-        "-f",
-        "nagios",
-        "--fail-on",
-        "fail",
-    )
+    run = both(snapshot, "nagios", "--fail-on", "fail")
     assert run.returncode == 0 and run.stdout.startswith("PREFLIGHT OK - ")
 
 
@@ -109,7 +96,7 @@ def test_junit_parses_with_one_testcase_per_check(snapshot: Snapshot) -> None:
         "fail broken the <widget> & co are broken\nwarn meh also odd\n",
         "crash - the probe exploded\n",
     )
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "junit")
+    run = both(snapshot, "junit")
     assert run.returncode == 2
     suite = ET.fromstring(run.stdout)
     assert suite.tag == "testsuite" and suite.get("name") == "preflight"
@@ -124,9 +111,9 @@ def test_junit_parses_with_one_testcase_per_check(snapshot: Snapshot) -> None:
     error = cases["scripted-b"].find("error")
     assert error is not None and "probe exploded" in (error.get("message") or "")
 
-    snapshot.write("etc/preflight-scripted/findings", "pass fine all good\n")
-    (snapshot.root / "etc/preflight-scripted/findings-b").unlink()
-    run = scripted("check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "junit")
+    script(snapshot, "pass fine all good\n")
+    (snapshot.root / SCRIPTED_FINDINGS_B).unlink()
+    run = both(snapshot, "junit")
     assert run.returncode == 0
     suite = ET.fromstring(run.stdout)
     cases = {case.get("name"): case for case in suite.iter("testcase")}
@@ -139,17 +126,7 @@ def test_facter_fact_is_read_back_by_real_facter(snapshot: Snapshot, tmp_path: P
     script(snapshot, "fail broken the widget is broken\n", "pass fine all good\n")
     facts_d = tmp_path / "facts.d"
     facts_d.mkdir()
-    run = scripted(
-        "check",
-        "scripted",
-        "scripted-b",
-        "--root",
-        str(snapshot),
-        "-f",
-        "facter",
-        "-o",
-        str(facts_d / "preflight.json"),
-    )
+    run = both(snapshot, "facter", "-o", str(facts_d / "preflight.json"))
     assert run.returncode == 2 and run.stdout == ""
     fact = json.loads((facts_d / "preflight.json").read_text())["preflight"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fact["generated_at"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -13,7 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Snapshot, require, require_command, require_root, run_preflight
+from conftest import (
+    NOBODY,
+    Snapshot,
+    codes,
+    finding,
+    report_of,
+    require,
+    require_command,
+    require_nobody_can_run,
+    require_root,
+    run_preflight,
+    world_readable_dir,
+)
+from hostdata import DEBIAN12_OS_RELEASE
+from hostdata import KAMAILIO_CHECK_STDERR as REAL_CHECK_STDERR
+from hostdata import KAMAILIO_CHECK_STDOUT as REAL_CHECK_STDOUT
 from kamailio_support import (
     MODULES,
     Instance,
@@ -21,7 +35,6 @@ from kamailio_support import (
     kamailio_binary,
     new_instance,
     preflight_config,
-    world_readable_dir,
 )
 from preflight_checks.kamailio_config import mask_secrets, parse_check_output
 
@@ -41,33 +54,21 @@ def _require_kamailio() -> None:
 
 def check(*args: str, user: int | None = None) -> tuple[int, dict[str, Any]]:
     run = run_preflight("check", "kamailio", "--format", "json", *args, user=user)
-    assert run.stdout, run.stderr
-    data = run.json()
-    return run.returncode, data["checks"][0]
-
-
-def codes(result: dict[str, Any]) -> list[str]:
-    return [f["code"] for f in result["findings"]]
-
-
-def finding(result: dict[str, Any], code: str) -> dict[str, Any]:
-    found = [f for f in result["findings"] if f["code"] == code]
-    assert found, f"{code} not in {codes(result)}"
-    return found[0]
+    (result,) = report_of(run)["checks"]
+    return run.returncode, result
 
 
 @pytest.fixture(scope="session")
 def shared() -> Iterator[Instance]:
     """One running instance for the tests that only read it."""
     _require_kamailio()
-    folder = world_readable_dir("pf-kam-shared-")
-    instance = new_instance(folder, head=f'#!define DBURL "{SECRET_URL}"')
-    try:
-        instance.start()
-        yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with world_readable_dir("pf-kam-shared-") as folder:
+        instance = new_instance(folder, head=f'#!define DBURL "{SECRET_URL}"')
+        try:
+            instance.start()
+            yield instance
+        finally:
+            instance.stop()
 
 
 @pytest.fixture
@@ -112,13 +113,35 @@ def test_expected_socket_missing(shared: Instance, tmp_path: Path) -> None:
     assert any(step.endswith(RESTART) for step in missing[0]["remediation"])
 
 
-def test_not_root_falls_back_to_socket_tables(shared: Instance, tmp_path: Path) -> None:
-    folder = world_readable_dir("pf-kam-user-")
+def test_expected_port_held_by_another_process_while_kamailio_runs(
+    shared: Instance, tmp_path: Path
+) -> None:
+    """Kamailio runs, but an expected port is held by someone else: the finding names them."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        config = preflight_config(folder, shared.config)
-        code, result = check("--config", str(config), user=65534)
+        holder.bind(("127.0.0.1", 0))
+        taken = holder.getsockname()[1]
+        config = preflight_config(tmp_path, shared.config, expect=[f"udp:127.0.0.1:{taken}"])
+        code, result = check("--config", str(config))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        holder.close()
+    assert code == 2, result
+    assert codes(result) == ["kamailio.listener-missing"]
+    missing = finding(result, "kamailio.listener-missing")
+    me = Path("/proc/self/comm").read_text().strip()
+    assert missing["message"] == (
+        f"udp:127.0.0.1:{taken} is not held by Kamailio (pid {shared.pid}): "
+        f"{me} (pid {os.getpid()}) holds the port"
+    )
+    assert missing["remediation"][0] == f"stop {me} (pid {os.getpid()}) or move it to another port"
+    assert missing["remediation"][1].endswith(RESTART)
+
+
+def test_not_root_falls_back_to_socket_tables(shared: Instance, tmp_path: Path) -> None:
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-user-") as folder:
+        config = preflight_config(folder, shared.config)
+        code, result = check("--config", str(config), user=NOBODY)
     assert code == 1, result
     assert codes(result) == ["kamailio.owners-unknown"]
     assert result["status"] == "warn"
@@ -147,7 +170,7 @@ def test_credentials_never_reported(shared: Instance, tmp_path: Path, fmt: str) 
         assert run.stdout.strip()
         assert "secret" not in run.stdout and "secret" not in run.stderr
         if fmt == "json" and config_file == broken:
-            found = codes(run.json()["checks"][0])
+            found = codes(report_of(run)["checks"][0])
             assert "kamailio.module-missing" in found
             assert "mysql://user:***@db/kamailio" in run.stdout
 
@@ -292,6 +315,26 @@ def test_missing_module_names_the_package(tmp_path: Path) -> None:
     assert "kamailio.config-invalid" not in codes(result)  # the specific code wins
 
 
+def test_module_deleted_from_an_installed_package_suggests_reinstall(snapshot: Snapshot) -> None:
+    """The package is installed but its .so is gone: `apt-get install` alone would do nothing."""
+    listing = Path("/var/lib/dpkg/info/kamailio-tls-modules:amd64.list")
+    require("kamailio-tls-modules (Debian, amd64)", listing.exists())
+    status = Path("/var/lib/dpkg/status").read_text()
+    stanza = next(
+        s for s in status.split("\n\n") if s.startswith("Package: kamailio-tls-modules\n")
+    )
+    snapshot.write("var/lib/dpkg/status", stanza + "\n")
+    snapshot.write(f"var/lib/dpkg/info/{listing.name}", listing.read_text())
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(f"{MODULES.lstrip('/')}/sl.so", "")
+    snapshot.write("etc/kamailio/kamailio.cfg", 'loadmodule "sl.so"\nloadmodule "tls.so"\n')
+    code, result = check("--root", str(snapshot))
+    assert code == 2, result
+    missing = finding(result, "kamailio.module-missing")
+    assert "tls.so" in missing["message"] and "kamailio-tls-modules" in missing["message"]
+    assert missing["remediation"][0] == "apt-get install --reinstall kamailio-tls-modules"
+
+
 def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     _require_kamailio()
     include = tmp_path / "extra.cfg"
@@ -377,6 +420,8 @@ def test_root_includes_cycles_and_missing_files(snapshot: Snapshot) -> None:
             "sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' /etc/default/kamailio"
             " && service kamailio restart",
         ),
+        # Configured as the init script reads it, quoted: no sed step.
+        ("sysvinit-quoted", "service kamailio restart"),
     ],
 )
 def test_remediation_names_the_hosts_service_manager(
@@ -394,6 +439,8 @@ def test_remediation_names_the_hosts_service_manager(
             "etc/default/kamailio",
             "# Set to yes to enable kamailio, once configured properly.\n#RUN_KAMAILIO=yes\n",
         )
+    if init == "sysvinit-quoted":
+        snapshot.write("etc/default/kamailio", 'RUN_KAMAILIO="yes"\n')
     code, result = check("--root", str(snapshot))
     steps = finding(result, "kamailio.tls-disabled")["remediation"]
     assert restart in steps
@@ -402,33 +449,13 @@ def test_remediation_names_the_hosts_service_manager(
 
 
 def test_not_installed_skips(snapshot: Snapshot) -> None:
-    snapshot.write("etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
+    snapshot.write("etc/os-release", DEBIAN12_OS_RELEASE)
     code, result = check("--root", str(snapshot))
     assert code == 0
     assert result["status"] == "skip" and result["code"] == "kamailio.not-installed"
 
 
 # --------------------------------------------------------------- Kamailio's own output, parsed
-REAL_CHECK_STDOUT = """\
-loading modules under config path: /usr/lib/x86_64-linux-gnu/kamailio/modules/
-Listening on{SP}
-             udp: localhost [127.0.0.1]:35062
-             udp: 0.0.0.0:35063
-             udp: :::35065
-             udp: 127.0.0.1:35066 advertise 1.2.3.4:5060
-             tcp: ::1:35064
-Aliases:{SP}
-             tcp: localhost:35068
-""".format(SP=" ")  # Kamailio prints a space after both headings
-REAL_CHECK_STDERR = """\
- 0(1076) ERROR: <core> [core/sr_module.c:510]: ksr_locate_module(): could not find module \
-<db_mysql> in </usr/lib/x86_64-linux-gnu/kamailio/modules>
- 0(1076) CRITICAL: <core> [core/cfg.y:3787]: yyerror_at(): parse error in config file \
-/tmp/kamlearn/e.cfg, line 3, column 12-24: failed to load module
-ERROR: bad config file (2 errors) (parsing code: 0)
-"""
-
-
 def test_parse_real_kamailio_c_output() -> None:
     out = parse_check_output(0, REAL_CHECK_STDOUT, "config file ok, exiting...\n")
     assert [str(s) for s in out.sockets] == [

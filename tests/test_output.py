@@ -13,14 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PREFLIGHT, REPO, Run, Snapshot, require_root, run_preflight
-
-PLUGINS = str(REPO / "tests" / "plugins_automation")
-ENV = {"PYTHONPATH": os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH", "")) if p)}
-
-
-def scripted(*args: str, user: int | None = None) -> Run:
-    return run_preflight(*args, env=ENV, user=user)
+from conftest import (
+    NOBODY,
+    REPO,
+    Snapshot,
+    preflight_argv,
+    preflight_env,
+    require_nobody_can_run,
+    script,
+    scripted,
+    scripted_env,
+)
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def out(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def failing_root(snapshot: Snapshot) -> Snapshot:
-    snapshot.write("etc/preflight-scripted/findings", "fail broken the widget is broken\n")
+    script(snapshot, "fail broken the widget is broken\n")
     return snapshot
 
 
@@ -43,23 +46,17 @@ def test_output_replaces_the_file_with_mode_0644_under_a_strict_umask(
     report = out / "report.json"
     report.write_text("old report\n")
     report.chmod(0o600)
-    argv = [
-        "sh",
-        "-c",
-        'umask 077; exec "$@"',
-        "sh",
-        *PREFLIGHT,
-        "check",
-        "scripted",
-        "--root",
-        str(failing_root),
-        "-f",
-        "json",
-        "-o",
-        str(report),
-    ]
+    argv = preflight_argv(
+        *("check", "scripted", "--root", str(failing_root), "-f", "json", "-o", str(report)),
+        prefix=("sh", "-c", 'umask 077; exec "$@"', "sh"),
+    )
     proc = subprocess.run(
-        argv, capture_output=True, text=True, env={**os.environ, **ENV}, cwd=REPO, timeout=60
+        argv,
+        capture_output=True,
+        text=True,
+        env=preflight_env(scripted_env()),
+        cwd=REPO,
+        timeout=60,
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert json.loads(report.read_text())["checks"][0]["code"] == "scripted.broken"
@@ -80,23 +77,21 @@ def test_missing_folder_is_a_usage_error(failing_root: Snapshot, tmp_path: Path)
     assert "does not exist" in lines[0]
 
 
-def test_unwritable_folder_is_a_usage_error(failing_root: Snapshot, tmp_path: Path) -> None:
-    require_root()  # to run the CLI as an unprivileged user, who cannot write a root folder
-    folder = tmp_path / "reports"
+def test_unwritable_folder_is_a_usage_error(open_snapshot: Snapshot, open_dir: Path) -> None:
+    # The CLI runs as an unprivileged user, who cannot write a folder of root's.
+    require_nobody_can_run()
+    folder = open_dir / "reports"
     folder.mkdir(mode=0o755)
-    for parent in (tmp_path, *tmp_path.parents):
-        if parent.stat().st_mode & 0o001 == 0:
-            parent.chmod(parent.stat().st_mode | 0o001)  # let nobody reach the folder
     run = scripted(
         "check",
         "--no-plugins",
         "--root",
-        str(failing_root),
+        str(open_snapshot),
         "-f",
         "json",
         "-o",
         str(folder / "report.json"),
-        user=65534,
+        user=NOBODY,
     )
     assert run.returncode == 64, run.stderr
     lines = run.stderr.strip().splitlines()
@@ -153,7 +148,7 @@ def test_kill_9_mid_write_keeps_the_previous_report_and_the_next_run_cleans_up(
     try:
         busy_temp = out / f".report.json.preflight-tmp-{busy.pid}-abc.tmp"
         busy_temp.write_text("in progress")
-        failing_root.write("etc/preflight-scripted/findings", "pass fine all good\n")
+        script(failing_root, "pass fine all good\n")
         second = scripted(
             "check", "scripted", "--root", str(failing_root), "-f", "json", "-o", str(report)
         )
@@ -192,22 +187,14 @@ def test_readers_never_see_a_partial_report_while_runs_are_killed(
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     rng = random.Random(7)
-    argv = [
-        *PREFLIGHT,
-        "check",
-        "scripted",
-        "--root",
-        str(failing_root),
-        "-f",
-        "json",
-        "-o",
-        str(report),
-    ]
+    argv = preflight_argv(
+        "check", "scripted", "--root", str(failing_root), "-f", "json", "-o", str(report)
+    )
     try:
         for _ in range(6):
             proc = subprocess.Popen(
                 argv,
-                env={**os.environ, **ENV},
+                env=preflight_env(scripted_env()),
                 cwd=REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -4,17 +4,25 @@ all-in-one layout, a real Forge module's metadata.json)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Run, Snapshot, require, run_preflight
+from conftest import (
+    Run,
+    Snapshot,
+    codes,
+    finding,
+    report_of,
+    require,
+    run_audited,
+    run_preflight,
+)
 from hostdata import DEBIAN11_OS_RELEASE as OS_RELEASE_BULLSEYE
 from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE_BOOKWORM
+from hostdata import METADATA_TRULABS_KAMAILIO, MODULEFILE_TRULABS_KAMAILIO
 from hostdata import UBUNTU1204_OS_RELEASE as OS_RELEASE_PRECISE
 from hostdata import UBUNTU1404_OS_RELEASE as OS_RELEASE_TRUSTY
 from hostdata import UBUNTU2204_4_OS_RELEASE as OS_RELEASE_JAMMY
@@ -137,40 +145,6 @@ if ! echo "${MANPATH-}" | grep -q /opt/puppetlabs/puppet/share/man ; then
   export MANPATH="${MANPATH-}:/opt/puppetlabs/puppet/share/man"
 fi
 """
-# metadata.json of trulabs-kamailio 0.0.7 (github.com/trulabs/puppet-kamailio), verbatim.
-METADATA_TRULABS_KAMAILIO = """{
-  "author": "trulabs",
-  "dependencies": [
-    {
-      "name": "puppetlabs/stdlib"
-    },
-    {
-      "name": "puppetlabs/apt"
-    }
-  ],
-  "license": "see LICENSE",
-  "name": "trulabs-kamailio",
-  "operatingsystem_support": [],
-  "project_page": "http://github.com/trulabs/puppet-kamailio",
-  "requirements": [],
-  "source": "git://github.com/trulabs/puppet-kamailio",
-  "summary": "A module for managing Kamailio deployments with Puppet.",
-  "tags": [],
-  "version": "0.0.7"
-}"""
-MODULEFILE_TRULABS_KAMAILIO = """name         'trulabs-kamailio'
-version      '0.0.7'
-source       'git://github.com/trulabs/puppet-kamailio'
-author       'trulabs'
-license      'see LICENSE'
-summary      'A module for managing Kamailio deployments with Puppet.'
-description  'This module provides a simple interface for managing Kamailio deployments with {}.'
-project_page 'http://github.com/trulabs/puppet-kamailio'
-
-## Add dependencies, if any:
-dependency 'puppetlabs/apt'
-dependency 'puppetlabs/stdlib'
-""".format("Puppet")  # the real line is 101 characters long
 
 
 def dpkg_stanza(
@@ -278,16 +252,8 @@ def run_check(
         path.write_text(config)
         args += ["--config", str(path)]
     result = run_preflight(*args, env=env)
-    assert result.stdout, result.stderr
-    return result, result.json()["checks"][0]
-
-
-def codes(check: dict[str, Any]) -> list[str]:
-    return [f["code"] for f in check["findings"]]
-
-
-def finding(check: dict[str, Any], code: str) -> dict[str, Any]:
-    return next(f for f in check["findings"] if f["code"] == code)
+    (check,) = report_of(result)["checks"]
+    return result, check
 
 
 # ------------------------------------------------------------------ live
@@ -305,21 +271,6 @@ def live_puppet_version() -> str | None:
     return out.split("-", 1)[0] or None
 
 
-AUDITED_PREFLIGHT = """
-import runpy, sys
-log = open(sys.argv[1], "a")
-def hook(event, args):
-    # Every way Python starts another program raises one of these audit events.
-    if event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.system",
-                 "os.fork", "os.forkpty"):
-        log.write(f"{event} {args!r}\\n")
-        log.flush()
-sys.addaudithook(hook)
-sys.argv = ["preflight", *sys.argv[2:]]
-runpy.run_module("preflight", run_name="__main__", alter_sys=True)
-"""
-
-
 def tripwire(folder: Path, marker: Path, names: dict[str, str]) -> None:
     """Executables that record being run in `marker`, then do what the real one would."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -329,23 +280,12 @@ def tripwire(folder: Path, marker: Path, names: dict[str, str]) -> None:
         script.chmod(0o755)
 
 
-def run_audited(tmp_path: Path, path_env: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    """The real CLI with PATH set, recording every process the preflight process starts."""
-    runner = tmp_path / "audited.py"
-    runner.write_text(AUDITED_PREFLIGHT)
-    log = tmp_path / "spawned.log"
-    log.write_text("")
-    env = dict(os.environ, PATH=path_env, NO_COLOR="1")
-    env.pop("PREFLIGHT_CONFIG", None)
-    proc = subprocess.run(
-        [sys.executable, str(runner), str(log), "check", "puppet", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=REPO,
+def audited_puppet_check(tmp_path: Path, path_env: str) -> tuple[Run, list[list[str]]]:
+    """The real CLI with PATH set, and the command line of every process it started."""
+    audit = run_audited(
+        "check", "puppet", "--format", "json", log=tmp_path / "audit.log", env={"PATH": path_env}
     )
-    return proc, log.read_text()
+    return audit.run, [argv for _event, argv in audit.starts]
 
 
 def test_live_debian_puppet_version_is_read_from_the_file_without_starting_ruby(tmp_path):
@@ -365,9 +305,9 @@ def test_live_debian_puppet_version_is_read_from_the_file_without_starting_ruby(
     tripwire(tmp_path / "first", marker, {"ruby": "/usr/bin/ruby"})
     tripwire(tmp_path / "last", marker, {"puppet": "/usr/bin/puppet"})
     path_env = f"{tmp_path / 'first'}:/usr/sbin:/usr/bin:/sbin:/bin:{tmp_path / 'last'}"
-    proc, spawned = run_audited(tmp_path, path_env)
+    proc, spawned = audited_puppet_check(tmp_path, path_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    check = json.loads(proc.stdout)["checks"][0]
+    (check,) = report_of(proc)["checks"]
     assert check["status"] == "pass" and codes(check) == ["puppet.ok"]
     details = check["details"]
     assert details["version"] == expected
@@ -385,7 +325,7 @@ def test_live_debian_puppet_version_is_read_from_the_file_without_starting_ruby(
     ]
     assert details["commands_run"] == []
     assert not marker.exists()
-    assert spawned == ""
+    assert spawned == []
     # `puppet --version` takes ~0.8 s here; reading two files must be far below that.
     assert check["duration_ms"] < 300
 
@@ -406,14 +346,14 @@ def test_live_launcher_without_library_files_falls_back_to_puppet_version(tmp_pa
     launcher.write_text(LAUNCHER_2_7)  # `#!/usr/bin/env ruby`: resolves the tripwire ruby
     launcher.chmod(0o755)
     path_env = f"{tmp_path / 'tripwire'}:{launcher.parent}:/usr/sbin:/usr/bin:/sbin:/bin"
-    proc, spawned = run_audited(tmp_path, path_env)
-    check = json.loads(proc.stdout)["checks"][0]
+    proc, spawned = audited_puppet_check(tmp_path, path_env)
+    (check,) = report_of(proc)["checks"]
     assert check["status"] == "pass", proc.stdout
     assert check["details"]["effective"] == str(launcher)
     assert check["details"]["commands_run"] == [f"{launcher} --version"]
     assert check["details"]["version"] == expected
     assert marker.read_text().startswith("ruby ")
-    assert "subprocess.Popen" in spawned and str(launcher) in spawned
+    assert spawned == [[str(launcher), "--version"]]
 
 
 @pytest.mark.parametrize(
@@ -688,6 +628,7 @@ def test_unreadable_version_under_root_is_an_error_not_a_guess(snapshot, tmp_pat
     "config",
     [
         '[checks.puppet]\nmin_version = "latest"\n',
+        '[checks.puppet]\nmin_version = ""\n',
         '[checks.puppet]\nmodules = ["../../etc"]\n',
         '[checks.puppet]\nmodulepath = ["relative/modules"]\n',
     ],

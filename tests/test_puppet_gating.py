@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, require_command
+from conftest import AUTOMATION_PLUGINS as PLUGINS
+from conftest import REPO, SCRIPTED_FINDINGS, require_command
 
-PLUGINS = REPO / "tests" / "plugins_automation"
 MODULES = REPO / "examples" / "puppet" / "modules"
 
 
@@ -34,8 +34,8 @@ file {{ '{gated}':
 def _start(puppet: str, work: Path, findings: str) -> tuple[subprocess.Popen[str], Path]:
     """`puppet apply` with every Puppet folder inside `work`: nothing on the host is touched."""
     root = work / "host"
-    (root / "etc/preflight-scripted").mkdir(parents=True)
-    (root / "etc/preflight-scripted/findings").write_text(findings)
+    (root / SCRIPTED_FINDINGS).parent.mkdir(parents=True)
+    (root / SCRIPTED_FINDINGS).write_text(findings)
     gated = work / "deployed.txt"
     manifest = work / "site.pp"
     manifest.write_text(_manifest(root, gated))

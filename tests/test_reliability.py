@@ -14,19 +14,32 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
-from conftest import PREFLIGHT, REPO, Snapshot, require_command, require_root, run_preflight
-
-SCHEMA = json.loads((REPO / "preflight/schema/report.schema.json").read_text())
+from conftest import (
+    NOBODY,
+    REPO,
+    SCHEMA,
+    Snapshot,
+    check_of,
+    demo,
+    plugin_site,
+    preflight_argv,
+    preflight_env,
+    report_of,
+    require_command,
+    require_nobody_can_run,
+    require_root,
+    run_audited,
+    run_preflight,
+)
+from hostdata import DEBIAN12_OS_RELEASE
+from snapshots_kernel import bookworm_proc_version
 
 # Files every run reads (the engine's facts) and the first file of each built-in check.
 CORE_FILES = (
@@ -40,18 +53,6 @@ CORE_FILES = (
     "var/lib/dpkg/status",
     "sys/class/dmi/id/sys_vendor",
 )
-
-
-def report_of(run: Any) -> dict[str, Any]:
-    """The one JSON report a run printed, validated; no check crashed."""
-    assert "Traceback" not in run.stderr, run.stderr
-    assert run.returncode in (0, 1, 2, 3), run.stderr
-    report = json.loads(run.stdout)  # raises on zero or on two documents
-    jsonschema.validate(report, SCHEMA)
-    assert report["exit_code"] == run.returncode
-    crashed = [c["id"] for c in report["checks"] if c["code"].endswith(".crashed")]
-    assert crashed == [], [c["summary"] for c in report["checks"]]
-    return report
 
 
 def check_paths() -> list[str]:
@@ -68,39 +69,11 @@ def check_paths() -> list[str]:
     return found
 
 
-@pytest.fixture
-def open_snapshot() -> Iterator[Snapshot]:
-    """A snapshot that uid 65534 can traverse (pytest's tmp_path is private to root)."""
-    folder = tempfile.mkdtemp(prefix="preflight-rel-", dir="/tmp")
-    os.chmod(folder, 0o755)
-    root = Path(folder) / "host"
-    root.mkdir()
-    root.chmod(0o755)
-    try:
-        yield Snapshot(root)
-    finally:
-        for dirpath, dirnames, _ in os.walk(folder):
-            for name in dirnames:
-                with_perm = os.path.join(dirpath, name)
-                if not os.path.islink(with_perm):
-                    os.chmod(with_perm, 0o755)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def debian_host(snap: Snapshot) -> None:
     """A plausible Debian 12 host, so the checks get past "nothing here"."""
-    snap.write(
-        "etc/os-release",
-        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\n'
-        "VERSION_CODENAME=bookworm\n",
-    )
+    snap.write("etc/os-release", DEBIAN12_OS_RELEASE)
     snap.write("proc/sys/kernel/osrelease", "6.1.0-26-amd64\n")
-    snap.write(
-        "proc/version",
-        "Linux version 6.1.0-26-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "
-        "12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC "
-        "Debian 6.1.112-1 (2024-09-30)\n",
-    )
+    snap.write("proc/version", bookworm_proc_version("6.1.0-26") + "\n")
     snap.write("proc/stat", "cpu  1 2 3 4\nbtime 1727700000\n")
     snap.write(
         "var/lib/dpkg/status",
@@ -178,6 +151,7 @@ def test_hostile_object_in_place_of_every_file_still_gives_one_report(
 
 
 def test_unreadable_files_as_an_unprivileged_user(open_snapshot: Snapshot) -> None:
+    require_nobody_can_run()
     snap = open_snapshot
     debian_host(snap)
     for rel in CORE_FILES:
@@ -187,15 +161,15 @@ def test_unreadable_files_as_an_unprivileged_user(open_snapshot: Snapshot) -> No
     snap.write("etc/openvpn/server/office.conf", "dev tun\n")
     (snap.root / "etc/openvpn").chmod(0)
     run = run_preflight(
-        "check", "--root", str(snap), "--format", "json", "--no-plugins", user=65534
+        "check", "--root", str(snap), "--format", "json", "--no-plugins", user=NOBODY
     )
     report = report_of(run)
     assert report["host"]["os"] is None
     assert report["host"]["kernel"]["release"] is None
-    kernel = next(c for c in report["checks"] if c["id"] == "kernel")
+    kernel = check_of(report, "kernel")
     # The kernel check cannot see the running kernel: it must not pass.
     assert kernel["status"] != "pass", kernel
-    facts = run_preflight("facts", "--root", str(snap), user=65534)
+    facts = run_preflight("facts", "--root", str(snap), user=NOBODY)
     assert facts.returncode == 0 and json.loads(facts.stdout)["os"] is None
 
 
@@ -326,7 +300,7 @@ def test_a_command_printing_garbage_or_failing_is_not_trusted(tmp_path: Path, bo
     )
     assert time.monotonic() - started < 3 + 5
     report = report_of(run)
-    puppet = next(c for c in report["checks"] if c["id"] == "puppet")
+    puppet = check_of(report, "puppet")
     # A version that did not come from a working puppet is never reported as a pass.
     assert puppet["status"] in ("error", "fail"), puppet
     assert "version unknown" in puppet["summary"] or "timed out" in puppet["summary"]
@@ -337,8 +311,7 @@ def test_a_command_printing_garbage_or_failing_is_not_trusted(tmp_path: Path, bo
 
 # ------------------------------------------------------------------ report files
 def demo_args(snapshot: Snapshot, state: str) -> list[str]:
-    snapshot.write("etc/preflight-demo/demo", state + "\n")
-    return ["check", "demo", "--root", str(snapshot), "--format", "json"]
+    return [*demo(snapshot, demo=state), "--format", "json"]
 
 
 def test_kill_9_of_a_slow_run_leaves_the_previous_report(
@@ -352,8 +325,9 @@ def test_kill_9_of_a_slow_run_leaves_the_previous_report(
     previous = report.read_bytes()
     assert json.loads(previous)["status"] == "fail"
     proc = subprocess.Popen(
-        [*PREFLIGHT, *demo_args(snapshot, "hang"), "-o", str(report), "--timeout", "60"],
+        preflight_argv(*demo_args(snapshot, "hang"), "-o", str(report), "--timeout", "60"),
         cwd=REPO,
+        env=preflight_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -375,10 +349,12 @@ def test_concurrent_runs_writing_one_path_leave_one_complete_report(
     out = tmp_path / "out"
     out.mkdir()
     report = out / "report.json"
-    argv_fail = [*PREFLIGHT, *demo_args(snapshot, "fail"), "-o", str(report)]
-    argv_pass = [*PREFLIGHT, *demo_args(other, "pass"), "-o", str(report)]
+    argv_fail = preflight_argv(*demo_args(snapshot, "fail"), "-o", str(report))
+    argv_pass = preflight_argv(*demo_args(other, "pass"), "-o", str(report))
     procs = [
-        subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            argv, cwd=REPO, env=preflight_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for argv in (argv_fail, argv_pass, argv_fail, argv_pass)
     ]
     codes = sorted(p.wait(timeout=60) for p in procs)
@@ -395,31 +371,6 @@ def test_concurrent_runs_writing_one_path_leave_one_complete_report(
 
 
 # ------------------------------------------------------------------ writes nothing else
-AUDIT_WRAPPER = r"""
-import os, sys
-log = open(os.environ["PF_AUDIT_LOG"], "a", buffering=1)
-WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-CHANGES = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.symlink", "os.link",
-           "os.chmod", "os.chown", "os.truncate", "os.utime", "os.mknod", "os.mkfifo",
-           "shutil.rmtree", "shutil.move", "shutil.copyfile"}
-def hook(event, args):
-    if event == "open":
-        path, mode, flags = args
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            mode is None and isinstance(flags, int) and flags & WRITE)
-        if writing and isinstance(path, (str, bytes)):
-            log.write(f"write\t{os.path.abspath(os.fsdecode(path))}\n")
-    elif event in CHANGES and args and isinstance(args[0], (str, bytes)):
-        log.write(f"write\t{os.path.abspath(os.fsdecode(args[0]))}\n")
-    elif event == "subprocess.Popen":
-        log.write("exec\t" + "\0".join(map(os.fsdecode, args[1])) + "\n")
-sys.addaudithook(hook)
-sys.argv = ["preflight", *sys.argv[1:]]
-from preflight.cli import main
-main()
-"""
-
-
 def tree(folder: Path) -> dict[str, tuple[int, float]]:
     listing = {}
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -440,36 +391,30 @@ def test_a_live_run_writes_nothing_but_the_requested_report(tmp_path: Path) -> N
     log = tmp_path / "audit.log"
     before = {f: tree(f) for f in (home, cwd, tmp)}
     report = out / "preflight.prom"
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "PF_AUDIT_LOG": str(log),
-        "NO_COLOR": "1",
-    }
-    env.pop("PREFLIGHT_CONFIG", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", AUDIT_WRAPPER, "check", "-f", "prometheus", "-o", str(report)],
+    audit = run_audited(
+        "check",
+        "-f",
+        "prometheus",
+        "-o",
+        str(report),
+        log=log,
+        env={"HOME": str(home), "TMPDIR": str(tmp)},
         cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
-    assert proc.returncode in (0, 1, 2, 3), proc.stderr
+    assert audit.run.returncode in (0, 1, 2, 3), audit.run.stderr
     assert "preflight_run_exit_code" in report.read_text()
-    events = [line.split("\t", 1) for line in log.read_text().splitlines()]
-    writes = sorted({path for kind, path in events if kind == "write"})
+    writes = sorted(set(audit.writes))
     # Python's own bytecode cache is not preflight's doing; a packaged install has it already.
     writes = [w for w in writes if "/__pycache__/" not in w]
     # Devices opened read-write are not files: /dev/null for commands' stdin, and the tun
     # check's probe opens /dev/net/tun as OpenVPN does.
     files = [w for w in writes if not (os.path.exists(w) and stat.S_ISCHR(os.stat(w).st_mode))]
     assert files and all(os.path.dirname(w) == str(out) for w in files), writes
-    for kind, argv in events:
-        if kind == "exec":
-            words = argv.split("\0")
-            assert not (os.path.basename(words[0]) in ("sh", "bash", "dash") and "-c" in words)
+    assert audit.starts, "the live run asks commands (a control for the check below)"
+    for _event, words in audit.starts:
+        assert not (
+            words and os.path.basename(words[0]) in ("sh", "bash", "dash") and "-c" in words
+        )
     assert {f: tree(f) for f in (home, cwd, tmp)} == before
     assert sorted(os.listdir(out)) == ["preflight.prom"]
 
@@ -510,13 +455,7 @@ def test_no_shell_and_one_place_that_starts_processes(tmp_path: Path) -> None:
 
 def evil_plugin(site: Path, marker: Path) -> dict[str, str]:
     """An installed distribution whose import alone leaves a mark, as hostile code would."""
-    dist = site / "evil_plugin-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evil-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[preflight.checks]\nevil = evil_plugin:EvilCheck\nkernel = evil_plugin:EvilCheck\n"
-    )
-    (site / "evil_plugin.py").write_text(
+    code = (
         "import pathlib\n"
         f"pathlib.Path({str(marker)!r}).write_text('imported')\n"
         "from preflight.check import Check\n"
@@ -526,7 +465,8 @@ def evil_plugin(site: Path, marker: Path) -> dict[str, str]:
         "    def run(self, ctx):\n"
         "        return []\n"
     )
-    return {"PYTHONPATH": str(site)}
+    entry_points = "evil = evil_plugin:EvilCheck\nkernel = evil_plugin:EvilCheck\n"
+    return plugin_site(site, "evil", code, entry_points)
 
 
 def test_plugins_outside_the_allow_list_are_never_imported(tmp_path: Path) -> None:

@@ -8,15 +8,15 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import REPO, Run, Snapshot, run_preflight
+from conftest import SCRIPTED_FINDINGS as FINDINGS
+from conftest import SCRIPTED_FINDINGS_B as FINDINGS_B
+from conftest import Snapshot, scripted
 
-PLUGINS = str(REPO / "tests" / "plugins_automation")
-ENV = {"PYTHONPATH": os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH", "")) if p)}
-FINDINGS = "etc/preflight-scripted/findings"
-
-
-def scripted(*args: str) -> Run:
-    return run_preflight(*args, env=ENV)
+# The waiver most tests use: a pending reboot, waived until `until`.
+REBOOT_WAIVER = (
+    '[[waivers]]\ncode = "scripted.reboot-required"\n'
+    'reason = "reboot in the maintenance window"\nuntil = {until}\n'
+)
 
 
 def config(tmp_path: Path, text: str) -> str:
@@ -29,11 +29,7 @@ def test_a_current_waiver_takes_the_failure_out_of_the_exit_code(
     snapshot: Snapshot, tmp_path: Path
 ) -> None:
     snapshot.write(FINDINGS, "fail reboot-required a reboot is pending for 6.1.0-26\n")
-    cfg = config(
-        tmp_path,
-        '[[waivers]]\ncode = "scripted.reboot-required"\n'
-        'reason = "reboot in the maintenance window"\nuntil = 2099-12-31\n',
-    )
+    cfg = config(tmp_path, REBOOT_WAIVER.format(until="2099-12-31"))
     run = scripted("check", "scripted", "--root", str(snapshot), "-c", cfg, "-f", "json")
     assert run.returncode == 0, run.stdout
     report = run.json()
@@ -73,11 +69,7 @@ def test_a_waiver_covers_only_its_code_and_match(snapshot: Snapshot, tmp_path: P
 
 def test_an_expired_waiver_counts_again_and_says_so(snapshot: Snapshot, tmp_path: Path) -> None:
     snapshot.write(FINDINGS, "fail reboot-required a reboot is pending\n")
-    cfg = config(
-        tmp_path,
-        '[[waivers]]\ncode = "scripted.reboot-required"\n'
-        'reason = "reboot in the maintenance window"\nuntil = "2020-01-31"\n',
-    )
+    cfg = config(tmp_path, REBOOT_WAIVER.format(until='"2020-01-31"'))
     run = scripted("check", "scripted", "--root", str(snapshot), "-c", cfg, "-f", "json")
     assert run.returncode == 2
     report = run.json()
@@ -115,7 +107,7 @@ def test_wait_reruns_until_the_check_passes(snapshot: Snapshot) -> None:
 
 def test_wait_gives_up_after_its_time_and_reports_once(snapshot: Snapshot) -> None:
     snapshot.write(FINDINGS, "fail not-ready the service is not ready yet\n")
-    snapshot.write("etc/preflight-scripted/findings-b", "pass fine all good\n")
+    snapshot.write(FINDINGS_B, "pass fine all good\n")
     started = time.monotonic()
     run = scripted(
         "check", "scripted", "scripted-b", "--root", str(snapshot), "-f", "json", "--wait", "2"

@@ -21,13 +21,24 @@ class DemoCheck(Check):
     def run(self, ctx):
         state = ctx.host.read_line(f"etc/preflight-demo/{ctx.check_id}")
         if state is None:
-            return [Finding(f"{ctx.check_id}.not-configured", Status.SKIP,
-                            "no state file: nothing to demonstrate")]
+            return [
+                Finding(
+                    f"{ctx.check_id}.not-configured",
+                    Status.SKIP,
+                    "no state file: nothing to demonstrate",
+                )
+            ]
         if state == "raise":
             raise RuntimeError("demo check asked to crash")
         if state == "hang":
             time.sleep(ctx.options["hang_seconds"])
         ctx.details["state"] = state
         status = Status(state) if state in {s.value for s in Status} else Status.PASS
-        return [Finding(f"{ctx.check_id}.state", status, f"state file says {state}",
-                        [f"echo pass > /etc/preflight-demo/{ctx.check_id}"])]
+        return [
+            Finding(
+                f"{ctx.check_id}.state",
+                status,
+                f"state file says {state}",
+                [f"echo pass > /etc/preflight-demo/{ctx.check_id}"],
+            )
+        ]
