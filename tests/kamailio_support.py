@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 KAMAILIO = "/usr/sbin/kamailio"
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 START_TIMEOUT = 10.0
@@ -184,18 +186,10 @@ class Instance:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if fields and int(fields[1]) == pid:
-            found.append(int(name))
-    return found
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _alive_kamailio(pid: int) -> bool:

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import jsonschema
+import psutil
 import pytest
 from conftest import (
     NOBODY,
@@ -193,17 +194,11 @@ def test_non_utf8_config_is_a_usage_error(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ commands on PATH
 def live_processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(pid))
-    return found
+    return [
+        proc.pid
+        for proc in psutil.process_iter(["cmdline"])
+        if any(marker in arg for arg in proc.info["cmdline"] or [])
+    ]
 
 
 def fake_bin(folder: Path, name: str, body: str) -> Path:
