@@ -184,16 +184,13 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     package = host.packages.get("kamailio")
     report.details.update({"binary": binary, "package": package.version if package else None})
     if not (binary or package or instances):
-        if ctx.required:
-            report.add(
-                "not-installed",
-                Status.FAIL,
-                "Kamailio is required but not installed (no kamailio binary, package or process)",
+        return [
+            ctx.absent(
+                "kamailio.not-installed",
+                "Kamailio is not installed (no kamailio binary, package or process)",
                 ["apt-get install kamailio"],
             )
-        else:
-            report.add("not-installed", Status.SKIP, "Kamailio is not installed")
-        return report.findings
+        ]
 
     instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
     config = host.display(config_rel)

@@ -453,6 +453,12 @@ def test_not_installed_skips(snapshot: Snapshot) -> None:
     code, result = check("--root", str(snapshot))
     assert code == 0
     assert result["status"] == "skip" and result["code"] == "kamailio.not-installed"
+    config = snapshot.root.parent / "required.toml"
+    config.write_text("[checks.kamailio]\nrequired = true\n")
+    code, result = check("--root", str(snapshot), "--config", str(config))
+    assert code == 2 and result["status"] == "fail"
+    not_installed = finding(result, "kamailio.not-installed")
+    assert not_installed["remediation"] == ["apt-get install kamailio"]
 
 
 # --------------------------------------------------------------- Kamailio's own output, parsed
