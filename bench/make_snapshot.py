@@ -28,9 +28,8 @@ BOOKWORM_TOOLCHAIN = (
 def image_build_string(image: Path) -> str | None:
     """The x86 boot header's kernel_version string: 'RELEASE (builder) #1 SMP ... (date)', read
     by the kernel check's own reader."""
-    from preflight_checks.kernel_image import image_version
-
     from preflight.host import Host
+    from preflight_checks.kernel.image import image_version
 
     return image_version(Host("/"), str(image.resolve()).lstrip("/"), scan=False)
 

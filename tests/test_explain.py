@@ -14,7 +14,7 @@ def codes_in_source(check_id: str) -> set[str]:
     """Finding codes written in the check's modules: `"<id>.<reason>"` literals, and the
     kamailio check's `report.add("<reason>", ...)`, which prefixes the id itself."""
     found = set()
-    for path in sorted((REPO / "checks").glob(f"{check_id}*.py")):
+    for path in sorted((REPO / "preflight_checks" / check_id).glob("*.py")):
         text = path.read_text()
         found |= set(re.findall(rf"""["']({check_id}\.[a-z][a-z-]+)["']""", text))
         found |= {f"{check_id}.{r}" for r in re.findall(r"""\.add\(\s*["']([a-z-]+)["']""", text)}

@@ -28,16 +28,6 @@ from hostdata import (
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from preflight_checks import (
-    kamailio_config,
-    kamailio_sockets,
-    kernel_builds,
-    kernel_image,
-    puppet_installs,
-    puppet_modules,
-    puppet_versions,
-    tun_facts,
-)
 from snapshots_kernel import (
     DEBIAN7_PROC_VERSION,
     UBUNTU_PROC_VERSION,
@@ -53,6 +43,14 @@ from preflight.packages import PackageDB, compare_versions, parse_stanza
 from preflight.report import Report
 from preflight.reporters import FORMATS, render
 from preflight.runner import Planned, run_all
+from preflight_checks.kamailio import config as kamailio_config
+from preflight_checks.kamailio import facts as kamailio_sockets
+from preflight_checks.kernel import facts as kernel_builds
+from preflight_checks.kernel import image as kernel_image
+from preflight_checks.puppet import facts as puppet_installs
+from preflight_checks.puppet import facts as puppet_modules
+from preflight_checks.puppet import facts as puppet_versions
+from preflight_checks.tun import facts as tun_facts
 
 # CI replays a fixed set of examples, so a landing never depends on the dice; developers'
 # runs explore new ones and bring the failures they find back as fixes.

@@ -36,9 +36,9 @@ from kamailio_support import (
     new_instance,
     preflight_config,
 )
-from preflight_checks.kamailio_config import mask_secrets, parse_check_output
 
 from preflight.reporters import FORMATS
+from preflight_checks.kamailio.config import mask_secrets, parse_check_output
 
 SECRET_URL = "mysql://user:secret@db/kamailio"
 

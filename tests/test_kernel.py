@@ -442,9 +442,8 @@ def test_missing_proc_skips_naming_the_file(snapshot: Snapshot) -> None:
 
 # ------------------------------------------------------------------------------ images
 def test_x86_boot_header_and_gzip_scan(snapshot: Snapshot) -> None:
-    from preflight_checks.kernel_image import image_version
-
     from preflight.host import Host
+    from preflight_checks.kernel.image import image_version
 
     header = bookworm_kernel("6.1.0-26", BEFORE_BOOT).image
     assert header is not None

@@ -440,9 +440,9 @@ def test_no_shell_and_one_place_that_starts_processes(tmp_path: Path) -> None:
     # The project config selects every S rule and keeps S603 to the file that runs commands.
     config = (REPO / "pyproject.toml").read_text()
     assert '"S"' in config.split("[tool.ruff.lint]", 1)[1].split("\n\n", 1)[0]
-    clean = ruff("preflight", "checks")
+    clean = ruff("preflight", "preflight_checks")
     assert clean.returncode == 0, clean.stdout
-    strict = ruff("--isolated", "--select", f"{SHELL_RULES},S603", "preflight", "checks")
+    strict = ruff("--isolated", "--select", f"{SHELL_RULES},S603", "preflight", "preflight_checks")
     # Exactly one place in preflight and the checks starts a process: Host.run.
     assert strict.stdout.count("S603") == 1 and "preflight/host.py" in strict.stdout, strict.stdout
     assert not any(rule in strict.stdout for rule in SHELL_RULES.split(","))

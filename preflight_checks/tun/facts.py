@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from preflight.host import Host
 
+
 DEVICE = "dev/net/tun"
 TUN_MAJOR = 10  # the misc character-device major
 TUN_MINOR = 200  # TUN_MINOR in include/linux/miscdevice.h

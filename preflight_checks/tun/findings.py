@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from preflight.check import Finding, Status
 
 if TYPE_CHECKING:
-    from preflight_checks.tun_facts import KernelSupport
-    from preflight_checks.tun_probe import ProbeResult
+    from preflight_checks.tun.facts import KernelSupport
+    from preflight_checks.tun.probe import ProbeResult
+
 
 MKNOD = "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun"
 LXC_STEPS = [
@@ -158,7 +159,7 @@ def device_wrong(device: dict[str, Any]) -> Finding:
     if kind == "char":
         what = f"a character device {device['major']}:{device['minor']}"
     else:
-        from preflight_checks.tun_facts import FILE_TYPES
+        from preflight_checks.tun.facts import FILE_TYPES
 
         what = next((phrase for _, name, phrase in FILE_TYPES if name == kind), str(kind))
     return Finding(

@@ -13,23 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight_checks.kamailio.config import MODULE_DIRS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from preflight_checks.kamailio_config import CheckOutput, ParsedConfig
-    from preflight_checks.kamailio_report import Report
-
-# Where packages put the modules, in lookup order: Debian's multiarch folder (any architecture),
-# RPM's lib64, then the plain and /usr/local builds. Here, not in kamailio_modules: the engine
-# imports this module for `markers` even when the check does not run, so it stays light.
-MODULE_DIRS = (
-    "usr/lib/*-linux-gnu*/kamailio/modules",
-    "usr/lib64/kamailio/modules",
-    "usr/lib/kamailio/modules",
-    "usr/local/lib64/kamailio/modules",
-    "usr/local/lib/kamailio/modules",
-)
+    from preflight_checks.kamailio.config import CheckOutput, ParsedConfig
+    from preflight_checks.kamailio.findings import Report
 
 
 class KamailioCheck(Check):
@@ -160,20 +150,24 @@ class KamailioCheck(Check):
 def run_check(ctx: CheckContext) -> list[Finding]:
     # The helpers are imported here, not above: the engine imports this module to validate
     # [checks.kamailio] even when the check does not run, and they cost ~15 ms.
-    from preflight_checks.kamailio_config import parse_config
-    from preflight_checks.kamailio_expected import (
+    from preflight.model import worst_finding
+    from preflight_checks.kamailio.config import parse_config
+    from preflight_checks.kamailio.facts import (
         choose_instance,
         expected_from_config,
         expected_from_option,
+        find_instances,
+        list_processes,
         run_kamailio_c,
     )
-    from preflight_checks.kamailio_listeners import compare_listeners, report_held_ports
-    from preflight_checks.kamailio_report import Report
-    from preflight_checks.kamailio_service import check_changed, report_not_running
-    from preflight_checks.kamailio_sockets import find_instances, list_processes
-    from preflight_checks.kamailio_tls import check_tls
-
-    from preflight.model import worst_finding
+    from preflight_checks.kamailio.findings import (
+        Report,
+        check_changed,
+        check_tls,
+        compare_listeners,
+        report_held_ports,
+        report_not_running,
+    )
 
     host = ctx.host
     report = Report(host, ctx.details)
@@ -278,8 +272,8 @@ def check_config(
 ) -> None:
     """config-invalid (unreadable, rejected by `kamailio -c`, a missing include) and
     module-missing; a missing module is the rejection's cause, so it is reported alone."""
-    from preflight_checks.kamailio_config import mask_secrets
-    from preflight_checks.kamailio_modules import check_modules
+    from preflight_checks.kamailio.config import mask_secrets
+    from preflight_checks.kamailio.findings import check_modules
 
     host = report.host
     config = host.display(config_rel)

@@ -12,9 +12,8 @@ the probe runs in tun_probe, and tun_findings words the findings and their fixes
 
 from __future__ import annotations
 
-from preflight_checks.tun_findings import MKNOD
-
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight_checks.tun.findings import MKNOD
 
 
 class TunCheck(Check):
@@ -118,7 +117,7 @@ on demand, so a module that is not loaded yet is not a finding.
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even
         # when the check is not selected.
-        from preflight_checks.tun_facts import (
+        from preflight_checks.tun.facts import (
             TUN_MAJOR,
             TUN_MINOR,
             device_facts,
@@ -128,7 +127,7 @@ on demand, so a module that is not loaded yet is not a finding.
             openvpn_package_version,
             tun_module_loaded,
         )
-        from preflight_checks.tun_findings import (
+        from preflight_checks.tun.findings import (
             device_missing,
             device_wrong,
             kernel_phrase,
@@ -136,7 +135,7 @@ on demand, so a module that is not loaded yet is not a finding.
             ok_finding,
             probe_findings,
         )
-        from preflight_checks.tun_probe import probe_if_allowed
+        from preflight_checks.tun.probe import probe_if_allowed
 
         host = ctx.host
         binary = host.which("openvpn")

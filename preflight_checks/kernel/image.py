@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from preflight.host import Host
 
+
 HEADER_MAGIC = b"HdrS"
 HEADER_MAGIC_AT = 0x202
 VERSION_POINTER_AT = 0x20E

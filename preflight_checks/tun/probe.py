@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.tun_facts import DEVICE
+from preflight_checks.tun.facts import DEVICE
 
 if TYPE_CHECKING:
     from preflight.host import Host
+
 
 # <linux/if_tun.h>: _IOW('T', 202, int), and the flags of struct ifreq's ifr_flags.
 TUNSETIFF = 0x400454CA

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Status
 
 if TYPE_CHECKING:
-    from preflight_checks.kernel_facts import KernelFacts
-    from preflight_checks.kernel_inventory import Kernel
+    from preflight_checks.kernel.facts import Kernel, KernelFacts
 
 
 class KernelCheck(Check):
@@ -104,8 +103,8 @@ class KernelCheck(Check):
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even
         # when the check is not selected.
-        from preflight_checks.kernel_facts import KernelFacts, read_installed, read_running
-        from preflight_checks.kernel_findings import (
+        from preflight_checks.kernel.facts import KernelFacts, read_installed, read_running
+        from preflight_checks.kernel.findings import (
             container,
             modules_missing,
             no_packages,
@@ -137,16 +136,15 @@ class KernelCheck(Check):
 
 def _compare(ctx: CheckContext, facts: KernelFacts) -> tuple[Finding, list[str]]:
     """The running kernel against the installed ones, and the evidence for the verdict."""
-    from preflight_checks.kernel_findings import (
+    from preflight.timefmt import iso_utc
+    from preflight_checks.kernel.facts import next_boot
+    from preflight_checks.kernel.findings import (
         drift,
         externally_managed,
         hand_installed,
         ok,
         reboot_required,
     )
-    from preflight_checks.kernel_inventory import next_boot
-
-    from preflight.timefmt import iso_utc
 
     running, installed = facts.running, facts.installed
     running_pkg = installed.running_pkg

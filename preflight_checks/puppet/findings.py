@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.puppet_installs import Install, first_on_path, newest
-from preflight_checks.puppet_paths import MODULE_TOOL_VERSION, VENDOR_BIN_DIR
-from preflight_checks.puppet_versions import older
-
 from preflight.check import CheckContext, Finding, Status
+from preflight_checks.puppet.facts import (
+    MODULE_TOOL_VERSION,
+    VENDOR_BIN_DIR,
+    Install,
+    first_on_path,
+    newest,
+    older,
+)
 
 if TYPE_CHECKING:
     from preflight.host import Host
+
 
 MODULE_TOOL_MISSING = (
     "`puppet module` (install, list and search modules from the Puppet Forge) only exists from "

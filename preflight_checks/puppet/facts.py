@@ -1,36 +1,108 @@
-"""Finding the `puppet` installations of a host and reading their versions without Ruby.
+"""Where Puppet lives on a host: the files the `puppet` check reads.
+
+Kept apart from the code that reads them: the check's `paths` are built from these, and the engine
+imports the check module (to validate `[checks.puppet]`) even when the check does not run.
+
+Comparing Puppet version strings for the `puppet` check, vendor builds included.
+
+Finding the `puppet` installations of a host and reading their versions without Ruby.
 
 Starting Ruby for `puppet --version` costs about 0.8 s, so each version comes from the Ruby
 library's own files, and the program is only asked when no file answers (and the host is live).
+
+Looking up the modules a deployment needs in Puppet's modulepath, as Puppet itself would.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from preflight_checks.puppet_paths import (
-    DISTRO_BIN,
-    DISTRO_LIBDIRS,
-    ENVIRONMENT_FILE,
-    GEM_LIBDIRS,
-    VENDOR_BIN,
-    VENDOR_BIN_DIR,
-    VENDOR_LIBDIRS,
-    VENDOR_PREFIX,
-    VENDOR_PROFILE,
-    VERSION_FILES,
-)
-from preflight_checks.puppet_versions import older, sort_key
-
 from preflight.host import SYSTEM_PATH
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from preflight.host import Host
     from preflight.packages import Package
 
+
+# --- from puppet_paths.py
+PACKAGE_NAMES = ("puppet", "puppet-agent", "puppet-common")
+DISTRO_BIN = "usr/bin/puppet"
+VENDOR_BIN = "opt/puppetlabs/bin/puppet"
+VENDOR_PREFIX = "opt/puppetlabs/"
+VENDOR_BIN_DIR = "/opt/puppetlabs/bin"
+# The all-in-one package's own version (puppet-agent 1.10.x carried Puppet 4.10.x): reported as
+# agent_version, never as Puppet's.
+VENDOR_AGENT_VERSION = "opt/puppetlabs/puppet/VERSION"
+VENDOR_PROFILE = "etc/profile.d/puppet-agent.sh"
+ENVIRONMENT_FILE = "etc/environment"
+
+VENDOR_LIBDIRS = ("opt/puppetlabs/puppet/lib/ruby/vendor_ruby",)
+DISTRO_LIBDIRS = (
+    "usr/lib/ruby/vendor_ruby",  # Debian/Ubuntu from Puppet 3 on (Debian 12: 7.23)
+    "usr/lib/ruby/1.8",  # Ubuntu 12.04, Debian 6/7: Puppet 2.x
+    "usr/lib/ruby/1.9.1",
+    "usr/share/ruby/vendor_ruby",  # Fedora, RHEL 7
+    "usr/lib/ruby/site_ruby/*",  # RHEL/EPEL with Ruby 1.8
+)
+GEM_LIBDIRS = (
+    "var/lib/gems/*/gems/puppet-*/lib",  # `gem install puppet` on Debian/Ubuntu
+    "usr/local/lib/ruby/gems/*/gems/puppet-*/lib",
+    "usr/lib/ruby/gems/*/gems/puppet-*/lib",
+    "usr/share/gems/gems/puppet-*/lib",
+)
+# Relative to a library folder, in Puppet's own order: Puppet.version prefers a VERSION file beside
+# version.rb (packagers write one), then the constant in version.rb (2.7.19 on), then the constant
+# in puppet.rb (older 2.7 and before).
+VERSION_FILES = ("puppet/VERSION", "puppet/version.rb", "puppet.rb")
+
+DISTRO_MODULEPATHS = (
+    "etc/puppet/code/environments/*/modules",  # Debian 12
+    "etc/puppet/code/modules",
+    "usr/share/puppet/modules",
+    "usr/share/puppet/vendor_modules",
+    "etc/puppet/environments/*/modules",  # Puppet 3 directory environments
+    "etc/puppet/modules",  # Puppet 2.7/3 default ($confdir/modules)
+)
+VENDOR_MODULEPATHS = (
+    "etc/puppetlabs/code/environments/production/modules",
+    "etc/puppetlabs/code/modules",
+    "opt/puppetlabs/puppet/modules",
+    "opt/puppetlabs/puppet/vendor_modules",
+)
+
+MODULE_TOOL_VERSION = "2.7.14"
+
+
+# --- from puppet_versions.py
+def version_key(version: str) -> Version | None:
+    """A comparable version; vendor suffixes (3.7.2.acquia7) compare by their release part."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version)
+    except InvalidVersion:
+        match = re.match(r"\d+(?:\.\d+)*", version)
+        return Version(match.group(0)) if match else None
+
+
+def sort_key(version: str | None) -> Version:
+    from packaging.version import Version
+
+    return version_key(version or "") or Version("0")
+
+
+def older(version: str, minimum: str) -> bool:
+    have, want = version_key(version), version_key(minimum)
+    return have is not None and want is not None and have < want
+
+
+# --- from puppet_installs.py
 SYSTEM_BIN_DIRS = ("usr/bin", "usr/sbin", "bin", "sbin")
 PUPPETVERSION_RE = re.compile(r"""^\s*PUPPETVERSION\s*=\s*['"]([^'"\s]+)['"]""", re.M)
 VERSION_TEXT_RE = re.compile(r"^\d+\.\d+[0-9A-Za-z.+~-]*$")
@@ -255,3 +327,80 @@ def newest_meeting(installs: list[Install], effective: Install, minimum: str) ->
             if i is not effective and i.version is not None and not older(i.version, minimum)
         ]
     )
+
+
+# --- from puppet_modules.py
+METADATA_LIMIT = 1 << 20
+MODULE_NAME_RE = re.compile(r"^(?:([A-Za-z0-9]+)[-/])?([a-z][a-z0-9_]*)$")
+MODULEFILE_RE = {
+    key: re.compile(rf"""^\s*{key}\s+['"]([^'"]+)['"]""", re.M) for key in ("name", "version")
+}
+
+
+def default_modulepaths(installs: list[Install]) -> list[str]:
+    layouts = {i.layout for i in installs} or {"distribution", "vendor"}
+    paths: list[str] = []
+    if layouts - {"vendor"}:
+        paths.extend(DISTRO_MODULEPATHS)
+    if "vendor" in layouts:
+        paths.extend(VENDOR_MODULEPATHS)
+    return paths
+
+
+def modulepath_folders(host: Host, patterns: list[str]) -> list[str]:
+    """The existing folders the modulepath patterns name, each once, in modulepath order."""
+    folders: list[str] = []
+    for pattern in patterns:
+        for folder in host.glob(pattern):
+            if folder not in folders and host.is_dir(folder):
+                folders.append(folder)
+    return folders
+
+
+def find_module(host: Host, wanted: str, folders: list[str]) -> dict[str, Any]:
+    match = MODULE_NAME_RE.match(wanted)
+    assert match is not None  # the check validated every name (puppet._config_problems)
+    author, short = match.group(1), match.group(2)
+    result: dict[str, Any] = {"name": wanted, "present": False, "path": None, "version": None}
+    for folder in folders:
+        module_dir = f"{folder}/{short}"
+        if not host.is_dir(module_dir):
+            continue
+        # Puppet loads the first folder of that name on the modulepath, whoever wrote it.
+        name, version = module_metadata(host, module_dir)
+        result.update(path=host.display(module_dir), metadata_name=name, version=version)
+        if author and name and forge_name(name).lower() != f"{author}-{short}".lower():
+            result["found_instead"] = f"{name} {version or ''}".strip()
+            return result
+        result["present"] = True
+        return result
+    return result
+
+
+def module_metadata(host: Host, module_dir: str) -> tuple[str | None, str | None]:
+    text = host.read_text(f"{module_dir}/metadata.json", METADATA_LIMIT)
+    if text is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            name, version = data.get("name"), data.get("version")
+            return (
+                name if isinstance(name, str) else None,
+                version if isinstance(version, str) else None,
+            )
+    # Modules from before metadata.json (Puppet 2.7 era) describe themselves in a Modulefile.
+    text = host.read_text(f"{module_dir}/Modulefile", METADATA_LIMIT)
+    if text is not None:
+        found = {key: pattern.search(text) for key, pattern in MODULEFILE_RE.items()}
+        return (
+            found["name"].group(1) if found["name"] else None,
+            found["version"].group(1) if found["version"] else None,
+        )
+    return None, None
+
+
+def forge_name(name: str) -> str:
+    """The author-name form `puppet module install` takes; metadata.json may say author/name."""
+    return name.replace("/", "-", 1)

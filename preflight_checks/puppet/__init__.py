@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight_checks.puppet_paths import (
+from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight_checks.puppet.facts import (
     DISTRO_BIN,
     DISTRO_LIBDIRS,
     DISTRO_MODULEPATHS,
@@ -28,10 +29,8 @@ from preflight_checks.puppet_paths import (
     VERSION_FILES,
 )
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
-
 if TYPE_CHECKING:
-    from preflight_checks.puppet_installs import Install
+    from preflight_checks.puppet.facts import Install
 
 
 class PuppetCheck(Check):
@@ -119,21 +118,21 @@ class PuppetCheck(Check):
     def run(self, ctx: CheckContext) -> list[Finding]:
         # The helpers are imported here, not above: the engine imports this module to validate
         # [checks.puppet] even when the check does not run.
-        from preflight_checks.puppet_advice import (
+        from preflight_checks.puppet.facts import (
+            assign_packages,
+            effective_install,
+            find_installs,
+            newest_meeting,
+            older,
+            puppet_search_path,
+            read_version,
+        )
+        from preflight_checks.puppet.findings import (
             not_installed_finding,
             shadowed_finding,
             too_old_finding,
             version_unknown_finding,
         )
-        from preflight_checks.puppet_installs import (
-            assign_packages,
-            effective_install,
-            find_installs,
-            newest_meeting,
-            puppet_search_path,
-            read_version,
-        )
-        from preflight_checks.puppet_versions import older
 
         host = ctx.host
         min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
@@ -221,13 +220,13 @@ class PuppetCheck(Check):
         puppet_cmd: str,
         too_old: bool,
     ) -> list[Finding]:
-        from preflight_checks.puppet_advice import MODULE_TOOL_MISSING
-        from preflight_checks.puppet_modules import (
+        from preflight_checks.puppet.facts import (
             default_modulepaths,
             find_module,
             forge_name,
             modulepath_folders,
         )
+        from preflight_checks.puppet.findings import MODULE_TOOL_MISSING
 
         host = ctx.host
         if modulepath_option:
@@ -270,8 +269,7 @@ class PuppetCheck(Check):
 
 
 def _config_problems(min_version: str, modules: list[str], modulepath: list[str]) -> list[str]:
-    from preflight_checks.puppet_modules import MODULE_NAME_RE
-    from preflight_checks.puppet_versions import version_key
+    from preflight_checks.puppet.facts import MODULE_NAME_RE, version_key
 
     problems = []
     if version_key(min_version) is None:

@@ -16,6 +16,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from preflight.host import Host
 
+
+# Where packages put the modules, in lookup order: Debian's multiarch folder (any architecture),
+# RPM's lib64, then the plain and /usr/local builds. Here in the light config module: the
+# check class names them in `markers`, which the engine reads even when the check does not run.
+MODULE_DIRS = (
+    "usr/lib/*-linux-gnu*/kamailio/modules",
+    "usr/lib64/kamailio/modules",
+    "usr/lib/kamailio/modules",
+    "usr/local/lib64/kamailio/modules",
+    "usr/local/lib/kamailio/modules",
+)
+
+
 DEFAULT_CONFIG = "etc/kamailio/kamailio.cfg"
 DEFAULT_TLS_CONFIG = "/etc/kamailio/tls.cfg"
 DEFAULT_SIP_PORT = 5060

@@ -1,0 +1,419 @@
+"""Build strings: which package version a kernel is, read from what the kernel says about itself.
+
+`uname -r` names only the ABI (`3.2.0-4-amd64`); two different builds share it. The build comes
+from `/proc/version` (Debian: `Debian 3.2.54-2`), `/proc/version_signature` (Ubuntu), an image's
+own version string, or the release itself (RPM: version-release.arch).
+
+The installed kernels: dpkg or rpm packages (else the kernels on disk), the build strings
+inside their /boot images, and which of them the boot loader starts next.
+
+The facts the kernel check decides on: what the running kernel says about itself and how it
+was booted, and the installed kernels as seen from it. Read once, through the Host; the
+machine's own facts (boot time, provider, virtualization, container) stay on the Host.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from preflight.facts import uts_version_of
+from preflight.timefmt import iso_utc
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+
+
+# --- from kernel_builds.py
+_DEBIAN_BUILD = re.compile(r"\bDebian (\d\S*)")
+_UBUNTU_UPLOAD = re.compile(r"#(\d+(?:~[\w.+]+)?)-Ubuntu\b")
+RPM_ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|s390x|i686|armv7hl|noarch)$")
+
+
+def dpkg_image_release(name: str) -> str | None:
+    """The release a dpkg image package provides (linux-image-6.1.0-26-amd64 -> 6.1.0-26-amd64,
+    Ubuntu's linux-image-unsigned-<release>, Debian's <release>-unsigned); None for a meta
+    package such as linux-image-amd64."""
+    rest = name[len("linux-image-") :] if name.startswith("linux-image-") else ""
+    rest = rest.removeprefix("unsigned-").removesuffix("-unsigned")
+    return rest if rest[:1].isdigit() else None
+
+
+def running_build(
+    release: str | None, uts_version: str | None, signature: str | None
+) -> str | None:
+    """The package version of the running kernel, from what the kernel says about itself."""
+    if signature:
+        fields = signature.split()
+        if len(fields) >= 2 and fields[0] == "Ubuntu":
+            flavour = _flavour(release)
+            build = fields[1]
+            if flavour and build.endswith("-" + flavour):
+                build = build[: -len(flavour) - 1]
+            return build
+    return build_from_uts(uts_version, release)
+
+
+def build_from_uts(uts_version: str | None, release: str | None) -> str | None:
+    """The build named by a `uname -v` string, else by an RPM release; None when neither says."""
+    if uts_version:
+        debian = _DEBIAN_BUILD.search(uts_version)
+        if debian:
+            return debian.group(1)
+        ubuntu = _UBUNTU_UPLOAD.search(uts_version)
+        if ubuntu and release:
+            base = "-".join(release.split("-")[:2])
+            return f"{base}.{ubuntu.group(1)}"
+    if release and RPM_ARCH.search(release):
+        return RPM_ARCH.sub("", release)  # RPM: the release is version-release.arch
+    return None
+
+
+def _flavour(release: str | None) -> str | None:
+    parts = (release or "").split("-")
+    return "-".join(parts[2:]) or None if len(parts) > 2 else None
+
+
+# --- from kernel_inventory.py
+_GRUB_LINUX = re.compile(r"^\s*linux(?:efi|16)?\s+(\S+)", re.M)
+_DEBUG_SUFFIXES = ("-dbg", "-dbgsym")
+_BOOT_LOADER_FILES = ("boot/grub/grub.cfg", "boot/grub2/grub.cfg")
+_GRUBENV_FILES = ("boot/grub/grubenv", "boot/grub2/grubenv")
+
+
+@dataclass
+class Kernel:
+    """One installed kernel: a package (or, without a package database, files on disk)."""
+
+    package: str | None
+    version: str | None  # the package version, i.e. the build it installs
+    release: str | None  # the `uname -r` it provides
+    installed_at: float | None
+    manager: str  # "dpkg", "rpm" or "files"
+    meta: bool = False
+    image: str | None = None  # root-relative path of boot/vmlinuz-<release>, when present
+    image_version: str | None = None  # the build string inside that image
+    image_uts: str | None = None  # its `uname -v` part: "#1 SMP PREEMPT_DYNAMIC Debian ..."
+    image_build: str | None = None
+
+    @property
+    def rules(self) -> str:
+        """How its versions are ordered: kernels found on disk have RPM-style names."""
+        return "dpkg" if self.manager == "dpkg" else "rpm"
+
+    @property
+    def label(self) -> str:
+        name = self.package or f"kernel {self.release}"
+        return f"{name} {self.version}" if self.version else name
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "package": self.package,
+            "version": self.version,
+            "release": self.release,
+            "installed_at": iso_utc(self.installed_at),
+            "build": self.image_build,
+            "image": None if self.image is None else "/" + self.image,
+            "image_version": self.image_version,
+            "source": self.manager,
+        }
+        if self.meta:
+            data["meta"] = True
+        return data
+
+
+def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
+    """The installed kernels and, apart, the meta packages that only point at one."""
+    db = host.packages
+    kernels: list[Kernel] = []
+    metas: list[Kernel] = []
+    if db.manager == "dpkg":
+        for pkg in db.kernel_packages():
+            if pkg.name.endswith(_DEBUG_SUFFIXES):
+                continue
+            release = dpkg_image_release(pkg.name)
+            if release is not None:
+                kernels.append(Kernel(pkg.name, pkg.version, release, pkg.installed_at, "dpkg"))
+            else:
+                # A meta package (linux-image-amd64) installs nothing itself: it depends on
+                # the real image, which provides the release.
+                metas.append(
+                    Kernel(
+                        pkg.name,
+                        pkg.version,
+                        _depended_release(pkg.fields.get("Depends", "")),
+                        pkg.installed_at,
+                        "dpkg",
+                        meta=True,
+                    )
+                )
+        return kernels, metas
+    if db.manager == "rpm":
+        seen: set[str] = set()
+        for pkg in sorted(db.kernel_packages(), key=lambda p: p.name != "kernel-core"):
+            release = f"{pkg.version.split(':')[-1]}.{pkg.arch}" if pkg.arch else None
+            if release is None or release in seen:
+                continue
+            seen.add(release)
+            kernels.append(Kernel(pkg.name, pkg.version, release, pkg.installed_at, "rpm"))
+        if kernels:
+            return kernels, metas
+    if db.manager in ("rpm", None):
+        kernels = _kernels_on_disk(host)
+    return kernels, metas
+
+
+def _depended_release(depends: str) -> str | None:
+    """The release of the first image package in a Depends field ("linux-image-6.1.0-26-amd64
+    (= 6.1.112-1), ..." or alternatives joined by "|")."""
+    for alternative in re.split(r"[,|]", depends):
+        words = alternative.split()
+        release = dpkg_image_release(words[0]) if words else None
+        if release is not None:
+            return release
+    return None
+
+
+def _kernels_on_disk(host: Host) -> list[Kernel]:
+    """Without a usable package database (an RPM host under --root): the kernels that
+    /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
+    releases = {
+        name
+        for name in host.listdir("lib/modules")
+        if name[:1].isdigit()
+        and (host.is_file(f"lib/modules/{name}/vmlinuz") or host.is_file(f"boot/vmlinuz-{name}"))
+    }
+    releases.update(
+        path.split("/vmlinuz-", 1)[1]
+        for path in host.glob("boot/vmlinuz-*")
+        if path.split("/vmlinuz-", 1)[1][:1].isdigit() and "rescue" not in path
+    )
+    kernels = []
+    for release in _sorted_releases(host, releases):
+        installed = host.mtime(f"lib/modules/{release}/modules.dep") or host.mtime(
+            f"boot/initramfs-{release}.img"
+        )
+        version = RPM_ARCH.sub("", release)
+        kernels.append(Kernel(None, version, release, installed, "files"))
+    return kernels
+
+
+def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
+    from functools import cmp_to_key
+
+    def by_version(a: str, b: str) -> int:
+        return host.packages.order(RPM_ARCH.sub("", a), RPM_ARCH.sub("", b), "rpm")
+
+    return sorted(sorted(releases), key=cmp_to_key(by_version))
+
+
+def read_images(
+    host: Host, kernels: list[Kernel], running_release: str, running_image: str | None
+) -> str | None:
+    """Fill in each kernel's /boot image and the build inside it; return the build string of
+    `running_image` (the running release's image, None when it is absent). Only the running
+    image is scanned when it has no x86 header: a scan can cost a second per image."""
+    from preflight_checks.kernel.image import image_version
+
+    running_image_version = None
+    if running_image is not None:
+        running_image_version = image_version(host, running_image)
+    for kernel in kernels:
+        rel = f"boot/vmlinuz-{kernel.release}"
+        if kernel.release == running_release:
+            if running_image is not None:
+                kernel.image, kernel.image_version = rel, running_image_version
+        elif host.is_file(rel):
+            kernel.image = rel
+            kernel.image_version = image_version(host, rel, scan=False)
+        if kernel.image_version:
+            kernel.image_uts = uts_version_of(kernel.image_version)
+            kernel.image_build = build_from_uts(kernel.image_uts, kernel.release)
+    return running_image_version
+
+
+def next_boot(
+    host: Host,
+    kernels: list[Kernel],
+    running_pkg: Kernel | None,
+    running_release: str | None,
+    newer: list[Kernel],
+    boot_image: str | None,
+) -> tuple[Kernel | None, str]:
+    """Which kernel the boot loader starts next, and how we know."""
+    candidates = newer or [k for k in kernels if k.release != running_release]
+    if not candidates:
+        return running_pkg, "the running release"
+    by_release = {k.release: k for k in candidates}
+    for rel in _GRUBENV_FILES:
+        text = host.read_text(rel, 64 * 1024) or ""
+        match = re.search(r"^saved_entry=(.+)$", text, re.M)
+        if match:
+            for release, kernel in by_release.items():
+                if release and match.group(1).strip().endswith(release):
+                    return kernel, f"the boot loader's saved entry, /{rel}"
+    for rel in _BOOT_LOADER_FILES:
+        text = host.read_text(rel, 1 << 20) or ""
+        match = _GRUB_LINUX.search(text)
+        if match:
+            name = match.group(1).rsplit("/", 1)[-1]
+            for release, kernel in by_release.items():
+                if name == f"vmlinuz-{release}":
+                    return kernel, f"the first entry of /{rel}"
+            break
+    best = candidates[0]
+    for kernel in candidates[1:]:
+        if host.packages.order(kernel.version or "", best.version or "", kernel.rules) > 0:
+            best = kernel
+    return best, (
+        "the newest installed, which the boot loader's default entry starts"
+        if boot_image
+        else "the newest installed"
+    )
+
+
+# --- from kernel_facts.py
+# Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM.
+EXTERNAL_PROVIDERS = {"digitalocean": "DigitalOcean", "linode": "Linode", "ovh": "OVH"}
+
+
+@dataclass
+class Running:
+    """The running kernel: its release and build, and how the machine was booted."""
+
+    release: str | None
+    uts_version: str | None  # uname -v
+    signature: str | None  # Ubuntu's /proc/version_signature
+    build: str | None
+    cmdline_known: bool
+    boot_image: str | None  # BOOT_IMAGE= on the kernel command line: a boot loader chose it
+    xen_pv: bool  # a Xen PV guest: the toolstack in dom0 loads its kernel
+
+    @property
+    def label(self) -> str:
+        if self.build:
+            return f"{self.release} build {self.build}"
+        return f"{self.release} ({self.uts_version})" if self.uts_version else f"{self.release}"
+
+    def details(self, host: Host) -> dict[str, Any]:
+        return {
+            "running_release": self.release,
+            "running_build": self.build,
+            "running_version": self.uts_version,
+            "version_signature": self.signature,
+            "boot_time": iso_utc(host.boot_time),
+            "boot_image": self.boot_image,
+            "provider": host.provider,
+            "virtualization": host.virtualization,
+            "container": host.container,
+        }
+
+
+def read_running(host: Host) -> Running:
+    release = host.kernel_release
+    uts_version = host.kernel_version
+    signature = host.read_line("proc/version_signature")
+    return Running(
+        release=release,
+        uts_version=uts_version,
+        signature=signature,
+        build=running_build(release, uts_version, signature),
+        cmdline_known=host.kernel_cmdline is not None,
+        boot_image=host.boot_image,
+        xen_pv=(host.read_line("sys/hypervisor/guest_type") or "").upper() == "PV",
+    )
+
+
+@dataclass
+class Installed:
+    """The installed kernels, and what of the running release is on disk."""
+
+    kernels: list[Kernel]
+    metas: list[Kernel]  # meta packages (linux-image-amd64): they only point at a kernel
+    running_pkg: Kernel | None  # the installed kernel of the running release
+    running_image: str  # root-relative boot/vmlinuz-<running release>
+    running_image_found: bool
+    running_image_version: str | None
+    modules_dir: bool
+    proc_modules: bool  # the kernel loads modules at all
+    reboot_flag: bool
+    reboot_pkgs: list[str]
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "running_image": "/" + self.running_image if self.running_image_found else None,
+            "running_image_version": self.running_image_version,
+            "installed": [k.to_dict() for k in [*self.kernels, *self.metas]],
+            "modules_dir": self.modules_dir,
+            "proc_modules": self.proc_modules,
+            "reboot_required_flag": self.reboot_flag,
+            "reboot_required_pkgs": self.reboot_pkgs,
+        }
+
+
+def read_installed(host: Host, release: str) -> Installed:
+    kernels, metas = installed_kernels(host)
+    running_image = f"boot/vmlinuz-{release}"
+    running_image_found = host.is_file(running_image)
+    running_image_version = read_images(
+        host, kernels, release, running_image if running_image_found else None
+    )
+    return Installed(
+        kernels=kernels,
+        metas=metas,
+        running_pkg=next((k for k in kernels if k.release == release), None),
+        running_image=running_image,
+        running_image_found=running_image_found,
+        running_image_version=running_image_version,
+        modules_dir=bool(host.modules_dir),
+        proc_modules=host.loaded_modules is not None,
+        reboot_flag=host.exists("var/run/reboot-required"),
+        reboot_pkgs=(host.read_text("var/run/reboot-required.pkgs", 64 * 1024) or "").split(),
+    )
+
+
+@dataclass
+class KernelFacts:
+    """Everything the findings are built from."""
+
+    host: Host
+    running: Running
+    installed: Installed
+
+    @cached_property
+    def external_evidence(self) -> list[str]:
+        """Why no boot loader inside the machine chose the running kernel (the provider, the
+        Xen toolstack or the hypervisor supplied it); empty when one did, or when the kernel
+        command line is unknown."""
+        running, installed = self.running, self.installed
+        if not running.cmdline_known or running.boot_image is not None:
+            return []
+        evidence = []
+        provider = self.host.provider
+        if provider in EXTERNAL_PROVIDERS:
+            evidence.append(
+                f"DMI names the provider {EXTERNAL_PROVIDERS[provider]} and the kernel "
+                "command line has no BOOT_IMAGE=, so no boot loader inside the machine chose "
+                "the kernel"
+            )
+        if running.xen_pv:
+            evidence.append(
+                "this is a Xen PV guest whose kernel the toolstack loads "
+                "(no BOOT_IMAGE= on the kernel command line)"
+            )
+        if installed.running_pkg is None and not installed.running_image_found:
+            missing = f"no package, no /{installed.running_image}"
+            if not installed.modules_dir:
+                missing += f", no /lib/modules/{running.release}"
+            evidence.append(
+                f"the running release {running.release} has {missing} and no BOOT_IMAGE= on the "
+                "kernel command line, while other kernels are installed: something outside "
+                "the machine supplies it"
+            )
+        return evidence
+
+    @property
+    def loaded_from_outside(self) -> bool:
+        return bool(self.external_evidence)
