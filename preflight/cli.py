@@ -179,12 +179,15 @@ def list_command(
 
 @app.command("explain")
 def explain_command(
-    check: Annotated[str, typer.Argument(help="A check id.", metavar="CHECK")],
+    check: Annotated[
+        str, typer.Argument(help="A check id, or `declared` for declared checks.", metavar="CHECK")
+    ],
+    config: ConfigOpt = None,
 ) -> None:
     """What a check looks at, why it matters, and every finding it can report."""
     from preflight import session
 
-    print(session.explain(check), end="")
+    print(session.explain(check, config), end="")
 
 
 @app.command("facts")

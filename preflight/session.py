@@ -33,7 +33,7 @@ def plan(
     require_root(root)
     cfg = config_mod.load(config_path)
     available = registry.discover()
-    usable = registry.select(available, no_plugins, cfg.plugins)
+    usable = registry.select(available, no_plugins, cfg.plugins) + _declared(cfg, available)
     by_id = {e.name: e for e in usable}
     excluded = {e.name for e in available} - set(by_id)
     for name in cfg.checks or []:
@@ -67,6 +67,16 @@ def plan(
             options = config_mod.check_options(cfg, name, loaded.check.all_options())
         planned.append(Planned(loaded, options))
     return planned, cfg
+
+
+def _declared(
+    cfg: config_mod.Config, available: list[registry.EntryPointInfo]
+) -> list[registry.EntryPointInfo]:
+    """The declared checks (config and drop-in folder): config, not code, so they are loaded
+    under --no-plugins too; a malformed one is a usage error."""
+    from preflight import declared
+
+    return declared.entries(cfg, available)
 
 
 def _dedupe(names: list[str]) -> list[str]:
@@ -136,7 +146,8 @@ def failure_report(root: str, fail_on: str, exc: Exception, started: float) -> R
 def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any]]:
     cfg = config_mod.load(config_path)
     rows = []
-    for entry in registry.select(registry.discover(), no_plugins, cfg.plugins):
+    available = registry.discover()
+    for entry in registry.select(available, no_plugins, cfg.plugins) + _declared(cfg, available):
         loaded = registry.load(entry)
         row: dict[str, Any] = {"id": loaded.id, "title": loaded.title, "origin": loaded.origin}
         if loaded.error:
@@ -145,8 +156,15 @@ def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any
     return rows
 
 
-def explain(check_id: str) -> str:
+def explain(check_id: str, config_path: str | None = None) -> str:
+    if check_id == "declared":
+        from preflight import declared
+
+        return declared.explain_kinds()
     entries = {e.name: e for e in registry.discover()}
+    if check_id not in entries:
+        # Perhaps a declared check: only then is the config read.
+        entries.update({e.name: e for e in _declared(config_mod.load(config_path), [])})
     if check_id not in entries:
         raise UsageError(_unknown(check_id, set(), entries, "check"))
     loaded = registry.load(entries[check_id])
