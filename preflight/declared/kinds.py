@@ -474,12 +474,24 @@ def check_kernel_module(a: Assertion, facts: DeclaredFacts, host: Host) -> Outco
     out = Outcome(f"kernel module {module}")
     loaded_set = host.loaded_modules
     builtin_set = facts.builtin_modules
-    if loaded_set is None and builtin_set is None:
-        return _missing(host, out, "/proc/modules and modules.builtin")
-    loaded = loaded_set is not None and module in loaded_set
-    builtin = builtin_set is not None and module in builtin_set
-    state = "built in" if builtin else ("loaded" if loaded else "not loaded")
+    # /sys/module/NAME: every loaded module, and built-in ones that have parameters; a loaded
+    # module has an initstate file there, a built-in one does not.
+    in_sys = host.is_dir(f"sys/module/{module}")
+    loaded = (loaded_set is not None and module in loaded_set) or (
+        in_sys and host.exists(f"sys/module/{module}/initstate")
+    )
+    builtin = (builtin_set is not None and module in builtin_set) or (in_sys and not loaded)
     want = p.get("loaded", True)
+    if not (loaded or builtin) and builtin_set is None:
+        release = host.kernel_release or "<release>"
+        what = f"/lib/modules/{release}/modules.builtin"
+        if not host.is_live:
+            return _missing(host, out, f"{what} (or /proc/modules, /sys/module)")
+        if want:
+            # A built-in module without parameters shows nowhere else: not a verdict.
+            out.error = f"not loaded, and without {what} it cannot be told whether it is built in"
+            return out
+    state = "built in" if builtin else ("loaded" if loaded else "not loaded")
     fix = (
         f"{_cmd('modprobe', module)}; to load it at boot: "
         f"echo {shell_arg(module)} > /etc/modules-load.d/{module}.conf"
