@@ -142,12 +142,12 @@ host = "localhost"
 addresses = ["127.0.0.1"]""",
     ),
     "http": (
-        "live. An HTTP(S) GET (no proxy; redirects followed): status (default 200), body "
+        "live. An HTTP(S) GET (no proxy; redirects followed): status_code (default 200), body "
         "(regex over the first 1 MiB), timeout (default 5), verify_tls (default true).",
         """\
 kind = "http"
 url = "http://127.0.0.1:8080/health"
-status = 200
+status_code = 200
 body = "ok\"""",
     ),
     "command": (

@@ -725,7 +725,7 @@ def check_http(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
     timeout = _timeout(a, host)
-    want_status = p.get("status", 200)
+    want_status = p.get("status_code", 200)
     try:
         with opener.open(url, timeout=timeout) as response:  # noqa: S310 - scheme validated
             status, body = response.status, response.read(HTTP_BODY_LIMIT)
@@ -734,7 +734,7 @@ def check_http(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         out.compare(
-            "status",
+            "status_code",
             want_status,
             None,
             False,
@@ -743,7 +743,7 @@ def check_http(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         )
         return out
     out.compare(
-        "status",
+        "status_code",
         want_status,
         status,
         status == want_status,

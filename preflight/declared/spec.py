@@ -384,7 +384,7 @@ KINDS: dict[str, dict[str, tuple[Validator, bool]]] = {
     },
     "http": {
         "url": (v_url, True),
-        "status": (v_http_status, False),
+        "status_code": (v_http_status, False),
         "body": (v_regex, False),
         "timeout": (v_seconds, False),
         "verify_tls": (v_bool, False),
