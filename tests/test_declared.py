@@ -412,12 +412,24 @@ def test_service_through_the_real_init_script(tmp_path: Path) -> None:
             kind = "service"
             service = "nosuch-service"
             """,
+            """
+            name = "kamailio-unconfigured"
+            kind = "service"
+            service = "kamailio"
+            """,
         )
+    )
+    # Debian's /etc/default/kamailio as shipped (RUN_KAMAILIO commented out): its init script
+    # then exits 0 from `status` while printing "... failed!".
+    default = tmp_path / "default-kamailio"
+    default.write_text(
+        "# Set to yes to enable kamailio, once configured properly.\n#RUN_KAMAILIO=yes\n"
     )
     check = shlex.join([*PREFLIGHT, "check", "svc", "-c", str(path), "-f", "json"])
     # Not running first; its remediation, run verbatim; then running.
     script = (
-        f"mount -t tmpfs tmpfs /run && {check} > {tmp_path}/before.json; "
+        f"mount -t tmpfs tmpfs /run && mount --bind {default} /etc/default/kamailio && "
+        f"{check} > {tmp_path}/before.json; "
         f"python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); "
         f'[print(s) for c in r["checks"] for f in c["findings"] '
         f'if f["code"] == "svc.dbus" for s in f["remediation"]]\' {tmp_path}/before.json '
@@ -438,6 +450,9 @@ def test_service_through_the_real_init_script(tmp_path: Path) -> None:
     assert results(after)["puppet-at-boot"] == "warn"
     assert finding(after, "svc.puppet-at-boot")["remediation"] == ["update-rc.d puppet enable"]
     assert "no systemd and no /etc/init.d/nosuch-service" in finding(after, "svc.nosuch")["message"]
+    unconfigured = finding(after, "svc.kamailio-unconfigured")
+    assert unconfigured["status"] == "fail"
+    assert "not running (Kamailio not yet configured" in unconfigured["message"]
 
 
 # ------------------------------------------------------------------------------ sysctl

@@ -389,8 +389,10 @@ def check_service(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         )
         return out
     result = host.run([f"/{script}", "status"])
-    running = result is not None and result.returncode == 0
     said = _excerpt(result.stdout or result.stderr) if result is not None else ""
+    # Exit 0 is "running" (LSB), unless the script itself printed a failure: Debian's kamailio
+    # script exits 0 with log_failure_msg's "... failed!" when RUN_KAMAILIO is not yes.
+    running = result is not None and result.returncode == 0 and "failed!" not in said
     out.compare(
         "active",
         want_active,
@@ -791,17 +793,22 @@ def check_command(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         f"exit status {result.returncode}, expected {want_exit}"
         + (f" (stderr: {_excerpt(result.stderr)})" if result.stderr.strip() else ""),
     )
+    exit_ok = result.returncode == want_exit
     for key, stream in (("stdout", result.stdout), ("stderr", result.stderr)):
         if key in p:
             regex: Regex = p[key]
             found = regex.search(stream)
+            # After a wrong exit status the output rarely says more than stderr did: the
+            # mismatch stays in the details, the message names the exit status only.
             out.compare(
                 key,
                 regex.pattern,
                 _excerpt(stream),
-                found,
-                f"{key} {_excerpt(stream)!r} does not match {regex.pattern!r}",
+                found or not exit_ok,
+                f"{key} {_excerpt(stream)!r} does not match the pattern {regex.pattern}",
             )
+            if not found and not exit_ok:
+                out.observed[key] = _excerpt(stream)
     return out
 
 
