@@ -964,3 +964,40 @@ def test_a_declared_check_runs_by_id_and_in_the_default_run(tmp_path: Path) -> N
         run_preflight("check", "mine", "--no-plugins", "-c", str(path), "-f", "json")
     )
     assert check_of(no_plugins, "mine")["status"] == "pass"
+
+
+def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
+    listeners: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two declared checks with ten port assertions each, run by the real runner on one Host:
+    psutil reads the socket tables once (counted by wrapping the real function)."""
+    import tomllib
+
+    from preflight import declared
+    from preflight.config import Config
+    from preflight.host import Host
+    from preflight.registry import load
+    from preflight.runner import Planned, run_all
+
+    tcp_port, udp_port = listeners
+    reads: list[str] = []
+    real = psutil.net_connections
+
+    def counted(kind: str = "inet") -> Any:
+        reads.append(kind)
+        return real(kind)
+
+    monkeypatch.setattr(psutil, "net_connections", counted)
+    tables = []
+    for check_id in ("ports-a", "ports-b"):
+        body = [f'name = "p{i}"\nkind = "port"\nport = {tcp_port}' for i in range(5)]
+        body += [
+            f'name = "u{i}"\nkind = "port"\nproto = "udp"\nport = {udp_port}' for i in range(5)
+        ]
+        tables += tomllib.loads(spec(check_id, *body))["check"]
+    entries = declared.entries(Config(path="inline", check_tables=tables, checks_dir=None), [])
+    plan = [Planned(load(entry), {}) for entry in entries]
+    results_ = run_all(plan, Host("/"), timeout=30)
+    assert [r.status.value for r in results_] == ["pass", "pass"]
+    assert [f.code for r in results_ for f in r.findings] == ["ports-a.ok", "ports-b.ok"]
+    assert reads == ["inet"]
