@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -68,6 +69,32 @@ ConfigOpt = Annotated[
     Optional[str], typer.Option("--config", "-c", metavar="PATH", help="TOML config file.")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+# Longer than any sensible check or wait, short enough that deadlines stay ordinary numbers.
+MAX_SECONDS = 86400.0
+
+
+def _seconds(minimum: float) -> Any:
+    """A click callback: a finite number of seconds in [minimum, MAX_SECONDS]."""
+
+    def validate(value: float) -> float:
+        if not math.isfinite(value) or not minimum <= value <= MAX_SECONDS:
+            raise typer.BadParameter(
+                f"{value!r} is not a number of seconds from {minimum:g} to {MAX_SECONDS:g}"
+            )
+        return value
+
+    return validate
+
+
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        callback=_seconds(0.1),
+        help="Seconds per check (and per plugin import).",
+    ),
+]
 
 
 @app.command("check")
@@ -93,14 +120,12 @@ def check_command(
         Optional[FailOn],
         typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero."),
     ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds per check.")
-    ] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     wait: Annotated[
         float,
         typer.Option(
             "--wait",
-            min=0,
+            callback=_seconds(0.0),
             metavar="SECONDS",
             help="Re-run checks that did not pass for up to this long.",
         ),
@@ -111,14 +136,17 @@ def check_command(
     debug: DebugOpt = False,
 ) -> None:
     """Run checks and print a report."""
+    import signal
+
     from preflight import session
+    from preflight.isolation import STOP_SIGNALS
 
     if output:
         from preflight.output import check_destination
 
         check_destination(output)
     started = time.perf_counter()
-    plan, cfg = session.plan(checks or [], config, no_plugins, root)
+    plan, cfg = session.plan(checks or [], config, no_plugins, root, timeout)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
     try:
         report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
@@ -144,13 +172,15 @@ def check_command(
             raise
         report = session.failure_report(root, effective_fail_on, exc, started)
         text = render(fmt.value, report, color=color)
+    # From here on a stop signal waits: the report is delivered whole, with its exit code, or
+    # (signal before this point) not at all.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if output:
         from preflight.output import write_atomic
 
         write_atomic(output, text)
     elif not quiet:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _emit(text)
     raise typer.Exit(report.exit_code)
 
 
@@ -159,22 +189,27 @@ def list_command(
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
     no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     config: ConfigOpt = None,
+    timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Every loaded check: id, title and origin."""
     from preflight import session
+    from preflight.text import printable
 
-    rows = session.list_checks(config, no_plugins)
+    rows = session.list_checks(config, no_plugins, timeout)
     if fmt is ListFormat.json:
-        print(json.dumps(rows, indent=2))
+        _emit(json.dumps(rows, indent=2) + "\n")
         return
+    # Titles, origins and errors come from installed distributions: data, not terminal codes.
+    rows = [{key: printable(str(value)) for key, value in row.items()} for row in rows]
     width = max([len(r["id"]) for r in rows] + [2])
     title_width = max([len(r["title"]) for r in rows] + [5])
-    print(f"{'ID':<{width}}  {'TITLE':<{title_width}}  ORIGIN")
+    lines = [f"{'ID':<{width}}  {'TITLE':<{title_width}}  ORIGIN"]
     for row in rows:
         line = f"{row['id']:<{width}}  {row['title']:<{title_width}}  {row['origin']}"
         if row.get("error"):
             line += f"  (failed to load: {row['error']})"
-        print(line)
+        lines.append(line)
+    _emit("\n".join(lines) + "\n")
 
 
 @app.command("explain")
@@ -184,7 +219,7 @@ def explain_command(
     """What a check looks at, why it matters, and every finding it can report."""
     from preflight import session
 
-    print(session.explain(check), end="")
+    _emit(session.explain(check))
 
 
 @app.command("facts")
@@ -194,7 +229,7 @@ def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
     from preflight import session
 
     config_mod.load(config)  # a broken config is reported the same way everywhere
-    print(json.dumps(session.facts(root), indent=2, default=str))
+    _emit(json.dumps(session.facts(root), indent=2, default=str) + "\n")
 
 
 @app.command("collect")
@@ -240,14 +275,37 @@ def collect_command(
         )
 
 
+def _emit(text: str) -> None:
+    """Write `text` to stdout. A reader that went away (`| head -c1`) or a closed stdout is said
+    in one line on stderr; the command keeps its exit code (the verdict, for `check`)."""
+    try:
+        if _STDOUT_CLOSED:
+            raise BrokenPipeError("stdout is closed")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        why = "it is closed" if _STDOUT_CLOSED else f"{exc.strerror or exc}"
+        sys.stderr.write(f"preflight: warning: stdout: the output was not delivered: {why}\n")
+        sys.stderr.flush()
+        # Nothing more goes there, not even the flush at exit (it would fail again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+
 def _print_tracebacks(report: Any) -> None:
     import traceback
+
+    from preflight.isolation import CheckCrash
 
     for result in report.results:
         exc = result.exception
         if exc is not None:
             print(f"--- traceback of check {result.id}:", file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            if isinstance(exc, CheckCrash):  # formatted in the check's process
+                sys.stderr.write(str(exc))
+            else:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
 def _argv_with_default_command(args: list[str]) -> list[str]:
@@ -266,8 +324,34 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
+_STDOUT_CLOSED = False
+
+
+def _guard_standard_fds() -> None:
+    """A closed stdin, stdout or stderr is reopened on /dev/null: otherwise the next file or pipe
+    preflight opens would take its number, and the report would be written into it."""
+    global _STDOUT_CLOSED
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            if fd == 1:
+                _STDOUT_CLOSED = True
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the run
+            elif fd == 2:
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; every way out is an exit code from contract section 2."""
+    from preflight.isolation import Interrupted, handle_signals
+
+    _guard_standard_fds()
+    handle_signals()
     args = _argv_with_default_command(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     command = typer.main.get_command(app)
@@ -277,8 +361,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except Interrupted as exc:
+        # Every check's process and command is already killed; no report was written.
+        _fail(f"interrupted by {exc.name}: stopped, no report written", exc.exit_code)
     except Exception as exc:  # click's usage errors, or a bug in preflight itself
         if type(exc).__name__ in ("Abort",):
             _fail("aborted", 130)

@@ -1,9 +1,9 @@
-"""Runs checks concurrently, each under its own timeout; failures become `error` results."""
+"""Runs checks concurrently, each in its own child process killed at its timeout (see
+preflight.isolation); failures become `error` results."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from typing import Any
 
 from preflight.check import CheckContext
 from preflight.host import Host
+from preflight.isolation import CheckCrash, JobError, run_jobs
 from preflight.model import CheckResult, Finding, Status, Waiver, error_result, summarize
 from preflight.registry import LoadedCheck
 
@@ -69,36 +70,78 @@ def _validate(finding: object) -> None:
         raise TypeError(f"finding {finding.code!r}: remediation must be a list of strings")
 
 
+def _in_child(planned: Planned, host: Host, timeout: float) -> CheckResult:
+    """run_one, with the result made of plain data so that it crosses the pipe."""
+    result = run_one(planned, host, timeout)
+    exc = result.exception
+    if exc is not None:
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        result.exception = CheckCrash(text)
+    result.summary = str(result.summary)
+    result.details = _plain(result.details)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """Plain data only (what the JSON report can hold); anything else as its str()."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, (int, float, bool)) else k: _plain(v)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=str)
+    return str(value)
+
+
 def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult]:
-    """Run every planned check at once; report order is the plan's order."""
-    results: dict[int, CheckResult] = {}
-    threads: list[tuple[int, threading.Thread]] = []
+    """Run every planned check at once, each in a child process killed at `timeout`; report
+    order is the plan's order."""
+    # The facts every check and the report header share are read once, before the children
+    # are forked, so that each child inherits them instead of reading them again.
+    host.summary()
+    jobs = [
+        (lambda planned=planned: _in_child(planned, host, timeout))  # type: ignore[misc]
+        for planned in plan
+    ]
+    try:
+        outcomes = run_jobs(jobs, timeout)
+    finally:
+        host.kill_commands()  # commands this process started must not outlive the run
+    results = []
+    for planned, outcome in zip(plan, outcomes, strict=True):
+        loaded = planned.loaded
+        if outcome.error is None and isinstance(outcome.value, CheckResult):
+            results.append(outcome.value)
+            continue
+        error = outcome.error or JobError("lost", "returned no result")
+        results.append(_engine_error(loaded, error, timeout, outcome.seconds))
+    return results
 
-    def target(index: int, planned: Planned) -> None:
-        results[index] = run_one(planned, host, timeout)
 
-    started = time.monotonic()
-    for index, planned in enumerate(plan):
-        thread = threading.Thread(
-            target=target, args=(index, planned), daemon=True, name=f"check-{planned.loaded.id}"
+def _engine_error(
+    loaded: LoadedCheck, error: JobError, timeout: float, seconds: float
+) -> CheckResult:
+    if error.kind == "timeout":
+        return error_result(
+            loaded.id,
+            loaded.title,
+            f"the check did not finish within its {timeout:g} s timeout (raise it with --timeout)",
+            "timeout",
+            timeout * 1000,
         )
-        thread.start()
-        threads.append((index, thread))
-    deadline = started + timeout
-    for index, thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive() or index not in results:
-            loaded = plan[index].loaded
-            results[index] = error_result(
-                loaded.id,
-                loaded.title,
-                f"the check did not finish within its {timeout:g} s timeout "
-                f"(raise it with --timeout)",
-                "timeout",
-                timeout * 1000,
-            )
-    host.kill_commands()  # commands of timed-out checks must not outlive the run
-    return [results[i] for i in range(len(plan))]
+    if error.kind == "raised":
+        message = f"the check crashed: {error.message}"
+    else:
+        message = f"the check's process {error.message}"
+    result = error_result(loaded.id, loaded.title, message, "crashed", seconds * 1000)
+    if error.traceback:
+        result.exception = CheckCrash(error.traceback)
+    return result
 
 
 def run_with_wait(
