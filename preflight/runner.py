@@ -105,7 +105,7 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
     # are forked, so that each child inherits them instead of reading them again.
     host.summary()
     jobs = [
-        (lambda planned=planned: _in_child(planned, host, timeout))  # type: ignore[misc]
+        (lambda planned=planned: _in_child(planned, host, timeout))
         for planned in plan
     ]
     try:
