@@ -175,14 +175,14 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an object that cannot cross the pipe
             data = pickle.dumps(("error", _raised(exc)), protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(BaseException):
+            sys.stderr.flush()  # before the result: the parent kills the child once it has it
         view = memoryview(_HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(write_fd, view) :]
     except BaseException:
         status = 70
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stderr.flush()
         os._exit(status)
 
 
@@ -207,23 +207,19 @@ def _collect(children: list[_Child], timeout: float) -> None:
     while pending:
         now = time.monotonic()
         for child in pending:
-            overdue = now - child.started >= timeout
             if child.done:
-                if not _reap(child.pid, block=False):
-                    if not overdue:
-                        continue  # it sent its result and is exiting
-                    kill_tree(child.pid)  # ... or lingers: its result is complete all the same
-                    _reap(child.pid)
-                child.outcome = _decode(child)
-            elif overdue:
+                # The result is complete (or the pipe closed): the child has nothing more to
+                # do; whatever is left in its process group goes with it.
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                _reap(child.pid)
+                child.outcome = child.outcome or _decode(child)
+            elif now - child.started >= timeout:
                 _give_up(child, JobError("timeout", f"did not finish within {timeout:g} s"), poller)
         pending = [c for c in pending if c.outcome is None]
         if not pending:
             break
-        waiting = [c for c in pending if not c.done]
         wait = min(c.started + timeout for c in pending) - time.monotonic()
-        if not waiting:
-            wait = min(wait, 0.005)  # a child that sent its result is exiting: look again soon
         for fd, _event in poller.poll(max(0.0, wait) * 1000):
             _read(by_fd[fd], poller)
 
