@@ -219,7 +219,9 @@ def explain_command(
     """What a check looks at, why it matters, and every finding it can report."""
     from preflight import session
 
-    _emit(session.explain(check))
+    from preflight.text import printable
+
+    _emit(printable(session.explain(check), keep_newlines=True))
 
 
 @app.command("facts")
