@@ -218,7 +218,6 @@ def explain_command(
 ) -> None:
     """What a check looks at, why it matters, and every finding it can report."""
     from preflight import session
-
     from preflight.text import printable
 
     _emit(printable(session.explain(check), keep_newlines=True))

@@ -4,6 +4,7 @@ preflight.isolation); failures become `error` results."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from preflight.check import CheckContext
 from preflight.host import Host
 from preflight.isolation import CheckCrash, JobError, run_jobs
 from preflight.model import CheckResult, Finding, Status, Waiver, error_result, summarize
-from preflight.registry import LoadedCheck
+from preflight.registry import OWN_DISTRIBUTION, LoadedCheck
+from preflight.text import plausible_name, shell_arg
 
 
 @dataclass
@@ -29,7 +31,13 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
     loaded = planned.loaded
     started = time.perf_counter()
     if loaded.check is None:
-        return error_result(loaded.id, loaded.title, loaded.error or "could not load", "load-error")
+        return error_result(
+            loaded.id,
+            loaded.title,
+            loaded.error or "could not load",
+            "load-error",
+            remediation=load_error_steps(loaded),
+        )
     ctx = CheckContext(
         host=host, options=dict(planned.options), timeout=timeout, check_id=loaded.id
     )
@@ -51,6 +59,26 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
         return result
     elapsed = (time.perf_counter() - started) * 1000
     return summarize(loaded.id, loaded.title, findings, ctx.summary, ctx.details, elapsed)
+
+
+def load_error_steps(loaded: LoadedCheck) -> list[str]:
+    """How to repair or drop a check that did not load. The distribution's name comes from its
+    own metadata: quoted, and not suggested at all unless it is a plausible package name."""
+    if loaded.builtin:
+        return [f"reinstall preflight: {_reinstall(OWN_DISTRIBUTION)}"]
+    steps = []
+    if plausible_name(loaded.origin):
+        steps.append(f"reinstall the plugin: {_reinstall(loaded.origin)}")
+    steps.append(
+        "or stop loading it: --no-plugins, or a [preflight] plugins list in the config "
+        f"without {loaded.id}"
+    )
+    return steps
+
+
+def _reinstall(distribution: str) -> str:
+    python = shell_arg(sys.executable)
+    return f"{python} -m pip install --force-reinstall {shell_arg(distribution)}"
 
 
 def _validate(finding: object) -> None:
@@ -104,10 +132,7 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
     # The facts every check and the report header share are read once, before the children
     # are forked, so that each child inherits them instead of reading them again.
     host.summary()
-    jobs = [
-        (lambda planned=planned: _in_child(planned, host, timeout))
-        for planned in plan
-    ]
+    jobs = [(lambda planned=planned: _in_child(planned, host, timeout)) for planned in plan]
     try:
         outcomes = run_jobs(jobs, timeout)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
@@ -167,3 +168,66 @@ def test_a_stray_file_named_like_markup_is_one_fail_with_a_quoted_command(
     steps = [step for f in check_of(report, "odd")["findings"] for step in f["remediation"]]
     # The plausible name gets a command, the hostile one none.
     assert steps == ["rm -- /etc/odd/plain.conf"]
+
+
+# ------------------------------------------------------------------ 16: suggested commands
+INJECTION = "x$(touch${IFS}$HOME.PWN);reboot"  # a file name holds no "/"
+INJECTION_WITH_SLASH = "x$(touch${IFS}/root/PWN);reboot"
+
+
+def test_tun_restarts_enabled_instances_by_quoted_name_and_never_a_hostile_one(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    snapshot.write("usr/sbin/openvpn", "", mode=0o755)
+    snapshot.write("dev/null", "")  # a /dev without net/tun: the device is missing
+    wants = "etc/systemd/system/multi-user.target.wants"
+    for folder, template, name in (
+        ("server", "openvpn-server@", "good"),
+        ("server", "openvpn-server@", INJECTION),
+        ("client", "openvpn-client@", "office~2"),
+    ):
+        snapshot.write(f"etc/openvpn/{folder}/{name}.conf", "dev tun\n")
+        snapshot.write(f"{wants}/{template}{name}.service", "")
+    human = run_preflight("check", "tun", "--root", str(snapshot.root))
+    assert human.returncode == 2 and "systemctl restart" in human.stdout, human.stderr
+    assert "touch" not in human.stdout and "reboot" not in human.stdout
+    report = report_of(run_preflight("check", "tun", "--root", str(snapshot.root), "-f", "json"))
+    steps = check_of(report, "tun")["findings"][0]["remediation"]
+    assert "touch" not in json.dumps(steps)
+    restart = [step for step in steps if step.startswith("systemctl restart")]
+    assert restart == ["systemctl restart 'openvpn-client@office~2' openvpn-server@good"]
+    # Pasted into a shell, the command names exactly those units.
+    words = subprocess.run(
+        ["sh", "-c", 'printf "%s\\n" ' + restart[0].removeprefix("systemctl restart ")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.splitlines()
+    assert words == ["openvpn-client@office~2", "openvpn-server@good"]
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("odd-plugin", True), (INJECTION_WITH_SLASH, False), ("odd plugin", False)],
+)
+def test_load_error_suggests_reinstalling_only_a_plausible_distribution(
+    tmp_path: Path, name: str, suggested: bool
+) -> None:
+    from conftest import distribution
+
+    site = tmp_path / "site"
+    distribution(site, "odd_plugin-0.1.dist-info", name, "[preflight.checks]\nodd = odd_plugin:X\n")
+    (site / "odd_plugin.py").write_text("raise ImportError('needs libodd')\n")
+    run = run_preflight("check", "odd", "-f", "json", env={"PYTHONPATH": str(site)})
+    odd = check_of(report_of(run, crashed_ok=True), "odd")
+    assert odd["code"] == "odd.load-error" and "needs libodd" in odd["summary"]
+    steps = odd["findings"][0]["remediation"]
+    reinstall = [s for s in steps if "pip install" in s]
+    assert "touch" not in json.dumps(steps) and steps[-1].startswith("or stop loading it")
+    if suggested:
+        (command,) = reinstall
+        argv = shlex.split(command.removeprefix("reinstall the plugin: "))
+        assert argv[1:] == ["-m", "pip", "install", "--force-reinstall", name]
+    else:
+        assert reinstall == []
