@@ -68,9 +68,11 @@ def _raise_interrupted(signum: int, _frame: object) -> None:
 
 
 def handle_signals() -> None:
-    """SIGTERM, SIGINT and SIGHUP raise `Interrupted` in the main thread."""
+    """SIGTERM, SIGINT and SIGHUP raise `Interrupted` in the main thread; a signal the caller
+    ignores (`nohup` ignores SIGHUP, a shell's `&` SIGINT) stays ignored."""
     for signum in STOP_SIGNALS:
-        signal.signal(signum, _raise_interrupted)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise_interrupted)
 
 
 class CheckCrash(Exception):
@@ -162,7 +164,8 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+            if signal.getsignal(signum) is _raise_interrupted:
+                signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         # stdout is the report's: whatever a check or plugin prints goes to stderr.
         os.dup2(2, 1)
