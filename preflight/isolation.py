@@ -25,7 +25,6 @@ import signal
 import struct
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,13 +130,18 @@ def run_jobs(jobs: Sequence[Callable[[], Any]], timeout: float) -> list[Outcome]
             children.append(_start(job))
         _collect(children, timeout)
     finally:
-        for child in children:
-            if child.outcome is None:  # interrupted, or a bug here: nothing may outlive the run
-                kill_tree(child.pid)
-                _reap(child.pid)
-                child.outcome = Outcome(error=JobError("lost", "interrupted"))
-            with contextlib.suppress(OSError):
-                os.close(child.fd)
+        # A second signal must not cut this cleanup short: it waits until every child is gone.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for child in children:
+                if child.outcome is None:  # interrupted, or a bug here: nothing may outlive us
+                    kill_tree(child.pid)
+                    _reap(child.pid)
+                    child.outcome = Outcome(error=JobError("lost", "interrupted"))
+                with contextlib.suppress(OSError):
+                    os.close(child.fd)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return [child.outcome or Outcome(error=JobError("lost", "no outcome")) for child in children]
 
 
@@ -190,6 +194,8 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
 
 
 def _raised(exc: BaseException) -> JobError:
+    import traceback
+
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return JobError(
