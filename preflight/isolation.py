@@ -4,10 +4,11 @@ killed at their deadline, whatever they do.
 A thread cannot be stopped: a check stuck in a C call that holds the interpreter lock (a
 backtracking regex) starves every other thread and outlives any timeout. A forked child can be
 killed. Each job runs in its own child and process group; its stdout is sent to stderr (stdout
-carries the report only); what it returns comes back over a pipe, length-prefixed and pickled,
-and is unpickled in the parent by an unpickler that builds only plain data and preflight's own
-result types (a child cannot make the parent import or call anything). At the deadline the child
-is frozen, every process it started is killed by process group, then the child itself.
+carries the report only). What a job returns must be JSON data: it comes back over a pipe,
+length-prefixed, and the parent rebuilds its own objects from it (a child can send data only,
+never make the parent import or call anything; json is loaded already, pickle would cost an
+import on every run). At the deadline the child is frozen, every process it started is killed by
+process group, then the child itself.
 
 Signals: `Interrupted` is raised in the main thread on SIGTERM, SIGINT or SIGHUP once
 `handle_signals` is installed; `run_jobs` then kills every child it started before the exception
@@ -17,33 +18,20 @@ leaves it, so nothing a run started outlives it.
 from __future__ import annotations
 
 import contextlib
-import io
+import json
 import os
-import pickle
 import select
 import signal
 import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # A result bigger than this is not a report but a runaway (a check filling its details).
 MAX_RESULT_BYTES = 64 << 20
 _HEADER = struct.Struct("!Q")
-# What a child may send back: plain data and the engine's own result types.
-_SAFE_BUILTINS = frozenset(
-    {"set", "frozenset", "list", "dict", "tuple", "str", "int", "float", "bool", "bytes",
-     "complex", "slice", "range", "bytearray", "NoneType"}
-)  # fmt: skip
-_SAFE_CLASSES = {
-    "preflight.model": frozenset({"Status", "Finding", "CheckResult", "Waiver"}),
-    "preflight.check": frozenset({"Option", "FindingDoc"}),
-    "preflight.isolation": frozenset({"JobError", "CheckCrash"}),
-    "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
-}
 
 
 class Interrupted(BaseException):
@@ -78,45 +66,39 @@ class CheckCrash(Exception):
     """A traceback formatted in a child process (the exception itself stays there)."""
 
 
-@dataclass
 class JobError:
     """Why a job gave no value: it raised (`kind` "raised", with the exception's type, message and
     traceback), ran out of time ("timeout"), or died or sent garbage ("lost")."""
 
-    kind: str
-    message: str
-    type_name: str = ""
-    traceback: str = ""
+    __slots__ = ("kind", "message", "traceback")
+
+    def __init__(self, kind: str, message: str, traceback: str = "") -> None:
+        self.kind = kind
+        self.message = message
+        self.traceback = traceback
 
 
-@dataclass
 class Outcome:
-    value: Any = None
-    error: JobError | None = None
-    seconds: float = 0.0
+    """A job's value (JSON data), or why there is none."""
+
+    __slots__ = ("value", "error", "seconds")
+
+    def __init__(self, value: Any = None, error: JobError | None = None, seconds: float = 0.0):
+        self.value = value
+        self.error = error
+        self.seconds = seconds
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if name in _SAFE_CLASSES.get(module, ()):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"a child may not send {module}.{name}")
-
-
-def _loads(data: bytes) -> Any:
-    return _SafeUnpickler(io.BytesIO(data)).load()
-
-
-@dataclass
 class _Child:
-    pid: int
-    fd: int
-    started: float
-    buffer: bytearray
-    done: bool = False  # the whole message arrived, or the pipe closed
-    outcome: Outcome | None = None
+    __slots__ = ("pid", "fd", "started", "buffer", "done", "outcome")
+
+    def __init__(self, pid: int, fd: int, started: float) -> None:
+        self.pid = pid
+        self.fd = fd
+        self.started = started
+        self.buffer = bytearray()
+        self.done = False  # the whole message arrived, or the pipe closed
+        self.outcome: Outcome | None = None
 
 
 def run_jobs(jobs: Sequence[Callable[[], Any]], timeout: float) -> list[Outcome]:
@@ -157,7 +139,7 @@ def _start(job: Callable[[], Any]) -> _Child:
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)  # also done in the child: whichever runs first
         os.close(write_fd)
-        return _Child(pid, read_fd, time.monotonic(), bytearray())
+        return _Child(pid, read_fd, time.monotonic())
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
@@ -175,13 +157,13 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
         os.dup2(2, 1)
         sys.stdout = sys.stderr
         try:
-            message: Any = ("ok", job())
+            message: Any = {"ok": job()}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from plugin code too
-            message = ("error", _raised(exc))
+            message = {"error": _raised(exc)}
         try:
-            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an object that cannot cross the pipe
-            data = pickle.dumps(("error", _raised(exc)), protocol=pickle.HIGHEST_PROTOCOL)
+            data = json.dumps(message).encode()
+        except Exception as exc:  # a value that is not JSON data
+            data = json.dumps({"error": _raised(exc)}).encode()
         with contextlib.suppress(BaseException):
             sys.stderr.flush()  # before the result: the parent kills the child once it has it
         view = memoryview(_HEADER.pack(len(data)) + data)
@@ -193,17 +175,15 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
         os._exit(status)
 
 
-def _raised(exc: BaseException) -> JobError:
+def _raised(exc: BaseException) -> dict[str, str]:
     import traceback
 
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    return JobError(
-        "raised",
-        f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
-        type(exc).__name__,
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    )
+    return {
+        "message": f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
 
 
 def _collect(children: list[_Child], timeout: float) -> None:
@@ -265,16 +245,14 @@ def _decode(child: _Child) -> Outcome:
     if len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
         return Outcome(error=JobError("lost", "exited without a result"), seconds=seconds)
     try:
-        kind, value = _loads(data[_HEADER.size :])
-    except Exception as exc:
-        return Outcome(
-            error=JobError("lost", f"sent an unreadable result ({exc})"), seconds=seconds
-        )
-    if kind == "ok":
-        return Outcome(value=value, seconds=seconds)
-    if isinstance(value, JobError):
-        return Outcome(error=value, seconds=seconds)
-    return Outcome(error=JobError("lost", "sent an unreadable result"), seconds=seconds)
+        message = json.loads(data[_HEADER.size :])
+        if "ok" in message:
+            return Outcome(value=message["ok"], seconds=seconds)
+        error = message["error"]
+        raised = JobError("raised", str(error["message"]), str(error["traceback"]))
+        return Outcome(error=raised, seconds=seconds)
+    except (ValueError, TypeError, KeyError):
+        return Outcome(error=JobError("lost", "sent an unreadable result"), seconds=seconds)
 
 
 def _reap(pid: int, block: bool = True) -> bool:

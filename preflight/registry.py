@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from preflight.check import Check, CheckContext, FindingDoc, Option
+from preflight.check import Check, CheckContext, FindingDoc, Option, Status
 
 GROUP = "preflight.checks"
 OWN_DISTRIBUTION = "preflight"
@@ -41,7 +41,7 @@ BUILTIN_PACKAGE = "preflight_checks"
 IMPORT_TIMEOUT = 10.0
 # The class attributes of a check that the engine reads (list, explain, config, collect).
 _METADATA = ("id", "title", "description", "findings", "options", "paths", "markers")
-_OPTION_KINDS = (bool, str, int, float, list)
+_OPTION_KINDS: dict[str, type] = {k.__name__: k for k in (bool, str, int, float, list)}
 
 # importlib.metadata.EntryPoint.pattern: `module.path:attr.path [extras]`.
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
@@ -268,9 +268,13 @@ def load_many(entries: list[EntryPointInfo], timeout: float = IMPORT_TIMEOUT) ->
                 LoadedCheck(entry.name, entry.origin, None, f"could not load {value}: {why}")
             )
         else:
-            loaded.append(
-                LoadedCheck(entry.name, entry.origin, _plugin_class(entry, outcome.value))
-            )
+            try:
+                metadata = _metadata(outcome.value)
+            except (ValueError, TypeError, KeyError):
+                error = f"could not load {value}: its import sent unreadable metadata"
+                loaded.append(LoadedCheck(entry.name, entry.origin, None, error))
+                continue
+            loaded.append(LoadedCheck(entry.name, entry.origin, _plugin_class(entry, metadata)))
     return loaded
 
 
@@ -331,23 +335,26 @@ def _own_checks_package() -> None:
 
 
 def _describe(entry: EntryPointInfo) -> dict[str, Any]:
-    """In the child: import the plugin and return its metadata as plain, checked data."""
+    """In the child: import the plugin and return its metadata as checked JSON data
+    (_metadata rebuilds it in the parent)."""
     obj = entry.entry_point.load()
     if not (isinstance(obj, type) and issubclass(obj, Check)):
         raise TypeError(f"{entry.entry_point.value} is not a preflight Check class")
-    findings = dict(obj.findings or {})
-    for code, doc in findings.items():
+    findings = {}
+    for code, doc in dict(obj.findings or {}).items():
         if not (isinstance(code, str) and isinstance(doc, FindingDoc)):
             raise TypeError(f"findings[{code!r}] is not a FindingDoc")
-    options = dict(obj.options or {})
-    for name, option in options.items():
+        findings[code] = [Status(doc.status).value, str(doc.meaning), str(doc.fix)]
+    options = {}
+    for name, option in dict(obj.options or {}).items():
         if not (isinstance(name, str) and isinstance(option, Option)):
             raise TypeError(f"options[{name!r}] is not an Option")
         kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
-        if not all(kind in _OPTION_KINDS for kind in kinds):
+        if not all(kind in _OPTION_KINDS.values() for kind in kinds):
             raise TypeError(f"option {name!r}: kind is not bool, str, int, float or list")
-        if not isinstance(option.default, (type(None), *_OPTION_KINDS)):
+        if not isinstance(option.default, (type(None), *_OPTION_KINDS.values())):
             raise TypeError(f"option {name!r}: the default is not plain data")
+        options[name] = [[kind.__name__ for kind in kinds], option.default, str(option.help)]
     return {
         "id": str(obj.id or entry.name),
         "title": str(obj.title or ""),
@@ -359,8 +366,30 @@ def _describe(entry: EntryPointInfo) -> dict[str, Any]:
     }
 
 
-def _strings(values: Iterable[Any]) -> tuple[str, ...]:
-    return tuple(str(v) for v in values or ())
+def _metadata(data: Any) -> dict[str, Any]:
+    """The class attributes of a plugin from what _describe sent; ValueError, TypeError or
+    KeyError when it is not that."""
+    findings = {
+        str(code): FindingDoc(Status(status), str(meaning), str(fix))
+        for code, (status, meaning, fix) in data["findings"].items()
+    }
+    options = {}
+    for name, (kinds, default, help_text) in data["options"].items():
+        types = tuple(_OPTION_KINDS[kind] for kind in kinds)
+        options[str(name)] = Option(types[0] if len(types) == 1 else types, default, str(help_text))
+    return {
+        "id": str(data["id"]),
+        "title": str(data["title"]),
+        "description": str(data["description"]),
+        "findings": findings,
+        "options": options,
+        "paths": _strings(data["paths"]),
+        "markers": _strings(data["markers"]),
+    }
+
+
+def _strings(values: Iterable[Any]) -> list[str]:
+    return [str(v) for v in values or ()]
 
 
 def _plugin_class(entry: EntryPointInfo, metadata: dict[str, Any]) -> type[Check]:
@@ -375,5 +404,6 @@ def _plugin_class(entry: EntryPointInfo, metadata: dict[str, Any]) -> type[Check
         return real().run(ctx)
 
     attrs = {key: metadata[key] for key in _METADATA}
+    attrs["paths"], attrs["markers"] = tuple(attrs["paths"]), tuple(attrs["markers"])
     attrs["run"] = run
     return type(f"Plugin_{entry.name}", (Check,), attrs)

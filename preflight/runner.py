@@ -98,17 +98,50 @@ def _validate(finding: object) -> None:
         raise TypeError(f"finding {finding.code!r}: remediation must be a list of strings")
 
 
-def _in_child(planned: Planned, host: Host, timeout: float) -> CheckResult:
-    """run_one, with the result made of plain data so that it crosses the pipe."""
+def _in_child(planned: Planned, host: Host, timeout: float) -> dict[str, Any]:
+    """run_one, with the result as JSON data so that it crosses the pipe (see _from_child)."""
     result = run_one(planned, host, timeout)
+    crash = None
     exc = result.exception
     if exc is not None:
         import traceback
 
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        result.exception = CheckCrash(text)
-    result.summary = str(result.summary)
-    result.details = _plain(result.details)
+        crash = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        "status": result.status.value,
+        "code": result.code,
+        "summary": str(result.summary),
+        "findings": [
+            [f.code, f.status.value, f.message, list(f.remediation)] for f in result.findings
+        ],
+        "details": _plain(result.details),
+        "duration_ms": result.duration_ms,
+        "traceback": crash,
+    }
+
+
+def _from_child(loaded: LoadedCheck, data: Any) -> CheckResult:
+    """The CheckResult a child sent (_in_child); ValueError, TypeError or KeyError when the data
+    is not one."""
+    findings = [
+        Finding(str(code), Status(status), str(message), [str(step) for step in steps])
+        for code, status, message, steps in data["findings"]
+    ]
+    details = data["details"]
+    if not isinstance(details, dict):
+        raise TypeError("details")
+    result = CheckResult(
+        loaded.id,
+        loaded.title,
+        Status(data["status"]),
+        str(data["code"]),
+        str(data["summary"]),
+        findings,
+        details,
+        float(data["duration_ms"]),
+    )
+    if data["traceback"]:
+        result.exception = CheckCrash(str(data["traceback"]))
     return result
 
 
@@ -140,10 +173,13 @@ def run_all(plan: list[Planned], host: Host, timeout: float) -> list[CheckResult
     results = []
     for planned, outcome in zip(plan, outcomes, strict=True):
         loaded = planned.loaded
-        if outcome.error is None and isinstance(outcome.value, CheckResult):
-            results.append(outcome.value)
-            continue
-        error = outcome.error or JobError("lost", "returned no result")
+        error = outcome.error
+        if error is None:
+            try:
+                results.append(_from_child(loaded, outcome.value))
+                continue
+            except (ValueError, TypeError, KeyError):
+                error = JobError("lost", "sent an unreadable result")
         results.append(_engine_error(loaded, error, timeout, outcome.seconds))
     return results
 
