@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from enum import Enum
@@ -80,11 +79,24 @@ def check_command(
             metavar="CHECK...",
         ),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["human"],
+    fmt: Annotated[
+        Optional[Format],
+        typer.Option("--format", "-f", help="Report format (default human).", show_default=False),
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option(
             "--output", "-o", metavar="PATH", help="Write the report to this file atomically."
+        ),
+    ] = None,
+    reports: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--report",
+            metavar="FORMAT[:PATH]",
+            help="A report of this run (repeatable): to PATH atomically, or stdout without "
+            "PATH or with -. Replaces -f/-o.",
+            show_default=False,
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -111,12 +123,11 @@ def check_command(
     debug: DebugOpt = False,
 ) -> None:
     """Run checks and print a report."""
+    from preflight import reports as reports_mod
     from preflight import session
 
-    if output:
-        from preflight.output import check_destination
-
-        check_destination(output)
+    targets = reports_mod.plan_reports(reports or [], fmt.value if fmt else None, output)
+    reports_mod.check_destinations(targets)
     started = time.perf_counter()
     plan, cfg = session.plan(checks or [], config, no_plugins, root)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
@@ -128,29 +139,14 @@ def check_command(
         report = session.failure_report(root, effective_fail_on, exc, started)
     if debug:
         _print_tracebacks(report)
-    color = (
-        fmt.value == "human"
-        and output is None
-        and not no_color
-        and "NO_COLOR" not in os.environ
-        and sys.stdout.isatty()
-    )
-    from preflight.reporters import render
-
     try:
-        text = render(fmt.value, report, color=color)
+        texts = reports_mod.render_all(report, targets, no_color)
     except Exception as exc:  # a reporter bug: report that instead of printing nothing
         if debug:
             raise
         report = session.failure_report(root, effective_fail_on, exc, started)
-        text = render(fmt.value, report, color=color)
-    if output:
-        from preflight.output import write_atomic
-
-        write_atomic(output, text)
-    elif not quiet:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        texts = reports_mod.render_all(report, targets, no_color)
+    reports_mod.write_all(targets, texts, quiet)
     raise typer.Exit(report.exit_code)
 
 
