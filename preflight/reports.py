@@ -79,31 +79,51 @@ def check_destinations(targets: list[ReportTarget]) -> None:
             check_destination(target.path, target.label if len(targets) > 1 else "--output")
 
 
-def render_all(report: Report, targets: list[ReportTarget], no_color: bool) -> list[str]:
-    """Every report's text; colour only for a human report on a terminal."""
+def stdout_colour(no_color: bool) -> bool:
+    """Colour on standard output: never with --no-color or NO_COLOR (no-color.org), always with
+    FORCE_COLOR (unless it is 0), else only on a terminal that is not TERM=dumb."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "0") not in ("", "0"):
+        return True
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def stdout_width() -> int:
+    """The terminal's width on a terminal (colour or not), else a fixed 100 columns so files
+    and pipes get the same report wherever they are made."""
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+
+
+def render_all(
+    report: Report, targets: list[ReportTarget], no_color: bool, quiet: bool = False
+) -> list[str | None]:
+    """Every report's text (None for the stdout report under --quiet: it is never rendered, so
+    -q does not even import the human reporter's rich)."""
     from preflight.reporters import render
 
-    texts = []
+    texts: list[str | None] = []
     for target in targets:
-        color = (
-            target.fmt == "human"
-            and target.path is None
-            and not no_color
-            and "NO_COLOR" not in os.environ
-            and sys.stdout.isatty()
-        )
-        texts.append(render(target.fmt, report, color=color))
+        if target.path is None and quiet:
+            texts.append(None)
+            continue
+        on_stdout = target.path is None
+        color = target.fmt == "human" and on_stdout and stdout_colour(no_color)
+        width = stdout_width() if on_stdout else 100
+        texts.append(render(target.fmt, report, color=color, width=width))
     return texts
 
 
-def write_all(targets: list[ReportTarget], texts: list[str], quiet: bool) -> None:
-    """Files first (each atomically), then standard output unless quiet."""
+def write_all(targets: list[ReportTarget], texts: list[str | None]) -> None:
+    """Files first (each atomically), then standard output."""
     from preflight.output import write_atomic
 
     for target, text in zip(targets, texts, strict=True):
-        if target.path is not None:
+        if target.path is not None and text is not None:
             write_atomic(target.path, text)
     for target, text in zip(targets, texts, strict=True):
-        if target.path is None and not quiet:
+        if target.path is None and text is not None:
             sys.stdout.write(text)
             sys.stdout.flush()
