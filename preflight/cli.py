@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from enum import Enum
@@ -16,6 +15,8 @@ from preflight import __version__
 from preflight.errors import UsageError
 from preflight.report import EXIT_ERROR, EXIT_USAGE
 from preflight.reporters import FORMATS
+from preflight.stdout import emit, guard_standard_fds
+from preflight.suggest import did_you_mean
 
 app = typer.Typer(
     add_completion=False,
@@ -55,7 +56,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -107,11 +112,24 @@ def check_command(
             metavar="CHECK...",
         ),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["human"],
+    fmt: Annotated[
+        Optional[Format],
+        typer.Option("--format", "-f", help="Report format (default human).", show_default=False),
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option(
             "--output", "-o", metavar="PATH", help="Write the report to this file atomically."
+        ),
+    ] = None,
+    reports: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--report",
+            metavar="FORMAT[:PATH]",
+            help="A report of this run (repeatable): to PATH atomically, or stdout without "
+            "PATH or with -. Replaces -f/-o.",
+            show_default=False,
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -138,13 +156,12 @@ def check_command(
     """Run checks and print a report."""
     import signal
 
+    from preflight import reports as reports_mod
     from preflight import session
     from preflight.isolation import STOP_SIGNALS
 
-    if output:
-        from preflight.output import check_destination
-
-        check_destination(output)
+    targets = reports_mod.plan_reports(reports or [], fmt.value if fmt else None, output)
+    reports_mod.check_destinations(targets)
     started = time.perf_counter()
     plan, cfg = session.plan(checks or [], config, no_plugins, root, timeout)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
@@ -156,31 +173,17 @@ def check_command(
         report = session.failure_report(root, effective_fail_on, exc, started)
     if debug:
         _print_tracebacks(report)
-    color = (
-        fmt.value == "human"
-        and output is None
-        and not no_color
-        and "NO_COLOR" not in os.environ
-        and sys.stdout.isatty()
-    )
-    from preflight.reporters import render
-
     try:
-        text = render(fmt.value, report, color=color)
+        texts = reports_mod.render_all(report, targets, no_color, quiet)
     except Exception as exc:  # a reporter bug: report that instead of printing nothing
         if debug:
             raise
         report = session.failure_report(root, effective_fail_on, exc, started)
-        text = render(fmt.value, report, color=color)
-    # From here on a stop signal waits: the report is delivered whole, with its exit code, or
-    # (signal before this point) not at all.
+        texts = reports_mod.render_all(report, targets, no_color, quiet)
+    # From here on a stop signal waits: the reports are delivered whole, with their exit code,
+    # or (signal before this point) not at all.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    if output:
-        from preflight.output import write_atomic
-
-        write_atomic(output, text)
-    elif not quiet:
-        _emit(text)
+    reports_mod.write_all(targets, texts)
     raise typer.Exit(report.exit_code)
 
 
@@ -197,7 +200,7 @@ def list_command(
 
     rows = session.list_checks(config, no_plugins, timeout)
     if fmt is ListFormat.json:
-        _emit(json.dumps(rows, indent=2) + "\n")
+        emit(json.dumps(rows, indent=2) + "\n")
         return
     # Titles, origins and errors come from installed distributions: data, not terminal codes.
     rows = [{key: printable(str(value)) for key, value in row.items()} for row in rows]
@@ -209,18 +212,29 @@ def list_command(
         if row.get("error"):
             line += f"  (failed to load: {row['error']})"
         lines.append(line)
-    _emit("\n".join(lines) + "\n")
+    emit("\n".join(lines) + "\n")
 
 
 @app.command("explain")
 def explain_command(
     check: Annotated[str, typer.Argument(help="A check id.", metavar="CHECK")],
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """What a check looks at, why it matters, and every finding it can report."""
+    import shutil
+
     from preflight import session
     from preflight.text import printable
 
-    _emit(printable(session.explain(check), keep_newlines=True))
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    doc, text = session.explain(check, config, no_plugins, width - 1)
+    if fmt is ListFormat.json:
+        emit(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        # Plugin titles and descriptions are data: no terminal codes.
+        emit(printable(text, keep_newlines=True))
 
 
 @app.command("facts")
@@ -230,7 +244,7 @@ def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
     from preflight import session
 
     config_mod.load(config)  # a broken config is reported the same way everywhere
-    _emit(json.dumps(session.facts(root), indent=2, default=str) + "\n")
+    emit(json.dumps(session.facts(root), indent=2, default=str) + "\n")
 
 
 @app.command("collect")
@@ -276,24 +290,6 @@ def collect_command(
         )
 
 
-def _emit(text: str) -> None:
-    """Write `text` to stdout. A reader that went away (`| head -c1`) or a closed stdout is said
-    in one line on stderr; the command keeps its exit code (the verdict, for `check`)."""
-    try:
-        if _STDOUT_CLOSED:
-            raise BrokenPipeError("stdout is closed")
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError as exc:
-        why = "it is closed" if _STDOUT_CLOSED else f"{exc.strerror or exc}"
-        sys.stderr.write(f"preflight: warning: stdout: the output was not delivered: {why}\n")
-        sys.stderr.flush()
-        # Nothing more goes there, not even the flush at exit (it would fail again).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-
-
 def _print_tracebacks(report: Any) -> None:
     import traceback
 
@@ -314,52 +310,59 @@ def _argv_with_default_command(args: list[str]) -> list[str]:
     if not args:
         return ["check"]
     first = args[0]
-    if first in COMMANDS or first in ("--version", "--help", "-h"):
+    if first in COMMANDS or first in ("--version", "-V", "--help", "-h"):
         return args
+    if not first.startswith("-") and did_you_mean(first, COMMANDS):
+        # `preflight chek`: a mistyped command, unless some check is really called that
+        from preflight.registry import discover
+
+        if first not in {entry.name for entry in discover()}:
+            raise UsageError(f"unknown command {first!r}{did_you_mean(first, COMMANDS)}")
     return ["check", *args]
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+def _fail(message: str, code: int = EXIT_USAGE, nagios: bool = False) -> NoReturn:
     sys.stderr.write(f"preflight: error: {message}\n")
     sys.stderr.flush()
+    if nagios and code == EXIT_USAGE:
+        # Nagios reads stdout and knows 0-3 only: 64 would be "out of bounds", message lost.
+        from preflight.reporters.nagios_format import UNKNOWN_EXIT, usage_error
+
+        sys.stdout.write(usage_error(message))
+        sys.stdout.flush()
+        code = UNKNOWN_EXIT
     raise SystemExit(code)
 
 
-_STDOUT_CLOSED = False
-
-
-def _guard_standard_fds() -> None:
-    """A closed stdin, stdout or stderr is reopened on /dev/null: otherwise the next file or pipe
-    preflight opens would take its number, and the report would be written into it."""
-    global _STDOUT_CLOSED
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            devnull = os.open(os.devnull, os.O_RDWR)
-            if devnull != fd:
-                os.dup2(devnull, fd)
-                os.close(devnull)
-            if fd == 1:
-                _STDOUT_CLOSED = True
-                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the run
-            elif fd == 2:
-                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+def _asks_for_nagios(args: list[str]) -> bool:
+    """Whether the command line asks for a Nagios report (-f nagios, --format=nagios,
+    --report nagios[:PATH]), read before parsing so a usage error can still speak Nagios."""
+    for index, arg in enumerate(args):
+        following = args[index + 1] if index + 1 < len(args) else ""
+        if arg in ("-f", "--format") and following == "nagios":
+            return True
+        if arg == "--report" and following.partition(":")[0] == "nagios":
+            return True
+        if arg in ("-fnagios", "--format=nagios") or arg.startswith("--report=nagios"):
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; every way out is an exit code from contract section 2."""
     from preflight.isolation import Interrupted, handle_signals
 
-    _guard_standard_fds()
+    guard_standard_fds()
     handle_signals()
-    args = _argv_with_default_command(list(sys.argv[1:] if argv is None else argv))
-    debug = "--debug" in args
-    command = typer.main.get_command(app)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in raw
+    nagios = _asks_for_nagios(raw)
     try:
+        args = _argv_with_default_command(raw)
+        command = typer.main.get_command(app)
         code = command.main(args=args, prog_name="preflight", standalone_mode=False)
     except UsageError as exc:
-        _fail(str(exc))
+        _fail(str(exc), nagios=nagios)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Interrupted as exc:
@@ -370,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
             _fail("aborted", 130)
         format_message = getattr(exc, "format_message", None)
         if format_message is not None and getattr(exc, "exit_code", None) == 2:
-            _fail(format_message().splitlines()[0])
+            _fail(format_message().splitlines()[0], nagios=nagios)
         if debug:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug)", EXIT_ERROR)

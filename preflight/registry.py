@@ -28,7 +28,9 @@ from typing import Any
 from preflight.check import Check, CheckContext, FindingDoc, Option, Status
 
 GROUP = "preflight.checks"
-OWN_DISTRIBUTION = "preflight"
+OWN_DISTRIBUTION = "host-preflight"
+# Names a distribution other than this installation may take to pass for preflight's own.
+_OWN_NAMES = ("host_preflight", "preflight")
 # The [project.entry-points."preflight.checks"] table of pyproject.toml.
 BUILTIN_CHECKS = {
     "kernel": "preflight_checks.kernel:KernelCheck",
@@ -40,7 +42,9 @@ BUILTIN_PACKAGE = "preflight_checks"
 # How long a plugin may take to import when no --timeout says otherwise (list, explain).
 IMPORT_TIMEOUT = 10.0
 # The class attributes of a check that the engine reads (list, explain, config, collect).
-_METADATA = ("id", "title", "description", "findings", "options", "paths", "markers")
+_METADATA = (
+    "id", "title", "description", "findings", "open_codes", "options", "paths", "markers",
+)  # fmt: skip
 _OPTION_KINDS: dict[str, type] = {k.__name__: k for k in (bool, str, int, float, list)}
 
 # importlib.metadata.EntryPoint.pattern: `module.path:attr.path [extras]`.
@@ -104,7 +108,7 @@ def discover() -> list[EntryPointInfo]:
     for ep, dist_name in _entry_points():
         # A built-in keeps its id: a plugin cannot silently replace a built-in check. A
         # distribution named like preflight's own is not this installation: ignored.
-        if ep.name in found or _normalize(dist_name) == OWN_DISTRIBUTION:
+        if ep.name in found or _normalize(dist_name) in _OWN_NAMES:
             continue
         found[ep.name] = EntryPointInfo(ep.name, dist_name, ep)
     return [found[k] for k in sorted(found)]
@@ -360,6 +364,7 @@ def _describe(entry: EntryPointInfo) -> dict[str, Any]:
         "title": str(obj.title or ""),
         "description": str(obj.description or ""),
         "findings": findings,
+        "open_codes": bool(obj.open_codes),
         "options": options,
         "paths": _strings(obj.paths),
         "markers": _strings(obj.markers),
@@ -382,6 +387,7 @@ def _metadata(data: Any) -> dict[str, Any]:
         "title": str(data["title"]),
         "description": str(data["description"]),
         "findings": findings,
+        "open_codes": bool(data["open_codes"]),
         "options": options,
         "paths": _strings(data["paths"]),
         "markers": _strings(data["markers"]),
