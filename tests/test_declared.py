@@ -969,15 +969,16 @@ def test_a_declared_check_runs_by_id_and_in_the_default_run(tmp_path: Path) -> N
 def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
     listeners: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two declared checks with ten port assertions each, run by the real runner on one Host:
-    psutil reads the socket tables once (counted by wrapping the real function)."""
+    """Two declared checks with ten port assertions each, run one after the other in this
+    process on one Host (as a check's child process runs its assertions): psutil reads the
+    socket tables once (counted by wrapping the real function)."""
     import tomllib
 
     from preflight import declared
     from preflight.config import Config
     from preflight.host import Host
     from preflight.registry import load
-    from preflight.runner import Planned, run_all
+    from preflight.runner import Planned, run_one
 
     tcp_port, udp_port = listeners
     reads: list[str] = []
@@ -997,7 +998,8 @@ def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
         tables += tomllib.loads(spec(check_id, *body))["check"]
     entries = declared.entries(Config(path="inline", check_tables=tables, checks_dir=None), [])
     plan = [Planned(load(entry), {}) for entry in entries]
-    results_ = run_all(plan, Host("/"), timeout=30)
+    host = Host("/")
+    results_ = [run_one(planned, host, timeout=30) for planned in plan]
     assert [r.status.value for r in results_] == ["pass", "pass"]
     assert [f.code for r in results_ for f in r.findings] == ["ports-a.ok", "ports-b.ok"]
     assert reads == ["inet"]

@@ -169,6 +169,8 @@ class DeclaredEntryPoint(EntryPoint):
     """An entry point whose check class is already built (from a spec, not imported)."""
 
     check: Any = field(default=None, compare=False)
+    # Data, not third-party code: loaded in this process like a built-in (registry.load_many).
+    in_process = True
 
     def load(self) -> Any:
         return self.check
@@ -186,8 +188,17 @@ def entries(cfg: Config, known: list[EntryPointInfo]) -> list[EntryPointInfo]:
     return out
 
 
-def explain_kinds() -> str:
-    """`preflight explain declared`: the assertion kinds, with an example of each."""
-    from preflight.declared.docs import KINDS_TEXT
+def explain_kinds() -> tuple[dict[str, Any], str]:
+    """`preflight explain declared`: the assertion kinds, with an example of each, as a JSON
+    document and as text."""
+    from preflight.declared.docs import KIND_EXAMPLES, KINDS_TEXT
 
-    return KINDS_TEXT
+    doc = {
+        "id": "declared",
+        "title": "Declared checks: checks written in TOML, without Python",
+        "kinds": [
+            {"kind": kind, "summary": summary, "example": example}
+            for kind, (summary, example) in KIND_EXAMPLES.items()
+        ],
+    }
+    return doc, KINDS_TEXT
