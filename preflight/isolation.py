@@ -163,9 +163,13 @@ def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any) -> None:
             if signal.getsignal(signum) is _raise_interrupted:
                 signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        # stdout is the report's: whatever a check or plugin prints goes to stderr.
+        # stdout is the report's: whatever a check or plugin prints goes to stderr. A new file
+        # object, not the inherited one: another thread of the parent (the progress line) may
+        # have held its lock at the fork, and would hold it in this copy for ever.
         os.dup2(2, 1)
-        sys.stdout = sys.stderr
+        sys.stdout = sys.stderr = open(  # noqa: SIM115 - lives as long as the child
+            2, "w", buffering=1, errors="backslashreplace", closefd=False
+        )
         try:
             message: Any = {"ok": job()}
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from plugin code too

@@ -157,8 +157,9 @@ def execute(
         return Host(root, timeout=timeout)
 
     from preflight.progress import Progress
+    from preflight.text import printable
 
-    ids = ", ".join(p.loaded.id for p in plan_)
+    ids = printable(", ".join(p.loaded.id for p in plan_))  # plugin ids are data too
     if wait > 0:
         with Progress(f"running {ids}; re-running what does not pass for up to {wait:g} s"):
             results, host = run_with_wait(plan_, make_host, timeout, wait)

@@ -311,17 +311,19 @@ def test_a_stop_signal_during_a_human_run_prints_nothing(
 
 
 # ------------------------------------------------------------------ 17: built-ins are our own
+@pytest.mark.parametrize("fake_name", ["preflight", "host-preflight"])
 def test_a_fake_preflight_distribution_on_pythonpath_cannot_replace_the_builtins(
-    tmp_path: Path, snapshot: Snapshot
+    tmp_path: Path, snapshot: Snapshot, fake_name: str
 ) -> None:
+    snapshot.write("etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
     site = tmp_path / "site"
     marker = tmp_path / "hijacked"
     hijack = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
     # A distribution calling itself preflight, whose entry points name its own modules ...
     distribution(
         site,
-        "preflight-99.0.dist-info",
-        "preflight",
+        f"{fake_name.replace('-', '_')}-99.0.dist-info",
+        fake_name,
         "[preflight.checks]\nkernel = fake_kernel:Check\nextra = fake_kernel:Check\n",
         version="99.0",
     )
