@@ -223,7 +223,7 @@ def check_package(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         "not installed" if want else f"{package.name if package else ''} is installed",
         install if want else _cmd("apt-get" if manager == "dpkg" else "dnf", "remove", *found),
     )
-    if package is None or "version" not in p:
+    if package is None or not want or "version" not in p:
         return out
     constraint = p["version"]
     candidates = (
