@@ -108,13 +108,15 @@ def _statement(assertion: Assertion) -> str:
 def describe(assertion: Assertion) -> str:
     """What an assertion requires, in one line (for explain and default remediation)."""
     if assertion.description:
-        return assertion.description
+        return assertion.description.strip().rstrip(".")
+    import json
+
     parts = []
     for key, value in assertion.params.items():
         shown = getattr(value, "pattern", None) or getattr(value, "text", None)
         if shown is None:
             shown = f"{value:04o}" if key == "mode" else value
-        parts.append(f"{key} = {shown!r}" if isinstance(shown, str) else f"{key} = {shown}")
+        parts.append(f"{key} = {json.dumps(shown)}")  # as written in the TOML file
     return f"{assertion.kind}: " + ", ".join(parts)
 
 
@@ -143,7 +145,8 @@ def check_class(spec: CheckSpec) -> type[DeclaredCheck]:
     findings = {f"{spec.id}.ok": FindingDoc(Status.PASS, "Every assertion holds.")}
     for assertion in spec.assertions:
         fix = "; ".join(assertion.remediation) or (
-            "the finding names the difference and the change that removes it"
+            "the step the finding gives, derived from what differs (e.g. chmod, sysctl -w, "
+            "apt-get install, service ... start)"
         )
         live = " Needs the live host: skipped under --root." if assertion.live_only else ""
         findings[f"{spec.id}.{assertion.name}"] = FindingDoc(
