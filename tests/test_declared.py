@@ -1003,3 +1003,46 @@ def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
     assert [r.status.value for r in results_] == ["pass", "pass"]
     assert [f.code for r in results_ for f in r.findings] == ["ports-a.ok", "ports-b.ok"]
     assert reads == ["inet"]
+
+
+def test_mount_remediation_verbatim_in_a_private_mount_namespace(tmp_path: Path) -> None:
+    """A tmpfs mounted without noexec, in a private mount namespace: the finding's remount
+    command, run verbatim there, makes the assertion hold."""
+    require_root()
+    require_command("unshare")
+    point = tmp_path / "spool"
+    point.mkdir()
+    path = tmp_path / "m.toml"
+    path.write_text(
+        spec(
+            "spool",
+            f"""
+            name = "noexec"
+            kind = "mount"
+            path = "{point}"
+            fstype = "tmpfs"
+            options = ["noexec", "nosuid"]
+            """,
+        )
+    )
+    check = shlex.join([*PREFLIGHT, "check", "spool", "-c", str(path), "-f", "json"])
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(point))} && "
+        f"{check} > {tmp_path}/b.json; "
+        f"python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))"
+        f'["checks"][0]["findings"][0]["remediation"][0])\' {tmp_path}/b.json > {tmp_path}/s; '
+        f"sh -e {tmp_path}/s >/dev/null && {{ {check} > {tmp_path}/a.json; true; }}"
+    )
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    before = json.loads((tmp_path / "b.json").read_text())["checks"][0]
+    after = json.loads((tmp_path / "a.json").read_text())["checks"][0]
+    assert "lacks options noexec,nosuid" in before["findings"][0]["message"]
+    assert (tmp_path / "s").read_text().startswith(
+        f"mount -o remount,noexec,nosuid {shlex.quote(str(point))}"
+    )
+    assert after["status"] == "pass", after
+    # Nothing stays mounted outside the namespace.
+    assert str(point) not in Path("/proc/self/mounts").read_text()

@@ -42,14 +42,23 @@ class Outcome:
         return not self.problems and self.error is None and self.skip is None
 
     def compare(
-        self, key: str, expected: Any, observed: Any, ok: bool, problem: str, fix: str = ""
+        self,
+        key: str,
+        expected: Any,
+        observed: Any,
+        ok: bool,
+        problem: str,
+        fix: str | list[str] = "",
     ) -> None:
+        """Record one property; when it differs, its problem and its fix (steps: each a
+        command to run as it is, or a sentence)."""
         self.expected[key] = expected
         self.observed[key] = observed
         if not ok:
             self.problems.append(problem)
-            if fix and fix not in self.fixes:
-                self.fixes.append(fix)
+            for step in [fix] if isinstance(fix, str) else fix:
+                if step and step not in self.fixes:
+                    self.fixes.append(step)
 
 
 def _cmd(*words: str) -> str:
@@ -495,8 +504,10 @@ def check_kernel_module(a: Assertion, facts: DeclaredFacts, host: Host) -> Outco
             return out
     state = "built in" if builtin else ("loaded" if loaded else "not loaded")
     fix = (
-        f"{_cmd('modprobe', module)}; to load it at boot: "
-        f"echo {shell_arg(module)} > /etc/modules-load.d/{module}.conf"
+        [
+            _cmd("modprobe", module),
+            f"echo {shell_arg(module)} > /etc/modules-load.d/{module}.conf",
+        ]
         if want
         else (_cmd("modprobe", "-r", module) if not builtin else "")
     )
@@ -527,7 +538,9 @@ def check_mount(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         mount is not None,
         (mount is not None) == want,
         "not mounted" if want else f"mounted ({mount.device if mount else ''})",
-        _cmd("mount", path) + " (with its /etc/fstab entry)" if want else _cmd("umount", path),
+        [_cmd("mount", path), f"Without an /etc/fstab entry for {path}: add one"]
+        if want
+        else _cmd("umount", path),
     )
     if mount is None or not want:
         return out
@@ -548,8 +561,11 @@ def check_mount(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
             list(mount.options),
             not absent,
             f"lacks option{'s' if len(absent) > 1 else ''} {','.join(absent)}",
-            _cmd("mount", "-o", "remount," + ",".join(absent), path)
-            + " (and add the options to its /etc/fstab entry)",
+            [
+                _cmd("mount", "-o", "remount," + ",".join(absent), path),
+                f"Keep it across reboots: add {','.join(absent)} to the options of {path} in "
+                "/etc/fstab",
+            ],
         )
     return out
 
@@ -649,7 +665,7 @@ def check_group(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
             members,
             not absent,
             f"{', '.join(absent)} not a member",
-            "; ".join(_cmd("gpasswd", "-a", m, name) for m in absent if plausible_name(m)),
+            [_cmd("gpasswd", "-a", m, name) for m in absent if plausible_name(m)],
         )
     return out
 
