@@ -966,12 +966,10 @@ def test_a_declared_check_runs_by_id_and_in_the_default_run(tmp_path: Path) -> N
     assert check_of(no_plugins, "mine")["status"] == "pass"
 
 
-def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
-    listeners: tuple[int, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_socket_table_read_serves_every_port_assertion(listeners: tuple[int, int]) -> None:
     """Two declared checks with ten port assertions each, run one after the other in this
-    process on one Host (as a check's child process runs its assertions): psutil reads the
-    socket tables once (counted by wrapping the real function)."""
+    process on one Host (as a check's child process runs its assertions): each socket table is
+    read once (counted by a Host that reads for real and notes what)."""
     import tomllib
 
     from preflight import declared
@@ -980,15 +978,14 @@ def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
     from preflight.registry import load
     from preflight.runner import Planned, run_one
 
+    class CountingHost(Host):
+        reads: list[str] = []
+
+        def read_bytes(self, rel: str, limit: int = 1 << 20) -> bytes | None:
+            self.reads.append(rel)
+            return super().read_bytes(rel, limit)
+
     tcp_port, udp_port = listeners
-    reads: list[str] = []
-    real = psutil.net_connections
-
-    def counted(kind: str = "inet") -> Any:
-        reads.append(kind)
-        return real(kind)
-
-    monkeypatch.setattr(psutil, "net_connections", counted)
     tables = []
     for check_id in ("ports-a", "ports-b"):
         body = [f'name = "p{i}"\nkind = "port"\nport = {tcp_port}' for i in range(5)]
@@ -998,11 +995,12 @@ def test_one_socket_table_read_serves_every_port_assertion_of_the_run(
         tables += tomllib.loads(spec(check_id, *body))["check"]
     entries = declared.entries(Config(path="inline", check_tables=tables, checks_dir=None), [])
     plan = [Planned(load(entry), {}) for entry in entries]
-    host = Host("/")
+    host = CountingHost("/")
     results_ = [run_one(planned, host, timeout=30) for planned in plan]
     assert [r.status.value for r in results_] == ["pass", "pass"]
     assert [f.code for r in results_ for f in r.findings] == ["ports-a.ok", "ports-b.ok"]
-    assert reads == ["inet"]
+    tables_read = [rel for rel in CountingHost.reads if rel.startswith("proc/net/")]
+    assert sorted(tables_read) == ["proc/net/tcp", "proc/net/tcp6", "proc/net/udp", "proc/net/udp6"]
 
 
 def test_mount_remediation_verbatim_in_a_private_mount_namespace(tmp_path: Path) -> None:
@@ -1040,8 +1038,10 @@ def test_mount_remediation_verbatim_in_a_private_mount_namespace(tmp_path: Path)
     before = json.loads((tmp_path / "b.json").read_text())["checks"][0]
     after = json.loads((tmp_path / "a.json").read_text())["checks"][0]
     assert "lacks options noexec,nosuid" in before["findings"][0]["message"]
-    assert (tmp_path / "s").read_text().startswith(
-        f"mount -o remount,noexec,nosuid {shlex.quote(str(point))}"
+    assert (
+        (tmp_path / "s")
+        .read_text()
+        .startswith(f"mount -o remount,noexec,nosuid {shlex.quote(str(point))}")
     )
     assert after["status"] == "pass", after
     # Nothing stays mounted outside the namespace.

@@ -1,8 +1,10 @@
 """Host facts the assertion kinds share: read once per run, whatever the number of assertions and
 of declared checks (one socket-table read serves every `port` assertion).
 
-Files are read through `Host`, so users, groups, mounts and modules work under `--root`. Sockets
-and processes are read only on the live host (their kinds skip under `--root`), through psutil.
+Everything is read through `Host` (ROOT/proc included), so users, groups, mounts and modules work
+under `--root`; the kinds that read sockets and processes skip there all the same, since a
+snapshot's process table is not the host's now. Socket owners are found by reading the fd links
+of the processes a port assertion names first, all processes' only when those do not hold it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 ACCOUNT_FILE_LIMIT = 16 << 20  # /etc/passwd of a big LDAP-synced host is a few MiB
 MOUNTS_LIMIT = 16 << 20
+SOCKET_TABLE_LIMIT = 256 << 20  # /proc/net/tcp of a busy host is megabytes: never cut short
+CMDLINE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Listener:
     proto: str  # tcp | udp
     address: str
     port: int
-    pid: int | None
+    inode: int
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,13 @@ class Mount:
 @dataclass(frozen=True)
 class ProcessInfo:
     pid: int
-    name: str
+    name: str  # comm: at most 15 characters
     argv: str  # the command line, arguments joined by blanks
+
+    def is_named(self, name: str) -> bool:
+        """comm is the name cut to 15 characters: "rtpengine-recording" runs as
+        "rtpengine-recor"."""
+        return self.name == name or (len(self.name) == 15 and name.startswith(self.name))
 
 
 def _unescape_mount(field: str) -> str:
@@ -72,6 +81,7 @@ class DeclaredFacts:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self._fd_cache: dict[int, frozenset[int]] = {}
 
     @shared_fact
     def accounts(self) -> dict[str, Account] | None:
@@ -147,44 +157,93 @@ class DeclaredFacts:
 
     @shared_fact
     def listeners(self) -> list[Listener]:
-        """Listening TCP and bound, unconnected UDP sockets of the live host: one read of the
-        socket tables for every port assertion of the run."""
-        import psutil
-
-        found = []
-        for conn in psutil.net_connections(kind="inet"):
-            if not conn.laddr:
-                continue
-            if conn.type == 1:  # SOCK_STREAM
-                if conn.status != psutil.CONN_LISTEN:
+        """Listening TCP and bound, unconnected UDP sockets: one read of the socket tables for
+        every port assertion of the check."""
+        found: list[Listener] = []
+        for table, proto, state in (
+            ("tcp", "tcp", b"0A"),
+            ("tcp6", "tcp", b"0A"),
+            ("udp", "udp", b"07"),
+            ("udp6", "udp", b"07"),
+        ):
+            data = self.host.read_bytes(f"proc/net/{table}", SOCKET_TABLE_LIMIT) or b""
+            # Bound rows have no peer (port 0000) and the state after it: a substring test skips
+            # the thousands of connected rows of a busy host before any split.
+            marker = b":0000 " + state + b" "
+            for line in data.split(b"\n"):
+                if marker not in line:
                     continue
-                proto = "tcp"
-            else:
-                if conn.raddr:
+                fields = line.split()
+                if len(fields) < 10 or fields[3] != state or not fields[9].isdigit():
                     continue
-                proto = "udp"
-            address = conn.laddr.ip
-            if address.startswith("::ffff:") and "." in address:
-                address = address[7:]
-            found.append(Listener(proto, address, conn.laddr.port, conn.pid))
+                local, _, port = fields[1].partition(b":")
+                address = _hex_address(local)
+                if address is not None and len(port) == 4:
+                    found.append(Listener(proto, address, int(port, 16), int(fields[9])))
         return found
-
-    def process_name(self, pid: int | None) -> str | None:
-        if pid is None:
-            return None
-        return next((p.name for p in self.processes if p.pid == pid), None)
 
     @shared_fact
     def processes(self) -> list[ProcessInfo]:
-        """Every process of the live host: its name (comm) and command line."""
-        import psutil
-
+        """Every process in ROOT/proc: its name (comm) and command line."""
         found = []
-        for proc in psutil.process_iter(["name", "cmdline"]):
-            info = proc.info
-            argv = info.get("cmdline") or []
-            found.append(ProcessInfo(proc.pid, info.get("name") or "", " ".join(argv)))
+        for entry in self.host.listdir("proc"):
+            if not entry.isdecimal():
+                continue
+            comm = self.host.read_line(f"proc/{entry}/comm")
+            if comm is None:
+                continue  # gone meanwhile
+            raw = self.host.read_bytes(f"proc/{entry}/cmdline", CMDLINE_LIMIT) or b""
+            argv = " ".join(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+            found.append(ProcessInfo(int(entry), comm, argv))
         return found
+
+    def socket_inodes(self, pid: int) -> frozenset[int]:
+        """Inodes of the sockets process `pid` holds (empty when its fds cannot be read)."""
+        cached = self._fd_cache.get(pid)
+        if cached is None:
+            inodes = set()
+            folder = f"proc/{pid}/fd"
+            for fd in self.host.listdir(folder):
+                target = self.host.readlink(f"{folder}/{fd}") or ""
+                if target.startswith("socket:[") and target.endswith("]"):
+                    number = target[8:-1]
+                    if number.isdecimal():
+                        inodes.add(int(number))
+            cached = self._fd_cache[pid] = frozenset(inodes)
+        return cached
+
+    def owners(self, sockets: list[Listener], wanted: str) -> list[str | None]:
+        """The process name holding each socket (None: not seen). Processes named `wanted` are
+        looked at first; every process's fds only when they do not hold one of them."""
+        inodes = {s.inode for s in sockets}
+        held: set[int] = set()
+        for proc in self.processes:
+            if proc.is_named(wanted):
+                held |= self.socket_inodes(proc.pid) & inodes
+        if held == inodes:
+            return [wanted] * len(sockets)
+        names: dict[int, str] = {}
+        for proc in self.processes:
+            for inode in self.socket_inodes(proc.pid) & inodes:
+                names.setdefault(inode, proc.name)
+        return [names.get(s.inode) for s in sockets]
+
+
+def _hex_address(text: bytes) -> str | None:
+    """An address of /proc/net/{tcp,udp}[6]: IPv4 as one little-endian word, IPv6 as four."""
+    import ipaddress
+
+    try:
+        raw = bytes.fromhex(text.decode("ascii"))
+        if len(raw) == 4:
+            return str(ipaddress.IPv4Address(raw[::-1]))
+        if len(raw) == 16:
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+            address = ipaddress.IPv6Address(words)
+            return str(address.ipv4_mapped or address)
+    except ValueError:
+        pass
+    return None
 
 
 _SHARED: weakref.WeakKeyDictionary[Host, DeclaredFacts] = weakref.WeakKeyDictionary()

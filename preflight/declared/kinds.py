@@ -279,12 +279,15 @@ def check_port(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         and s.port == port
         and (address is None or _covers(s.address, address, v6only))
     ]
-    shown = [
-        f"{s.proto} {s.address}:{s.port} ({facts.process_name(s.pid) or 'owner unknown'})"
-        for s in matching
-    ]
+    shown = [f"{s.proto} {s.address}:{s.port}" for s in matching]
     want = p.get("listening", True)
     service = p.get("process", "the service")
+    if "process" in p and matching and want:
+        owners = facts.owners(matching, p["process"])
+        shown = [
+            f"{text} ({owner or 'owner unknown'})"
+            for text, owner in zip(shown, owners, strict=True)
+        ]
     out.compare(
         "listening",
         want,
@@ -296,10 +299,9 @@ def check_port(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         else f"Stop what listens on {where}, or move it to another port",
     )
     if "process" in p and matching and want:
-        owners = [facts.process_name(s.pid) for s in matching]
         if p["process"] in owners:
             out.compare("process", p["process"], p["process"], True, "")
-        elif all(o is None for o in owners):
+        elif all(o is None for o in owners) and not host.is_root_user:
             out.observed["process"] = None
             out.expected["process"] = p["process"]
             out.error = f"cannot see which process holds {where} (run preflight as root)"
@@ -330,7 +332,7 @@ def check_process(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     found = [
         proc
         for proc in facts.processes
-        if (name is None or proc.name == name) and (regex is None or regex.search(proc.argv))
+        if (name is None or proc.is_named(name)) and (regex is None or regex.search(proc.argv))
     ]
     count = len(found)
     if "count" in p:
