@@ -18,6 +18,7 @@ leaves it, so nothing a run started outlives it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -141,11 +142,17 @@ def _start(job: Callable[[], Any]) -> _Child:
     read_fd, write_fd = os.pipe()
     # A stop signal between fork and bookkeeping would leave a child nobody kills.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    # The child's collector then leaves the inherited objects alone instead of touching (and so
+    # copying) every page they live on.
+    gc.freeze()
     try:
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            _child_main(job, write_fd, old_mask)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(read_fd)
+                _child_main(job, write_fd, old_mask)
+        finally:
+            gc.unfreeze()
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)  # also done in the child: whichever runs first
         os.close(write_fd)

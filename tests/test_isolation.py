@@ -160,6 +160,17 @@ def processes_running(path: str) -> list[psutil.Process]:
     return found
 
 
+def forks(marker: str, parent: int) -> list[psutil.Process]:
+    """Live forks of the preflight run whose command line holds `marker` (a check's or a plugin
+    import's process has its parent's command line)."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["cmdline"] and marker in p.info["cmdline"] and p.pid != parent
+        and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def no_leftovers(hostile: dict[str, str]) -> Iterator[str]:
     """The sleeper's path; after the test, none of its processes may be alive (and none is)."""
@@ -288,6 +299,7 @@ def test_a_stop_signal_kills_started_commands_and_writes_no_report(
     assert out.read_text() == "previous report\n"  # never a partial or a new report
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
     time.sleep(0.3)
+    assert forks(str(out), proc.pid) == [], "the check's process outlived the run"
 
 
 def test_a_stop_signal_during_a_human_run_prints_nothing(
@@ -405,3 +417,32 @@ def test_a_closed_stdout_keeps_the_verdicts_exit_code(snapshot: Snapshot) -> Non
     )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "stdout" in proc.stderr, proc.stderr
+
+
+def test_a_stop_signal_while_a_plugin_hangs_at_import_ends_list_and_its_children(
+    hostile: dict[str, str],
+) -> None:
+    marker = f"--timeout={30 + uuid.uuid4().int % 1000}"  # a command line no other run has
+    argv = preflight_argv("list", marker)
+    proc = subprocess.Popen(
+        argv, env=preflight_env(hostile), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+    def forked() -> list[psutil.Process]:
+        return forks(marker, proc.pid)
+
+    deadline = time.monotonic() + 20
+    while len(forked()) < 1:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)  # the quick plugins have answered; the hanging one still sleeps
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 3
+    assert proc.returncode == 130 and stdout == b""
+    # (the printing plugin's own line may come first: it went to stderr, not into stdout)
+    assert stderr.decode().splitlines()[-1].startswith("preflight: error: interrupted by SIGINT")
+    assert b"Traceback" not in stderr
+    time.sleep(0.2)
+    assert forked() == [], "a plugin import outlived the interrupted run"
