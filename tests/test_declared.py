@@ -1046,3 +1046,37 @@ def test_mount_remediation_verbatim_in_a_private_mount_namespace(tmp_path: Path)
     assert after["status"] == "pass", after
     # Nothing stays mounted outside the namespace.
     assert str(point) not in Path("/proc/self/mounts").read_text()
+
+
+def test_https_verifies_the_certificate_unless_told_not_to(tmp_path: Path) -> None:
+    """A local HTTPS server with a self-signed certificate made by openssl: refused by default
+    (the finding says why), accepted with verify_tls = false."""
+    import ssl
+
+    openssl = require_command("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-days", "1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/health"
+    try:
+        text = spec(
+            "tls",
+            f'name = "verified"\nkind = "http"\nurl = "{url}"\ntimeout = 3',
+            f'name = "unverified"\nkind = "http"\nurl = "{url}"\nverify_tls = false\nbody = "ok"',
+        )
+        result = check_of(run_spec(tmp_path, text), "tls")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert results(result) == {"verified": "fail", "unverified": "pass"}
+    assert "CERTIFICATE_VERIFY_FAILED" in finding(result, "tls.verified")["message"]
