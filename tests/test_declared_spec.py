@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.conftest import check_of, report_of, run_preflight
+from tests.conftest import IN_CI, check_of, report_of, run_preflight
 
 GOOD = """
 [[check]]
@@ -253,3 +255,44 @@ def test_no_kind_key_shadows_a_common_key() -> None:
 
     for kind, schema in KINDS.items():
         assert not (set(schema) & COMMON_KEYS), kind
+
+
+_SCALARS = st.one_of(
+    st.text(max_size=20),
+    st.integers(-(2**63), 2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.sampled_from(["file", "port", "sysctl", "/etc/passwd", "^a$", "(", ">= 1", "0640"]),
+)
+_KEYS = st.one_of(
+    st.sampled_from(
+        ["id", "title", "assert", "name", "kind", "path", "port", "proto", "min", "max",
+         "value", "key", "contains", "mode", "status", "remediation", "argv", "version"]
+    ),
+    st.text(max_size=8),
+)  # fmt: skip
+_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=6),
+    max_leaves=25,
+)
+
+
+# CI replays a fixed set of examples (as test_fuzz does); developers' runs explore new ones.
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=IN_CI,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.one_of(_DATA, st.lists(st.dictionaries(_KEYS, _DATA, max_size=6), max_size=3)))
+def test_any_data_is_a_spec_or_one_spec_error(data: object) -> None:
+    """Whatever the TOML holds, validation returns checks or raises SpecError (exit 64) with
+    one line naming the file: never another exception."""
+    from preflight.declared.spec import SpecError, parse_checks
+
+    try:
+        parse_checks(data, "fuzz.toml")
+    except SpecError as exc:
+        assert str(exc).startswith("fuzz.toml")
+        assert "\n" not in str(exc)
