@@ -311,13 +311,24 @@ def test_port_owner_unknown_to_an_unprivileged_user_is_an_error(
             port = {tcp_port}
             process = "kamailio"
             """,
+            """
+            name = "shadow"
+            kind = "file"
+            path = "/etc/shadow"
+            mode = "0640"
+            not_contains = "^nobody:[^*!]"
+            """,
         )
     )
     path.chmod(0o644)
-    run = run_preflight("check", "-c", str(path), "-f", "json", user=NOBODY)
+    run = run_preflight("check", "net", "-c", str(path), "-f", "json", user=NOBODY)
     result = check_of(report_of(run), "net")
     assert result["status"] == "error"
     assert "cannot see which process holds" in finding(result, "net.tcp")["message"]
+    # Not a verdict on content it may not read: an error naming why.
+    shadow = finding(result, "net.shadow")
+    assert shadow["status"] == "error"
+    assert "cannot read /etc/shadow: permission denied" in shadow["message"]
 
 
 # ------------------------------------------------------------------------------ process
