@@ -221,7 +221,7 @@ def _create(dir_fd: int, name: str) -> tuple[int, str | None]:
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if tmpfile:
         try:
-            return os.open(".", tmpfile | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd), None
+            return os.open(".", tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd), None
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
                 raise
@@ -248,34 +248,67 @@ def _publish(
     dir_fd: int, fd: int, temp: str | None, dest: Destination, path: str, flag: str
 ) -> None:
     """Give the finished file its name. rename() never follows a link, so a temp name swapped
-    for one moves only that link; the report's inode is then checked and the step retried."""
-    for _ in range(RENAME_TRIES):
-        if temp is None:
-            temp = temp_name(dest.name)
-            try:
-                os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=dir_fd, follow_symlinks=True)
-            except FileExistsError:
-                temp = None
-                continue
-        elif not _same_file(dir_fd, temp, fd):
-            raise UsageError(
-                f"{flag} {path}: another account replaced the temporary file in folder "
-                f"{dest.folder} while it was written; nothing written"
-            )
-        if not _replaceable(dir_fd, dest.name):
-            raise UsageError(
-                f"{flag} {path}: {dest.path} became something other than a file while "
-                "preflight ran; nothing written"
-            )
-        os.rename(temp, dest.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        if _same_file(dir_fd, dest.name, fd):
-            return
-        _unlink_if_ours(dir_fd, temp, fd)
-        temp = None
+    for one moves only that link; the report's inode is checked after the rename. A competitor
+    that removed the temp name orphaned that inode: an O_TMPFILE report is then copied into a
+    fresh unnamed file and the step retried; a named one is refused."""
+    clone = None
+    try:
+        for _ in range(RENAME_TRIES):
+            current = fd if clone is None else clone
+            if temp is None:
+                temp = temp_name(dest.name)
+                try:
+                    os.link(
+                        f"/proc/self/fd/{current}", temp, dst_dir_fd=dir_fd, follow_symlinks=True
+                    )
+                except FileExistsError:
+                    temp = None
+                    continue
+                relinkable = True
+            elif not _same_file(dir_fd, temp, current):
+                break
+            else:
+                relinkable = False
+            if not _replaceable(dir_fd, dest.name):
+                raise UsageError(
+                    f"{flag} {path}: {dest.path} became something other than a file while "
+                    "preflight ran; nothing written"
+                )
+            with contextlib.suppress(FileNotFoundError):  # the competitor removed it first
+                os.rename(temp, dest.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                if _same_file(dir_fd, dest.name, current):
+                    return
+            _unlink_if_ours(dir_fd, temp, current)
+            if not relinkable:
+                break
+            temp = None
+            new = _copy_to_unnamed(dir_fd, current)
+            if clone is not None:
+                os.close(clone)
+            clone = new
+    finally:
+        if clone is not None:
+            os.close(clone)
     raise UsageError(
-        f"{flag} {path}: another account keeps replacing files in folder {dest.folder}; "
-        "the report could not be put in place"
+        f"{flag} {path}: another account keeps replacing files in folder {dest.folder} "
+        f"(owner uid {os.fstat(dir_fd).st_uid}); nothing written"
     )
+
+
+def _copy_to_unnamed(dir_fd: int, fd: int) -> int:
+    """A new O_TMPFILE file in the folder with the content and mode of `fd`, synced."""
+    new = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        offset = 0
+        while chunk := os.pread(fd, 1 << 20, offset):
+            os.write(new, chunk)
+            offset += len(chunk)
+        os.fchmod(new, stat.S_IMODE(os.fstat(fd).st_mode))
+        os.fsync(new)
+    except BaseException:
+        os.close(new)
+        raise
+    return new
 
 
 def _replaceable(dir_fd: int, name: str) -> bool:
