@@ -1,7 +1,8 @@
 """`preflight collect`: a host snapshot for `preflight check --root` on another machine.
 
-There is one collector: the POSIX sh script `preflight/collect.sh`. `collect --print-script` prints
-it with this installation's path list filled in, for hosts without Python; `preflight collect FILE` runs the very same script (OUT "-": the tarball on its stdout) and writes the
+There is one collector: the POSIX sh script `preflight/collect.sh`. `collect --print-script`
+prints it with this installation's path list filled in, for hosts without Python; `preflight
+collect FILE` runs the very same script (OUT "-": the tarball on its stdout) and writes the
 tarball through `preflight.output` (descriptors, O_TMPFILE, mode 0600). Path resolution inside
 ROOT, device handling and redaction exist only in the script; this module only declares what to
 collect (the host fact files and every loaded check's `paths` and `markers`) and runs it.

@@ -316,7 +316,7 @@ def _replaceable(dir_fd: int, name: str) -> bool:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return True
-    return stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+    return stat.S_ISREG(st.st_mode)
 
 
 def _unlink_if_ours(dir_fd: int, name: str, fd: int) -> None:
