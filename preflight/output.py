@@ -269,7 +269,9 @@ def _publish(
                 break
             else:
                 relinkable = False
-            if not _replaceable(dir_fd, dest.name):
+            # After a lost race the name may hold the competitor's link, moved there by our own
+            # rename: replacing that link again (rename never follows it) is the way back.
+            if not _replaceable(dir_fd, dest.name, link_ok=clone is not None):
                 raise UsageError(
                     f"{flag} {path}: {dest.path} became something other than a file while "
                     "preflight ran; nothing written"
@@ -311,12 +313,12 @@ def _copy_to_unnamed(dir_fd: int, fd: int) -> int:
     return new
 
 
-def _replaceable(dir_fd: int, name: str) -> bool:
+def _replaceable(dir_fd: int, name: str, link_ok: bool = False) -> bool:
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return True
-    return stat.S_ISREG(st.st_mode)
+    return stat.S_ISREG(st.st_mode) or (link_ok and stat.S_ISLNK(st.st_mode))
 
 
 def _unlink_if_ours(dir_fd: int, name: str, fd: int) -> None:

