@@ -512,7 +512,17 @@ PREFLIGHT_MARKERS
 
 # gzip -1: binaries dominate the size, and a snapshot is taken while someone waits for it.
 archive() {
-    { (cd "$SNAP" && tar -cf - .) || : > "$WORK/tar-failed"; } | gzip -1
+    # Member names without a leading "./", as readers such as tarfile.extractfile expect.
+    {
+        (
+            cd "$SNAP" || exit 1
+            set --
+            for entry in * .[!.]* ..?*; do
+                if [ -e "$entry" ] || [ -L "$entry" ]; then set -- "$@" "$entry"; fi
+            done
+            tar -cf - "$@"
+        ) || : > "$WORK/tar-failed"
+    } | gzip -1
 }
 if [ -n "$TMP_OUT" ]; then
     archive > "$TMP_OUT" || exit 70

@@ -181,7 +181,7 @@ def atomic_binary(path: str, mode: int = 0o644, flag: str = "--output") -> Itera
     dir_fd = os.open(dest.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _remove_stale_temps(dir_fd, dest.name)
-        fd, temp = _create(dir_fd, dest.name)
+        fd, temp = _create(dir_fd, dest)
         try:
             with os.fdopen(fd, "wb", closefd=False) as handle:
                 yield handle
@@ -215,13 +215,14 @@ def _open_stream(dest: Destination, path: str, flag: str) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _create(dir_fd: int, name: str) -> tuple[int, str | None]:
+def _create(dir_fd: int, dest: Destination) -> tuple[int, str | None]:
     """An unnamed file in the folder (temp None), or where O_TMPFILE is unsupported a new
     dot-named one that no link or earlier file could stand in for."""
+    name = dest.name
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if tmpfile:
         try:
-            return os.open(".", tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd), None
+            return _unnamed(dest.folder), None
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
                 raise
@@ -284,7 +285,7 @@ def _publish(
             if not relinkable:
                 break
             temp = None
-            new = _copy_to_unnamed(dir_fd, current)
+            new = _copy_to_unnamed(dest.folder, current)
             if clone is not None:
                 os.close(clone)
             clone = new
@@ -297,9 +298,15 @@ def _publish(
     )
 
 
-def _copy_to_unnamed(dir_fd: int, fd: int) -> int:
+def _unnamed(folder: str) -> int:
+    """An O_TMPFILE file on the folder's filesystem. Opened by the folder's path (it creates
+    no name, so a swapped path can do no harm: linking it into the folder we hold then fails)."""
+    return os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+
+
+def _copy_to_unnamed(folder: str, fd: int) -> int:
     """A new O_TMPFILE file in the folder with the content and mode of `fd`, synced."""
-    new = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    new = _unnamed(folder)
     try:
         offset = 0
         while chunk := os.pread(fd, 1 << 20, offset):

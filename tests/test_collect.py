@@ -274,7 +274,7 @@ def members(tarball: Path) -> dict[str, tarfile.TarInfo]:
 
 def content(tarball: Path, name: str) -> bytes:
     with tarfile.open(tarball) as archive:
-        handle = archive.extractfile("./" + name)
+        handle = archive.extractfile(name)
         assert handle is not None, name
         return handle.read()
 
