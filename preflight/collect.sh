@@ -192,6 +192,7 @@ function masked(value, quoted,    q, n, parts, tail, m) {
     if (q == "\"" || q == "'") {
         n = split(value, parts, q)
         if (n >= 3) {  # keep what follows the last quote: `");`
+            if (n == 3 && parts[2] == "") return value  # an empty string holds no secret
             tail = parts[n]
             return q R q tail
         }

@@ -391,11 +391,18 @@ def test_output_onto_a_character_device_writes_to_it_and_leaves_it_a_device(
         st = os.lstat(null)
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
     assert os.listdir(out) == ["null"]
-    # The real one, in a private mount namespace so the machine's /dev is never at risk.
+    # `-o /dev/null` itself, in a private mount namespace whose /dev is a fresh tmpfs holding a
+    # real null device: a regression replaces that one, never the machine's.
     unshare = require_command("unshare")
+    inner = (
+        "mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 && "
+        '"$@" -o /dev/null; code=$?; '
+        "if [ -c /dev/null ] && [ ! -s /dev/null ]; then exit $code; fi; "
+        "echo /dev/null is no longer a device >&2; exit 99"
+    )
     argv = preflight_argv(
-        *("check", "scripted", "--root", str(failing_root), "-f", "json", "-o", "/dev/null"),
-        prefix=(unshare, "-m", "--propagation", "private"),
+        *("check", "scripted", "--root", str(failing_root), "-f", "json"),
+        prefix=(unshare, "-m", "--propagation", "private", "sh", "-c", inner, "sh"),
     )
     proc = subprocess.run(
         argv, capture_output=True, text=True, env=preflight_env(scripted_env()), cwd=REPO
