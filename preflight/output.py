@@ -46,6 +46,7 @@ class Destination:
     folder: str
     name: str
     direct: bool  # a character device or FIFO, written in place
+    magic: bool = False  # a link such as /proc/self/fd/1 that only opening by path resolves
 
     @property
     def path(self) -> str:
@@ -105,7 +106,7 @@ def _destination(path: str, flag: str) -> Destination:
             if not os.path.lexists(following) and _opens_as_stream(current):
                 # A magic link such as /proc/self/fd/1 -> "pipe:[123]" (`-o /dev/stdout`): its
                 # target is not a path, but opening the link reaches the pipe.
-                return Destination(folder, name, direct=True)
+                return Destination(folder, name, direct=True, magic=True)
             current = following
             continue
         if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
@@ -178,7 +179,7 @@ def atomic_binary(path: str, mode: int = 0o644, flag: str = "--output") -> Itera
         with _open_stream(dest, path, flag) as handle:
             yield handle
         return
-    dir_fd = os.open(dest.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dir_fd = open_folder(dest.folder, path, flag)
     try:
         _remove_stale_temps(dir_fd, dest.name)
         fd, temp = _create(dir_fd, dest)
@@ -201,10 +202,62 @@ def atomic_binary(path: str, mode: int = 0o644, flag: str = "--output") -> Itera
         os.close(dir_fd)
 
 
+def open_folder(folder: str, path: str, flag: str) -> int:
+    """A descriptor for `folder`, opened one component at a time from / with O_NOFOLLOW. A link
+    on the way is followed only where a link to the report itself would be (`_link_is_trusted`),
+    so an account that can change a parent folder cannot swap a component for a link to a
+    folder of root's between the checks and the write."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    stack = [os.open("/", flags)]
+    todo = [part for part in folder.split("/") if part]
+    hops = 0
+    try:
+        while todo:
+            name = todo.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                stack.append(os.open(name, flags, dir_fd=stack[-1]))
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise UsageError(f"{flag} {path}: folder {folder}: {_reason(exc)}") from None
+            link_st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+            hops += 1
+            if not stat.S_ISLNK(link_st.st_mode) or hops > MAX_LINK_HOPS:
+                raise UsageError(f"{flag} {path}: {folder} is not a folder")
+            if not _link_is_trusted(os.fstat(stack[-1]), link_st):
+                raise UsageError(
+                    f"{flag} {path}: folder {folder} is reached through a symbolic link ({name}) "
+                    "in a folder other accounts can write: refusing to follow it"
+                )
+            target = os.readlink(name, dir_fd=stack[-1])
+            if target.startswith("/"):
+                while len(stack) > 1:
+                    os.close(stack.pop())
+            todo = [part for part in target.split("/") if part] + todo
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def _open_stream(dest: Destination, path: str, flag: str) -> Iterator[BinaryIO]:
+    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        fd = os.open(dest.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        if dest.magic:  # its folder (/proc/self/fd) was checked; only the kernel resolves it
+            fd = os.open(dest.path, flags)
+        else:
+            dir_fd = open_folder(dest.folder, path, flag)
+            try:
+                fd = os.open(dest.name, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
     except OSError as exc:
         raise UsageError(f"{flag} {path}: {_reason(exc)}") from None
     st = os.fstat(fd)

@@ -268,6 +268,9 @@ for i in range(count):
         refused += 1
         assert str(exc).count("\n") == 0 and os.path.dirname(path) in str(exc), exc
         continue
+    if sys.argv[3] == "unverified":  # the path itself is being swapped: checked afterwards
+        landed += 1
+        continue
     st = os.lstat(path)
     with open(path, "rb") as handle:
         assert handle.read() == data and st.st_uid == 0 and st.st_mode & 0o777 == 0o644
@@ -496,3 +499,82 @@ def test_unsuitable_destinations_are_refused_before_any_check_runs(
     fits = out / ("r" * 215)
     run = scripted("check", "scripted", "--root", str(failing_root), "-f", "json", "-o", str(fits))
     assert run.returncode == 2 and fits.is_file(), run.stderr
+
+
+# Runs as the account that owns the parent folder: swaps the report folder for a symlink to a
+# folder of root's and back, as fast as it can.
+FOLDER_SWAPPER = r"""
+import os, signal, sys, time
+parent, target = sys.argv[1], sys.argv[2]
+real, aside = os.path.join(parent, "reports"), os.path.join(parent, "reports.real")
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+swaps = 0
+while not stop:
+    try:
+        os.rename(real, aside)
+        os.symlink(target, real)
+        swaps += 1
+        os.unlink(real)
+        os.rename(aside, real)
+        time.sleep(0.001)  # the real folder stays a moment, so some writes land
+    except OSError:
+        pass
+print(swaps, flush=True)
+"""
+
+
+def test_a_parent_folder_swapped_for_a_link_never_redirects_the_report(
+    tmp_path: Path,
+) -> None:
+    """The account that owns the report folder's parent swaps the folder for a symlink to a
+    folder of root's holding a file of the report's name. The folder is opened one component
+    at a time without following such a link: each write lands in the real folder or is
+    refused with one line; root's file is never replaced."""
+    require_nobody_can_run()
+    roots = tmp_path / "etc"
+    roots.mkdir(mode=0o700)
+    victim = roots / "preflight.json"
+    victim.write_text("root's own file\n")
+    victim.chmod(0o600)
+    with world_readable_dir("preflight-parent-") as parent_of_parent:
+        parent = parent_of_parent / "service"
+        parent.mkdir()
+        (parent / "reports").mkdir()
+        for folder in (parent, parent / "reports"):
+            os.chown(folder, NOBODY, NOBODY)
+        swapper = subprocess.Popen(
+            [*as_user(NOBODY), sys.executable, "-c", FOLDER_SWAPPER, str(parent), str(roots)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd="/",
+        )
+        try:
+            time.sleep(0.3)
+            writer = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    WRITER,
+                    str(parent / "reports/preflight.json"),
+                    "300",
+                    "unverified",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+            )
+        finally:
+            swapper.terminate()
+            swaps = int(swapper.communicate(timeout=30)[0] or 0)
+        landed_in = [parent / d / "preflight.json" for d in ("reports", "reports.real")]
+        reports = [p.read_text() for p in landed_in if p.is_file() and not p.is_symlink()]
+    assert swaps > 100, "the competing process did not run"
+    assert writer.returncode == 0, writer.stderr
+    landed, refused = map(int, writer.stdout.split())
+    assert landed + refused == 300 and landed > 0, (landed, refused)
+    assert victim.read_text() == "root's own file\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(roots) == ["preflight.json"]
+    # The last report that landed is in the real folder (wherever the swapper left it).
+    assert len(reports) == 1 and reports[0].startswith('{"run": ')
