@@ -405,17 +405,22 @@ def _strings(values: Iterable[Any]) -> list[str]:
 
 
 def _plugin_class(entry: EntryPointInfo, metadata: dict[str, Any]) -> type[Check]:
-    """A stand-in for a plugin's class in this process: its metadata, and a run() that imports
-    the real class (in the check's child process, where run() is called) and runs it."""
+    """A stand-in for a plugin's class in this process: its metadata, and `real_class()`, which
+    imports the plugin's own class; the runner calls it in the check's child process and runs
+    that class (so every part of the Check API the plugin overrides is its own)."""
     entry_point = entry.entry_point
 
-    def run(self: Check, ctx: CheckContext) -> Any:
+    def real_class() -> type[Check]:
         real = entry_point.load()
         if not (isinstance(real, type) and issubclass(real, Check)):
             raise TypeError(f"{entry_point.value} is not a preflight Check class")
-        return real().run(ctx)
+        return real
+
+    def run(self: Check, ctx: CheckContext) -> Any:
+        return real_class()().run(ctx)
 
     attrs = {key: metadata[key] for key in _METADATA}
     attrs["paths"], attrs["markers"] = tuple(attrs["paths"]), tuple(attrs["markers"])
     attrs["run"] = run
+    attrs["real_class"] = staticmethod(real_class)
     return type(f"Plugin_{entry.name}", (Check,), attrs)
