@@ -14,48 +14,26 @@ import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from preflight import facts
+from preflight.facts.shared import shared_fact
 
 if TYPE_CHECKING:
+    from preflight.facts.capabilities import Capabilities
+    from preflight.facts.processes import ProcessTable
+    from preflight.facts.sockets import SocketTable
+    from preflight.facts.users import Accounts
     from preflight.packages import PackageDB
+
+__all__ = ["CommandResult", "Host", "NotRegularFile", "read_regular", "shared_fact"]
 
 DEFAULT_READ_LIMIT = 1 << 20  # 1 MiB: every file a check reads is far smaller
 COMMAND_OUTPUT_LIMIT = 4 << 20  # per stream: `kamailio -c` or `puppet --version` print far less
 MAX_SYMLINK_HOPS = 40  # as the kernel's own limit: a loop reads as missing, not as a hang
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-T = TypeVar("T")
-
-
-class shared_fact(Generic[T]):  # noqa: N801 - used like functools.cached_property
-    """A fact computed once per object and shared by every check, even when checks running in
-    several threads ask for it at the same time. functools.cached_property lost its lock in
-    Python 3.12: four checks would each read an 8 MiB dpkg status file, into four objects."""
-
-    def __init__(self, compute: Callable[[Any], T]) -> None:
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> T:
-        if obj is None:
-            return self  # type: ignore[return-value]
-        cache = obj.__dict__
-        if self.name in cache:  # later reads find the value in the instance dict first
-            return cache[self.name]
-        # One re-entrant lock per object: a fact may use other facts of the same object.
-        with cache.setdefault("_fact_lock", threading.RLock()):
-            if self.name not in cache:
-                cache[self.name] = self.compute(obj)
-            return cache[self.name]
 
 
 class NotRegularFile(OSError):
@@ -467,6 +445,34 @@ class Host:
         from preflight.packages import PackageDB
 
         return PackageDB(self)
+
+    @shared_fact
+    def processes(self) -> ProcessTable:
+        """Every process (psutil live, ROOT/proc under --root): preflight.facts.processes."""
+        from preflight.facts.processes import ProcessTable
+
+        return ProcessTable(self)
+
+    @shared_fact
+    def sockets(self) -> SocketTable:
+        """Listening TCP and bound UDP sockets: preflight.facts.sockets."""
+        from preflight.facts.sockets import SocketTable
+
+        return SocketTable(self)
+
+    @shared_fact
+    def users(self) -> Accounts:
+        """uid/gid -> name from the root's passwd and group files: preflight.facts.users."""
+        from preflight.facts.users import Accounts
+
+        return Accounts(self)
+
+    @shared_fact
+    def capabilities(self) -> Capabilities:
+        """This process's capability sets (live only): preflight.facts.capabilities."""
+        from preflight.facts.capabilities import own_capabilities
+
+        return own_capabilities(self)
 
     def summary(self) -> dict[str, Any]:
         """The report's `host` object (contract section 4)."""

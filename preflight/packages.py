@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from preflight.host import shared_fact
+from preflight.facts.shared import shared_fact
 
 if TYPE_CHECKING:
     from preflight.host import Host
