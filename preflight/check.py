@@ -94,6 +94,12 @@ class Check:
         raise NotImplementedError
 
     @classmethod
+    def host_facts(cls, host: Host) -> dict[str, Any]:
+        """What this check knows about the host beyond the engine's facts, for `preflight facts`
+        (built-in checks only): merged into its JSON object, one level deep."""
+        return {}
+
+    @classmethod
     def all_options(cls) -> dict[str, Option]:
         merged = {"required": Option(bool, False, "run even where the subject is absent")}
         merged.update(cls.options)

@@ -16,17 +16,10 @@ import subprocess
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from preflight import facts
+from preflight.facts import HostFacts
 from preflight.facts.shared import shared_fact
-
-if TYPE_CHECKING:
-    from preflight.facts.capabilities import Capabilities
-    from preflight.facts.processes import ProcessTable
-    from preflight.facts.sockets import SocketTable
-    from preflight.facts.users import Accounts
-    from preflight.packages import PackageDB
 
 __all__ = ["CommandResult", "Host", "NotRegularFile", "read_regular", "shared_fact"]
 
@@ -81,8 +74,9 @@ class CommandResult:
         return self.returncode == 0
 
 
-class Host:
-    """Read-only access to one host, live (root ``/``) or a snapshot directory."""
+class Host(HostFacts):
+    """Read-only access to one host, live (root ``/``) or a snapshot directory: the one door to
+    the host. The facts derived from what it reads (HostFacts) live in preflight/facts/."""
 
     def __init__(
         self, root: str = "/", timeout: float = 10.0, env: dict[str, str] | None = None
@@ -371,128 +365,6 @@ class Host:
     @property
     def is_root_user(self) -> bool:
         return self.is_live and os.geteuid() == 0
-
-    # ------------------------------------------------------------- facts
-    # Computed once per run, on first use, and shared by every check (preflight/facts.py says
-    # how each is derived; FACT_PATHS there lists the files they read).
-    @shared_fact
-    def os_release(self) -> dict[str, str] | None:
-        return facts.os_release(self)
-
-    @shared_fact
-    def os_codename(self) -> str | None:
-        return facts.os_codename(self)
-
-    @shared_fact
-    def proc_version(self) -> str | None:
-        """The kernel banner in proc/version: release, compiler, `uname -v`."""
-        return self.read_line("proc/version")
-
-    @shared_fact
-    def kernel_release(self) -> str | None:
-        return facts.kernel_release(self)
-
-    @shared_fact
-    def kernel_version(self) -> str | None:
-        return facts.kernel_version(self)
-
-    @shared_fact
-    def kernel_cmdline(self) -> str | None:
-        return facts.kernel_cmdline(self)
-
-    @shared_fact
-    def boot_image(self) -> str | None:
-        return facts.boot_image(self)
-
-    @shared_fact
-    def modules_dir(self) -> bool | None:
-        return facts.modules_dir(self)
-
-    @shared_fact
-    def loaded_modules(self) -> frozenset[str] | None:
-        return facts.loaded_modules(self)
-
-    @shared_fact
-    def boot_time(self) -> float | None:
-        return facts.boot_time(self)
-
-    @shared_fact
-    def dmi(self) -> dict[str, str | None]:
-        return facts.dmi(self)
-
-    @shared_fact
-    def virtualization(self) -> str | None:
-        return facts.virtualization(self)
-
-    @shared_fact
-    def container(self) -> str | None:
-        return facts.container(self)
-
-    @shared_fact
-    def provider(self) -> str | None:
-        return facts.provider(self)
-
-    @shared_fact
-    def service_manager(self) -> str | None:
-        return facts.service_manager(self)
-
-    @shared_fact
-    def hostname(self) -> str | None:
-        return self.read_line("proc/sys/kernel/hostname") or self.read_line("etc/hostname")
-
-    @shared_fact
-    def packages(self) -> PackageDB:
-        from preflight.packages import PackageDB
-
-        return PackageDB(self)
-
-    @shared_fact
-    def processes(self) -> ProcessTable:
-        """Every process (psutil live, ROOT/proc under --root): preflight.facts.processes."""
-        from preflight.facts.processes import ProcessTable
-
-        return ProcessTable(self)
-
-    @shared_fact
-    def sockets(self) -> SocketTable:
-        """Listening TCP and bound UDP sockets: preflight.facts.sockets."""
-        from preflight.facts.sockets import SocketTable
-
-        return SocketTable(self)
-
-    @shared_fact
-    def users(self) -> Accounts:
-        """uid/gid -> name from the root's passwd and group files: preflight.facts.users."""
-        from preflight.facts.users import Accounts
-
-        return Accounts(self)
-
-    @shared_fact
-    def capabilities(self) -> Capabilities:
-        """This process's capability sets (live only): preflight.facts.capabilities."""
-        from preflight.facts.capabilities import own_capabilities
-
-        return own_capabilities(self)
-
-    def summary(self) -> dict[str, Any]:
-        """The report's `host` object (contract section 4)."""
-        osr = self.os_release
-        return {
-            "hostname": self.hostname,
-            "root": self.root,
-            "os": None
-            if osr is None
-            else {
-                "id": osr.get("ID"),
-                "version": osr.get("VERSION_ID"),
-                "codename": self.os_codename,
-                "pretty_name": osr.get("PRETTY_NAME"),
-            },
-            "kernel": {"release": self.kernel_release, "version": self.kernel_version},
-            "virtualization": self.virtualization,
-            "container": self.container,
-            "provider": self.provider,
-        }
 
 
 def _drain(stream: Any, sink: list[bytes], limit: int = COMMAND_OUTPUT_LIMIT) -> None:

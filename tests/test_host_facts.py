@@ -14,6 +14,7 @@ from pathlib import Path
 from conftest import Snapshot, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
 
+from preflight.facts import distribution as facts_distribution
 from preflight.host import Host
 
 DEBIAN7_BANNER = (
@@ -216,3 +217,26 @@ def test_listening_sockets_and_who_holds_them() -> None:
         owners = host.sockets.holders({listening.inode, bound.inode}, host.processes)
         assert {p.pid for p in owners.values()} == {os.getpid()}
         assert host.sockets is host.sockets, "read once per run"
+
+
+# ---------------------------------------------------------------------- distribution (distro)
+def test_os_release_stays_inside_the_snapshot_and_never_blocks(snapshot: Snapshot) -> None:
+    # An absolute link names the snapshot's own usr/lib/os-release, not this machine's.
+    snapshot.write("usr/lib/os-release", DEBIAN7_OS_RELEASE)
+    snapshot.symlink("etc/os-release", "/usr/lib/os-release")
+    assert Host(str(snapshot)).os_release == facts_distribution.parse_os_release(DEBIAN7_OS_RELEASE)
+    (Path(str(snapshot)) / "etc/os-release").unlink()
+    os.mkfifo(Path(str(snapshot)) / "etc/os-release")  # nobody writes: a read would block
+    host = Host(str(snapshot))
+    assert (host.os_release or {}).get("VERSION_ID") == "7"
+    assert host.os_codename == "wheezy"
+
+
+def test_os_release_keeps_the_good_lines_of_a_damaged_file(snapshot: Snapshot) -> None:
+    snapshot.write("etc/os-release", DEBIAN12_OS_RELEASE + 'BUG_REPORT_URL="unclosed\n')
+    osr = Host(str(snapshot)).os_release or {}
+    assert (osr.get("ID"), osr.get("VERSION_ID"), osr.get("VERSION_CODENAME")) == (
+        "debian",
+        "12",
+        "bookworm",
+    )

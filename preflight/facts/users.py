@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from preflight.host import Host
 
 ACCOUNT_FILE_LIMIT = 4 << 20  # a directory-backed host can list tens of thousands of accounts
-USER_PATHS = ("etc/passwd", "etc/group")
+PATHS = ("etc/passwd", "etc/group")
 
 
 def parse_id_names(text: str | None) -> dict[int, str]:
