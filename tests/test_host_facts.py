@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Snapshot, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
+from support.cli import run_preflight
+from support.snapshot import Snapshot
 
 from preflight.facts import distribution as facts_distribution
 from preflight.host import Host
