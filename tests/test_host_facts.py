@@ -241,3 +241,20 @@ def test_os_release_keeps_the_good_lines_of_a_damaged_file(snapshot: Snapshot) -
         "12",
         "bookworm",
     )
+
+
+def test_process_and_socket_tables_are_read_once_for_every_check_thread() -> None:
+    host = Host("/")
+    start = threading.Barrier(6)
+    seen: list[tuple[int, int]] = []
+
+    def check() -> None:
+        start.wait()
+        seen.append((id(host.processes), id(host.sockets)))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1 and len(seen) == 6
