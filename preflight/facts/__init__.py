@@ -10,7 +10,7 @@ and nothing else. Each module here derives one kind of fact from what Host reads
 | running kernel: release, `uname -v`, cmdline, modules, boot time | kernel | `kernel_release` |
 | virtualization, container, provider, service manager, hostname | platform | `container` |
 | installed packages (dpkg, rpm) and version order | packages | `packages` |
-| processes (psutil live, ROOT/proc under --root) | processes | `processes` |
+| processes (ROOT/proc; details by psutil when live) | processes | `processes` |
 | listening TCP / bound UDP sockets and their owners | sockets | `sockets` |
 | users and groups by number | users | `users` |
 | this process's capabilities | capabilities | `capabilities` |
@@ -177,8 +177,8 @@ class HostFacts:
 
     @shared_fact
     def processes(self) -> ProcessTable:
-        """Every process: psutil on the live host, ROOT/proc under --root."""
-        from preflight.facts.processes import ProcessTable  # psutil only when asked for
+        """Every process, from ROOT/proc; a process's details by psutil on the live host."""
+        from preflight.facts.processes import ProcessTable
 
         return ProcessTable(self._host)
 
