@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every parser, and of whole runs over fuzzed host snapshots.
+"""Property-based fuzzing of the engine's parsers (each check's are in test_fuzz_<check>.py), and of
+whole runs over fuzzed host snapshots.
 
 The properties: a parser never raises on any input (it returns "unknown" instead), well-formed
 input round-trips, no path ever resolves outside --root, and a run over a snapshot full of
