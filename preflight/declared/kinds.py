@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from preflight.declared.facts import is_named
 from preflight.declared.spec import MATCH_INPUT_LIMIT, Assertion, Regex
 from preflight.text import plausible_name, printable, shell_arg
 
@@ -274,12 +275,10 @@ def check_port(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     v6only = host.read_line("proc/sys/net/ipv6/bindv6only") == "1"
     matching = [
         s
-        for s in facts.listeners
-        if s.proto == proto
-        and s.port == port
-        and (address is None or _covers(s.address, address, v6only))
+        for s in host.sockets.on_port(proto, port)
+        if address is None or _covers(s.addr, address, v6only)
     ]
-    shown = [f"{s.proto} {s.address}:{s.port}" for s in matching]
+    shown = [f"{s.transport} {s.addr}:{s.port}" for s in matching]
     want = p.get("listening", True)
     service = p.get("process", "the service")
     if "process" in p and matching and want:
@@ -331,8 +330,9 @@ def check_process(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     out = Outcome(f"processes with {subject}")
     found = [
         proc
-        for proc in facts.processes
-        if (name is None or proc.is_named(name)) and (regex is None or regex.search(proc.argv))
+        for proc in host.processes
+        if (name is None or is_named(proc.name, name))
+        and (regex is None or regex.search(" ".join(proc.argv)))
     ]
     count = len(found)
     if "count" in p:
