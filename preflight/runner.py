@@ -45,8 +45,9 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
         # A plugin is known here by its metadata; its own class is imported now, in the
         # check's child process.
         real_class = getattr(loaded.check, "real_class", None)
-        check_class = real_class() if real_class is not None else loaded.check
-        findings = list(check_class().run(ctx))
+        check = (real_class() if real_class is not None else loaded.check)()
+        absent = check.not_applicable(ctx)  # declared applicability (Check.applies)
+        findings = [absent] if absent is not None else list(check.run(ctx))
         for finding in findings:
             _validate(finding)
     except Exception as exc:  # one broken check never stops the others
