@@ -96,6 +96,20 @@ class KernelCheck(Check):
         "boot/grub2/grub.cfg",
         "boot/grub2/grubenv",
         "lib/modules/*/modules.dep",
+        # Provider traces (providers.PATHS) and systemd-boot entries and UKIs.
+        "sys/firmware/acpi/tables/DSDT",
+        "sys/firmware/acpi/tables/FACP",
+        "run/cloud-init/cloud-id",
+        "var/lib/cloud/instance/datasource",
+        "sys/hypervisor/uuid",
+        "boot/loader/entries/*.conf",
+        "boot/efi/loader/entries/*.conf",
+        "efi/loader/entries/*.conf",
+        "boot/EFI/Linux/*.efi",
+        "boot/efi/EFI/Linux/*.efi",
+        "efi/EFI/Linux/*.efi",
+        "usr/lib/modules/*/pkgbase",
+        "lib/modules/*/pkgbase",
     )
     # Without a package database the kernels on disk count, dated by these files' mtimes.
     markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")
@@ -103,7 +117,12 @@ class KernelCheck(Check):
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even
         # when the check is not selected.
-        from preflight_checks.kernel.facts import KernelFacts, read_installed, read_running
+        from preflight_checks.kernel.facts import (
+            KernelFacts,
+            boot_entries,
+            read_installed,
+            read_running,
+        )
         from preflight_checks.kernel.findings import (
             container,
             modules_missing,
@@ -122,6 +141,15 @@ class KernelCheck(Check):
         installed = read_installed(host, running.release)
         ctx.details.update(installed.details())
         facts = KernelFacts(host, running, installed)
+        ident = facts.provider
+        ctx.details["provider"] = host.provider if ident is None else ident.provider.key
+        ctx.details["provider_name"] = None if ident is None else ident.provider.name
+        ctx.details["provider_evidence"] = [] if ident is None else ident.evidence
+        ctx.details["provider_docs"] = [] if ident is None else list(ident.provider.checked_against)
+        ctx.details["boot_entries"] = [
+            {"path": "/" + entry.path, "release": entry.release, "kind": entry.kind}
+            for entry in boot_entries(host)
+        ]
         evidence: list[str] = []
         if not installed.kernels:
             findings = [no_packages(ctx, facts)]

@@ -24,6 +24,7 @@ from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.host import Host
+    from preflight_checks.kernel.providers import Identification
 
 
 # --- from kernel_builds.py
@@ -209,6 +210,85 @@ def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
     return sorted(sorted(releases), key=cmp_to_key(by_version))
 
 
+# systemd-boot: Boot Loader Specification entries and unified kernel images (UKIs) on the ESP or
+# /boot. Neither sets BOOT_IMAGE= on the kernel command line.
+_LOADER_ROOTS = ("boot", "boot/efi", "efi")
+_MAX_ENTRIES = 64  # per folder: a real ESP holds a handful
+ENTRY_READ_LIMIT = 64 * 1024
+UKI_READ_LIMIT = 4 << 20  # the .uname section sits before .linux, near the image's start
+
+
+@dataclass(frozen=True)
+class BootEntry:
+    path: str  # root-relative
+    release: str | None  # the `uname -r` it boots
+    kind: str  # "entry" (loader/entries/*.conf) or "uki" (EFI/Linux/*.efi)
+
+
+def boot_entries(host: Host) -> list[BootEntry]:
+    """systemd-boot's entries and UKIs under /boot, /boot/efi and /efi, with their releases."""
+    entries: list[BootEntry] = []
+    for base in _LOADER_ROOTS:
+        folder = f"{base}/loader/entries"
+        for name in host.listdir(folder)[:_MAX_ENTRIES]:
+            if name.endswith(".conf"):
+                text = host.read_text(f"{folder}/{name}", ENTRY_READ_LIMIT) or ""
+                entries.append(BootEntry(f"{folder}/{name}", _entry_release(text), "entry"))
+        folder = f"{base}/EFI/Linux"
+        for name in host.listdir(folder)[:_MAX_ENTRIES]:
+            if name.lower().endswith(".efi"):
+                data = host.read_bytes(f"{folder}/{name}", UKI_READ_LIMIT) or b""
+                entries.append(BootEntry(f"{folder}/{name}", uki_release(data), "uki"))
+    return entries
+
+
+def _entry_release(text: str) -> str | None:
+    """The release a Boot Loader Specification entry boots: its `linux` path names it
+    (/vmlinuz-<release>, or kernel-install's /<machine-id>/<release>/linux), else `version`."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines()[:200]:
+        key, _, value = line.strip().partition(" ")
+        if key and key not in fields:
+            fields[key] = value.strip()
+    linux = fields.get("linux", "")
+    name = linux.rsplit("/", 1)[-1]
+    if name.startswith("vmlinuz-"):
+        return name[len("vmlinuz-") :] or None
+    parts = [p for p in linux.split("/") if p]
+    if len(parts) >= 3 and parts[-1] == "linux":
+        return parts[-2]
+    return fields.get("version") or None
+
+
+def uki_release(data: bytes) -> str | None:
+    """`uname -r` from a unified kernel image's .uname PE section; None when absent. Every
+    offset and length is checked against the bytes read."""
+    if data[:2] != b"MZ" or len(data) < 0x40:
+        return None
+    pe = int.from_bytes(data[0x3C:0x40], "little")
+    if pe + 24 > len(data) or data[pe : pe + 4] != b"PE\0\0":
+        return None
+    sections = int.from_bytes(data[pe + 6 : pe + 8], "little")
+    optional = int.from_bytes(data[pe + 20 : pe + 22], "little")
+    table = pe + 24 + optional
+    for index in range(min(sections, 96)):
+        entry = table + 40 * index
+        if entry + 40 > len(data):
+            return None
+        if data[entry : entry + 8].rstrip(b"\0") != b".uname":
+            continue
+        size = int.from_bytes(data[entry + 16 : entry + 20], "little")
+        offset = int.from_bytes(data[entry + 20 : entry + 24], "little")
+        virtual = int.from_bytes(data[entry + 8 : entry + 12], "little")
+        size = min(size, virtual or size, 64)
+        if offset + size > len(data):
+            return None
+        release = data[offset : offset + size].split(b"\0", 1)[0].decode("ascii", "replace")
+        release = release.strip()
+        return release if release and release.isprintable() and " " not in release else None
+    return None
+
+
 def read_images(
     host: Host, kernels: list[Kernel], running_release: str, running_image: str | None
 ) -> str | None:
@@ -275,8 +355,9 @@ def next_boot(
 
 
 # --- from kernel_facts.py
-# Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM.
-EXTERNAL_PROVIDERS = {"digitalocean": "DigitalOcean", "linode": "Linode", "ovh": "OVH"}
+# Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM:
+# named by DMI alone, they count only when no boot loader inside the machine chose the kernel.
+PANEL_KERNEL_PROVIDERS = ("digitalocean", "linode", "ovh", "scaleway")
 
 
 @dataclass
@@ -383,21 +464,74 @@ class KernelFacts:
     installed: Installed
 
     @cached_property
+    def provider(self) -> Identification | None:
+        """The provider or hypervisor this host's traces name, with the evidence."""
+        from preflight_checks.kernel.providers import identify
+
+        return identify(self.host)
+
+    @cached_property
+    def supplier(self) -> Identification | None:
+        """The identified provider when the evidence says it loads the running kernel."""
+        ident, running = self.provider, self.running
+        if ident is None:
+            return None
+        if ident.provider.always_external:
+            return ident
+        if ident.kernel_named and not self.running_image_on_disk:
+            return ident
+        if (
+            ident.provider.key in PANEL_KERNEL_PROVIDERS
+            and running.cmdline_known
+            and running.boot_image is None
+            and not self.boots_itself
+        ):
+            return ident
+        return None
+
+    @cached_property
+    def running_image_on_disk(self) -> bool:
+        """Whether the running kernel's image is on this machine's /boot (vmlinuz-<release>,
+        OVH's bzImage-<release>, or the file BOOT_IMAGE= names)."""
+        release = self.running.release
+        if self.installed.running_image_found or self.host.is_file(f"boot/bzImage-{release}"):
+            return True
+        image = self.running.boot_image
+        name = image.rsplit("/", 1)[-1] if image else ""
+        return bool(name) and name not in (".", "..") and self.host.is_file(f"boot/{name}")
+
+    @cached_property
+    def boots_itself(self) -> bool:
+        """A boot loader inside the machine that sets no BOOT_IMAGE= (systemd-boot, a UKI)
+        started the running release."""
+        release = self.running.release
+        return any(entry.release == release for entry in boot_entries(self.host))
+
+    @cached_property
     def external_evidence(self) -> list[str]:
         """Why no boot loader inside the machine chose the running kernel (the provider, the
         Xen toolstack or the hypervisor supplied it); empty when one did, or when the kernel
         command line is unknown."""
         running, installed = self.running, self.installed
-        if not running.cmdline_known or running.boot_image is not None:
-            return []
         evidence = []
-        provider = self.host.provider
-        if provider in EXTERNAL_PROVIDERS:
-            evidence.append(
-                f"DMI names the provider {EXTERNAL_PROVIDERS[provider]} and the kernel "
-                "command line has no BOOT_IMAGE=, so no boot loader inside the machine chose "
-                "the kernel"
-            )
+        supplier = self.supplier
+        if supplier is not None:
+            provider = supplier.provider
+            if provider.always_external:
+                why = f"{provider.name} loads the kernel itself, with no boot loader in the guest"
+            elif supplier.kernel_named and not self.running_image_on_disk:
+                why = (
+                    f"the running kernel is {provider.name}'s and its image is not in /boot, "
+                    "so the provider loads it"
+                )
+            else:
+                why = (
+                    "the kernel command line has no BOOT_IMAGE=, so no boot loader inside "
+                    "the machine chose the kernel"
+                )
+            evidence.append(f"{why} ({'; '.join(supplier.evidence)})")
+        if not running.cmdline_known or running.boot_image is not None or self.boots_itself:
+            return evidence
         if running.xen_pv:
             evidence.append(
                 "this is a Xen PV guest whose kernel the toolstack loads "
