@@ -437,6 +437,8 @@ class Installed:
 def read_installed(host: Host, release: str) -> Installed:
     kernels, metas = installed_kernels(host)
     running_image = f"boot/vmlinuz-{release}"
+    if not host.is_file(running_image) and host.is_file(f"boot/bzImage-{release}"):
+        running_image = f"boot/bzImage-{release}"  # OVH's kernels installed on the disk
     running_image_found = host.is_file(running_image)
     running_image_version = read_images(
         host, kernels, release, running_image if running_image_found else None
@@ -480,6 +482,8 @@ class KernelFacts:
             return ident
         if ident.kernel_named and not self.running_image_on_disk:
             return ident
+        if ident.provider.key == "aws" and running.xen_pv and not self.running_image_on_disk:
+            return ident  # an AKI kernel: PV-GRUB would have booted one from /boot
         if (
             ident.provider.key in PANEL_KERNEL_PROVIDERS
             and running.cmdline_known
@@ -489,12 +493,19 @@ class KernelFacts:
             return ident
         return None
 
+    @property
+    def remedy_provider(self) -> Identification | None:
+        """Whose steps fix an external kernel: the supplier, else (when other evidence shows
+        the kernel comes from outside) the provider the host's traces name."""
+        if self.supplier is not None:
+            return self.supplier
+        return self.provider if self.loaded_from_outside else None
+
     @cached_property
     def running_image_on_disk(self) -> bool:
         """Whether the running kernel's image is on this machine's /boot (vmlinuz-<release>,
         OVH's bzImage-<release>, or the file BOOT_IMAGE= names)."""
-        release = self.running.release
-        if self.installed.running_image_found or self.host.is_file(f"boot/bzImage-{release}"):
+        if self.installed.running_image_found:
             return True
         image = self.running.boot_image
         name = image.rsplit("/", 1)[-1] if image else ""

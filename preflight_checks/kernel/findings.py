@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 def external_remediation(facts: KernelFacts, target: Kernel) -> list[str]:
     want = f"{target.release} ({target.label})"
     running = facts.running
-    supplier = facts.supplier
-    if supplier is not None:
+    supplier = facts.remedy_provider
+    if supplier is not None and not (running.xen_pv and supplier.provider.key == "qemu"):
         provider = supplier.provider
         steps = [
-            f"Rebooting alone will not help: {provider.name} loads this machine's kernel "
-            f"(identified by: {'; '.join(supplier.evidence)}), not the one the package "
-            "manager installed.",
+            f"Rebooting alone will not help: this machine runs on {provider.name} "
+            f"(identified by: {'; '.join(supplier.evidence)}), which loads a kernel other "
+            "than the one the package manager installed.",
             *(step.format(want=want) for step in provider.steps),
         ]
         if provider.always_external:

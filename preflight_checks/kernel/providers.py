@@ -290,6 +290,11 @@ def identify(host: Host) -> Identification | None:
                 kernel_named=True,
             )
 
+    # An EC2 Xen guest running a "xen" kernel (2.6.21.7-2.fc8xen, 2.6.18-xenU-ec2-v1.0) runs
+    # an Amazon Kernel Image.
+    if "aws" in found and "xen" in release.lower():
+        note("aws", f"the running release {release} is a Xen kernel, as EC2's AKIs are")
+
     if not found:
         return None
     return max(found.values(), key=lambda item: (item.kernel_named, len(item.evidence)))
