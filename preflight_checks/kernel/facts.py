@@ -164,7 +164,7 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     if db.manager == "rpm":
         seen: set[str] = set()
         for pkg in sorted(kernel_packages(db), key=lambda p: p.name != "kernel-core"):
-            release = f"{pkg.version.split(':')[-1]}.{pkg.arch}" if pkg.arch else None
+            release = rpm_kernel_release(pkg.name, pkg.version, pkg.arch)
             if release is None or release in seen:
                 continue
             seen.add(release)
@@ -174,6 +174,23 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     if db.manager in ("rpm", None):
         kernels = _kernels_on_disk(host)
     return kernels, metas
+
+
+# SUSE names each kernel flavour's package kernel-<flavour>; its `uname -r` is
+# <version>-<release without its last number>-<flavour> (kernel-default 5.14.21-150500.55.39.1
+# runs as 5.14.21-150500.55.39-default). Red Hat's is <version>-<release>.<arch>.
+SUSE_FLAVOURS = ("default", "azure", "rt", "64kb", "preempt")
+
+
+def rpm_kernel_release(name: str, version: str, arch: str | None) -> str | None:
+    """The `uname -r` an RPM kernel package provides; None when it cannot be told."""
+    evr = version.split(":")[-1]
+    flavour = name.removeprefix("kernel-")
+    if name.startswith("kernel-") and flavour in SUSE_FLAVOURS:
+        upstream, _, release = evr.rpartition("-")
+        base = release.rpartition(".")[0] or release
+        return f"{upstream}-{base}-{flavour}" if upstream and base else None
+    return f"{evr}.{arch}" if arch else None
 
 
 def _depended_release(depends: str) -> str | None:
