@@ -111,6 +111,8 @@ class KernelCheck(Check):
         "efi/EFI/Linux/*.efi",
         "usr/lib/modules/*/pkgbase",
         "lib/modules/*/pkgbase",
+        "var/lib/pacman/local/linux*/desc",
+        "lib/apk/db/installed",
         "var/lib/dpkg/info/linux-image*.list",
         "var/lib/dpkg/info/linux-signed-image*.list",
     )
@@ -263,7 +265,7 @@ def _build_matches(facts: KernelFacts) -> bool | None:
     pkg = facts.installed.running_pkg
     if pkg is None:
         return None
-    if pkg.manager in ("rpm", "files"):
+    if pkg.manager in ("rpm", "files", "pacman", "apk"):
         return True  # the release names the version-release: one release, one build
     if running.build is not None and pkg.version:
         return running.build == pkg.version

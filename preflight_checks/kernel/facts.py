@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.facts import uts_version_of
+from preflight.text import plausible_name
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
@@ -205,27 +206,106 @@ def _depended_release(depends: str) -> str | None:
 
 
 def _kernels_on_disk(host: Host) -> list[Kernel]:
-    """Without a usable package database (an RPM host under --root): the kernels that
-    /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
+    """Without a usable package database (an RPM host under --root, Arch, Alpine): the kernels
+    that /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
     releases = {
         name
         for name in host.listdir("lib/modules")
         if name[:1].isdigit()
-        and (host.is_file(f"lib/modules/{name}/vmlinuz") or host.is_file(f"boot/vmlinuz-{name}"))
+        and (
+            host.is_file(f"lib/modules/{name}/vmlinuz")
+            or host.is_file(f"boot/vmlinuz-{name}")
+            or _alpine_flavour(host, name) is not None
+        )
     }
     releases.update(
         path.split("/vmlinuz-", 1)[1]
         for path in host.glob("boot/vmlinuz-*")
         if path.split("/vmlinuz-", 1)[1][:1].isdigit() and "rescue" not in path
     )
+    apk = _apk_versions(host)
     kernels = []
     for release in _sorted_releases(host, releases):
         installed = host.mtime(f"lib/modules/{release}/modules.dep") or host.mtime(
             f"boot/initramfs-{release}.img"
         )
-        version = RPM_ARCH.sub("", release)
-        kernels.append(Kernel(None, version, release, installed, "files"))
+        kernel = Kernel(None, RPM_ARCH.sub("", release), release, installed, "files")
+        pkgbase = host.read_line(f"lib/modules/{release}/pkgbase")
+        flavour = _alpine_flavour(host, release)
+        if pkgbase and plausible_name(pkgbase):
+            kernel.package = pkgbase
+            version, date = _pacman_package(host, pkgbase)
+            if version and _same_release(version, release):
+                kernel.version, kernel.manager = version, "pacman"
+                kernel.installed_at = date or installed
+        elif flavour is not None:
+            kernel.package = f"linux-{flavour}"
+            version = apk.get(kernel.package)
+            if version and _same_release(version.replace("-r", "-"), release):
+                kernel.version, kernel.manager = version, "apk"
+        kernels.append(kernel)
     return kernels
+
+
+# Arch Linux names a kernel package after its flavour (linux, linux-lts): the modules folder's
+# pkgbase file names the package, pacman's local database its version and install date. Alpine's
+# linux-lts and linux-virt install /boot/vmlinuz-<flavour> and lib/modules/<ver>-<r>-<flavour>.
+PACMAN_LOCAL = "var/lib/pacman/local"
+APK_INSTALLED = "lib/apk/db/installed"
+ALPINE_FLAVOURS = ("lts", "virt", "edge", "rpi")
+APK_READ_LIMIT = 32 << 20
+
+
+def _alpine_flavour(host: Host, release: str) -> str | None:
+    flavour = release.rpartition("-")[2]
+    if flavour in ALPINE_FLAVOURS and host.is_file(f"boot/vmlinuz-{flavour}"):
+        return flavour
+    return None
+
+
+def _same_release(version: str, release: str) -> bool:
+    """Whether a package version names this release: 6.6.8.arch1-1 is 6.6.8-arch1-1, 6.1.69-1
+    of linux-lts is 6.1.69-1-lts, Alpine's 6.6.31-0 is 6.6.31-0-lts."""
+
+    def words(text: str) -> str:
+        return text.replace(".", "-")
+
+    return words(release).startswith(words(version))
+
+
+def _pacman_package(host: Host, name: str) -> tuple[str | None, float | None]:
+    """Version and install date of an installed pacman package, from its local desc file."""
+    for folder in host.listdir(PACMAN_LOCAL)[:100_000]:
+        if not folder.startswith(name + "-") or folder.count("-") != name.count("-") + 2:
+            continue
+        text = host.read_text(f"{PACMAN_LOCAL}/{folder}/desc", 256 * 1024) or ""
+        lines = text.splitlines()
+        fields = {
+            lines[i]: lines[i + 1].strip() for i in range(len(lines) - 1) if lines[i][:1] == "%"
+        }
+        if fields.get("%NAME%") != name:
+            continue
+        date = fields.get("%INSTALLDATE%", "")
+        return fields.get("%VERSION%") or None, float(
+            date
+        ) if date.isascii() and date.isdecimal() else None
+    return None, None
+
+
+def _apk_versions(host: Host) -> dict[str, str]:
+    """Alpine's installed kernel packages (linux-*) and their versions, from apk's database."""
+    if not host.is_file(APK_INSTALLED):
+        return {}
+    versions: dict[str, str] = {}
+    name = None
+    for line in (host.read_text(APK_INSTALLED, APK_READ_LIMIT) or "").splitlines():
+        if line.startswith("P:"):
+            name = line[2:].strip()
+        elif line.startswith("V:") and name and name.startswith("linux-"):
+            versions[name] = line[2:].strip()
+        elif not line:
+            name = None
+    return versions
 
 
 def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
@@ -329,9 +409,11 @@ def read_images(
         running_image_version = image_version(host, running_image)
     for kernel in kernels:
         rel = f"boot/vmlinuz-{kernel.release}"
+        if not host.is_file(rel) and host.is_file(f"lib/modules/{kernel.release}/vmlinuz"):
+            rel = f"lib/modules/{kernel.release}/vmlinuz"
         if kernel.release == running_release:
             if running_image is not None:
-                kernel.image, kernel.image_version = rel, running_image_version
+                kernel.image, kernel.image_version = running_image, running_image_version
         elif host.is_file(rel):
             kernel.image = rel
             kernel.image_version = image_version(host, rel, scan=False)
@@ -354,6 +436,22 @@ def next_boot(
     if not candidates:
         return running_pkg, "the running release"
     by_release = {k.release: k for k in candidates}
+    entries = [e for e in boot_entries(host) if e.release in by_release]
+    if entries:
+        # systemd-boot starts the newest entry unless loader.conf says otherwise.
+        best_entry = entries[0]
+        for entry in entries[1:]:
+            if (
+                host.packages.order(
+                    by_release[entry.release].version or "",
+                    by_release[best_entry.release].version or "",
+                    by_release[entry.release].rules,
+                )
+                > 0
+            ):
+                best_entry = entry
+        kind = "unified kernel image" if best_entry.kind == "uki" else "systemd-boot entry"
+        return by_release[best_entry.release], f"the {kind} /{best_entry.path}"
     for rel in _GRUBENV_FILES:
         text = host.read_text(rel, 64 * 1024) or ""
         match = re.search(r"^saved_entry=(.+)$", text, re.M)
@@ -464,8 +562,11 @@ class Installed:
 def read_installed(host: Host, release: str) -> Installed:
     kernels, metas = installed_kernels(host)
     running_image = f"boot/vmlinuz-{release}"
-    if not host.is_file(running_image) and host.is_file(f"boot/bzImage-{release}"):
-        running_image = f"boot/bzImage-{release}"  # OVH's kernels installed on the disk
+    # OVH installs its kernels as bzImage-<release>; Arch keeps each kernel's image in its
+    # modules folder (boot/vmlinuz-linux is whichever is installed now), and so do Fedora's.
+    for other in (f"boot/bzImage-{release}", f"lib/modules/{release}/vmlinuz"):
+        if not host.is_file(running_image) and host.is_file(other):
+            running_image = other
     running_image_found = host.is_file(running_image)
     running_image_version = read_images(
         host, kernels, release, running_image if running_image_found else None
@@ -541,9 +642,10 @@ class KernelFacts:
     @cached_property
     def boots_itself(self) -> bool:
         """A boot loader inside the machine that sets no BOOT_IMAGE= (systemd-boot, a UKI)
-        started the running release."""
-        release = self.running.release
-        return any(entry.release == release for entry in boot_entries(self.host))
+        has an entry for the running release or an installed kernel (after an upgrade the UKI
+        names the new one)."""
+        known = {self.running.release} | {k.release for k in self.installed.kernels}
+        return any(entry.release in known for entry in boot_entries(self.host))
 
     @cached_property
     def external_evidence(self) -> list[str]:

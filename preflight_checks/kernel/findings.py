@@ -279,6 +279,12 @@ def drift(facts: KernelFacts, target: Kernel) -> Finding:
         since = "ls -l --time-style=full-iso " + shell_arg(f"/var/lib/dpkg/info/{package}.list")
     elif target.manager == "dpkg":
         since = "ls -l --time-style=full-iso /var/lib/dpkg/info/linux-image-*.list"
+    elif target.manager == "pacman" and package:
+        since = f"pacman -Qi {shell_arg(package)} (Install Date)"
+    elif target.manager in ("apk", "files") and target.release:
+        since = "ls -l --time-style=full-iso " + shell_arg(
+            f"/lib/modules/{target.release}/modules.dep"
+        )
     else:
         since = f"rpm -q --last {shell_arg(package or 'kernel-core')}"
     return Finding(
@@ -313,8 +319,10 @@ def modules_missing(facts: KernelFacts, main_code: str) -> Finding:
             how = f"(apt-get install {shell_arg(f'linux-image-{release}')})"
         elif facts.host.packages.manager == "dpkg":
             how = "(its linux-image package)"
-        else:
+        elif facts.host.packages.manager == "rpm":
             how = "(dnf install kernel-modules-core-<version>)"
+        else:
+            how = "(with the distribution's package manager)"
         fix = [
             f"Install the modules of {release} if the distribution still ships them {how}",
             "Or run a kernel whose modules are installed (ls /lib/modules).",
