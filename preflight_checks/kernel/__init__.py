@@ -28,7 +28,11 @@ class KernelCheck(Check):
         "the build strings inside /boot/vmlinuz-* and the install times against the boot time. "
         "It tells a reboot that is merely pending from a kernel that is loaded from outside the "
         "machine (a provider's control-panel kernel, Xen PV, a hypervisor's direct kernel boot), "
-        "where rebooting changes nothing: `uname -r` is the same for every build of one ABI, so "
+        "where rebooting changes nothing, and names that provider with its own remedy. Kernel "
+        "packages come from dpkg, RPM (on a snapshot its sqlite or Berkeley DB database, read "
+        "in place), Arch's pacman and Alpine's apk; systemd-boot entries and unified kernel "
+        "images count as a boot loader inside the machine. `uname -r` is the same for every "
+        "build of one ABI, so "
         "only the build shows that an upgraded kernel is not the one running. Modules (tun, for "
         "one) load only from /lib/modules/<running release>."
     )
@@ -48,12 +52,18 @@ class KernelCheck(Check):
             "The running kernel is not what the packages provide and a reboot will not change "
             "that: the package was installed before the last boot and still is not running, the "
             "running release has no package and no image, or the provider or hypervisor loads "
-            "the kernel from outside (DMI vendor without BOOT_IMAGE=, Xen PV).",
-            "Rebooting alone will not help. DigitalOcean: control panel -> Settings -> Kernel -> "
-            "select the installed version -> Change, then power-cycle from the panel (or switch "
-            "to the GrubLoader kernel). Linode: set the configuration profile's kernel to GRUB 2. "
-            "Otherwise: change the kernel in the hypervisor's VM settings, or fix the boot "
-            "loader's default entry when the machine boots itself.",
+            "the kernel from outside. The provider is identified from DMI, its kernels' naming "
+            "(-linode80, -xxxx-std-ipv6-64, -mainline-rev1, EC2's xen AKIs), the build host in "
+            "/proc/version, cloud-init's datasource, /sys/hypervisor and the ACPI tables' OEM ID "
+            "(Firecracker); details.provider_evidence lists what was found.",
+            "Rebooting alone will not help; the remedy is the provider's own. DigitalOcean: "
+            "Settings -> Kernel, or GrubLoader, then power off and on from the panel. Linode: "
+            "the configuration profile's Kernel -> 'GRUB 2'. OVH: boot mode 'Boot to disk'. "
+            "Scaleway: local boot instead of a bootscript. EC2 PV: stop, change the kernel ID "
+            "to a PV-GRUB AKI or move to HVM. Proxmox/libvirt: remove the direct kernel boot. "
+            "Firecracker: the host's boot-source kernel_image_path. Hetzner, Vultr: no "
+            "provider kernel is documented (rescue system or ISO). When the machine boots "
+            "itself: fix the boot loader's default entry (GRUB, grubby, systemd-boot).",
         ),
         "kernel.drift": FindingDoc(
             Status.WARN,
