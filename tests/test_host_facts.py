@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Snapshot, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
+from support.cli import run_preflight
+from support.snapshot import Snapshot
 
 from preflight.facts import distribution as facts_distribution
 from preflight.host import Host
@@ -240,3 +241,20 @@ def test_os_release_keeps_the_good_lines_of_a_damaged_file(snapshot: Snapshot) -
         "12",
         "bookworm",
     )
+
+
+def test_process_and_socket_tables_are_read_once_for_every_check_thread() -> None:
+    host = Host("/")
+    start = threading.Barrier(6)
+    seen: list[tuple[int, int]] = []
+
+    def check() -> None:
+        start.wait()
+        seen.append((id(host.processes), id(host.sockets)))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1 and len(seen) == 6

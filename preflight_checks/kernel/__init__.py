@@ -97,6 +97,8 @@ class KernelCheck(Check):
         ),
     }
     paths = (
+        "var/lib/dpkg/info/linux-image*.list",
+        "var/lib/dpkg/info/linux-signed-image*.list",
         "proc/version_signature",
         "sys/hypervisor/guest_type",
         "var/run/reboot-required",
@@ -107,7 +109,7 @@ class KernelCheck(Check):
         "boot/grub2/grub.cfg",
         "boot/grub2/grubenv",
         "lib/modules/*/modules.dep",
-        # Provider traces (providers.PATHS) and systemd-boot entries and UKIs.
+        # What providers.identify reads, then systemd-boot entries and UKIs, Arch and Alpine.
         "sys/firmware/acpi/tables/DSDT",
         "sys/firmware/acpi/tables/FACP",
         "run/cloud-init/cloud-id",
@@ -123,8 +125,6 @@ class KernelCheck(Check):
         "lib/modules/*/pkgbase",
         "var/lib/pacman/local/linux*/desc",
         "lib/apk/db/installed",
-        "var/lib/dpkg/info/linux-image*.list",
-        "var/lib/dpkg/info/linux-signed-image*.list",
     )
     # Without a package database the kernels on disk count, dated by these files' mtimes.
     markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")

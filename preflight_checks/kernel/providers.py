@@ -220,8 +220,6 @@ _DATASOURCES = {
 
 ACPI_TABLES = ("sys/firmware/acpi/tables/DSDT", "sys/firmware/acpi/tables/FACP")
 CLOUD_INIT_FILES = ("run/cloud-init/cloud-id", "var/lib/cloud/instance/datasource")
-# Files identify() reads beyond the host facts: `preflight collect` copies them.
-PATHS = (*ACPI_TABLES, *CLOUD_INIT_FILES, "sys/hypervisor/uuid")
 
 
 def identify(host: Host) -> Identification | None:
