@@ -107,7 +107,7 @@ class AppliesWhen:
             or any(host.is_file(rel) for rel in self.service_paths())
             or any(host.is_file(rel) for pattern in self.files for rel in host.glob(pattern))
             or bool(self.packages and host.packages.find(names=self.packages))
-            or any(host.processes.named(name) for name in self.processes)
+            or any(not p.zombie for name in self.processes for p in host.processes.named(name))
         )
 
     def service_paths(self) -> tuple[str, ...]:
@@ -150,6 +150,9 @@ class Check:
     description: ClassVar[str] = ""
     #: Every finding code the check can report (for `preflight explain`).
     findings: ClassVar[dict[str, FindingDoc]] = {}
+    #: True when the check reports codes beyond `findings` (made from what it reads): a waiver's
+    #: code is then not checked against `findings`.
+    open_codes: ClassVar[bool] = False
     #: Config keys of `[checks.<id>]` besides `required`, which every check accepts.
     options: ClassVar[dict[str, Option]] = {}
     #: Paths (relative to the root, shell patterns allowed) that `preflight collect` copies, besides

@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from hostdata import DEBIAN12_OS_RELEASE
 from support.cli import REPO, check_of, codes, finding, report_of, run_preflight
 from support.components import require_command
 from support.plugins import distribution
@@ -62,7 +63,8 @@ def test_the_example_is_three_files_under_100_lines() -> None:
 
 def test_the_worked_example_runs_as_written(snapshot: Snapshot, tmp_path: Path) -> None:
     env = install_example(tmp_path / "site")
-    # Nothing of OpenSSH: the engine's skip from the declared applicability.
+    # A Debian 12 host without OpenSSH: the engine's skip from the declared applicability.
+    snapshot.write("etc/os-release", DEBIAN12_OS_RELEASE)
     result = sshd_root(snapshot, env)
     assert (result["status"], codes(result)) == ("skip", ["sshd-root.not-installed"])
 

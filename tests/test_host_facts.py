@@ -258,3 +258,18 @@ def test_process_and_socket_tables_are_read_once_for_every_check_thread() -> Non
     for thread in threads:
         thread.join()
     assert len(set(seen)) == 1 and len(seen) == 6
+
+
+def test_user_and_group_names_come_from_the_roots_own_files(snapshot: Snapshot) -> None:
+    # Debian's base-passwd lines; a second uid 0 and a non-canonical number as an attacker or a
+    # sloppy tool might leave them: getpwuid answers with the first canonical match.
+    snapshot.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n"
+        "odd:x:0100:100::/:/usr/sbin/nologin\n"
+        "_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n",
+    )
+    snapshot.write("etc/group", "root:x:0:\nnetdev:x:108:\n")
+    users = Host(str(snapshot)).users
+    assert (users.user_name(0), users.user_name(42), users.user_name(100)) == ("root", "_apt", None)
+    assert (users.group_name(108), users.group_name(65534)) == ("netdev", None)
