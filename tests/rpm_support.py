@@ -21,13 +21,15 @@ from conftest import require_command
 DBPATH = "/var/lib/rpm"
 
 
-def build_rpm(workdir: Path, name: str, version: str, release: str, arch: str) -> Path:
+def build_rpm(
+    workdir: Path, name: str, version: str, release: str, arch: str, description: str = ""
+) -> Path:
     """An empty binary package with this name, version, release and architecture."""
     rpmbuild = require_command("rpmbuild")
     spec = workdir / f"{name}-{version}-{release}.spec"
     spec.write_text(
         f"Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: {name}\n"
-        f"License: GPLv2\nBuildArch: {arch}\n%description\n{name} for a test snapshot.\n%files\n"
+        f"License: GPLv2\nBuildArch: {arch}\n%description\n{description or name}\n%files\n"
     )
     subprocess.run(
         [

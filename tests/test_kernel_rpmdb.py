@@ -250,3 +250,37 @@ def test_suse_kernel_default_from_sysimage_database(
         ("kernel-default", "5.14.21-150500.55.44-default"),
     ]
     assert "rebooting will load 5.14.21-150500.55.44-default" in check["findings"][0]["message"]
+
+
+def test_berkeley_db_overflow_loop_and_lies_are_bounded(snapshot: Snapshot, tmp_path: Path) -> None:
+    """A header larger than a page lives on a chain of overflow pages: a chain turned into a
+    loop, or lengths that point past the file, lose that header only, quickly."""
+    import time
+
+    root = tmp_path / "db"
+    root.mkdir()
+    long_text = "The Linux kernel documentation. " * 600  # ~19 KB: five overflow pages
+    install(
+        root,
+        [
+            build_rpm(tmp_path, "kernel-doc", "4.18.0", "513.5.1.el8_9", "x86_64", long_text),
+            build_rpm(tmp_path, "kernel-core", "4.18.0", "513.5.1.el8_9", "x86_64"),
+        ],
+    )
+    packages = snapshot.root / "var/lib/rpm/Packages"
+    berkeley_db(root, packages)
+    db = Host(str(snapshot.root)).packages
+    assert {p.name for p in db.find(names=["kernel-doc", "kernel-core"])} == {
+        "kernel-doc",
+        "kernel-core",
+    }
+    data = bytearray(packages.read_bytes())
+    pagesize = int.from_bytes(data[20:24], "little")
+    overflow = [n for n in range(1, len(data) // pagesize) if data[n * pagesize + 25] == 7]
+    assert len(overflow) >= 2
+    for page in overflow:  # every page's next is the first one: the chain becomes a loop
+        data[page * pagesize + 16 : page * pagesize + 20] = overflow[0].to_bytes(4, "little")
+    packages.write_bytes(bytes(data))
+    started = time.monotonic()
+    found = Host(str(snapshot.root)).packages.find(names=["kernel-doc", "kernel-core"])
+    assert [p.name for p in found] == ["kernel-core"] and time.monotonic() - started < 1
