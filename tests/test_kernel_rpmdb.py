@@ -284,3 +284,24 @@ def test_berkeley_db_overflow_loop_and_lies_are_bounded(snapshot: Snapshot, tmp_
     started = time.monotonic()
     found = Host(str(snapshot.root)).packages.find(names=["kernel-doc", "kernel-core"])
     assert [p.name for p in found] == ["kernel-core"] and time.monotonic() - started < 1
+
+
+def test_collect_round_trip_keeps_the_rpm_database(
+    snapshot: Snapshot, rocky9_db: Database, tmp_path: Path
+) -> None:
+    """`preflight collect` of an RPM host copies its database, so the snapshot gives the same
+    verdict as the host."""
+    import tarfile
+
+    rocky9(snapshot, rocky9_db, rocky9_db.first + 1)
+    tarball = tmp_path / "rocky.tar.gz"
+    run = run_preflight("collect", "--root", str(snapshot.root), str(tarball))
+    assert run.returncode == 0, run.stderr
+    copy = tmp_path / "copy"
+    with tarfile.open(tarball) as archive:
+        archive.extractall(copy)  # noqa: S202 - our own tarball, in a test
+    assert (copy / "var/lib/rpm/rpmdb.sqlite").is_file()
+    _, original = kernel_result(snapshot)
+    _, collected = kernel_result(Snapshot(copy))
+    assert collected["code"] == original["code"] == "kernel.reboot-required"
+    assert collected["details"]["installed"] == original["details"]["installed"]

@@ -123,6 +123,11 @@ class KernelCheck(Check):
         "efi/EFI/Linux/*.efi",
         "usr/lib/modules/*/pkgbase",
         "lib/modules/*/pkgbase",
+        # RPM databases (read in place under --root; files over collect's size bound stay out).
+        "var/lib/rpm/rpmdb.sqlite",
+        "var/lib/rpm/Packages",
+        "usr/lib/sysimage/rpm/rpmdb.sqlite",
+        "usr/lib/sysimage/rpm/Packages",
         "var/lib/pacman/local/linux*/desc",
         "lib/apk/db/installed",
     )
