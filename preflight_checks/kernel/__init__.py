@@ -104,6 +104,7 @@ class KernelCheck(Check):
         "var/run/reboot-required",
         "var/run/reboot-required.pkgs",
         "boot/vmlinuz-*",
+        "boot/bzImage-*",
         "boot/grub/grub.cfg",
         "boot/grub/grubenv",
         "boot/grub2/grub.cfg",
