@@ -31,6 +31,7 @@ from preflight_checks.puppet.facts import (
 
 if TYPE_CHECKING:
     from preflight_checks.puppet.facts import Install
+    from preflight_checks.puppet.modulepath import ModulePath
 
 
 class PuppetCheck(Check):
@@ -120,16 +121,21 @@ class PuppetCheck(Check):
         # [checks.puppet] even when the check does not run.
         from preflight_checks.puppet.facts import (
             assign_packages,
+            below_minimum,
+            callers,
             effective_install,
             find_installs,
+            inspect_launcher,
+            interpreter_owner,
             newest_meeting,
-            older,
             puppet_search_path,
             read_version,
+            resolve_callers,
         )
         from preflight_checks.puppet.findings import (
+            cannot_run_finding,
             not_installed_finding,
-            shadowed_finding,
+            shadowed_findings,
             too_old_finding,
             version_unknown_finding,
         )
@@ -153,15 +159,27 @@ class PuppetCheck(Check):
         search_path, path_source = puppet_search_path(host)
         ctx.details["path"] = search_path
         ctx.details["path_source"] = path_source
+        found_callers = callers(host)
+        firsts = [
+            found[0]
+            for caller in found_callers
+            for found in [host.which_all("puppet", caller.path)]
+            if found
+        ]
         ignored: list[dict[str, str]] = []
-        installs = find_installs(host, search_path, ignored)
+        installs = find_installs(host, search_path, ignored, firsts)
         packages = host.packages.find(names=PACKAGE_NAMES)
         ctx.details["packages"] = [{"name": p.name, "version": p.version} for p in packages]
         assign_packages(host, installs, packages)
         commands: list[str] = []
         for install in installs:
+            inspect_launcher(host, install, search_path)
             read_version(host, install, ctx.timeout, commands)
+            if install.broken:
+                interpreter_owner(host, install)
+        resolve_callers(host, found_callers, installs)
         ctx.details["installations"] = [i.to_dict(host) for i in installs]
+        ctx.details["callers"] = [c.to_dict(host) for c in found_callers]
         ctx.details["ignored"] = ignored
         ctx.details["commands_run"] = commands
         if any(i.layout == "vendor" for i in installs):
@@ -174,15 +192,18 @@ class PuppetCheck(Check):
         effective = effective_install(installs)
         ctx.details["effective"] = host.display(effective.path)
         ctx.details["version"] = effective.version
-        newer = newest_meeting(installs, effective, min_version)
+        newer = newest_meeting(host, installs, effective, min_version)
         puppet_cmd = "puppet" if effective.path_rank is not None else host.display(effective.path)
         too_old = False
-        if effective.version is None:
+        if effective.broken:
+            findings.append(cannot_run_finding(host, effective, installs, found_callers))
+            ctx.summary = f"Puppet at {host.display(effective.path)} cannot start"
+        elif effective.version is None:
             findings.append(version_unknown_finding(host, effective))
             ctx.summary = f"Puppet at {host.display(effective.path)}: version unknown" + (
                 f" ({effective.failure})" if effective.failure else ""
             )
-        elif older(effective.version, min_version):
+        elif below_minimum(host, effective, min_version):
             too_old = True
             findings.append(too_old_finding(host, effective, min_version, newer))
             ctx.summary = (
@@ -201,65 +222,165 @@ class PuppetCheck(Check):
             )
             ctx.summary = f"Puppet {effective.version} ({host.display(effective.path)})"
 
-        shadowed = shadowed_finding(host, installs)
-        if shadowed is not None:
-            findings.append(shadowed)
+        for install in installs:
+            # A broken Puppet that some caller starts by name fails that caller.
+            if install is not effective and install.broken:
+                if any(c.runs is install for c in found_callers):
+                    findings.append(cannot_run_finding(host, install, installs, found_callers))
+        findings.extend(shadowed_findings(host, installs, found_callers, min_version))
 
+        modulepaths = self._modulepaths(ctx, effective, modulepath_option)
+        reported: set[str] = set()
+        for modulepath in modulepaths:
+            for code, message, remediation in modulepath.problems:
+                if message not in reported:
+                    reported.add(message)
+                    findings.append(Finding(code, Status.FAIL, message, remediation))
         if modules:
             findings.extend(
-                self._modules(ctx, installs, modules, modulepath_option, puppet_cmd, too_old)
+                self._modules(ctx, modules, modulepaths, modulepath_option, puppet_cmd, too_old)
             )
         return findings
+
+    def _modulepaths(
+        self, ctx: CheckContext, effective: Install, modulepath_option: list[str]
+    ) -> list[ModulePath]:
+        """The modulepath of `puppet apply` and, when it differs, of `puppet agent`."""
+        from preflight_checks.puppet.modulepath import ModulePath, PathPart, resolve
+
+        host = ctx.host
+        if modulepath_option:
+            configured = ModulePath("user", "", "", "", None, None)
+            configured.parts = [
+                PathPart(
+                    host.display(folder),
+                    "[checks.puppet] modulepath",
+                    host.is_dir(folder.strip("/")),
+                )
+                for option in modulepath_option
+                for folder in (host.glob(option.strip()) or [option.strip()])
+            ]
+            ctx.details["modulepath"] = [host.display(p.strip()) for p in modulepath_option]
+            return [configured]
+        major = None
+        if effective.version and effective.version.split(".")[0].isdigit():
+            major = int(effective.version.split(".")[0])
+        resolved = []
+        for run_mode in ("user", "agent"):
+            modulepath = resolve(
+                host,
+                run_mode=run_mode,
+                library=effective.library,
+                layout=effective.layout,
+                major=major,
+            )
+            if resolved and (
+                modulepath.folders() == resolved[0].folders() and not modulepath.problems
+            ):
+                continue
+            resolved.append(modulepath)
+        ctx.details["modulepath"] = resolved[0].printed().split(":") if resolved[0].parts else []
+        ctx.details["modulepaths"] = [m.to_dict() for m in resolved]
+        return resolved
 
     def _modules(
         self,
         ctx: CheckContext,
-        installs: list[Install],
         modules: list[str],
+        modulepaths: list[ModulePath],
         modulepath_option: list[str],
         puppet_cmd: str,
         too_old: bool,
     ) -> list[Finding]:
-        from preflight_checks.puppet.facts import (
-            default_modulepaths,
-            find_module,
-            forge_name,
-            modulepath_folders,
-        )
+        from preflight.text import plausible_name, shell_arg
+        from preflight_checks.puppet.facts import find_module, forge_name
         from preflight_checks.puppet.findings import MODULE_TOOL_MISSING
 
         host = ctx.host
-        if modulepath_option:
-            patterns = [p.strip().lstrip("/") for p in modulepath_option]
-        else:
-            patterns = default_modulepaths(installs)
-        folders = modulepath_folders(host, patterns)
-        ctx.details["modulepath"] = [host.display(p) for p in patterns]
         results = []
         findings = []
         for wanted in modules:
-            result = find_module(host, wanted, folders)
-            results.append(result)
-            if result["present"]:
-                continue
-            where = ", ".join(host.display(p) for p in patterns)
-            message = f"module {wanted} is not in the modulepath ({where})"
-            if result.get("found_instead"):
-                message = (
-                    f"module {wanted} is missing: {result['path']} holds "
-                    f"{result['found_instead']}, not {wanted} ({where})"
+            for modulepath in modulepaths:
+                folders = [p.path for p in modulepath.parts if p.path is not None]
+                result = find_module(host, wanted, folders)
+                if modulepath is not modulepaths[0]:
+                    result["caller"] = modulepath.caller
+                    result["environment"] = modulepath.environment
+                results.append(result)
+                if result["present"]:
+                    continue
+                for_whom = ""
+                if len(modulepaths) > 1 or modulepath.environment not in ("", "production"):
+                    for_whom = f" of {modulepath.caller} (environment {modulepath.environment})"
+                where = ":".join(folders) or "no folder"
+                unknown = [p.unknown for p in modulepath.parts if p.unknown]
+                install = f"{puppet_cmd} module install {shell_arg(forge_name(wanted))}"
+                if modulepath_option and folders and plausible_name(folders[0]):
+                    install += f" --modulepath {shell_arg(folders[0])}"
+                elif modulepath.environment not in ("", "production") and plausible_name(
+                    modulepath.environment
+                ):
+                    install += f" --environment {shell_arg(modulepath.environment)}"
+                remediation = [install]
+                if result.get("empty"):
+                    path = str(result["path"])
+                    contents = result.get("contents") or []
+                    message = (
+                        f"module {wanted}: {path} holds no metadata.json and no manifests/ "
+                        f"({'empty' if not contents else 'only ' + ', '.join(contents)}); it is "
+                        f"the first {path.rsplit('/', 1)[-1]} on the modulepath{for_whom}, so "
+                        f"`puppet module list` shows it as ??? and `include` fails"
+                    )
+                    if result.get("shadows"):
+                        message += f" (it shadows {result['shadows']})"
+                    if not plausible_name(path):
+                        remediation = [f"move {path} out of the modulepath, then: {install}"]
+                    elif not contents:
+                        remediation = [f"rmdir {shell_arg(path)} && {install}"]
+                    else:
+                        aside = f"{path}.broken"
+                        remediation = [
+                            f"mv {shell_arg(path)} {shell_arg(aside)} && {install}"
+                        ]
+                    if result.get("shadows"):
+                        remediation = [
+                            remediation[0].split(" && ")[0]
+                            + f"  (then {result['shadows']} is used)"
+                        ]
+                    findings.append(
+                        Finding("puppet.module-empty", Status.FAIL, message, remediation)
+                    )
+                    continue
+                if unknown:
+                    findings.append(
+                        Finding(
+                            "puppet.modulepath-unknown",
+                            Status.ERROR,
+                            f"module {wanted} is not in the known part of the modulepath"
+                            f"{for_whom} ({where}); unknown without starting Ruby: "
+                            + "; ".join(str(u) for u in unknown),
+                            [
+                                f"ask Puppet: `puppet config print modulepath`; {install} "
+                                "if it is missing"
+                            ],
+                        )
+                    )
+                    continue
+                message = f"module {wanted} is not in the modulepath{for_whom} ({where})"
+                if result.get("found_instead"):
+                    message = (
+                        f"module {wanted} is missing: {result['path']} holds "
+                        f"{result['found_instead']}, not {wanted} ({where})"
+                    )
+                if too_old:
+                    remediation.insert(
+                        0, f"first upgrade Puppet (see puppet.too-old): {MODULE_TOOL_MISSING}"
+                    )
+                findings.append(
+                    Finding("puppet.module-missing", Status.FAIL, message, remediation)
                 )
-            command = f"{puppet_cmd} module install {forge_name(wanted)}"
-            if modulepath_option and not any(ch in modulepath_option[0] for ch in "*?["):
-                command += f" --modulepath {modulepath_option[0]}"
-            remediation = [command]
-            if too_old:
-                remediation.insert(
-                    0, f"first upgrade Puppet (see puppet.too-old): {MODULE_TOOL_MISSING}"
-                )
-            findings.append(Finding("puppet.module-missing", Status.FAIL, message, remediation))
         ctx.details["modules"] = results
-        present = [r for r in results if r["present"]]
+        present = [r for r in results if r["present"] and "caller" not in r]
         if present and ctx.summary:
             ctx.summary += "; modules: " + ", ".join(
                 f"{r['name']} {r['version']}" if r.get("version") else str(r["name"])
@@ -269,10 +390,15 @@ class PuppetCheck(Check):
 
 
 def _config_problems(min_version: str, modules: list[str], modulepath: list[str]) -> list[str]:
-    from preflight_checks.puppet.facts import MODULE_NAME_RE, version_key
+    from preflight_checks.puppet.facts import (
+        MIN_VERSION_RE,
+        MODULE_NAME_RE,
+        upstream_part,
+        version_key,
+    )
 
     problems = []
-    if version_key(min_version) is None:
+    if not MIN_VERSION_RE.fullmatch(min_version) or version_key(upstream_part(min_version)) is None:
         problems.append(f"min_version {min_version!r} is not a version")
     for name in modules:
         if not MODULE_NAME_RE.match(name):
