@@ -176,10 +176,23 @@ def dpkg_stanza(
 
 
 # ------------------------------------------------------------------ snapshot layouts
+# A Ruby interpreter as a snapshot holds it: an ELF executable (this VM's own /usr/bin/env, a
+# real binary of the right kind; its contents are never run, only its presence and mode matter).
+ELF_BINARY = Path("/usr/bin/env").read_bytes()
+
+
+def ruby(snap: Snapshot, path: str, link: str | None = None) -> None:
+    """An interpreter at `path`, and `link` (e.g. usr/bin/ruby) pointing at it."""
+    snap.write(path, ELF_BINARY, mode=0o755)
+    if link:
+        snap.symlink(link, os.path.basename(path))
+
+
 def debian12(snap: Snapshot, version: str = "7.23.0") -> None:
     """Debian 12's own Puppet: /usr/bin/puppet from puppet-agent, library in vendor_ruby."""
     snap.write("etc/os-release", OS_RELEASE_BOOKWORM)
     snap.write("usr/bin/puppet", LAUNCHER_DEBIAN, mode=0o755)
+    ruby(snap, "usr/bin/ruby3.1", "usr/bin/ruby")
     snap.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(version))
     snap.write(
         "var/lib/dpkg/status",
@@ -202,6 +215,8 @@ def precise_2_7_13(snap: Snapshot) -> None:
         'DISTRIB_CODENAME=precise\nDISTRIB_DESCRIPTION="Ubuntu 12.04.5 LTS"\n',
     )
     snap.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snap.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snap, "usr/bin/ruby1.8", "usr/bin/ruby")
     snap.write("usr/lib/ruby/1.8/puppet.rb", PUPPET_RB_2_7_13)
     snap.mkdir("usr/lib/ruby/1.8/puppet/util")
     snap.write(
@@ -231,6 +246,7 @@ def precise_2_7_13(snap: Snapshot) -> None:
 def vendor_aio(snap: Snapshot, puppet: str, agent: str, profile: bool = True) -> None:
     """Puppet's all-in-one puppet-agent: /opt/puppetlabs/bin/puppet -> ../puppet/bin/puppet."""
     snap.write("opt/puppetlabs/puppet/bin/puppet", LAUNCHER_VENDOR, mode=0o755)
+    ruby(snap, "opt/puppetlabs/puppet/bin/ruby")
     snap.symlink("opt/puppetlabs/bin/puppet", "../puppet/bin/puppet")
     snap.write("opt/puppetlabs/puppet/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(puppet))
     snap.write("opt/puppetlabs/puppet/VERSION", agent + "\n")
@@ -413,6 +429,8 @@ def test_puppet_2_7_13_in_lib_puppet_rb_is_too_old_with_the_upgrade_path(snapsho
 def test_puppet_3_layout_passes(snapshot, tmp_path):
     snapshot.write("etc/os-release", OS_RELEASE_TRUSTY)
     snapshot.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snapshot.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby1.9.1", "usr/bin/ruby")
     snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", VERSION_RB_3_4_3)
     snapshot.write(
         "var/lib/dpkg/status", dpkg_stanza("puppet-common", "3.4.3-1ubuntu1.2", "admin", "puppet")
@@ -461,8 +479,10 @@ def test_old_distribution_puppet_first_on_path_shadows_the_vendor_one(snapshot, 
     assert sorted(codes(check)) == ["puppet.shadowed", "puppet.too-old"]
     shadowed = finding(check, "puppet.shadowed")
     assert shadowed["status"] == "warn"
+    # Every caller's PATH has /usr/bin before /opt/puppetlabs/bin (the profile script appends it).
     assert shadowed["message"] == (
-        "/usr/bin/puppet (Puppet 2.7.13) comes first on PATH and "
+        "/usr/bin/puppet (Puppet 2.7.13) comes first on PATH for root's crontab, root login "
+        "shell, puppet agent service and its exec resources and "
         "shadows /opt/puppetlabs/bin/puppet (Puppet 7.23.0)"
     )
     assert "apt-get remove puppet-common" in shadowed["remediation"][0]
@@ -481,10 +501,21 @@ def test_path_from_etc_environment_puts_the_vendor_puppet_first(snapshot, tmp_pa
         '/usr/bin:/sbin:/bin:/usr/games:/usr/local/games"\n',
     )
     result, check = run_check(snapshot, tmp_path)
-    assert result.returncode == 0, check
-    assert codes(check) == ["puppet.ok"]
     assert check["details"]["effective"] == "/opt/puppetlabs/bin/puppet"
     assert check["details"]["path_source"] == "/etc/environment"
+    # A login shell runs the new Puppet; cron and the agent service do not read
+    # /etc/environment, so they still run the old one: a warning that names them.
+    assert result.returncode == 1, check
+    assert codes(check) == ["puppet.ok", "puppet.shadowed"]
+    shadowed = finding(check, "puppet.shadowed")["message"]
+    assert "for root's crontab, puppet agent service and its exec resources and" in shadowed
+    assert "login" not in shadowed
+    runs = {c["caller"]: c["runs"] for c in check["details"]["callers"]}
+    assert runs == {
+        "root's crontab": "/usr/bin/puppet",
+        "root login shell": "/opt/puppetlabs/bin/puppet",
+        "puppet agent service and its exec resources": "/usr/bin/puppet",
+    }
 
 
 MODULES_CONFIG = '[checks.puppet]\nmodules = ["trulabs-kamailio", "puppetlabs-stdlib"]\n'
@@ -498,10 +529,10 @@ def test_module_present_and_module_missing(snapshot, tmp_path):
     assert result.returncode == 2
     assert codes(check) == ["puppet.ok", "puppet.module-missing"]
     missing = finding(check, "puppet.module-missing")
-    assert missing["message"].startswith(
-        "module puppetlabs-stdlib is not in the modulepath "
-        "(/etc/puppet/code/environments/*/modules, "
-        "/etc/puppet/code/modules, /usr/share/puppet/modules"
+    # No production environment folder: Puppet falls back to the basemodulepath folders that
+    # exist ($codedir/modules; this snapshot has no /usr/share/puppet/modules).
+    assert missing["message"] == (
+        "module puppetlabs-stdlib is not in the modulepath (/etc/puppet/code/modules)"
     )
     assert missing["remediation"] == ["puppet module install puppetlabs-stdlib"]
     kamailio = check["details"]["modules"][0]
@@ -520,6 +551,7 @@ def test_modules_in_a_configured_modulepath_and_older_module_formats(snapshot, t
     # A pre-metadata.json module (Modulefile only), and a truncated metadata.json that must not
     # break the check: Puppet loads a module folder whatever its metadata says.
     snapshot.write("srv/puppet/modules/kamailio/Modulefile", MODULEFILE_TRULABS_KAMAILIO)
+    snapshot.write("srv/puppet/modules/kamailio/manifests/init.pp", "class kamailio {}\n")
     snapshot.write("srv/puppet/modules/stdlib/metadata.json", '{"name": "puppetlabs-std')
     config = (
         '[checks.puppet]\nmodules = ["trulabs/kamailio", "puppetlabs-stdlib", '
@@ -573,6 +605,7 @@ def test_upgrade_path_follows_the_os_and_codename(
 ):
     snapshot.write("etc/os-release", os_release)
     snapshot.write("usr/bin/puppet", LAUNCHER_DEBIAN, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby3.0", "usr/bin/ruby")
     snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(installed))
     result, check = run_check(snapshot, tmp_path, f'[checks.puppet]\nmin_version = "{minimum}"\n')
     assert result.returncode == 2

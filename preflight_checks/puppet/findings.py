@@ -187,14 +187,13 @@ def shadowed_findings(
         best = newest([i for i in working if older(install.version or "", i.version or "")])
         if best is None:
             continue
-        paths = "; ".join(f"{c.name}: PATH={':'.join(c.path)}" for c in affected)
         findings.append(
             Finding(
                 "puppet.shadowed",
                 Status.WARN,
                 f"{host.display(install.path)} (Puppet {install.version}) comes first on PATH "
                 f"for {_callers_text(affected)} and shadows {host.display(best.path)} "
-                f"(Puppet {best.version}) ({paths})",
+                f"(Puppet {best.version})",
                 [_use_newer(host, install, best, affected)],
             )
         )
