@@ -223,10 +223,10 @@ class PuppetCheck(Check):
             ctx.summary = f"Puppet {effective.version} ({host.display(effective.path)})"
 
         for install in installs:
-            # A broken Puppet that some caller starts by name fails that caller.
+            # Installed but unable to start: whoever calls it (by name, or by its full path as
+            # the all-in-one layout's documentation does) fails.
             if install is not effective and install.broken:
-                if any(c.runs is install for c in found_callers):
-                    findings.append(cannot_run_finding(host, install, installs, found_callers))
+                findings.append(cannot_run_finding(host, install, installs, found_callers))
         findings.extend(shadowed_findings(host, installs, found_callers, min_version))
 
         modulepaths = self._modulepaths(ctx, effective, modulepath_option)
@@ -299,8 +299,17 @@ class PuppetCheck(Check):
         host = ctx.host
         results = []
         findings = []
+        # Puppet stops before loading any module where its environment or puppet.conf is broken.
+        usable = [
+            m
+            for m in modulepaths
+            if not any(
+                code in ("puppet.environment-missing", "puppet.puppet-conf-invalid")
+                for code, _, _ in m.problems
+            )
+        ]
         for wanted in modules:
-            for modulepath in modulepaths:
+            for modulepath in usable:
                 folders = [p.path for p in modulepath.parts if p.path is not None]
                 result = find_module(host, wanted, folders)
                 if modulepath is not modulepaths[0]:
@@ -333,20 +342,20 @@ class PuppetCheck(Check):
                     )
                     if result.get("shadows"):
                         message += f" (it shadows {result['shadows']})"
+                    # Out of the way (a name with a dot is no module name to Puppet); then the
+                    # folder it shadowed is used, or the module is installed.
                     if not plausible_name(path):
-                        remediation = [f"move {path} out of the modulepath, then: {install}"]
+                        clear = ""
                     elif not contents:
-                        remediation = [f"rmdir {shell_arg(path)} && {install}"]
+                        clear = f"rmdir {shell_arg(path)}"
                     else:
-                        aside = f"{path}.broken"
-                        remediation = [
-                            f"mv {shell_arg(path)} {shell_arg(aside)} && {install}"
-                        ]
-                    if result.get("shadows"):
-                        remediation = [
-                            remediation[0].split(" && ")[0]
-                            + f"  (then {result['shadows']} is used)"
-                        ]
+                        clear = f"mv {shell_arg(path)} {shell_arg(path + '.broken')}"
+                    if not clear:
+                        remediation = [f"move {path} out of the modulepath, then: {install}"]
+                    elif result.get("shadows"):
+                        remediation = [clear]
+                    else:
+                        remediation = [f"{clear} && {install}"]
                     findings.append(
                         Finding("puppet.module-empty", Status.FAIL, message, remediation)
                     )

@@ -132,7 +132,12 @@ class Install:
     gem_stub: bool = False  # a RubyGems binstub (`gem install puppet`)
     interpreter: str | None = None  # the Ruby its #! line starts, as the host names it
     interpreter_package: str | None = None  # the package whose file list names the interpreter
+    interpreter_target: str | None = None  # the file that package provides (a link's target)
     broken: str | None = None  # why this Puppet cannot start, when it cannot
+    # execve() itself fails (the #! interpreter is missing or not executable): a shell looking
+    # `puppet` up on PATH then goes on to the next folder, as execvp does.
+    exec_fails: bool = False
+    conflicting_gem: str | None = None  # a puppet gem this Ruby's autoloader loads first
 
     @property
     def works(self) -> bool:
@@ -186,6 +191,7 @@ class Caller:
     source: str
     runs: Install | None = None  # the installation it starts
     runs_path: str | None = None  # what it finds first on its PATH, as the host names it
+    passed_over: list[str] = field(default_factory=list)  # found earlier, but execve() fails
 
     def to_dict(self, host: Host) -> dict[str, Any]:
         return {
@@ -193,6 +199,7 @@ class Caller:
             "path": ":".join(self.path),
             "path_source": self.source,
             "runs": self.runs_path,
+            "passed_over": self.passed_over,
             "version": self.runs.version if self.runs else None,
             "works": self.runs.works if self.runs else None,
         }
@@ -279,12 +286,17 @@ def puppet_search_path(host: Host) -> tuple[list[str] | None, str]:
 
 def resolve_callers(host: Host, found: list[Caller], installs: list[Install]) -> None:
     for caller in found:
-        first = host.which_all("puppet", caller.path)
-        if not first:
-            continue
-        caller.runs_path = first[0]
-        real = host.realpath(first[0].lstrip("/"))
-        caller.runs = next((i for i in installs if i.real == real), None)
+        for candidate in host.which_all("puppet", caller.path):
+            real = host.realpath(candidate.lstrip("/"))
+            install = next((i for i in installs if i.real == real), None)
+            if install is not None and install.exec_fails:
+                # The shell's execvp() gets ENOENT/EACCES for the script and tries the next
+                # folder of PATH, so this caller never runs it.
+                caller.passed_over.append(candidate)
+                continue
+            caller.runs_path = candidate
+            caller.runs = install
+            break
 
 
 def find_installs(
@@ -375,6 +387,7 @@ def inspect_launcher(host: Host, install: Install, search_path: list[str] | None
     if os.path.basename(program) == "env":
         if not _executable(host, program):
             install.broken = f"its #! line starts {program}, which is missing or not executable"
+            install.exec_fails = True
             return
         name = next((w for w in words[1:] if not w.startswith("-") and "=" not in w), "ruby")
         found = host.which_all(name, search_path)
@@ -388,8 +401,13 @@ def inspect_launcher(host: Host, install: Install, search_path: list[str] | None
         install.broken = f"its #! line names no interpreter ({program or 'empty'})"
     elif not host.exists(program.lstrip("/")):
         install.broken = f"its interpreter {program} (the #! line) is missing"
+        install.exec_fails = True
+        target = host.readlink(program.lstrip("/"))
+        if target is not None:
+            install.broken += f" (a link to {target}, which does not exist)"
     elif not _executable(host, program):
         install.broken = f"its interpreter {program} (the #! line) is not an executable file"
+        install.exec_fails = True
 
 
 def _executable(host: Host, path: str) -> bool:
@@ -477,6 +495,30 @@ def check_library(host: Host, install: Install) -> None:
             return
 
 
+def check_gem_conflict(host: Host, install: Install) -> None:
+    """A packaged Puppet on the system Ruby next to a `gem install puppet`: Puppet's autoloader
+    searches every installed gem's lib folder before its own library (Puppet::Util::Autoload
+    search_directories), loads the gem's copies of its own files and stops ('superclass
+    mismatch'). Only the system Ruby's gem folders count: the all-in-one Ruby has its own."""
+    if install.gem_stub or install.broken or not install.ruby or install.library is None:
+        return
+    if not install.interpreter or not install.interpreter.startswith("/"):
+        return
+    real = host.realpath(install.interpreter.lstrip("/")) or ""
+    if os.path.dirname(os.path.dirname(real)) != "usr":
+        return
+    for gem in _puppet_gems(host):
+        if gem != install.library:
+            install.conflicting_gem = os.path.dirname(gem)
+            version = GEM_DIR_RE.findall(gem)[0]
+            install.broken = (
+                f"its Ruby also sees the puppet gem {version} in "
+                f"{host.display(install.conflicting_gem)}, and Puppet's autoloader loads a "
+                "gem's files before its own library: it stops with 'superclass mismatch'"
+            )
+            return
+
+
 def _layout_libdirs_existing(host: Host, install: Install) -> list[str]:
     return [f for pattern in _layout_libdirs(install) for f in host.glob(pattern)]
 
@@ -505,6 +547,7 @@ def read_version(host: Host, install: Install, timeout: float, commands: list[st
         if found is not None:
             install.version, install.version_source = found
             install.library = library
+            check_gem_conflict(host, install)
             return
     check_library(host, install)
     if install.broken or not host.is_live or not (install.ruby or install.path_rank == 0):
@@ -538,15 +581,18 @@ def interpreter_owner(host: Host, install: Install) -> None:
     """Which package's file list names the launcher's interpreter (ruby3.1, puppet-agent)."""
     if install.interpreter is None or not install.interpreter.startswith("/"):
         return
-    names = {install.interpreter}
+    # The link's target first: /usr/bin/ruby (package ruby) points at /usr/bin/ruby3.1 (package
+    # ruby3.1), and only reinstalling the target's package brings a missing target back.
     real = host.realpath(install.interpreter.lstrip("/"))
-    if real is not None:
-        names.add(host.display(real))
+    names = [host.display(real)] if real is not None else []
+    names += [install.interpreter] if install.interpreter not in names else []
     candidates = host.packages.find(names=("puppet-agent",)) + host.packages.find(prefix="ruby")
-    for package in candidates:
-        if any(host.packages.owns(package, name) for name in sorted(names)):
-            install.interpreter_package = package.name
-            return
+    for name in names:
+        for package in candidates:
+            if host.packages.owns(package, name):
+                install.interpreter_package = package.name
+                install.interpreter_target = name
+                return
 
 
 MIN_VERSION_RE = re.compile(r"(?:\d+:)?\d[0-9A-Za-z.+~]*(?:-[0-9A-Za-z.+~]+)?")
@@ -570,8 +616,8 @@ def below_minimum(host: Host, install: Install, minimum: str) -> bool:
 
 
 def first_on_path(installs: list[Install]) -> Install | None:
-    """What `puppet` runs by name."""
-    ranked = [i for i in installs if i.path_rank is not None]
+    """What `puppet` runs by name: the first on PATH that execve() can start."""
+    ranked = [i for i in installs if i.path_rank is not None and not i.exec_fails]
     return min(ranked, key=lambda i: i.path_rank or 0) if ranked else None
 
 
@@ -582,8 +628,13 @@ def newest(installs: list[Install]) -> Install | None:
 
 
 def effective_install(installs: list[Install]) -> Install:
-    """What `puppet` runs: the first on PATH; with none on PATH, the newest installed."""
-    return first_on_path(installs) or newest(installs) or installs[0]
+    """What `puppet` runs: the first on PATH; with none on PATH, the newest working one."""
+    return (
+        first_on_path(installs)
+        or newest([i for i in installs if i.works])
+        or newest(installs)
+        or installs[0]
+    )
 
 
 def newest_meeting(

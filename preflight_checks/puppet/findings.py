@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from preflight.check import CheckContext, Finding, Status
 from preflight.text import plausible_name, shell_arg
 from preflight_checks.puppet.facts import (
+    GEM_DIR_RE,
     MODULE_TOOL_VERSION,
     VENDOR_BIN_DIR,
     Install,
@@ -132,8 +133,9 @@ def _reinstall(host: Host, package: str) -> str:
 
 def removal_command(host: Host, install: Install) -> str | None:
     """The command that removes one installation with the tool that installed it; None when
-    nothing safe can be suggested (an unowned file, an implausible name)."""
-    rpm = host.packages.manager == "rpm"
+    nothing safe can be suggested (no package owns its files, an implausible name). Never a
+    package name guessed from the layout: on Debian 12 `puppet-agent` is the distribution's own
+    package, and removing it for an all-in-one install would remove the Puppet that works."""
     if install.gem_stub:
         gem = "gem"
         if install.interpreter and install.interpreter.startswith("/"):
@@ -145,17 +147,19 @@ def removal_command(host: Host, install: Install) -> str | None:
         if version and plausible_name(version):
             return f"{shell_arg(gem)} uninstall puppet --version {shell_arg(version)} --executables"
         return f"{shell_arg(gem)} uninstall puppet --executables"
-    package = install.package or ("puppet-agent" if install.layout == "vendor" else None)
-    if package is None or not plausible_name(package):
+    if install.package is None or not plausible_name(install.package):
         return None
-    return f"{'yum remove' if rpm else 'apt-get remove'} {shell_arg(package)}"
+    tool = "yum remove" if host.packages.manager == "rpm" else "apt-get remove"
+    return f"{tool} {shell_arg(install.package)}"
 
 
 def _callers_text(found: list[Caller]) -> str:
     return ", ".join(c.name for c in found)
 
 
-def _use_newer(host: Host, old: Install, newer: Install, affected: list[Caller] = ()) -> str:  # type: ignore[assignment]
+def _use_newer(
+    host: Host, old: Install, newer: Install, affected: list[Caller] | None = None
+) -> str:
     step = (
         f"use the installed {host.display(newer.path)} (Puppet {newer.version}): remove "
         f"the older {host.display(old.path)}"
@@ -208,33 +212,56 @@ def cannot_run_finding(
     who = f" (run by {_callers_text(affected)})" if affected else ""
     version = f"Puppet {install.version} " if install.version else "Puppet "
     message = (
-        f"{version}at {host.display(install.path)}{who} cannot start: {install.broken or install.failure}"
+        f"{version}at {host.display(install.path)}{who} cannot start: "
+        f"{install.broken or install.failure}"
     )
     steps: list[str] = []
-    if install.gem_stub:
+    path = host.display(install.path)
+    if install.conflicting_gem:
+        gem_version = GEM_DIR_RE.findall(install.conflicting_gem + "/lib")
+        stub = next(
+            (i for i in installs if i.gem_stub and i.library and i.library.startswith(
+                install.conflicting_gem)),
+            None,
+        )
+        command = removal_command(host, stub) if stub is not None else None
+        if command is None and gem_version and plausible_name(gem_version[0]):
+            command = (
+                f"gem uninstall puppet --version {shell_arg(gem_version[0])} --executables"
+            )
         steps.append(
-            f"the RubyGems stub {host.display(install.path)} outlives its Ruby: remove it "
-            f"(`rm {shell_arg(host.display(install.path))}`), or reinstall the gem with a "
-            f"working Ruby"
-            if plausible_name(host.display(install.path))
-            else f"remove the stale RubyGems stub {host.display(install.path)}"
+            f"remove the puppet gem (`{command}`): {path} then loads only its own library"
+            if command
+            else f"remove the puppet gem in {host.display(install.conflicting_gem)}"
+        )
+    elif install.gem_stub:
+        steps.append(
+            f"the RubyGems stub {path} outlived its Ruby: remove it (`rm {shell_arg(path)}`), "
+            "or install the gem again with a working Ruby"
+            if plausible_name(path)
+            else f"remove the stale RubyGems stub {path}"
         )
     elif install.interpreter_package and plausible_name(install.interpreter_package):
         steps.append(
-            f"reinstall {install.interpreter_package}, which provides {install.interpreter}: "
+            f"reinstall {install.interpreter_package}, which provides "
+            f"{install.interpreter_target or install.interpreter}: "
             f"`{_reinstall(host, install.interpreter_package)}`"
         )
-    elif install.layout == "vendor" or install.package:
-        package = install.package or "puppet-agent"
-        if plausible_name(package):
-            steps.append(f"reinstall {package}: `{_reinstall(host, package)}`")
+    elif install.package and plausible_name(install.package):
+        steps.append(f"reinstall {install.package}: `{_reinstall(host, install.package)}`")
+    elif install.layout == "vendor":
+        steps.append(
+            "the files under /opt/puppetlabs belong to no installed package: install "
+            "Puppet's puppet-agent again from its repository (apt.puppet.com / "
+            "yum.puppet.com), or remove /opt/puppetlabs"
+        )
     elif install.interpreter and plausible_name(install.interpreter):
         steps.append(
             f"reinstall the package that provides {install.interpreter} "
             f"(`dpkg -S {shell_arg(install.interpreter)}` names it)"
         )
     other = newest([i for i in installs if i is not install and i.works and i.version])
-    if other is not None:
+    if other is not None and not install.conflicting_gem:
         # Removing the broken one is safe: another Puppet works.
         steps.append(_use_newer(host, install, other, affected).replace("the older", "the broken"))
     return Finding("puppet.cannot-run", Status.FAIL, message, steps)
