@@ -156,9 +156,7 @@ def _run(command: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     env = {"PATH": LOGIN_PATH, "LANG": "C.UTF-8", "HOME": "/root"}
     env.update(command["env"])
     try:
-        proc = subprocess.run(
-            command["argv"], capture_output=True, text=True, env=env, timeout=120
-        )
+        proc = subprocess.run(command["argv"], capture_output=True, text=True, env=env, timeout=120)
     except OSError as exc:
         return command["name"], {"rc": None, "stdout": "", "stderr": str(exc)}
     return command["name"], {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}

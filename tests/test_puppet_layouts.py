@@ -133,7 +133,11 @@ def environments(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         include_concat=(puppet_apply(work, "include concat", "concat"), env),
         include_others=(puppet_apply(work, "include stdlib\ninclude profile", "others"), env),
         include_kamailio=(puppet_apply(work, "include kamailio", "kamailio"), env),
-        canary=(puppet_apply(work, "notice('agent environment')", "canary") + ["--environment", "canary"], env),
+        canary=(
+            puppet_apply(work, "notice('agent environment')", "canary")
+            + ["--environment", "canary"],
+            env,
+        ),
     )
     results = run_scenario(scenario)
     return {"work": work, "results": results, "check": report(results["preflight"])}
@@ -199,9 +203,7 @@ def test_module_folders_count_as_puppet_loads_them(environments):
 def test_an_environment_without_a_folder_stops_puppet(environments):
     results, check = environments["results"], environments["check"]
     assert results["canary"]["rc"] != 0
-    assert (
-        "Could not find a directory environment named 'canary'" in results["canary"]["stderr"]
-    )
+    assert "Could not find a directory environment named 'canary'" in results["canary"]["stderr"]
     missing = finding(check, "puppet.environment-missing")
     assert missing["message"].startswith(
         "environment canary (/etc/puppet/puppet.conf [agent] environment) has no folder in "
@@ -234,7 +236,9 @@ def test_following_the_empty_module_remediation_fixes_the_include(environments):
 def test_modulepath_in_puppet_conf_stops_puppet_7(tmp_path):
     require_debian_puppet()
     etc = tmp_path / "etc-puppet"
-    write(etc / "puppet.conf", "[main]\nmodulepath = /etc/puppet/modules:/usr/share/puppet/modules\n")
+    write(
+        etc / "puppet.conf", "[main]\nmodulepath = /etc/puppet/modules:/usr/share/puppet/modules\n"
+    )
     scenario = Scenario(tmp_path)
     scenario.bind(etc, "/etc/puppet")
     env = puppet_env(tmp_path)
@@ -278,8 +282,7 @@ def test_missing_interpreter_is_a_failure_naming_the_package_that_restores_it(tm
     )
     assert owner == "ruby3.1"
     assert broken["remediation"][0] == (
-        "reinstall ruby3.1, which provides /usr/bin/ruby3.1: "
-        "`apt-get install --reinstall ruby3.1`"
+        "reinstall ruby3.1, which provides /usr/bin/ruby3.1: `apt-get install --reinstall ruby3.1`"
     )
     assert check["details"]["commands_run"] == []
 
@@ -309,7 +312,11 @@ def test_broken_all_in_one_next_to_working_debian_puppet(tmp_path):
     require_debian_puppet()
     opt = broken_aio(tmp_path)
     spool = tmp_path / "spool-cron"
-    write(spool / "crontabs/root", f"PATH=/opt/puppetlabs/bin:{CRON_PATH}\n*/30 * * * * puppet apply /etc/puppet/site.pp\n")
+    aio_first = f"/opt/puppetlabs/bin:{CRON_PATH}"
+    write(
+        spool / "crontabs/root",
+        f"PATH={aio_first}\n*/30 * * * * puppet apply /etc/puppet/site.pp\n",
+    )
     scenario = Scenario(tmp_path)
     scenario.view("/opt", add={"puppetlabs": str(opt)})
     scenario.view("/var/spool", add={"cron": str(spool)})
@@ -317,7 +324,7 @@ def test_broken_all_in_one_next_to_working_debian_puppet(tmp_path):
     scenario.step(
         preflight=preflight(tmp_path),
         aio=(["/opt/puppetlabs/bin/puppet", "--version"], env),
-        as_cron=(["sh", "-c", "puppet --version"], puppet_env(tmp_path, f"/opt/puppetlabs/bin:{CRON_PATH}")),
+        as_cron=(["sh", "-c", "puppet --version"], puppet_env(tmp_path, aio_first)),
         debian=(["/usr/bin/puppet", "--version"], env),
     )
     results = run_scenario(scenario)

@@ -265,7 +265,7 @@ class PuppetCheck(Check):
         major = None
         if effective.version and effective.version.split(".")[0].isdigit():
             major = int(effective.version.split(".")[0])
-        resolved = []
+        resolved: list[ModulePath] = []
         for run_mode in ("user", "agent"):
             modulepath = resolve(
                 host,
@@ -385,9 +385,7 @@ class PuppetCheck(Check):
                     remediation.insert(
                         0, f"first upgrade Puppet (see puppet.too-old): {MODULE_TOOL_MISSING}"
                     )
-                findings.append(
-                    Finding("puppet.module-missing", Status.FAIL, message, remediation)
-                )
+                findings.append(Finding("puppet.module-missing", Status.FAIL, message, remediation))
         ctx.details["modules"] = results
         present = [r for r in results if r["present"] and "caller" not in r]
         if present and ctx.summary:

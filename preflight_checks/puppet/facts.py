@@ -696,7 +696,9 @@ def find_module(host: Host, wanted: str, folders: list[str]) -> dict[str, Any]:
             continue
         name, version = module_metadata(host, module_dir)
         result.update(path=host.display(module_dir), metadata_name=name, version=version)
-        if not (host.is_file(f"{module_dir}/metadata.json") or host.is_dir(f"{module_dir}/manifests")):
+        if not (
+            host.is_file(f"{module_dir}/metadata.json") or host.is_dir(f"{module_dir}/manifests")
+        ):
             result["empty"] = True
             result["contents"] = host.listdir(module_dir)[:8]
             result["shadows"] = next(

@@ -220,15 +220,16 @@ def cannot_run_finding(
     if install.conflicting_gem:
         gem_version = GEM_DIR_RE.findall(install.conflicting_gem + "/lib")
         stub = next(
-            (i for i in installs if i.gem_stub and i.library and i.library.startswith(
-                install.conflicting_gem)),
+            (
+                i
+                for i in installs
+                if i.gem_stub and i.library and i.library.startswith(install.conflicting_gem)
+            ),
             None,
         )
         command = removal_command(host, stub) if stub is not None else None
         if command is None and gem_version and plausible_name(gem_version[0]):
-            command = (
-                f"gem uninstall puppet --version {shell_arg(gem_version[0])} --executables"
-            )
+            command = f"gem uninstall puppet --version {shell_arg(gem_version[0])} --executables"
         steps.append(
             f"remove the puppet gem (`{command}`): {path} then loads only its own library"
             if command

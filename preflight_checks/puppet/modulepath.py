@@ -146,8 +146,9 @@ class ConfFile:
 
 def parse_conf(host: Host, path: str) -> ConfFile | None:
     """puppet.conf or environment.conf as Puppet parses it; None when the file is absent.
-    Lines before the first section belong to [main]; the value loses one leading and one trailing
-    quote and trailing blanks (Puppet::Settings::ValueTranslator); `{owner = ...}` metadata is cut."""
+    Lines before the first section belong to [main]; the value loses one leading and one
+    trailing quote and trailing blanks (Puppet::Settings::ValueTranslator); `{owner = ...}`
+    metadata is cut."""
     text = host.read_text(path, CONF_LIMIT)
     if text is None:
         return None
@@ -178,9 +179,9 @@ def parse_conf(host: Host, path: str) -> ConfFile | None:
     return ConfFile(host.display(path), sections, errors)
 
 
-def install_defaults(host: Host, library: str | None, layout: str, major: int | None) -> tuple[
-    str, str | None, str
-]:
+def install_defaults(
+    host: Host, library: str | None, layout: str, major: int | None
+) -> tuple[str, str | None, str]:
     """confdir, codedir and the default basemodulepath of one installation: from its own Ruby
     files where they are literals, else the layout's known values."""
     if major is not None and major < 4:
@@ -192,7 +193,11 @@ def install_defaults(host: Host, library: str | None, layout: str, major: int | 
     confdir, codedir, base = LAYOUT_DEFAULTS[key]
     if library is not None and key != "puppet3":
         run_mode = host.read_text(f"{library}/puppet/util/run_mode.rb", RUBY_FILE_LIMIT) or ""
-        unix = run_mode[run_mode.find("class UnixRunMode") :] if "class UnixRunMode" in run_mode else ""
+        unix = (
+            run_mode[run_mode.find("class UnixRunMode") :]
+            if "class UnixRunMode" in run_mode
+            else ""
+        )
         found = CONF_DIR_RE.search(unix)
         confdir = found.group(1) if found else confdir
         found = CODE_DIR_RE.search(unix)
@@ -295,7 +300,9 @@ def expand_path_setting(
         path = _absolute(_normalize(text))
         if path is None:
             parts.append(
-                PathPart(None, setting.source, None, f"{text} (relative to Puppet's working folder)")
+                PathPart(
+                    None, setting.source, None, f"{text} (relative to Puppet's working folder)"
+                )
             )
             continue
         if base_dir is not None and any(ch in entry for ch in "*?[{"):
@@ -435,8 +442,10 @@ def resolve(
                     f"environment {environment} ({env_source}) has no folder in the "
                     f"environmentpath {text}: {result.caller} stops with 'Could not find a "
                     f"directory environment named {environment}'",
-                    [f"create {text.split(':')[0]}/{environment} (with its modules folder), or "
-                     f"set environment to an existing one"],
+                    [
+                        f"create {text.split(':')[0]}/{environment} (with its modules folder), or "
+                        f"set environment to an existing one"
+                    ],
                 )
             )
         base = settings.lookup("basemodulepath")
