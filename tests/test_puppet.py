@@ -5,6 +5,7 @@ all-in-one layout, a real Forge module's metadata.json)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -672,3 +673,85 @@ def test_invalid_options_are_reported_not_crashed_on(snapshot, tmp_path, config)
     assert result.returncode == 3
     assert codes(check) == ["puppet.config-invalid"]
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ modulepath from files
+def test_puppet_2_7_modulepath_comes_from_puppet_conf_with_environment(snapshot, tmp_path):
+    """Puppet 2.7/3 without environmentpath: `modulepath` in puppet.conf, $environment and
+    $confdir interpolated (Puppet 4 and later refuse this setting; 2.7 reads it)."""
+    precise_2_7_13(snapshot)
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        "[main]\nlogdir=/var/log/puppet\n"
+        "modulepath = $confdir/environments/$environment/modules:$confdir/modules\n",
+    )
+    module = "etc/puppet/environments/production/modules/kamailio"
+    snapshot.write(f"{module}/Modulefile", MODULEFILE_TRULABS_KAMAILIO)
+    snapshot.write(f"{module}/manifests/init.pp", "class kamailio {}\n")
+    _, check = run_check(
+        snapshot, tmp_path, '[checks.puppet]\nmin_version = "2.7"\nmodules = ["trulabs-kamailio"]\n'
+    )
+    assert codes(check) == ["puppet.ok"], check["findings"]
+    assert check["details"]["modulepath"] == [
+        "/etc/puppet/environments/production/modules",
+        "/etc/puppet/modules",
+    ]
+    parts = check["details"]["modulepaths"][0]["parts"]
+    assert {p["source"] for p in parts} == {"/etc/puppet/puppet.conf [main] modulepath"}
+    assert check["details"]["modules"][0]["path"] == "/" + module
+
+
+def test_an_unknown_interpolation_is_reported_not_guessed(snapshot, tmp_path):
+    debian12(snapshot)
+    snapshot.write(
+        "etc/puppet/puppet.conf", "[main]\nbasemodulepath = $vardir/modules:$codedir/modules\n"
+    )
+    snapshot.mkdir("etc/puppet/code/modules")
+    result, check = run_check(snapshot, tmp_path, '[checks.puppet]\nmodules = ["puppetlabs-apt"]\n')
+    assert result.returncode == 3
+    parts = check["details"]["modulepaths"][0]["parts"]
+    assert parts[0] == {
+        "path": None,
+        "source": "/etc/puppet/puppet.conf [main] basemodulepath",
+        "exists": None,
+        "unknown": "$vardir/modules ($vardir unknown without Ruby)",
+    }
+    assert parts[1]["path"] == "/etc/puppet/code/modules"
+    unknown = finding(check, "puppet.modulepath-unknown")
+    assert unknown["status"] == "error"
+    assert "$vardir/modules ($vardir unknown without Ruby)" in unknown["message"]
+
+
+HOSTILE_PACKAGE = "ruby$(touch${IFS}/root/PWN);reboot"
+
+
+def test_host_values_never_reach_a_suggested_command_unquoted(snapshot, tmp_path):
+    """A package name, a module folder and an environment name from the host that a shell would
+    execute: no command is suggested with them, and plausible values are quoted."""
+    debian12(snapshot)
+    (snapshot.root / "usr/bin/ruby3.1").unlink()  # the interpreter is gone
+    with open(snapshot.root / "var/lib/dpkg/status", "a") as status:
+        status.write(dpkg_stanza(HOSTILE_PACKAGE, "3.1.2-7"))
+    snapshot.write(f"var/lib/dpkg/info/{HOSTILE_PACKAGE}.list", "/.\n/usr/bin/ruby3.1\n")
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        "[main]\nbasemodulepath = /srv/x;reboot/modules\n[agent]\nenvironment = x$(reboot)\n",
+    )
+    snapshot.mkdir("srv/x;reboot/modules/concat")
+    _, check = run_check(snapshot, tmp_path, '[checks.puppet]\nmodules = ["puppetlabs-concat"]\n')
+    steps = [step for f in check["findings"] for step in f["remediation"]]
+    assert codes(check) == [
+        "puppet.cannot-run",
+        "puppet.environment-missing",
+        "puppet.module-empty",
+    ], check["findings"]
+    assert steps, check
+    for step in steps:
+        assert "$(" not in step or not step.startswith(("apt-get", "rmdir", "mv", "mkdir")), step
+        assert not re.search(r"`[^`]*(\$\(|;reboot)[^`]*`", step), step
+        assert not step.startswith(("rmdir /srv", "mv /srv", "mkdir -p")), step
+    broken = finding(check, "puppet.cannot-run")
+    assert broken["remediation"][0].startswith(
+        "reinstall the package that provides /usr/bin/ruby3.1 (its name in the package "
+        "database is not a plausible package name"
+    )

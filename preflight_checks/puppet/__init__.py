@@ -38,16 +38,25 @@ class PuppetCheck(Check):
     id = "puppet"
     title = "Puppet version and modules"
     description = (
-        "Finds every Puppet installation (`puppet` on PATH, the distribution's /usr/bin/puppet, "
-        "the vendor's all-in-one /opt/puppetlabs/bin/puppet, and the puppet, puppet-agent and "
-        "puppet-common packages), reads each version from the Ruby library's VERSION, "
-        "puppet/version.rb or puppet.rb without starting Ruby, and compares the one that `puppet` "
-        "runs with `min_version` (below 2.7.14 there is no `puppet module` to install modules "
-        "from the Forge). It warns when an older Puppet comes first on PATH and shadows a newer "
-        "one, and checks that each module in `modules` is in the modulepath (metadata.json name "
-        "and version). Under --root, PATH is /etc/environment's PATH (else the standard one) "
-        "plus /opt/puppetlabs/bin when /etc/profile.d/puppet-agent.sh exists, as a login shell "
-        "would have it."
+        "Finds every Puppet installation (`puppet` on each caller's PATH, the distribution's "
+        "/usr/bin/puppet, the vendor's all-in-one /opt/puppetlabs/bin/puppet, a RubyGems stub in "
+        "/usr/local/bin, and the puppet, puppet-agent and puppet-common packages) and judges "
+        "each without starting Ruby: the interpreter its #! line starts (or the all-in-one "
+        "bin/ruby) must exist and be executable, the Ruby library holding the version file "
+        "must be one that interpreter loads, and no puppet gem may sit beside a packaged Puppet "
+        "on the system Ruby (Puppet's autoloader loads the gem's files first). The version comes "
+        "from the library's VERSION, puppet/version.rb or puppet.rb; the Puppet that `puppet` "
+        "runs is compared with `min_version` (a Debian/RPM revision such as 7.23.0-1 compares "
+        "the owning package's version by dpkg's or rpm's rules). Which `puppet` runs is worked "
+        "out for each caller as its shell would (a launcher whose interpreter is missing is "
+        "passed over): root's crontab (its PATH= line, else /usr/bin:/bin), a root login shell "
+        "(/etc/profile's root PATH, else /etc/environment's, plus /opt/puppetlabs/bin when "
+        "/etc/profile.d/puppet-agent.sh exists) and the agent service with its exec resources "
+        "(systemd's PATH); live, also the PATH preflight runs with. Each module in `modules` is "
+        "looked up in the modulepath Puppet will use, read from puppet.conf ([user] for `puppet "
+        "apply`, [agent] for the agent, then [main]: environment, environmentpath, "
+        "basemodulepath, $confdir/$codedir) and the environment's environment.conf; a module is "
+        "there when the first folder of its name holds metadata.json or manifests/."
     )
     findings = {
         "puppet.ok": FindingDoc(Status.PASS, "The Puppet that `puppet` runs meets min_version."),
@@ -58,17 +67,59 @@ class PuppetCheck(Check):
             "Install the distribution's package where it is new enough, else Puppet's release "
             "package for this OS (apt.puppet.com / yum.puppet.com), as the remediation says.",
         ),
+        "puppet.cannot-run": FindingDoc(
+            Status.FAIL,
+            "An installed Puppet cannot start: its #! interpreter is missing or not executable, "
+            "its Ruby does not load the library that holds Puppet, or a puppet gem on the same "
+            "Ruby makes it load the gem's files ('superclass mismatch'). The message names the "
+            "callers that run it by name.",
+            "Reinstall the package that provides the interpreter (or Puppet's own package), or "
+            "`gem uninstall puppet` for a conflicting gem; or use the working Puppet the "
+            "remediation names. Advice never removes the only working Puppet, and never names a "
+            "package that does not own the broken files.",
+        ),
         "puppet.shadowed": FindingDoc(
             Status.WARN,
-            "The `puppet` first on PATH is older than another installed Puppet, which therefore "
-            "never runs by name.",
-            "Remove the older installation, or put the newer one's folder first in PATH.",
+            "For the callers named (cron, a login shell, the agent service), the `puppet` first "
+            "on PATH is older than another working Puppet, which they therefore never run.",
+            "Remove the older installation with the tool that installed it (apt-get/yum remove, "
+            "`gem uninstall puppet`), or put the newer one's folder first in those callers' PATH.",
         ),
         "puppet.module-missing": FindingDoc(
             Status.FAIL,
-            "A module named in `modules` is not in the modulepath (or the folder of that name "
-            "holds another author's module).",
-            "`puppet module install <author>-<name>` (with --modulepath DIR for a custom path).",
+            "A module named in `modules` is not in the modulepath Puppet uses (or the first "
+            "folder of that name holds another author's module).",
+            "`puppet module install <author>-<name>` (with --environment for a non-production "
+            "environment, --modulepath DIR for a configured path).",
+        ),
+        "puppet.module-empty": FindingDoc(
+            Status.FAIL,
+            "The first folder named after a required module holds neither metadata.json nor "
+            "manifests/: `puppet module list` shows it as ??? and `include` fails, even when a "
+            "complete copy sits further down the modulepath.",
+            "Remove the empty folder (rmdir), or move a broken one aside, then install the "
+            "module if no other copy remains.",
+        ),
+        "puppet.environment-missing": FindingDoc(
+            Status.FAIL,
+            "The environment puppet.conf selects (for `puppet apply` or the agent) has no folder "
+            "in the environmentpath: Puppet stops with 'Could not find a directory environment'.",
+            "Create the environment's folder, or set `environment` to one that exists.",
+        ),
+        "puppet.puppet-conf-invalid": FindingDoc(
+            Status.FAIL,
+            "puppet.conf stops Puppet from starting: it sets modulepath, manifest or "
+            "config_version (Puppet 4 and later refuse them there), or has a line Puppet cannot "
+            "parse.",
+            "Move the setting to the environment's environment.conf, or fix the line.",
+        ),
+        "puppet.modulepath-unknown": FindingDoc(
+            Status.ERROR,
+            "A required module is not in the known part of the modulepath, and part of the "
+            "modulepath uses a setting that cannot be known without starting Ruby ($vardir, a "
+            "relative folder): the check does not guess.",
+            "Ask Puppet (`puppet config print modulepath`), or set the modulepath in "
+            "[checks.puppet].",
         ),
         "puppet.version-unknown": FindingDoc(
             Status.ERROR,
@@ -111,14 +162,32 @@ class PuppetCheck(Check):
             for mp in DISTRO_MODULEPATHS + VENDOR_MODULEPATHS
             for name in ("metadata.json", "Modulefile")
         ),
+        *(f"{mp}/*/manifests/init.pp" for mp in DISTRO_MODULEPATHS + VENDOR_MODULEPATHS),
         *(f"var/lib/dpkg/info/{name}.list" for name in PACKAGE_NAMES),
+        "var/lib/dpkg/info/ruby*.list",
         VENDOR_PROFILE,
         ENVIRONMENT_FILE,
+        # What the modulepath and the callers' PATHs are read from.
+        "etc/puppet/puppet.conf",
+        "etc/puppetlabs/puppet/puppet.conf",
+        "etc/puppet/code/environments/*/environment.conf",
+        "etc/puppetlabs/code/environments/*/environment.conf",
+        "etc/puppet/environments/*/environment.conf",
+        *(f"{lib}/puppet/util/run_mode.rb" for lib in VENDOR_LIBDIRS + DISTRO_LIBDIRS),
+        *(f"{lib}/puppet/defaults.rb" for lib in VENDOR_LIBDIRS + DISTRO_LIBDIRS),
+        "etc/profile",
+        "var/spool/cron/crontabs/root",
+        "var/spool/cron/root",
+        # The interpreters launchers start (their presence and mode are judged).
+        "usr/bin/ruby*",
+        "usr/bin/env",
+        "opt/puppetlabs/puppet/bin/ruby",
     )
 
     def run(self, ctx: CheckContext) -> list[Finding]:
         # The helpers are imported here, not above: the engine imports this module to validate
         # [checks.puppet] even when the check does not run.
+        from preflight.text import plausible_name, shell_arg
         from preflight_checks.puppet.facts import (
             assign_packages,
             below_minimum,
@@ -193,7 +262,10 @@ class PuppetCheck(Check):
         ctx.details["effective"] = host.display(effective.path)
         ctx.details["version"] = effective.version
         newer = newest_meeting(host, installs, effective, min_version)
-        puppet_cmd = "puppet" if effective.path_rank is not None else host.display(effective.path)
+        # By name when `puppet` finds it, else by its path (quoted; never an implausible one).
+        puppet_cmd = "puppet"
+        if effective.path_rank is None and plausible_name(host.display(effective.path)):
+            puppet_cmd = shell_arg(host.display(effective.path))
         too_old = False
         if effective.broken:
             findings.append(cannot_run_finding(host, effective, installs, found_callers))

@@ -242,7 +242,13 @@ def cannot_run_finding(
             if plausible_name(path)
             else f"remove the stale RubyGems stub {path}"
         )
-    elif install.interpreter_package and plausible_name(install.interpreter_package):
+    elif install.interpreter_package and not plausible_name(install.interpreter_package):
+        # A package name no package manager would give: name the file, suggest no command.
+        steps.append(
+            f"reinstall the package that provides {install.interpreter_target} (its name in "
+            "the package database is not a plausible package name: check it first)"
+        )
+    elif install.interpreter_package:
         steps.append(
             f"reinstall {install.interpreter_package}, which provides "
             f"{install.interpreter_target or install.interpreter}: "

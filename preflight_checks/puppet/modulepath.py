@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from preflight.text import plausible_name, shell_arg
+
 if TYPE_CHECKING:
     from preflight.host import Host
 
@@ -436,16 +438,19 @@ def resolve(
         if environment != "production":
             where = env_path_setting.value if env_path_setting else "environmentpath"
             text, _ = settings.interpolate(where) if env_path_setting else (where, None)
+            folder = f"{text.split(':')[0].rstrip('/')}/{environment}/modules"
+            create = (
+                f"mkdir -p {shell_arg(folder)} (and put the environment's modules there)"
+                if plausible_name(folder) and ENVIRONMENT_NAME_RE.fullmatch(environment)
+                else "create the environment's folder in the environmentpath"
+            )
             result.problems.append(
                 (
                     "puppet.environment-missing",
                     f"environment {environment} ({env_source}) has no folder in the "
                     f"environmentpath {text}: {result.caller} stops with 'Could not find a "
                     f"directory environment named {environment}'",
-                    [
-                        f"create {text.split(':')[0]}/{environment} (with its modules folder), or "
-                        f"set environment to an existing one"
-                    ],
+                    [create, "or set environment to one that exists"],
                 )
             )
         base = settings.lookup("basemodulepath")
