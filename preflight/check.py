@@ -81,6 +81,9 @@ class Check:
     description: ClassVar[str] = ""
     #: Every finding code the check can report (for `preflight explain`).
     findings: ClassVar[dict[str, FindingDoc]] = {}
+    #: True when the check reports codes beyond `findings` (made from what it reads): a waiver's
+    #: code is then not checked against `findings`.
+    open_codes: ClassVar[bool] = False
     #: Config keys of `[checks.<id>]` besides `required`, which every check accepts.
     options: ClassVar[dict[str, Option]] = {}
     #: Paths (relative to the root, shell patterns allowed) that `preflight collect` copies, besides
