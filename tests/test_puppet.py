@@ -755,3 +755,38 @@ def test_host_values_never_reach_a_suggested_command_unquoted(snapshot, tmp_path
         "reinstall the package that provides /usr/bin/ruby3.1 (its name in the package "
         "database is not a plausible package name"
     )
+
+
+def test_a_ruby_that_does_not_load_the_puppet_library_cannot_run_puppet(snapshot, tmp_path):
+    """Ubuntu 14.04's Puppet 3 (`#!/usr/bin/env ruby`, library in /usr/lib/ruby/vendor_ruby)
+    after a source-built Ruby landed in /usr/local/bin: a login shell's `env ruby` starts that
+    Ruby, whose load path (/usr/local/lib/ruby/...) has no Puppet: 'cannot load such file --
+    puppet/util/command_line'."""
+    snapshot.write("etc/os-release", OS_RELEASE_TRUSTY)
+    snapshot.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snapshot.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby1.9.1", "usr/bin/ruby")
+    ruby(snapshot, "usr/local/bin/ruby")
+    snapshot.mkdir("usr/local/lib/ruby/site_ruby/2.3.0")
+    snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", VERSION_RB_3_4_3)
+    snapshot.write(
+        "var/lib/dpkg/status", dpkg_stanza("puppet-common", "3.4.3-1ubuntu1.2", "admin", "puppet")
+    )
+    result, check = run_check(snapshot, tmp_path)
+    assert result.returncode == 2
+    broken = finding(check, "puppet.cannot-run")
+    # cron's PATH (/usr/bin:/bin) finds /usr/bin/ruby, which loads the library: cron works.
+    assert broken["message"] == (
+        "Puppet 3.4.3 at /usr/bin/puppet (run by root login shell, puppet agent service and its "
+        "exec resources) cannot start: its Ruby /usr/local/bin/ruby loads Puppet "
+        "from /usr/local/lib/ruby/site_ruby/*, /usr/local/lib/ruby/site_ruby, "
+        "/usr/local/lib/ruby/vendor_ruby, not from /usr/lib/ruby/vendor_ruby where the library is"
+    )
+    install = check["details"]["installations"][0]
+    assert install["interpreter"] == "/usr/local/bin/ruby" and install["works"] is False
+    works = {c["caller"]: c["works"] for c in check["details"]["callers"]}
+    assert works == {
+        "root's crontab": True,
+        "root login shell": False,
+        "puppet agent service and its exec resources": False,
+    }

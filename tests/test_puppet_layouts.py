@@ -470,3 +470,28 @@ def test_min_version_with_a_debian_revision_compares_as_dpkg_does(tmp_path, mini
     run = run_preflight("check", "puppet", "--format", "json", "--config", str(config))
     (check,) = run.json()["checks"]
     assert codes(check)[0] == ("puppet.ok" if meets else "puppet.too-old"), check
+
+
+def test_following_the_missing_environment_remediation_lets_puppet_start(environments):
+    work, check = environments["work"], environments["check"]
+    (create, _alternative) = finding(check, "puppet.environment-missing")["remediation"]
+    command = create.split(" (", 1)[0]
+    assert command == "mkdir -p /etc/puppet/code/environments/canary/modules"
+    scenario = environments_scenario(work)
+    env = puppet_env(work)
+    scenario.step(fix=(["sh", "-c", command], env))
+    scenario.step(
+        canary=(
+            puppet_apply(work, "notice('agent environment')", "canary-fixed")
+            + ["--environment", "canary"],
+            env,
+        ),
+        preflight=preflight(work, ENV_CONFIG),
+    )
+    results = run_scenario(scenario)
+    assert results["fix"]["rc"] == 0, results["fix"]["stderr"]
+    assert results["canary"]["rc"] == 0, results["canary"]["stderr"]
+    after = report(results["preflight"])
+    assert "puppet.environment-missing" not in codes(after)
+    agent = after["details"]["modulepaths"][1]
+    assert agent["environment_dir"] == "/etc/puppet/code/environments/canary"

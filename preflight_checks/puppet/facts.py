@@ -138,6 +138,7 @@ class Install:
     # `puppet` up on PATH then goes on to the next folder, as execvp does.
     exec_fails: bool = False
     conflicting_gem: str | None = None  # a puppet gem this Ruby's autoloader loads first
+    env_program: str | None = None  # `#!/usr/bin/env ruby`: the Ruby depends on the caller's PATH
 
     @property
     def works(self) -> bool:
@@ -192,6 +193,8 @@ class Caller:
     runs: Install | None = None  # the installation it starts
     runs_path: str | None = None  # what it finds first on its PATH, as the host names it
     passed_over: list[str] = field(default_factory=list)  # found earlier, but execve() fails
+    # Whether what it runs starts for it: an `env ruby` launcher starts the Ruby of its PATH.
+    runs_broken: bool = False
 
     def to_dict(self, host: Host) -> dict[str, Any]:
         return {
@@ -201,7 +204,7 @@ class Caller:
             "runs": self.runs_path,
             "passed_over": self.passed_over,
             "version": self.runs.version if self.runs else None,
-            "works": self.runs.works if self.runs else None,
+            "works": (not self.runs_broken) if self.runs else None,
         }
 
 
@@ -277,6 +280,23 @@ def callers(host: Host) -> list[Caller]:
     return found
 
 
+def _works_for(host: Host, install: Install, caller: Caller) -> bool:
+    """Whether the installation starts for this caller. An `env ruby` launcher whose Ruby (on
+    the caller's PATH) differs from the one judged is judged again with that Ruby."""
+    if install.env_program is None or install.conflicting_gem or install.gem_stub:
+        return install.works
+    found = host.which_all(install.env_program, caller.path)
+    if not found:
+        return False
+    if found[0] == install.interpreter:
+        return install.works
+    return any(
+        version_from_library(host, folder) is not None
+        for pattern in interpreter_libdirs(host, found[0])
+        for folder in host.glob(pattern)
+    )
+
+
 def puppet_search_path(host: Host) -> tuple[list[str] | None, str]:
     """The PATH `puppet` is looked up in: the live environment's, or a login shell's in ROOT."""
     if host.is_live:
@@ -296,6 +316,7 @@ def resolve_callers(host: Host, found: list[Caller], installs: list[Install]) ->
                 continue
             caller.runs_path = candidate
             caller.runs = install
+            caller.runs_broken = install is not None and not _works_for(host, install, caller)
             break
 
 
@@ -390,6 +411,7 @@ def inspect_launcher(host: Host, install: Install, search_path: list[str] | None
             install.exec_fails = True
             return
         name = next((w for w in words[1:] if not w.startswith("-") and "=" not in w), "ruby")
+        install.env_program = name
         found = host.which_all(name, search_path)
         if not found:
             install.interpreter = name

@@ -208,7 +208,7 @@ def cannot_run_finding(
     host: Host, install: Install, installs: list[Install], found: list[Caller]
 ) -> Finding:
     """A Puppet that cannot start: how to repair it, and the working one to use instead."""
-    affected = [c for c in found if c.runs is install]
+    affected = [c for c in found if c.runs is install and c.runs_broken]
     who = f" (run by {_callers_text(affected)})" if affected else ""
     version = f"Puppet {install.version} " if install.version else "Puppet "
     message = (
