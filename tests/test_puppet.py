@@ -790,3 +790,30 @@ def test_a_ruby_that_does_not_load_the_puppet_library_cannot_run_puppet(snapshot
         "root login shell": False,
         "puppet agent service and its exec resources": False,
     }
+
+
+def test_pathological_files_are_read_in_linear_time(snapshot, tmp_path):
+    """Long runs of blanks and repeated tokens in every file the check parses: each parser is
+    free of backtracking, so the whole check stays far under a second."""
+    debian12(snapshot)
+    blanks = " " * 200_000
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        f"[main]\nbasemodulepath ={blanks}x$\n{blanks}[{'a' * 100_000}\n"
+        + "environment = "
+        + "$codedir" * 20_000
+        + "\n",
+    )
+    snapshot.write("etc/environment", f"PATH={blanks}$\n")
+    snapshot.write("etc/profile", 'if [ "$(id -u)" -eq 0 ]; then\n' + f"PATH={blanks}$\n" * 50)
+    snapshot.write("usr/lib/ruby/vendor_ruby/puppet/VERSION", "1." + "1" * 60_000 + "!\n")
+    snapshot.write(
+        "usr/lib/ruby/vendor_ruby/puppet/version.rb", "\n" * 200_000 + version_rb("7.23.0")
+    )
+    snapshot.write("etc/puppet/code/modules/kamailio/Modulefile", "\n" * 200_000 + "name")
+    result, check = run_check(
+        snapshot, tmp_path, '[checks.puppet]\nmodules = ["trulabs-kamailio"]\n'
+    )
+    assert "Traceback" not in result.stderr
+    assert check["details"]["version"] == "7.23.0"
+    assert check["duration_ms"] < 1500, check["duration_ms"]

@@ -106,8 +106,9 @@ def older(version: str, minimum: str) -> bool:
 
 # --- from puppet_installs.py
 SYSTEM_BIN_DIRS = ("usr/bin", "usr/sbin", "bin", "sbin")
-PUPPETVERSION_RE = re.compile(r"""^\s*PUPPETVERSION\s*=\s*['"]([^'"\s]+)['"]""", re.M)
-VERSION_TEXT_RE = re.compile(r"^\d+\.\d+[0-9A-Za-z.+~-]*$")
+# [ \t], not \s: with re.M, `^\s*` spans blank lines and is quadratic on a file of newlines.
+PUPPETVERSION_RE = re.compile(r"""^[ \t]*PUPPETVERSION[ \t]*=[ \t]*['"]([^'"\s]+)['"]""", re.M)
+VERSION_TEXT_RE = re.compile(r"^\d+\.\d[0-9A-Za-z.+~-]*$")  # no two overlapping runs
 GEM_DIR_RE = re.compile(r"/puppet-(\d[0-9A-Za-z.]*)/lib$")
 VERSION_FILE_LIMIT = 256 * 1024  # puppet.rb of 2.7 is 4 KiB
 LAUNCHER_HEAD = 4096
@@ -179,7 +180,8 @@ CRON_DEFAULT_PATH = "/usr/bin:/bin"  # cron (Debian's and cronie) for a crontab 
 SYSTEMD_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ROOT_CRONTABS = ("var/spool/cron/crontabs/root", "var/spool/cron/root")  # Debian, RHEL
 PROFILE_FILE = "etc/profile"
-PATH_ASSIGN_RE = re.compile(r"""\s*(?:export\s+)?PATH\s*=\s*["']?([^"'\n$]*)["']?\s*""")
+# Matched against a stripped line; no two adjacent parts can take the same characters.
+PATH_ASSIGN_RE = re.compile(r"""(?:export[ \t]+)?PATH[ \t]*=["']?([^"'\n$]*)["']?""")
 SCRIPT_LINE_LIMIT = 4000
 
 
@@ -680,7 +682,7 @@ def newest_meeting(
 METADATA_LIMIT = 1 << 20
 MODULE_NAME_RE = re.compile(r"^(?:([A-Za-z0-9]+)[-/])?([a-z][a-z0-9_]*)$")
 MODULEFILE_RE = {
-    key: re.compile(rf"""^\s*{key}\s+['"]([^'"]+)['"]""", re.M) for key in ("name", "version")
+    key: re.compile(rf"""^[ \t]*{key}[ \t]+['"]([^'"]+)['"]""", re.M) for key in ("name", "version")
 }
 
 
