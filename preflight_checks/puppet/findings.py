@@ -158,15 +158,23 @@ def _callers_text(found: list[Caller]) -> str:
 
 
 def _use_newer(
-    host: Host, old: Install, newer: Install, affected: list[Caller] | None = None
+    host: Host,
+    old: Install,
+    newer: Install,
+    affected: list[Caller] | None = None,
+    old_word: str = "older",
 ) -> str:
     step = (
         f"use the installed {host.display(newer.path)} (Puppet {newer.version}): remove "
-        f"the older {host.display(old.path)}"
+        f"the {old_word} {host.display(old.path)}"
     )
     command = removal_command(host, old)
     if command:
         step += f" (`{command}`)"
+    if affected == []:
+        # Nobody finds it by name: PATH order changes nothing; whoever calls it by its path
+        # should call the working one.
+        return step + f", or call {host.display(newer.path)} where it is called by path"
     where = "in PATH (e.g. in /etc/environment)"
     if affected:
         where = f"in the PATH of {_callers_text(affected)}"
@@ -270,7 +278,7 @@ def cannot_run_finding(
     other = newest([i for i in installs if i is not install and i.works and i.version])
     if other is not None and not install.conflicting_gem:
         # Removing the broken one is safe: another Puppet works.
-        steps.append(_use_newer(host, install, other, affected).replace("the older", "the broken"))
+        steps.append(_use_newer(host, install, other, affected, old_word="broken"))
     return Finding("puppet.cannot-run", Status.FAIL, message, steps)
 
 
