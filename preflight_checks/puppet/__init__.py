@@ -299,6 +299,7 @@ class PuppetCheck(Check):
             # the all-in-one layout's documentation does) fails.
             if install is not effective and install.broken:
                 findings.append(cannot_run_finding(host, install, installs, found_callers))
+                ctx.summary = (ctx.summary or "") + (f"; {host.display(install.path)} cannot start")
         findings.extend(shadowed_findings(host, installs, found_callers, min_version))
 
         modulepaths = self._modulepaths(ctx, effective, modulepath_option)
