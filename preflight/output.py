@@ -165,11 +165,6 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644, flag: str = "--o
         handle.write(data)
 
 
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """`write_atomically` for a rendered text report."""
-    write_atomically(path, text.encode("utf-8"), mode)
-
-
 @contextlib.contextmanager
 def atomic_binary(path: str, mode: int = 0o644, flag: str = "--output") -> Iterator[BinaryIO]:
     """A file object for the new report; on success it replaces the old one, on any failure
