@@ -292,3 +292,40 @@ def test_collect_copies_what_declared_assertions_read(tmp_path: Path) -> None:
         "proc": "pass",
     }
     assert results(snap) == results(live)
+
+
+def test_package_versions_of_an_rpm_snapshot_follow_rpm_rules(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """A Rocky 9 snapshot whose database the real rpm wrote: versions are ordered by rpm's
+    rules (5.7.10 is newer than 5.7.4; the release counts), not as strings."""
+    from hostdata import ROCKY9_OS_RELEASE
+    from rpm_support import build_rpm, install
+
+    work = tmp_path / "rpmbuild"
+    work.mkdir()
+    install(
+        snapshot.root,
+        [
+            build_rpm(work, "kamailio", "5.7.4", "1.el9", "x86_64"),
+            build_rpm(work, "puppet-agent", "7.28.0", "1.el9", "x86_64"),
+        ],
+    )
+    snapshot.write("etc/os-release", ROCKY9_OS_RELEASE)
+    text = spec(
+        "rocky",
+        'name = "kamailio"\nkind = "package"\npackage = "kamailio"\nversion = ">= 5.7.4-1.el9"',
+        'name = "kamailio-old"\nkind = "package"\npackage = "kamailio"\nversion = ">= 5.7.10"',
+        'name = "puppet"\nkind = "package"\npackage = ["puppet", "puppet-agent"]\n'
+        'version = ">= 7, < 8"',
+        'name = "absent"\nkind = "package"\npackage = "rtpengine"',
+    )
+    result = run_root(snapshot, tmp_path, text)
+    assert results(result) == {
+        "kamailio": "pass",
+        "kamailio-old": "fail",
+        "puppet": "pass",
+        "absent": "fail",
+    }
+    assert rows(result)["kamailio"]["observed"]["version"] == "5.7.4-1.el9"
+    assert finding(result, "rocky.absent")["remediation"] == ["dnf install rtpengine"]
