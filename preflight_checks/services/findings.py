@@ -103,7 +103,9 @@ def hand_started(service: Service, files: str, status: Status, own_uid: int) -> 
         f"manager, still runs the {files}; it was started as: {started}"
     )
     if main.uid == own_uid and main.argv:
-        steps = [f"kill {main.pid}"]
+        # Every process of the tree: a forked child outlives its parent's kill.
+        others = sorted(p.pid for p in service.processes if p.pid != main.pid)
+        steps = [" ".join(["kill", str(main.pid), *map(str, others)])]
         start = started if not main.cwd else f"cd {shell_arg(main.cwd)} && {started}"
         steps.append(start)
         steps.append(
