@@ -188,12 +188,14 @@ def facts(root: str) -> dict[str, Any]:
         }
     )
     data["service_manager"] = host.service_manager
-    packages = host.packages
-    data["packages"] = {
-        "manager": packages.manager,
-        "kernel": [
-            {"name": p.name, "version": p.version, "installed_at": p.installed_at}
-            for p in packages.kernel_packages()
-        ],
-    }
+    data["packages"] = {"manager": host.packages.manager}
+    for entry in registry.discover():
+        loaded = registry.load(entry) if entry.builtin else None
+        if loaded is None or loaded.check is None:
+            continue
+        for key, value in loaded.check.host_facts(host).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key].update(value)
+            else:
+                data[key] = value
     return data

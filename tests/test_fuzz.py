@@ -38,8 +38,8 @@ from snapshots_kernel import (
 from preflight import config as config_mod
 from preflight import facts, registry
 from preflight.errors import ConfigError
+from preflight.facts.packages import PackageDB, compare_versions, parse_stanza
 from preflight.host import Host
-from preflight.packages import PackageDB, compare_versions, parse_stanza
 from preflight.report import Report
 from preflight.reporters import FORMATS, render
 from preflight.runner import Planned, run_all
@@ -151,7 +151,7 @@ def test_uname_v_from_proc_version_is_none_or_starts_with_hash(line: str) -> Non
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(f"{root}/proc")
         Path(f"{root}/proc/version").write_text(line, errors="surrogatepass")
-        version = facts.kernel_version(Host(root))
+        version = Host(root).kernel_version
     assert version is None or version.startswith("#")
 
 
@@ -160,7 +160,7 @@ def test_uname_v_of_real_proc_version_lines(line: str) -> None:
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(f"{root}/proc")
         Path(f"{root}/proc/version").write_text(line + "\n")
-        assert facts.kernel_version(Host(root)) == line[line.index(" #") + 1 :]
+        assert Host(root).kernel_version == line[line.index(" #") + 1 :]
 
 
 @FUZZ
@@ -194,7 +194,7 @@ def test_package_db_never_raises_on_a_garbled_status_file(stanzas: list[bytes], 
         Path(f"{root}/var/lib/dpkg/status").write_bytes(b"\n\n".join(stanzas))
         db = PackageDB(Host(root))
         assert db.manager == "dpkg"
-        for package in [*db.kernel_packages(), *db.find(names=[name]), db.get(name)]:
+        for package in [*kernel_builds.kernel_packages(db), *db.find(names=[name]), db.get(name)]:
             if package is not None:
                 assert package.status.split()[-1] == "installed" and package.version
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight_checks.kamailio.config import MODULE_DIRS
 
 if TYPE_CHECKING:
@@ -143,6 +143,14 @@ class KamailioCheck(Check):
         *(f"{folder}/*.so" for folder in MODULE_DIRS),
     )
 
+    applies = AppliesWhen(
+        "Kamailio is not installed (no kamailio binary, package or process)",
+        packages=("kamailio",),
+        commands=("kamailio",),
+        processes=("kamailio",),
+        remediation=("apt-get install kamailio",),
+    )
+
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
         return run_check(ctx)
 
@@ -177,15 +185,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     binary = host.which("kamailio")  # PATH, then /usr/sbin and /usr/local/sbin (cron's PATH)
     package = host.packages.get("kamailio")
     report.details.update({"binary": binary, "package": package.version if package else None})
-    if not (binary or package or instances):
-        return [
-            ctx.absent(
-                "kamailio.not-installed",
-                "Kamailio is not installed (no kamailio binary, package or process)",
-                ["apt-get install kamailio"],
-            )
-        ]
-
+    # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
     instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
     config = host.display(config_rel)
     report.details.update(
