@@ -123,9 +123,7 @@ class Sleeper:
 
 
 @contextmanager
-def sleeper(
-    libs: Path | None, code: str = SLEEPER, user: int | None = None
-) -> Iterator[Sleeper]:
+def sleeper(libs: Path | None, code: str = SLEEPER, user: int | None = None) -> Iterator[Sleeper]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     if libs is not None:
         env["LD_LIBRARY_PATH"] = str(libs)
@@ -218,7 +216,7 @@ def test_a_path_that_now_holds_another_inode_is_replaced(libdir: Path) -> None:
     other = libdir / "other.so"
     shutil.copy2(target, other)
     script = (
-        f"LD_LIBRARY_PATH={libdir} {DEBIAN_PYTHON} -c \"{SLEEPER}\" > {libdir}/out & "
+        f'LD_LIBRARY_PATH={libdir} {DEBIAN_PYTHON} -c "{SLEEPER}" > {libdir}/out & '
         f"pid=$!; while ! [ -s {libdir}/out ]; do sleep 0.05; done; "
         f"mount --bind {other} {target}; "
         f"{' '.join(PREFLIGHT)} check services --format json; kill $pid"
@@ -514,7 +512,10 @@ def test_reinstalling_libssl3_with_apt_is_found_with_the_package(tmp_path: Path)
         result, _ = services_result()
         service, found = service_with(result, proc.pid)
         assert found["code"] == "services.restart-needed"
-        lib = next(f for f in service["processes"][0]["files"] if f["path"].endswith("libssl.so.3"))
+        files = [f for p in service["processes"] if p["pid"] == proc.pid for f in p["files"]]
+        libs = [f for f in files if f["path"].endswith("/libssl.so.3")]
+        assert libs, (files, apt.stdout[-2000:])
+        lib = libs[0]
         assert lib["state"] == "deleted" and lib["path"].startswith("/usr/lib/")
         about = result["details"]["files"][lib["path"]]
         assert about["package"] == "libssl3"
@@ -522,4 +523,3 @@ def test_reinstalling_libssl3_with_apt_is_found_with_the_package(tmp_path: Path)
         assert installed >= int(started) - 1
         assert "deleted libssl.so.3 (libssl3, replaced " in found["message"]
         assert found["remediation"][0] == f"kill {proc.pid}"
-

@@ -156,8 +156,7 @@ were last replaced. Under --root it skips: a snapshot has no processes.
             service.processes = [
                 p
                 for p in service.processes
-                if p.comm not in names
-                and not (p.argv and os.path.basename(p.argv[0]) in names)
+                if p.comm not in names and not (p.argv and os.path.basename(p.argv[0]) in names)
             ]
             if service.processes:
                 kept.append(service)

@@ -49,12 +49,12 @@ CODE_FOLDERS = (
 NOT_CODE = (
     ("/memfd:", "memfd: anonymous memory with a name (sealed code copies, JIT), never on disk"),
     ("/SYSV", "System V shared memory segment"),
-    ("/dev/shm/", "POSIX shared memory in /dev/shm"),
+    ("/dev/shm/", "POSIX shared memory in /dev/shm"),  # noqa: S108 - a prefix, not a file
     ("/dev/zero", "shared anonymous memory (shown as a deleted /dev/zero)"),
     ("/anon_hugepage", "anonymous huge pages"),
     ("/[", "kernel-made mapping (aio ring, ...)"),
-    ("/tmp/", "a file in /tmp: temporary data, not installed code"),
-    ("/var/tmp/", "a file in /var/tmp: temporary data, not installed code"),
+    ("/tmp/", "a file in /tmp: temporary data, not installed code"),  # noqa: S108
+    ("/var/tmp/", "a file in /var/tmp: temporary data, not installed code"),  # noqa: S108
     ("/dev/", "a device mapping"),
 )
 OUTSIDE_CODE = (
@@ -87,7 +87,6 @@ class ProcessFacts:
     comm: str = ""
     ppid: int | None = None
     uid: int | None = None
-    start_ticks: int | None = None
     argv: list[str] = field(default_factory=list)
     cwd: str | None = None
     cgroup: str | None = None
@@ -224,46 +223,15 @@ def _stale_mappings(
 
 # ------------------------------------------------------------------ about a process
 def describe(host: Host, process: ProcessFacts) -> ProcessFacts:
-    """Fill in name, parent, owner, start time, command line, cwd and cgroup."""
+    """Fill in name, parent, owner, command line and cwd from the host's process table (read
+    only now that something was found), and the cgroup."""
     pid = process.pid
-    stat = _proc_stat(host, pid)
-    if stat is not None:
-        process.comm, process.ppid, process.start_ticks = stat
-    process.uid = _uid(host, pid)
-    raw = host.read_bytes(f"proc/{pid}/cmdline", SMALL_READ_LIMIT) or b""
-    process.argv = [os.fsdecode(arg) for arg in raw.rstrip(b"\0").split(b"\0") if raw]
-    process.cwd = host.readlink(f"proc/{pid}/cwd")
+    known = host.processes.get(pid)
+    if known is not None:
+        process.comm, process.ppid, process.uid = known.name, known.ppid, known.uid
+        process.argv, process.cwd = known.argv, known.cwd
     process.cgroup = cgroup_path(host.read_text(f"proc/{pid}/cgroup", SMALL_READ_LIMIT) or "")
     return process
-
-
-def _proc_stat(host: Host, pid: int) -> tuple[str, int, int] | None:
-    """(comm, ppid, start time in clock ticks) from /proc/PID/stat; None if unreadable."""
-    text = host.read_text(f"proc/{pid}/stat", SMALL_READ_LIMIT)
-    if not text or ")" not in text:
-        return None
-    # comm is in parentheses and may itself hold ")" or spaces: split at the last one.
-    head, _, rest = text.rpartition(")")
-    comm = head.partition("(")[2]
-    fields = rest.split()
-    try:
-        return comm, int(fields[1]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _uid(host: Host, pid: int) -> int | None:
-    for line in (host.read_text(f"proc/{pid}/status", SMALL_READ_LIMIT) or "").splitlines():
-        if line.startswith("Uid:"):
-            ids = line.split()[1:]
-            # The real uid is whose process it is; a setuid program's effective uid is not.
-            return int(ids[0]) if ids and ids[0].isdigit() else None
-    return None
-
-
-def parent_of(host: Host, pid: int) -> int | None:
-    stat = _proc_stat(host, pid)
-    return None if stat is None else stat[1]
 
 
 def ancestors(host: Host, process: ProcessFacts) -> list[int]:
@@ -272,7 +240,8 @@ def ancestors(host: Host, process: ProcessFacts) -> list[int]:
     parent = process.ppid
     while parent and parent != 1 and parent not in chain and len(chain) < MAX_ANCESTRY:
         chain.append(parent)
-        parent = parent_of(host, parent)
+        known = host.processes.get(parent)
+        parent = None if known is None else known.ppid
     return chain
 
 
@@ -319,16 +288,6 @@ def login_uid_range(host: Host) -> tuple[int, int]:
         if len(words) == 2 and words[0] in bounds and words[1].isdigit():
             bounds[words[0]] = int(words[1])
     return bounds["UID_MIN"], bounds["UID_MAX"]
-
-
-def user_name(host: Host, uid: int | None) -> str | None:
-    if uid is None:
-        return None
-    for line in (host.read_text("etc/passwd", 4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2] == str(uid):
-            return fields[0]
-    return None
 
 
 # ------------------------------------------------------------------ packages
@@ -482,7 +441,8 @@ def group_services(host: Host, found: Scan) -> list[Service]:
                     owner = ("process", str(top), None)
         kind, name, session = owner
         if kind == "session":
-            name = user_name(host, process.uid) or f"uid {process.uid}"
+            known = None if process.uid is None else host.users.user_name(process.uid)
+            name = known or f"uid {process.uid}"
         service = services.setdefault((kind, name), Service(kind, name, pidfile=pidfile))
         service.session = service.session or session
         service.processes.append(process)

@@ -17,7 +17,7 @@ from preflight.check import Finding, Status
 from preflight.text import plausible_name, shell_arg
 
 if TYPE_CHECKING:
-    from preflight_checks.services.facts import ProcessFacts, Service, StaleFile
+    from preflight_checks.services.facts import Service, StaleFile
 
 MAX_NAMED_FILES = 4
 MAX_NAMED_PIDS = 8
@@ -136,8 +136,12 @@ def session_outdated(
 
 
 def self_outdated(
-    service: Service, packages: dict[str, dict[str, object]], status: Status, *, systemd: bool,
-    container: str | None
+    service: Service,
+    packages: dict[str, dict[str, object]],
+    status: Status,
+    *,
+    systemd: bool,
+    container: str | None,
 ) -> Finding:
     files = file_phrase(service.files, packages)
     main = service.main
