@@ -293,6 +293,35 @@ def test_memfd_shared_memory_and_tmp_files_are_not_reported(tmp_path: Path) -> N
         assert f"#{program.pid} uses obsolete binary /memfd:preflight-sleep" in said
 
 
+# ------------------------------------------------------------------ grouping by cgroup
+@pytest.mark.parametrize(
+    ("cgroup", "owner"),
+    [
+        # /proc/PID/cgroup lines as Debian 12 (systemd 252, cgroup v2) and older v1 hosts write them
+        ("0::/system.slice/nginx.service\n", ("systemd", "nginx.service", None)),
+        ("0::/system.slice/kamailio.service\n", ("systemd", "kamailio.service", None)),
+        ("0::/init.scope\n", ("self", "init", None)),
+        ("0::/user.slice/user-1000.slice/session-4.scope\n", ("session", "", "4")),
+        (
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.service\n",
+            ("session", "", None),
+        ),
+        (
+            "0::/system.slice/docker-3f2a9c1b7e5d.scope\n",
+            ("container", "docker:3f2a9c1b7e5d", None),
+        ),
+        ("0::/machine.slice/libpod-8c1d2e.scope/container\n", ("container", "podman:8c1d2e", None)),
+        ("12:pids:/docker/5b2c\n1:name=systemd:/docker/5b2c\n", ("container", "docker:5b2c", None)),
+        ("1:name=systemd:/system.slice/ssh.service\n0::/\n", None),
+        ("0::/\n", None),
+    ],
+)
+def test_the_cgroup_names_the_service(cgroup: str, owner: Any) -> None:
+    from preflight_checks.services.facts import cgroup_owner, cgroup_path
+
+    assert cgroup_owner(cgroup_path(cgroup)) == owner
+
+
 # ------------------------------------------------------------------ options
 def test_fail_on_restart_and_ignore_processes(libdir: Path, tmp_path: Path) -> None:
     with sleeper(libdir) as proc:

@@ -56,14 +56,14 @@ were last replaced. Under --root it skips: a snapshot has no processes.
             Status.WARN,
             "Processes of a login session or of a login user (uid in login.defs' UID_MIN.."
             "UID_MAX) still run replaced code: the session needs a logout, not a service "
-            "restart.",
+            "restart. A failure with `fail_on_restart = true`.",
             "Log out every session of that user and log in again (`loginctl terminate-session "
             "ID` where the session is known).",
         ),
         "services.self": FindingDoc(
             Status.WARN,
             "pid 1 (the init process) or the container runtime still runs replaced code; it "
-            "cannot be restarted like a service.",
+            "cannot be restarted like a service. A failure with `fail_on_restart = true`.",
             "systemd: `systemctl daemon-reexec`; another init: reboot in a maintenance window; "
             "inside a container: restart the container from its host.",
         ),
