@@ -551,4 +551,6 @@ def test_reinstalling_libssl3_with_apt_is_found_with_the_package(tmp_path: Path)
         installed = calendar.timegm(time.strptime(about["package_installed_at"], ISO))
         assert installed >= int(started) - 1
         assert "deleted libssl.so.3 (libssl3, replaced " in found["message"]
-        assert found["remediation"][0] == f"kill {proc.pid}"
+        # The test runner maps libssl too and started the process: one tree, one kill line.
+        kill = found["remediation"][0].split()
+        assert kill[0] == "kill" and str(proc.pid) in kill[1:]
