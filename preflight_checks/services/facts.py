@@ -143,6 +143,19 @@ class _FileView:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.inodes: dict[tuple[Any, str], int | None] = {}
+        # raw maps path -> (path, deleted, why it is not package code): the same few hundred
+        # paths recur in every process, so each is decoded and classified once.
+        self.paths: dict[bytes, tuple[str, bool, str | None]] = {}
+
+    def classify(self, raw: bytes) -> tuple[str, bool, str | None]:
+        known = self.paths.get(raw)
+        if known is None:
+            path = os.fsdecode(raw)
+            deleted = path.endswith(DELETED)
+            if deleted:
+                path = path[: -len(DELETED)]
+            known = self.paths[raw] = (path, deleted, not_code_reason(path))
+        return known
 
     def view_of(self, pid: int) -> Any:
         namespace = self.host.readlink(f"proc/{pid}/ns/mnt")
@@ -193,14 +206,10 @@ def _stale_mappings(
         if key in seen:
             continue
         seen.add(key)
-        path = os.fsdecode(fields[5])
-        deleted = path.endswith(DELETED)
-        if deleted:
-            path = path[: -len(DELETED)]
-        if path.startswith("[") or not path.startswith("/"):
-            continue
+        path, deleted, reason = files.classify(fields[5])
+        if not path.startswith("/"):
+            continue  # [vsyscall] and such
         inode = int(fields[4]) if fields[4].isdigit() else -1
-        reason = not_code_reason(path)
         if not deleted:
             if reason is not None:
                 continue  # not package code: whether it changed does not matter
