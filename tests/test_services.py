@@ -369,6 +369,20 @@ def test_an_unprivileged_run_sees_its_own_processes_and_says_what_it_could_not(
         assert any(f"uid {NOBODY}" in step for step in theirs["remediation"])
 
 
+def test_a_login_users_processes_are_an_outdated_session(libdir: Path) -> None:
+    """A uid in login.defs' UID_MIN..UID_MAX with no unit or pid file: someone's session, which
+    a logout renews, not a service restart."""
+    uid = 4321  # no passwd entry: named by its number
+    with sleeper(libdir, user=uid) as theirs:
+        replace_like_dpkg(libdir / "libssl.so.3")
+        result, _ = services_result()
+        service, found = service_with(result, theirs.pid)
+        assert found["code"] == "services.session-outdated" and found["status"] == "warn"
+        assert service["kind"] == "session" and service["name"] == f"uid {uid}"
+        assert found["message"].startswith(f"processes of user uid {uid}: pid {theirs.pid} ")
+        assert found["remediation"] == [f"log out every session of uid {uid} and log in again"]
+
+
 # ------------------------------------------------------------------ namespaces
 class Namespace:
     """Private mount and pid namespaces whose pid 1 reaps orphans (like init) after running
@@ -501,6 +515,11 @@ def test_kamailio_from_its_init_script_after_a_module_is_replaced(tmp_path: Path
         assert found["remediation"] == ["service kamailio restart"]
         path = f"{modules}/sl.so"
         assert result["details"]["files"][path]["package"] == "kamailio"
+
+        ignore = tmp_path / "ignore.toml"
+        ignore.write_text('[checks.services]\nignore_units = ["kamailio"]\n')
+        run = ns.run(*PREFLIGHT, "check", "services", "-f", "json", "-c", str(ignore))
+        assert check_of(json.loads(run.stdout), "services")["code"] == "services.ok"
 
         ns.run("sh", "-c", found["remediation"][0])
         second = int(ns.run("cat", "/run/kamailio/kamailio.pid").stdout)
