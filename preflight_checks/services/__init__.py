@@ -12,9 +12,13 @@ says how to restart each.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+
+if TYPE_CHECKING:
+    from preflight.host import Host
+    from preflight_checks.services.facts import Service
 
 
 class ServicesCheck(Check):
@@ -143,7 +147,7 @@ were last replaced. Under --root it skips: a snapshot has no processes.
         return results or [words.ok(found.scanned, found.unreadable, own_uid)]
 
     @staticmethod
-    def _wanted(services: list[Any], options: dict[str, Any]) -> list[Any]:
+    def _wanted(services: list[Service], options: dict[str, Any]) -> list[Service]:
         """Services not excluded by `ignore_processes` / `ignore_units`."""
         names = set(options.get("ignore_processes") or [])
         units = set(options.get("ignore_units") or [])
@@ -163,7 +167,7 @@ were last replaced. Under --root it skips: a snapshot has no processes.
         return kept
 
     @staticmethod
-    def _packages(host: Any, files: dict[str, int]) -> dict[str, dict[str, object]]:
+    def _packages(host: Host, files: dict[str, int]) -> dict[str, dict[str, object]]:
         """path -> {package, package_installed_at, replaced_at}: looked up only for what was
         found, one package-manager query for all of them."""
         from preflight.timefmt import iso_utc
