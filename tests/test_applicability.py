@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Snapshot
+from support.snapshot import Snapshot
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, Status
 from preflight.collect import check_markers, check_paths

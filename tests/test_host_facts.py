@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Snapshot, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
+from support.cli import run_preflight
+from support.snapshot import Snapshot
 
 from preflight.facts import distribution as facts_distribution
 from preflight.host import Host
@@ -240,3 +241,35 @@ def test_os_release_keeps_the_good_lines_of_a_damaged_file(snapshot: Snapshot) -
         "12",
         "bookworm",
     )
+
+
+def test_process_and_socket_tables_are_read_once_for_every_check_thread() -> None:
+    host = Host("/")
+    start = threading.Barrier(6)
+    seen: list[tuple[int, int]] = []
+
+    def check() -> None:
+        start.wait()
+        seen.append((id(host.processes), id(host.sockets)))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1 and len(seen) == 6
+
+
+def test_user_and_group_names_come_from_the_roots_own_files(snapshot: Snapshot) -> None:
+    # Debian's base-passwd lines; a second uid 0 and a non-canonical number as an attacker or a
+    # sloppy tool might leave them: getpwuid answers with the first canonical match.
+    snapshot.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n"
+        "odd:x:0100:100::/:/usr/sbin/nologin\n"
+        "_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n",
+    )
+    snapshot.write("etc/group", "root:x:0:\nnetdev:x:108:\n")
+    users = Host(str(snapshot)).users
+    assert (users.user_name(0), users.user_name(42), users.user_name(100)) == ("root", "_apt", None)
+    assert (users.group_name(108), users.group_name(65534)) == ("netdev", None)

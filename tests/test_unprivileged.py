@@ -13,14 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    check_of,
-    report_of,
-    require_nobody_can_run,
-    run_preflight,
-    world_readable_dir,
-)
+from support.cli import NOBODY, check_of, report_of, run_preflight
+from support.components import require_nobody_can_run, world_readable_dir
 
 
 @pytest.fixture(scope="module", autouse=True)

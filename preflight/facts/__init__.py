@@ -10,22 +10,20 @@ and nothing else. Each module here derives one kind of fact from what Host reads
 | running kernel: release, `uname -v`, cmdline, modules, boot time | kernel | `kernel_release` |
 | virtualization, container, provider, service manager, hostname | platform | `container` |
 | installed packages (dpkg, rpm) and version order | packages | `packages` |
-| processes (psutil live, ROOT/proc under --root) | processes | `processes` |
+| processes (ROOT/proc; details by psutil when live) | processes | `processes` |
 | listening TCP / bound UDP sockets and their owners | sockets | `sockets` |
 | users and groups by number | users | `users` |
 | this process's capabilities | capabilities | `capabilities` |
 
-Unknown is None, never a guess. psutil and distro are imported only when their fact is asked for.
+Unknown is None, never a guess. Each module is imported when one of its facts is first asked for
+(psutil and distro with it).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, cast
 
-from preflight.facts import distribution, kernel, packages, platform, users
-from preflight.facts.distribution import parse_os_release
-from preflight.facts.kernel import uts_version_of
-from preflight.facts.platform import DMI_FIELDS
 from preflight.facts.shared import shared_fact
 
 if TYPE_CHECKING:
@@ -38,15 +36,28 @@ if TYPE_CHECKING:
 
 __all__ = ["DMI_FIELDS", "FACT_PATHS", "HostFacts", "parse_os_release", "uts_version_of"]
 
-# Every file the facts below read. `preflight collect` always copies them, so a snapshot gives the
-# same `host` object (and `preflight facts`) as the host; checks need not declare them again.
-FACT_PATHS = (
-    *distribution.PATHS,
-    *platform.PATHS,
-    *kernel.PATHS,
-    *packages.PATHS,
-    *users.PATHS,
-)
+# The fact modules whose files `preflight collect` always copies (each module's PATHS), so a
+# snapshot gives the same `host` object (and `preflight facts`) as the host.
+_PATH_MODULES = ("distribution", "platform", "kernel", "packages", "users")
+# Names kept importable from here; each module is imported when first asked for (PEP 562), so
+# a run loads only the facts it uses.
+_REEXPORTS = {
+    "parse_os_release": "distribution",
+    "uts_version_of": "kernel",
+    "DMI_FIELDS": "platform",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FACT_PATHS":
+        return tuple(path for module in _PATH_MODULES for path in _module(module).PATHS)
+    if name in _REEXPORTS:
+        return getattr(_module(_REEXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"preflight.facts.{name}")
 
 
 class HostFacts:
@@ -58,11 +69,15 @@ class HostFacts:
 
     @shared_fact
     def os_release(self) -> dict[str, str] | None:
-        return distribution.os_release(self._host)
+        from preflight.facts.distribution import os_release
+
+        return os_release(self._host)
 
     @shared_fact
     def os_codename(self) -> str | None:
-        return distribution.os_codename(self._host)
+        from preflight.facts.distribution import os_codename
+
+        return os_codename(self._host)
 
     @shared_fact
     def proc_version(self) -> str | None:
@@ -71,69 +86,99 @@ class HostFacts:
 
     @shared_fact
     def kernel_release(self) -> str | None:
-        return kernel.kernel_release(self._host)
+        from preflight.facts.kernel import kernel_release
+
+        return kernel_release(self._host)
 
     @shared_fact
     def kernel_version(self) -> str | None:
-        return kernel.kernel_version(self._host)
+        from preflight.facts.kernel import kernel_version
+
+        return kernel_version(self._host)
 
     @shared_fact
     def kernel_cmdline(self) -> str | None:
-        return kernel.kernel_cmdline(self._host)
+        from preflight.facts.kernel import kernel_cmdline
+
+        return kernel_cmdline(self._host)
 
     @shared_fact
     def boot_image(self) -> str | None:
-        return kernel.boot_image(self._host)
+        from preflight.facts.kernel import boot_image
+
+        return boot_image(self._host)
 
     @shared_fact
     def modules_dir(self) -> bool | None:
-        return kernel.modules_dir(self._host)
+        from preflight.facts.kernel import modules_dir
+
+        return modules_dir(self._host)
 
     @shared_fact
     def loaded_modules(self) -> frozenset[str] | None:
-        return kernel.loaded_modules(self._host)
+        from preflight.facts.kernel import loaded_modules
+
+        return loaded_modules(self._host)
 
     @shared_fact
     def boot_time(self) -> float | None:
-        return kernel.boot_time(self._host)
+        from preflight.facts.kernel import boot_time
+
+        return boot_time(self._host)
 
     @shared_fact
     def dmi(self) -> dict[str, str | None]:
-        return platform.dmi(self._host)
+        from preflight.facts.platform import dmi
+
+        return dmi(self._host)
 
     @shared_fact
     def virtualization(self) -> str | None:
-        return platform.virtualization(self._host)
+        from preflight.facts.platform import virtualization
+
+        return virtualization(self._host)
 
     @shared_fact
     def container(self) -> str | None:
-        return platform.container(self._host)
+        from preflight.facts.platform import container
+
+        return container(self._host)
 
     @shared_fact
     def provider(self) -> str | None:
-        return platform.provider(self._host)
+        from preflight.facts.platform import provider
+
+        return provider(self._host)
 
     @shared_fact
     def service_manager(self) -> str | None:
-        return platform.service_manager(self._host)
+        from preflight.facts.platform import service_manager
+
+        return service_manager(self._host)
 
     @shared_fact
     def hostname(self) -> str | None:
-        return platform.hostname(self._host)
+        from preflight.facts.platform import hostname
+
+        return hostname(self._host)
 
     @shared_fact
     def packages(self) -> PackageDB:
-        return packages.PackageDB(self._host)
+        from preflight.facts.packages import PackageDB
+
+        return PackageDB(self._host)
 
     @shared_fact
     def users(self) -> Accounts:
         """uid/gid -> name from the root's passwd and group files."""
-        return users.Accounts(self._host)
+        from preflight.facts.users import Accounts
+
+        return Accounts(self._host)
 
     @shared_fact
     def processes(self) -> ProcessTable:
-        """Every process: psutil on the live host, ROOT/proc under --root."""
-        from preflight.facts.processes import ProcessTable  # psutil only when asked for
+        """Every process, from ROOT/proc; a process's details by psutil on the live host."""
+        from preflight.facts.processes import ProcessTable
 
         return ProcessTable(self._host)
 

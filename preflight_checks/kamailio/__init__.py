@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from preflight_checks.kamailio.config import CheckOutput, ParsedConfig
+    from preflight_checks.kamailio.facts import Instance
     from preflight_checks.kamailio.findings import Report
 
 
@@ -106,6 +107,28 @@ class KamailioCheck(Check):
             "matched without owners and unexpected ones are not reported",
             "run preflight as root",
         ),
+        "kamailio.foreign-process": FindingDoc(
+            Status.FAIL,
+            "a process named kamailio that is not trusted (not run by root, the kamailio "
+            "account or [checks.kamailio] user, or its executable is not a root-owned file in "
+            "root-only folders): never taken as Kamailio, its arguments never used; a failure "
+            "when it holds a socket Kamailio should hold, else a warning",
+            "ps -o pid,user,args -p PID; kill PID if it is not yours",
+        ),
+        "kamailio.untrusted-file": FindingDoc(
+            Status.WARN,
+            "the Kamailio binary, the config or an included file could be changed by an "
+            "account other than root (its owner, or a folder on its path, is writable by "
+            "others): `kamailio -c` is not run on it and the config is read best effort",
+            "chown root and chmod go-w the file and every folder above it",
+        ),
+        "kamailio.config-too-complex": FindingDoc(
+            Status.WARN,
+            "#!subst/#!define expansions or directives pass the reader's bounds (a line "
+            "growing past 64 KiB, more than 64 #!subst or 4096 #!define): those lines are "
+            "not expanded; Kamailio's own `kamailio -c` still judges the file",
+            "simplify the named #!subst/#!define lines",
+        ),
         "kamailio.option-invalid": FindingDoc(
             Status.ERROR,
             "an `expect` entry is not proto:addr:port",
@@ -121,6 +144,18 @@ class KamailioCheck(Check):
         ),
         "expect": Option(
             list, [], 'sockets that must be listening, e.g. ["udp:0.0.0.0:5060", "tcp:[::]:8080"]'
+        ),
+        "binary": Option(
+            str,
+            None,
+            "the kamailio binary to run `kamailio -c` with (default: the running instance's, "
+            "else kamailio on PATH); it must be root-owned in root-only folders",
+        ),
+        "user": Option(
+            str,
+            None,
+            "an account whose kamailio processes count as instances, besides root, "
+            "kamailio and the User=/USER= of the unit and /etc/default/kamailio",
         ),
     }
     paths = (
@@ -151,6 +186,10 @@ class KamailioCheck(Check):
         remediation=("apt-get install kamailio",),
     )
 
+    def not_applicable(self, ctx: CheckContext) -> Finding | None:
+        # A configured `binary` is Kamailio installed where PATH does not look.
+        return None if ctx.options.get("binary") else super().not_applicable(ctx)
+
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
         return run_check(ctx)
 
@@ -166,13 +205,14 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         expected_from_option,
         find_instances,
         list_processes,
-        run_kamailio_c,
+        trust_processes,
     )
     from preflight_checks.kamailio.findings import (
         Report,
         check_changed,
         check_tls,
         compare_listeners,
+        report_foreign,
         report_held_ports,
         report_not_running,
     )
@@ -181,8 +221,11 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     report = Report(host, ctx.details)
     expect = expected_from_option(report, ctx.options.get("expect") or [])
     processes = list_processes(host)
-    instances = find_instances(host, processes)
-    binary = host.which("kamailio")  # PATH, then /usr/sbin and /usr/local/sbin (cron's PATH)
+    found = find_instances(host, processes)
+    trust_processes(host, found, ctx.options.get("user"))
+    instances = [i for i in found if i.main.untrusted is None]
+    foreign = [i for i in found if i.main.untrusted is not None]
+    binary = ctx.options.get("binary") or host.which("kamailio")
     package = host.packages.get("kamailio")
     report.details.update({"binary": binary, "package": package.version if package else None})
     # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
@@ -202,7 +245,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         name, _, val = value.partition("=")
         defines[name] = val
     parsed = parse_config(host, config_rel, defines)
-    check_out = run_kamailio_c(report, binary, config, argv_options, ctx.timeout)
+    check_out = check_with_kamailio(report, ctx, instance, parsed)
     best_effort = check_out is None
     report.details["resolved_by"] = "best effort" if best_effort else "kamailio -c"
     check_config(report, config_rel, parsed, check_out, argv_options)
@@ -217,6 +260,9 @@ def run_check(ctx: CheckContext) -> list[Finding]:
 
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
     proc_visible = host.is_live or bool(processes)
+    foreign_pids = {pid for i in foreign for pid in i.pids}
+    report_foreign(report, foreign, all_expected)
+    processes = [p for p in processes if p.pid not in foreign_pids]
     explicit_listen = bool(argv_options.get("l")) or (parsed is not None and parsed.explicit_listen)
     if instance is None:
         if proc_visible:
@@ -263,6 +309,47 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     return report.findings
 
 
+def check_with_kamailio(
+    report: Report, ctx: CheckContext, instance: Instance | None, parsed: ParsedConfig | None
+) -> CheckOutput | None:
+    """`kamailio -c` on the config, on a live host, when the binary and every config file
+    are safe for this run to execute and read (issue 18: nothing another user controls)."""
+    from preflight_checks.kamailio.facts import (
+        choose_binary,
+        config_risk,
+        instance_defines,
+        run_kamailio_c,
+    )
+
+    host = report.host
+    if not host.is_live or parsed is None:
+        return None
+    binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
+    what = "`kamailio -c` is not run"
+    if binary is not None:
+        problem = config_risk(host, parsed.files)
+        what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
+    if problem is not None:
+        report.add(
+            "untrusted-file",
+            Status.WARN,
+            f"{what}: {problem}, so an account other than root could change what root "
+            "executes; the configuration was read best effort",
+            [
+                "make the file and every folder above it owned by root and writable by "
+                "root only, or set [checks.kamailio] binary/config to such a file"
+            ],
+        )
+        return None
+    if binary is None:
+        return None
+    report.details["binary"] = binary
+    defines, note = instance_defines(host, instance)
+    if note:
+        report.notes.append(note)
+    return run_kamailio_c(report, binary, host.display(parsed.main), defines, ctx.timeout)
+
+
 def check_config(
     report: Report,
     config_rel: str,
@@ -289,6 +376,15 @@ def check_config(
         report.details["files"] = [host.display(f) for f in parsed.files]
         if parsed.problems:
             report.details["config_problems"] = [mask_secrets(p) for p in parsed.problems]
+        if parsed.oversized or parsed.limits:
+            places = [f"{p}: expansion passes 64 KiB" for p in parsed.oversized] + parsed.limits
+            report.add(
+                "config-too-complex",
+                Status.WARN,
+                f"{len(places)} #!subst/#!define line(s) pass the reader's bounds and were "
+                f"not expanded: {'; '.join(places[:3])}",
+                [f"simplify the #!subst/#!define lines named in {config}"],
+            )
 
     modules_missing = check_modules(report, parsed, check_out, argv_options)
     if check_out is not None:

@@ -38,23 +38,71 @@ MAX_FILES = 200
 PROTOCOLS = ("udp", "tcp", "tls", "sctp")
 TRUE_WORDS = ("yes", "on", "true", "1", "enable", "enabled")
 
-_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"']*:)[^\s@/\"']*@")
-_INCLUDE = re.compile(r"""^\s*(?:#!|!!)?(include_file|import_file)\s*\(?\s*["']([^"']+)["']""")
-_DIRECTIVE = re.compile(r"^\s*(?:#!|!!)(\w+)\s*(.*)$")
-_ASSIGN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*;?\s*$")
-_LOADMODULE = re.compile(r"""^\s*loadmodule\s*\(?\s*["']([^"']+)["']""")
-_LOADPATH = re.compile(r"""^\s*(?:loadpath|mpath)\s*=?\s*["']([^"']+)["']""")
+# Every pattern here is linear: no two adjacent quantifiers can match the same characters
+# (`\s*(?:\(\s*)?` rather than `\s*\(?\s*`), so a hostile line of spaces or repeated tokens
+# costs one pass, not a cubic backtrack (issue 18: `port=5060` + 3000 spaces took 112 s).
+_INCLUDE = re.compile(r"""^\s*(?:#!|!!)?(include_file|import_file)\s*(?:\(\s*)?["']([^"']+)["']""")
+_DIRECTIVE = re.compile(r"^\s*(?:#!|!!)(\w+)(.*)$")
+_LOADMODULE = re.compile(r"""^\s*loadmodule\s*(?:\(\s*)?["']([^"']+)["']""")
+_LOADPATH = re.compile(r"""^\s*(?:loadpath|mpath)\s*(?:=\s*)?["']([^"']+)["']""")
 _MODPARAM = re.compile(
     r"""modparam\s*\(\s*["']([^"']+)["']\s*,\s*["']([^"']+)["']\s*,\s*["']([^"']*)["']"""
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ERROR_LOCATION = re.compile(r"in config file (\S+?), line (\d+)(?:, column [\d-]+)?:\s*(.*)$")
-_LISTEN_ROW = re.compile(r"^\s+(udp|tcp|tls|sctp):\s+(.+?)\s*$")
+_ERROR_LOCATION = re.compile(r"in config file ([^\s,]+), line (\d+)(?:, column [\d-]+)?:(.*)$")
+_LOG_PREFIX = re.compile(r"^\s*\d+\(\d+\)\s+(?:\w+:?\s*)?<[^>]*>\s*\[[^\]]*\]:\s*\w+\(\):\s*")
+_URL_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_USERINFO_END = frozenset(" \t\n\r\f\v@/\"'")
+
+# Bounds of the best-effort preprocessor: Kamailio's own is not a model to copy here, since a
+# 700-byte config of 40 nested `#!subst "/x/xx/"` doubles a line 40 times (24 GB).
+MAX_SUBSTS = 64
+MAX_DEFINES = 4096
+MAX_DEFINE_VALUE = 4096
+MAX_EXPANDED_LINE = 64 * 1024
 
 
 def mask_secrets(text: str) -> str:
-    """Mask the password of every URL (`mysql://user:secret@db` -> `mysql://user:***@db`)."""
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
+    """Mask the password of every URL (`mysql://user:secret@db` -> `mysql://user:***@db`).
+
+    A scan from each `://`, not a regular expression: linear whatever the text holds."""
+    out: list[str] = []
+    done = 0
+    at = text.find("://")
+    while at != -1:
+        start = at
+        while start > 0 and text[start - 1] in _URL_SCHEME_CHARS:
+            start -= 1
+        user_start = at + 3
+        colon = user_start
+        while colon < len(text) and text[colon] not in _USERINFO_END and text[colon] != ":":
+            colon += 1
+        password_end = colon + 1
+        while password_end < len(text) and text[password_end] not in _USERINFO_END:
+            password_end += 1
+        # The scheme starts at a letter after a non-word character (`\b[A-Za-z]`).
+        while start < at and not (
+            text[start].isalpha() and (start == 0 or not _word(text[start - 1]))
+        ):
+            start += 1
+        if (
+            start < at
+            and colon < len(text)
+            and text[colon] == ":"
+            and password_end < len(text)
+            and text[password_end] == "@"
+        ):
+            out.append(text[done : colon + 1] + "***")
+            done = password_end
+            at = text.find("://", password_end)
+        else:
+            at = text.find("://", at + 3)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 @dataclass(frozen=True)
@@ -123,6 +171,10 @@ class ParsedConfig:
     tls_params: dict[str, tuple[str, Location]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+    # Lines whose #!subst/#!define expansion passed MAX_EXPANDED_LINE (left unexpanded), and
+    # directives dropped for passing a count or size bound.
+    oversized: list[str] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)
 
     @property
     def explicit_listen(self) -> bool:
@@ -213,24 +265,67 @@ def _strip_comments(line: str, in_block: bool) -> tuple[str, bool]:
     return "".join(out), in_block
 
 
+class _TooLarge(Exception):
+    """A #!define expansion passed MAX_EXPANDED_LINE."""
+
+
 class _Parser:
     def __init__(self, host: Host, main: str, defines: dict[str, str | None]) -> None:
         self.host = host
         self.result = ParsedConfig(main=main)
         self.defines: dict[str, str | None] = dict(defines)
-        self.substs: list[tuple[str, str]] = []
+        self.substs: list[tuple[str, str, bool]] = []  # pattern, replacement, g flag
 
-    def substitute(self, text: str) -> str:
-        for pattern, replacement in self.substs:
-            text = text.replace(pattern, replacement)
+    def substitute(self, text: str, where: Location | None = None) -> str:
+        """`text` with the #!subst replacements and #!define names applied, never growing past
+        MAX_EXPANDED_LINE: past it the text is left unexpanded and the line is recorded."""
+        limit = max(MAX_EXPANDED_LINE, len(text))
+        # Kamailio applies every #!subst rule in turn, each to the previous one's result: the
+        # first occurrence, or every one with the g flag. Kamailio itself refuses a result
+        # past its buffer ("Buffer too small") and keeps the text; so does this reader.
+        for pattern, replacement, every in self.substs:
+            count = text.count(pattern) if every else min(1, text.count(pattern))
+            if not count:
+                continue
+            if len(text) + count * (len(replacement) - len(pattern)) > limit:
+                self.too_large(where)
+                continue
+            text = text.replace(pattern, replacement, -1 if every else 1)
+        size = len(text)
 
         def replace(match: re.Match[str]) -> str:
+            nonlocal size
             value = self.defines.get(match.group(0))
             if value is None:
                 return match.group(0)
-            return value.strip().strip("\"'")
+            value = value.strip().strip("\"'")
+            size += len(value) - len(match.group(0))
+            if size > limit:
+                raise _TooLarge
+            return value
 
-        return _IDENTIFIER.sub(replace, text)
+        try:
+            return _IDENTIFIER.sub(replace, text)
+        except _TooLarge:
+            self.too_large(where)
+            return text
+
+    def too_large(self, where: Location | None) -> None:
+        place = str(where) if where else "a loadmodule or include name"
+        if place not in self.result.oversized:
+            self.result.oversized.append(place)
+
+    def define(self, name: str, value: str, where: Location) -> None:
+        """Record a #!define (bounded: count and value size)."""
+        if name not in self.defines and len(self.defines) >= MAX_DEFINES:
+            self.result.limits.append(f"{where}: more than {MAX_DEFINES} #!define names")
+            return
+        if len(value) > MAX_DEFINE_VALUE:
+            self.result.limits.append(
+                f"{where}: a #!define value longer than {MAX_DEFINE_VALUE} bytes"
+            )
+            return
+        self.defines[name] = value
 
     def resolve_include(self, name: str, including: str) -> str:
         if name.startswith("/"):
@@ -284,13 +379,13 @@ class _Parser:
                 if name in ("define", "trydef", "redefine"):
                     parts = arg.split(None, 1)
                     if parts and (name != "trydef" or parts[0] not in self.defines):
-                        self.defines[parts[0]] = parts[1] if len(parts) > 1 else ""
+                        self.define(parts[0], parts[1] if len(parts) > 1 else "", where)
                     continue
                 if name == "undef" and arg:
                     self.defines.pop(arg.split()[0], None)
                     continue
                 if name in ("substdef", "substdefs", "subst"):
-                    self.add_subst(arg, define=name != "subst")
+                    self.add_subst(arg, name != "subst", where)
                     continue
                 if name not in ("include_file", "import_file"):
                     continue
@@ -299,7 +394,7 @@ class _Parser:
             include = _INCLUDE.match(line)
             if include:
                 kind, name = include.group(1), include.group(2)
-                target = self.resolve_include(self.substitute(name), rel)
+                target = self.resolve_include(self.substitute(name, where), rel)
                 if target in stack:
                     self.result.problems.append(
                         f"include cycle: {where} includes {self.host.display(target)} again"
@@ -310,7 +405,7 @@ class _Parser:
                 continue
             self.parse_statement(line, where)
 
-    def add_subst(self, arg: str, define: bool) -> None:
+    def add_subst(self, arg: str, define: bool, where: Location) -> None:
         body = arg.strip().strip("\"'")
         if len(body) < 3:
             return
@@ -318,31 +413,37 @@ class _Parser:
         if len(parts) < 2 or not parts[0]:
             return
         pattern, replacement = parts[0], parts[1]
+        every = len(parts) > 2 and "g" in parts[2]
         if define and _IDENTIFIER.fullmatch(pattern):
-            self.defines[pattern] = replacement
+            self.define(pattern, replacement, where)
         elif not any(ch in pattern for ch in ".*+?[](){}|^$\\"):
-            self.substs.append((pattern, replacement))
+            if len(self.substs) >= MAX_SUBSTS:
+                self.result.limits.append(f"{where}: more than {MAX_SUBSTS} #!subst directives")
+                return
+            self.substs.append((pattern, replacement, every))
 
     def parse_statement(self, line: str, where: Location) -> None:
         module = _LOADMODULE.match(line)
         if module:
-            self.result.modules.append((self.substitute(module.group(1)), where))
+            self.result.modules.append((self.substitute(module.group(1), where), where))
             return
         loadpath = _LOADPATH.match(line)
         if loadpath:
-            self.result.mpaths = [p for p in self.substitute(loadpath.group(1)).split(":") if p]
+            self.result.mpaths = [
+                p for p in self.substitute(loadpath.group(1), where).split(":") if p
+            ]
             return
         for modparam in _MODPARAM.finditer(line):
             module_name, param, value = modparam.groups()
             if module_basename(module_name) == "tls":
                 if param == "config":
-                    self.result.tls_config = self.substitute(value)
+                    self.result.tls_config = self.substitute(value, where)
                 elif param in ("certificate", "private_key", "ca_list"):
-                    self.result.tls_params[param] = (self.substitute(value), where)
-        assign = _ASSIGN.match(line)
-        if not assign:
+                    self.result.tls_params[param] = (self.substitute(value, where), where)
+        assign = assignment(line)
+        if assign is None:
             return
-        key, value = assign.group(1).lower(), self.substitute(assign.group(2))
+        key, value = assign[0].lower(), self.substitute(assign[1], where)
         if key == "listen":
             self.result.listens.append(self.parse_listen(value, where))
         elif key == "port" and _port(value) is not None:
@@ -402,6 +503,18 @@ class _Parser:
         return entry
 
 
+def assignment(line: str) -> tuple[str, str] | None:
+    """`name = value;` as (name, value), without the `;` and surrounding blanks; else None."""
+    key, sep, value = line.partition("=")
+    key = key.strip()
+    if not sep or not _IDENTIFIER.fullmatch(key):
+        return None
+    value = value.strip()
+    if value.endswith(";"):
+        value = value[:-1].rstrip()
+    return key, value
+
+
 def _port(value: str) -> int | None:
     """A port number as `port=` or `tls_port_no=` gives it; None for anything else."""
     text = value.strip("\"'")
@@ -455,11 +568,11 @@ def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> Chec
             in_block = True
             continue
         if in_block:
-            row = _LISTEN_ROW.match(line)
-            if not row:
+            row = listen_row(line)
+            if row is None:
                 in_block = False
                 continue
-            sock = parse_listen_row(row.group(1), row.group(2))
+            sock = parse_listen_row(*row)
             if sock is not None and sock not in sockets:
                 sockets.append(sock)
     errors: list[str] = []
@@ -472,9 +585,7 @@ def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> Chec
             missing_modules.append(module.group(1))
         if not re.search(r"\b(ERROR|CRITICAL|ALERT|BUG)\b|: <core> \[core/cfg\.lex", line):
             continue
-        message = re.sub(
-            r"^\s*\d+\(\d+\)\s+\w*:?\s*<[^>]*>\s*\[[^\]]*\]:\s*\w+\(\):\s*", "", line
-        ).strip()
+        message = _LOG_PREFIX.sub("", line).strip()
         message = re.sub(r"^ERROR:\s*", "", message)
         if not message or message.startswith("bad config file"):
             continue
@@ -507,6 +618,17 @@ def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> Chec
         first_location,
         missing_modules,
     )
+
+
+def listen_row(line: str) -> tuple[str, str] | None:
+    """An indented `proto: socket` row of the `Listening on` block, as (proto, socket)."""
+    if not line[:1].isspace():
+        return None
+    proto, sep, rest = line.strip().partition(":")
+    rest = rest.strip()
+    if not sep or proto not in PROTOCOLS or not rest or not line.split(":", 1)[1][:1].isspace():
+        return None
+    return proto, rest
 
 
 def parse_listen_row(proto: str, text: str) -> Socket | None:

@@ -7,6 +7,9 @@ What Kamailio should be doing: which running instance and config to judge, what
 
 from __future__ import annotations
 
+import os
+import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +59,11 @@ class Process:
     ppid: int
     comm: str
     started: float | None  # epoch seconds
+    state: str = ""  # Z: a zombie, gone but not reaped
     argv: list[str] = field(default_factory=list)
+    uids: tuple[int, int] | None = None  # real and effective; None: unknown (a snapshot)
+    exe: str | None = None  # the executable's path; None: not readable (not root)
+    untrusted: str | None = None  # why this is not a trusted Kamailio (trust_processes)
 
 
 def parse_argv(argv: list[str]) -> dict[str, list[str]]:
@@ -90,9 +97,28 @@ def parse_argv(argv: list[str]) -> dict[str, list[str]]:
     return options
 
 
+def read_uids(host: Host, pid: int) -> tuple[int, int] | None:
+    """The real and effective uid of a process (its status file); None when unknown."""
+    text = host.read_text(f"proc/{pid}/status", limit=16 * 1024) or ""
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            ids = line.split()[1:3]
+            if len(ids) == 2 and all(i.isdecimal() for i in ids):
+                return int(ids[0]), int(ids[1])
+    return None
+
+
+def read_exe(host: Host, pid: int) -> str | None:
+    """The path of a process's executable; None when hidden (another user's, not root)."""
+    return host.readlink(f"proc/{pid}/exe")
+
+
 def list_processes(host: Host) -> list[Process]:
     """Every process of the host, from the run's shared process table (preflight.facts)."""
-    return [Process(p.pid, p.ppid, p.name, p.start_time) for p in host.processes]
+    return [
+        Process(p.pid, p.ppid, p.name, p.start_time, "Z" if p.zombie else "")
+        for p in host.processes
+    ]
 
 
 @dataclass
@@ -100,6 +126,7 @@ class Instance:
     main: Process
     members: list[Process]  # the main process and every descendant
     options: dict[str, list[str]]  # the main process's command line, parsed once (parse_argv)
+    config_rel: str = DEFAULT_CONFIG  # the config it runs, root-relative (config_path)
 
     @property
     def pids(self) -> list[int]:
@@ -111,10 +138,26 @@ class Instance:
         values = self.options.get("f")
         return values[-1] if values else None
 
-    @property
-    def config_rel(self) -> str:
-        """The config it runs, root-relative."""
-        return normalize_path(self.config) if self.config else DEFAULT_CONFIG
+
+def config_path(host: Host, pid: int, given: str | None) -> str:
+    """The config a process runs, root-relative: -f as given, a relative one resolved where it
+    was started. Kamailio reads it before it daemonizes and moves to /, so the start folder is
+    the process's cwd while in the foreground, else the PWD its starting shell exported."""
+    if given is None:
+        return DEFAULT_CONFIG
+    if given.startswith("/"):
+        return normalize_path(given)
+    cwd = host.readlink(f"proc/{pid}/cwd")
+    bases = [cwd] if cwd and cwd != "/" else []
+    environ = host.read_bytes(f"proc/{pid}/environ", limit=256 * 1024) or b""
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"PWD=/"):
+            bases.append(entry[4:].decode("utf-8", "replace"))
+    for base in bases:
+        rel = normalize_path(posixpath.join(base, given))
+        if host.is_file(rel):
+            return rel
+    return normalize_path(posixpath.join(bases[0] if bases else "/", given))
 
 
 def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
@@ -125,13 +168,16 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
         children.setdefault(proc.ppid, []).append(proc)
     instances = []
     for proc in processes:
-        if proc.comm != PROC_NAME:
+        # A zombie (a failed start's leftover child, `[kamailio] <defunct>`) holds nothing.
+        if proc.comm != PROC_NAME or proc.state == "Z":
             continue
         parent = by_pid.get(proc.ppid)
-        if parent is not None and parent.comm == PROC_NAME:
+        if parent is not None and parent.comm == PROC_NAME and parent.state != "Z":
             continue
         cmdline = host.read_bytes(f"proc/{proc.pid}/cmdline", limit=64 * 1024) or b""
         proc.argv = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
+        proc.uids = read_uids(host, proc.pid)
+        proc.exe = read_exe(host, proc.pid)
         members = [proc]
         queue = [proc.pid]
         while queue:
@@ -139,7 +185,9 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
                 if child not in members:
                     members.append(child)
                     queue.append(child.pid)
-        instances.append(Instance(proc, members, parse_argv(proc.argv)))
+        options = parse_argv(proc.argv)
+        given = options["f"][-1] if options.get("f") else None
+        instances.append(Instance(proc, members, options, config_path(host, proc.pid, given)))
     return sorted(instances, key=lambda inst: inst.main.pid)
 
 
@@ -195,14 +243,24 @@ def expected_from_option(report: Report, raw: list[Any]) -> list[Socket]:
 def choose_instance(
     report: Report, instances: list[Instance], option: str | None
 ) -> tuple[Instance | None, str, str]:
-    """The instance to judge, its config (root-relative) and where the config came from."""
+    """The trusted instance to judge, its config (root-relative) and where the config came
+    from. A config is matched by the file it really is (symlinks resolved)."""
+    host = report.host
     wanted = normalize_path(option) if option else None
     if len(instances) > 1:
         report.details["instances"] = [
-            {"pid": i.main.pid, "config": report.host.display(i.config_rel)} for i in instances
+            {"pid": i.main.pid, "config": host.display(i.config_rel)} for i in instances
         ]
     if wanted is not None:
-        match = next((i for i in instances if i.config_rel == wanted), None)
+        real = host.realpath(wanted)
+        match = next(
+            (
+                i
+                for i in instances
+                if i.config_rel == wanted or (real and host.realpath(i.config_rel) == real)
+            ),
+            None,
+        )
         return match, wanted, "option"
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
@@ -210,27 +268,80 @@ def choose_instance(
     return None, DEFAULT_CONFIG, "default"
 
 
-def run_kamailio_c(
-    report: Report,
-    binary: str | None,
-    config: str,
-    argv_options: dict[str, list[str]],
-    timeout: float,
-) -> CheckOutput | None:
-    """`kamailio -c -f CONFIG` on a live host; None where it cannot run (then: best effort)."""
+def run_owners(host: Host) -> frozenset[int]:
+    """Who may own what this run executes or feeds to `kamailio -c`: root, and this run's own
+    user when it is not root (a user may run what is already in their power)."""
+    return frozenset({0, os.geteuid()}) if host.is_live else frozenset({0})
+
+
+def choose_binary(
+    report: Report, option: str | None, instance: Instance | None
+) -> tuple[str | None, str | None]:
+    """The Kamailio binary this run may execute, and why none may (an untrusted file)."""
     host = report.host
-    if not host.is_live or binary is None:
+    if option:
+        candidates = [option]
+    else:
+        candidates = []
+        exe = instance.main.exe if instance else None
+        if exe and not exe.endswith(DELETED):
+            candidates.append(exe)
+        found = host.which("kamailio")  # PATH, then /usr/sbin and /usr/local/sbin (cron's PATH)
+        if found and found not in candidates:
+            candidates.append(found)
+    if not host.is_live:
+        return (candidates[0] if candidates else None), None
+    problem = None
+    for candidate in candidates:
+        problem = path_risk(candidate, run_owners(host))
+        if problem is None:
+            return candidate, None
+    return None, problem
+
+
+# -A NAME or NAME=VALUE as Kamailio's preprocessor takes it; nothing else is ever passed on.
+_DEFINE_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:=[^\x00-\x1f]{0,256})?")
+
+
+def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], str | None]:
+    """The -A defines of `instance` that `kamailio -c` may be given: only from a trusted
+    process of this run's own user (root: a root process), each a plain NAME[=VALUE]; and why
+    the others were left out."""
+    if instance is None or not instance.options.get("A"):
+        return [], None
+    proc = instance.main
+    if proc.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
+        return [], (
+            f"the -A defines of pid {proc.pid} were not passed to `kamailio -c`: its "
+            "process belongs to another user"
+        )
+    values = [v for v in instance.options["A"] if _DEFINE_ARG.fullmatch(v)]
+    dropped = len(instance.options["A"]) - len(values)
+    return values, (
+        f"{dropped} malformed -A value(s) of pid {proc.pid} ignored" if dropped else None
+    )
+
+
+def config_risk(host: Host, files: list[str]) -> str | None:
+    """Why this run must not hand the config (or a file it includes) to `kamailio -c`."""
+    if not host.is_live:
         return None
+    for rel in files:
+        problem = path_risk(host.display(rel), run_owners(host))
+        if problem:
+            return problem
+    return None
+
+
+def run_kamailio_c(
+    report: Report, binary: str, config: str, defines: list[str], timeout: float
+) -> CheckOutput | None:
+    """`kamailio -c -f CONFIG` with only arguments built here (no module, path or substitution
+    taken from a process); None where it cannot run (then: best effort)."""
+    host = report.host
     argv = [binary, "-c", "-f", config]
-    # The running instance's own preprocessor defines and paths shape what it resolves.
-    for letter in ("A", "L", "l"):
-        for value in argv_options.get(letter, []):
-            argv += [f"-{letter}", value]
-    for letter in ("T", "S"):
-        if letter in argv_options:
-            argv.append(f"-{letter}")
-    for name in ("subst", "substdef", "substdefs", "loadmodule"):
-        argv += [f"--{name}={value}" for value in argv_options.get(name, [])]
+    for value in defines:
+        argv += ["-A", value]
     result = host.run(argv, timeout=max(1.0, timeout / 2))
     if result is None:
         return None
@@ -263,3 +374,206 @@ def expected_from_config(
     else:
         return None
     return sockets
+
+
+# ------------------------------------------------------------------------------------ trust
+# Root runs `kamailio -c` on what it finds; a local user must not be able to steer that. Trust
+# follows who could have put a file there: a file owned by a trusted account, in folders
+# (every one from /, symlinks followed) that only trusted accounts can write.
+MAX_PATH_HOPS = 40
+DELETED = " (deleted)"  # how /proc names the executable of a process whose file was replaced
+
+
+def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | None:
+    """Why `path` (absolute, on the live host) could have been written by an account outside
+    `owners`; None when it, and every folder and symlink on the way to it, is safe.
+
+    A folder others may write is accepted only with the sticky bit and an entry owned by a
+    trusted account (/tmp/x owned by root): the sticky bit keeps others from replacing it."""
+    import stat
+
+    if not path.startswith("/"):
+        return f"{path} is not an absolute path"
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current = "/"
+    try:
+        st = os.lstat(current)
+    except OSError as exc:
+        return f"/ cannot be examined ({exc.strerror})"
+    problem = _folder_risk(current, st, owners)
+    if problem:
+        return problem
+    sticky_open = False
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            current = os.path.dirname(current) or "/"
+            continue
+        candidate = os.path.join(current, name)
+        try:
+            st = os.lstat(candidate)
+        except OSError as exc:
+            return f"{candidate} cannot be examined ({(exc.strerror or str(exc)).lower()})"
+        except ValueError:
+            return f"{candidate!r} is not a valid file name"
+        if sticky_open and st.st_uid not in owners:
+            return f"{candidate} is owned by {user_name(st.st_uid)} in a folder others can write"
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_PATH_HOPS:
+                return f"{candidate}: too many symbolic links"
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = "/"
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        if parts or folder:
+            if not stat.S_ISDIR(st.st_mode):
+                return f"{candidate} is not a folder"
+            problem = _folder_risk(candidate, st, owners)
+            if problem:
+                return problem
+            sticky_open = bool(st.st_mode & 0o022)
+            current = candidate
+            if not parts:
+                return None
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return f"{candidate} is not a regular file"
+        return _owner_risk(candidate, st, owners, "file")
+    return None
+
+
+def _folder_risk(path: str, st: os.stat_result, owners: frozenset[int]) -> str | None:
+    if st.st_mode & 0o1000:  # sticky: others may add entries but not replace trusted ones
+        return None if st.st_uid in owners else f"folder {path} is owned by {user_name(st.st_uid)}"
+    return _owner_risk(path, st, owners, "folder")
+
+
+def _owner_risk(path: str, st: os.stat_result, owners: frozenset[int], what: str) -> str | None:
+    if st.st_uid not in owners:
+        return f"{what} {path} is owned by {user_name(st.st_uid)}"
+    if st.st_mode & 0o002:
+        return f"{what} {path} is writable by every user"
+    if st.st_mode & 0o020 and st.st_gid != 0:
+        return f"{what} {path} is writable by group {_group(st.st_gid)}"
+    return None
+
+
+def user_name(uid: int) -> str:
+    """`user NAME (uid N)` for messages, from this machine's account database."""
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
+    except KeyError:
+        return f"gid {gid}"
+
+
+def account_uids(host: Host, names: list[str]) -> set[int]:
+    """The uids of the accounts `names` in ROOT/etc/passwd (unknown names are left out)."""
+    wanted = set(names)
+    found: set[int] = set()
+    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] in wanted and fields[2].isdecimal():
+            found.add(int(fields[2]))
+    return found
+
+
+def service_users(host: Host) -> list[str]:
+    """The accounts root's own configuration runs Kamailio as: the package's `kamailio`,
+    USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit."""
+    names = ["kamailio"]
+    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
+    if defaults is not None:
+        user = shell_vars(defaults).get("USER")
+        if user:
+            names.append(user)
+    for unit in UNIT_FILES:
+        for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == "User" and value.strip():
+                names.append(value.strip())
+    return names
+
+
+UNIT_FILES = (
+    "etc/systemd/system/kamailio.service",
+    "run/systemd/system/kamailio.service",
+    "lib/systemd/system/kamailio.service",
+    "usr/lib/systemd/system/kamailio.service",
+)
+
+
+def shell_vars(text: str) -> dict[str, str]:
+    """KEY=value lines of a shell-sourced file (/etc/default/kamailio), `export KEY=value`
+    included, as the shell reads them."""
+    from preflight.facts import parse_os_release
+
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("export") and stripped[6:7].isspace():
+            stripped = stripped[6:].strip()
+        lines.append(stripped)
+    return parse_os_release("\n".join(lines))
+
+
+def trusted_owners(host: Host, option_user: str | None) -> frozenset[int]:
+    """Accounts whose Kamailio processes count as instances: root, this run's own user, and
+    the accounts root configured Kamailio to run as (plus `[checks.kamailio] user`)."""
+    names = service_users(host)
+    if option_user:
+        names.append(option_user)
+    uids = {0, *account_uids(host, names)}
+    if host.is_live:
+        uids.add(os.geteuid())
+    return frozenset(uids)
+
+
+def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str | None:
+    """Why `proc` is not a trusted Kamailio main process; None when it is."""
+    if proc.uids is not None:
+        outside = [uid for uid in proc.uids if uid not in owners]
+        if outside:
+            return f"it runs as {user_name(outside[0])}"
+    elif host.is_live:
+        return "its owner cannot be read"
+    if not host.is_live:
+        return None  # a snapshot's file owners are whoever unpacked it: only the uid counts
+    if proc.exe is None:
+        # Not root: the executable of another account's process is hidden; its owner is trusted.
+        return "its executable cannot be read" if host.is_root_user else None
+    path = proc.exe[: -len(DELETED)] if proc.exe.endswith(DELETED) else proc.exe
+    try:
+        # The file the process really runs, even when its name was replaced since.
+        st = os.stat(f"/proc/{proc.pid}/exe")
+    except OSError:
+        return "its executable cannot be examined"
+    problem = _owner_risk(path, st, frozenset({0}), "executable")
+    if problem is None:
+        folder_owner = frozenset({0})
+        problem = (
+            path_risk(os.path.dirname(path), folder_owner, folder=True)
+            if proc.exe.endswith(DELETED)
+            else path_risk(path, folder_owner)
+        )
+    return problem
+
+
+def trust_processes(host: Host, instances: list[Instance], option_user: str | None) -> None:
+    """Mark every instance's main process trusted or not (Process.untrusted)."""
+    owners = trusted_owners(host, option_user)
+    for instance in instances:
+        instance.main.untrusted = untrusted_reason(host, instance.main, owners)

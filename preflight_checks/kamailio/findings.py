@@ -30,7 +30,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
-from preflight.facts import parse_os_release
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
     DEFAULT_CONFIG,
@@ -50,8 +49,10 @@ from preflight_checks.kamailio.facts import (
     covers,
     holders,
     read_socket_tables,
+    shell_vars,
     socket_inodes,
     start_time,
+    user_name,
 )
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def service_commands(host: Host) -> ServiceCommands:
     if manager in (None, "systemd") or not host.is_file(INIT_SCRIPT_FILE):
         return SYSTEMD
     defaults = host.read_text(DEFAULTS, 64 * 1024)
-    if defaults is not None and parse_os_release(defaults).get("RUN_KAMAILIO") != "yes":
+    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
         # Debian's init script refuses to start ("Kamailio not yet configured") until this is set.
         enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
         return ServiceCommands(
@@ -566,3 +567,47 @@ def module_present(host: Host, name: str, dirs: list[str]) -> bool:
         return any(host.exists(f"{d}/{file}") for d in dirs)
     base = module_basename(name)
     return any(host.exists(f"{d}/{base}.so") or host.exists(f"{d}/{base}/{base}.so") for d in dirs)
+
+
+# --- processes posing as Kamailio
+def report_foreign(report: Report, foreign: list[Instance], expected: list[Socket]) -> None:
+    """One finding per untrusted process tree named kamailio: never evidence that Kamailio
+    runs, never a source of arguments; FAIL when it holds a socket Kamailio should hold."""
+    from preflight.text import printable
+
+    if not foreign:
+        return
+    host = report.host
+    tables, _missing = read_socket_tables(host)
+    for instance in foreign:
+        proc = instance.main
+        inodes: set[int] = set()
+        for pid in instance.pids:
+            inodes |= socket_inodes(host, pid) or set()
+        held = sorted(
+            {
+                str(sock)
+                for sock in expected
+                for b in tables
+                if b.inode in inodes and conflicts(b, sock)
+            }
+        )
+        owner = user_name(proc.uids[1]) if proc.uids else "unknown user"
+        exe = printable(proc.exe) if proc.exe else "executable unknown"
+        message = (
+            f"pid {proc.pid} ({owner}, {exe}) runs as kamailio but is not a trusted Kamailio: "
+            f"{printable(proc.untrusted or '')}; it is not taken as Kamailio"
+        )
+        if held:
+            message += f", and it holds {', '.join(held[:5])}"
+        report.add(
+            "foreign-process",
+            Status.FAIL if held else Status.WARN,
+            message,
+            [
+                f"ps -o pid,user,args -p {proc.pid}",
+                f"kill {proc.pid}  # if this is not a Kamailio of yours",
+                "if that account runs your Kamailio: set [checks.kamailio] user to it and "
+                "install the binary root-owned",
+            ],
+        )

@@ -87,6 +87,8 @@ class KernelCheck(Check):
         ),
     }
     paths = (
+        "var/lib/dpkg/info/linux-image*.list",
+        "var/lib/dpkg/info/linux-signed-image*.list",
         "proc/version_signature",
         "sys/hypervisor/guest_type",
         "var/run/reboot-required",
@@ -97,8 +99,6 @@ class KernelCheck(Check):
         "boot/grub2/grub.cfg",
         "boot/grub2/grubenv",
         "lib/modules/*/modules.dep",
-        "var/lib/dpkg/info/linux-image*.list",
-        "var/lib/dpkg/info/linux-signed-image*.list",
     )
     # Without a package database the kernels on disk count, dated by these files' mtimes.
     markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")

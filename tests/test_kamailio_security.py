@@ -1,0 +1,241 @@
+"""Issue 18: no local user can steer root's kamailio check, and its config reader is bounded.
+
+The attacks are performed for real: an unprivileged user (uid NOBODY through setpriv) starts a
+Kamailio of its own, with a real module built here by gcc whose constructor leaves a marker file
+when it runs as root. Root's check must never load it, never pass because of it, and name it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    NOBODY,
+    as_user,
+    codes,
+    finding,
+    report_of,
+    require,
+    require_command,
+    require_nobody_can_run,
+    run_preflight,
+    world_readable_dir,
+)
+from kamailio_support import MODULES, free_port, kamailio_binary, preflight_config
+
+# The exported symbols Kamailio 5.6 checks before it accepts a module (MODULE_VERSION and
+# `exports`); the constructor runs at dlopen, before any of them is looked at.
+EVIL_MODULE = r"""
+#include <fcntl.h>
+#include <unistd.h>
+static void __attribute__((constructor)) evil(void) {
+    if (geteuid() == 0) {
+        int fd = open(MARKER, O_WRONLY | O_CREAT, 0644);
+        if (fd >= 0) close(fd);
+    }
+}
+char *module_version = VERSION;
+char *module_flags = FLAGS;
+unsigned int module_interface_ver = 4;
+static void *empty[4][16];
+struct { const char *name; unsigned int dlflags; void *cmds, *params, *rpc, *pv, *f[4]; }
+    exports = {"evil", 0, empty[0], empty[1], empty[2], empty[3], {0}};
+"""
+
+
+def check(*args: str) -> tuple[int, dict[str, Any]]:
+    run = run_preflight("check", "kamailio", "--format", "json", *args)
+    (result,) = report_of(run)["checks"]
+    return run.returncode, result
+
+
+def _kamailio_build() -> tuple[str, str]:
+    """Kamailio's version and compile flags, as `kamailio -v` prints them."""
+    out = subprocess.run(
+        [kamailio_binary() or "kamailio", "-v"], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    version = lines[0].split("version: ", 1)[1].strip()
+    flags = lines[1].split("flags: ", 1)[1].strip()
+    return version, flags
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build_evil_module(folder: Path, marker: Path) -> Path:
+    gcc = require_command("gcc")
+    version, flags = _kamailio_build()
+    source = folder / "evil.c"
+    source.write_text(EVIL_MODULE)
+    module = folder / "evil.so"
+    subprocess.run(
+        [
+            gcc,
+            "-shared",
+            "-fPIC",
+            f"-DMARKER={_c_string(str(marker))}",
+            f"-DVERSION={_c_string(version)}",
+            f"-DFLAGS={_c_string(flags)}",
+            "-o",
+            str(module),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return module
+
+
+@pytest.fixture
+def attacker() -> Iterator[Path]:
+    """A folder owned by uid NOBODY (its home, say), inside a folder root owns."""
+    require_nobody_can_run()
+    require("kamailio", kamailio_binary() is not None)
+    with world_readable_dir("pf-kam-attack-") as outer:
+        home = outer / "home"
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        yield home
+
+
+@pytest.fixture
+def legit(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """The operator's config (root-owned, readable by all) binding a free SIP port; and a
+    marker path only root can create."""
+    with world_readable_dir("pf-kam-legit-") as folder:
+        port = free_port()
+        config = folder / "kamailio.cfg"
+        config.write_text(
+            textwrap.dedent(f"""\
+                #!KAMAILIO
+                children=1
+                log_stderror=yes
+                listen=udp:127.0.0.1:{port}
+                mpath="{MODULES}/"
+                loadmodule "sl.so"
+                request_route {{ sl_send_reply("404", "Not here"); }}
+                """)
+        )
+        config.chmod(0o644)
+        yield config, port
+
+
+def _udp_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def start_as_nobody(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*as_user(NOBODY), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd="/",
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 10
+    while not _udp_bound(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"the attacker's kamailio did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the attacker's main process by its pid; its children follow it."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.mark.parametrize("binary", ["own-copy", "system"])
+def test_users_kamailio_with_loadmodule_never_runs_code_as_root(
+    attacker: Path, legit: tuple[Path, int], tmp_path: Path, binary: str
+) -> None:
+    """An unprivileged user starts kamailio (a copy of its own, or the system binary) with
+    `--loadmodule=$HOME/evil.so`, bound to the operator's SIP port, while the operator's
+    Kamailio is down. Root's run neither loads the module, nor passes, and names the process."""
+    config, port = legit
+    marker = tmp_path / "root-ran-evil-module"
+    module = build_evil_module(attacker, marker)
+    exe = kamailio_binary() or "kamailio"
+    if binary == "own-copy":
+        copy = attacker / "kamailio"
+        shutil.copy(exe, copy)
+        os.chown(copy, NOBODY, NOBODY)
+        exe = str(copy)
+    run_dir = attacker / "run"
+    run_dir.mkdir()
+    os.chown(run_dir, NOBODY, NOBODY)
+    argv = [exe, "-DD", "-E", "-f", str(config), f"--loadmodule={module}"]
+    argv += ["-Y", str(run_dir), "-P", str(run_dir / "k.pid"), "-m", "16", "-M", "4"]
+    proc = start_as_nobody(argv, port, attacker / "log")
+    try:
+        code, result = check("--config", str(preflight_config(tmp_path, config)))
+    finally:
+        stop(proc)
+    assert not marker.exists(), "root loaded the user's module"
+    assert code == 2, result
+    assert "kamailio.not-running" in codes(result)
+    assert result["details"]["pid"] is None
+    foreign = finding(result, "kamailio.foreign-process")
+    assert foreign["status"] == "fail"
+    assert f"pid {proc.pid} (user nobody (uid {NOBODY}), {exe})" in foreign["message"]
+    assert f"udp:127.0.0.1:{port}" in foreign["message"]
+    # The check still judged the operator's config with the real kamailio -c.
+    assert result["details"]["resolved_by"] == "kamailio -c"
+
+
+def test_config_in_a_users_folder_is_never_run_by_root(attacker: Path, tmp_path: Path) -> None:
+    """A config another account can change (it owns the folder): root does not hand it to
+    `kamailio -c`, so the module it loads never runs as root."""
+    marker = tmp_path / "root-ran-evil-module"
+    module = build_evil_module(attacker, marker)
+    config = attacker / "kamailio.cfg"
+    config.write_text(f'loadmodule "{module}"\nlisten=udp:127.0.0.1:{free_port()}\n')
+    os.chown(config, NOBODY, NOBODY)
+    code, result = check("--config", str(preflight_config(tmp_path, config)))
+    assert not marker.exists(), "root ran kamailio -c on a config the user controls"
+    untrusted = finding(result, "kamailio.untrusted-file")
+    assert f"folder {attacker} is owned by user nobody" in untrusted["message"]
+    assert result["details"]["resolved_by"] == "best effort"
+
+
+def test_binary_a_user_can_replace_is_never_run(
+    attacker: Path, legit: tuple[Path, int], tmp_path: Path
+) -> None:
+    """[checks.kamailio] binary naming a file another account owns: never executed."""
+    config, _port = legit
+    marker = tmp_path / "root-ran-binary"
+    fake = attacker / "kamailio"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    os.chown(fake, NOBODY, NOBODY)
+    toml = preflight_config(tmp_path, config)
+    toml.write_text(toml.read_text() + f'binary = "{fake}"\n')
+    code, result = check("--config", str(toml))
+    assert not marker.exists()
+    assert "is owned by user nobody" in finding(result, "kamailio.untrusted-file")["message"]
