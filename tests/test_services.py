@@ -363,6 +363,10 @@ def test_an_unprivileged_run_sees_its_own_processes_and_says_what_it_could_not(
 
         as_root, _ = services_result()
         assert {mine.pid, roots.pid} <= reported_pids(as_root)
+        # Several services: the summary names each.
+        assert "services run replaced code: " in as_root["summary"]
+        assert f"pid {mine.pid} (python3)" in as_root["summary"]
+        assert f"pid {roots.pid} (python3)" in as_root["summary"]
         # Another user's command line is data for root, never a command to paste.
         _, theirs = service_with(as_root, mine.pid)
         assert not any(DEBIAN_PYTHON in step for step in theirs["remediation"])

@@ -142,8 +142,12 @@ were last replaced. Under --root it skips: a snapshot has no processes.
                 )
             else:
                 results.append(words.restart_needed(service, packages, status, own_uid))
+        if len(results) > 1:
+            ctx.summary = f"{len(results)} services run replaced code: " + ", ".join(
+                words.service_label(service) for service in services
+            )
         if results and own_uid != 0 and found.unreadable:
-            ctx.summary = f"{results[0].message} ({unseen})"
+            ctx.summary = f"{ctx.summary or results[0].message} ({unseen})"
         return results or [words.ok(found.scanned, found.unreadable, own_uid)]
 
     @staticmethod

@@ -76,7 +76,7 @@ def restart_needed(
         steps = container_restart(runtime, ident)
     else:
         return hand_started(service, files, status, own_uid)
-    message = f"{what}: {pid_phrase(service)} ({main.comm}) still run the {files}"
+    message = f"{what}: {pid_phrase(service)} ({main.comm}) {_still_run(service)} the {files}"
     return Finding("services.restart-needed", status, message, steps)
 
 
@@ -126,8 +126,8 @@ def session_outdated(
     files = file_phrase(service.files, packages)
     where = f"login session {service.session}" if service.session else "processes"
     message = (
-        f"{where} of user {service.name}: {pid_phrase(service)} ({service.main.comm}) still "
-        f"run the {files}"
+        f"{where} of user {service.name}: {pid_phrase(service)} ({service.main.comm}) "
+        f"{_still_run(service)} the {files}"
     )
     steps = [f"log out every session of {service.name} and log in again"]
     if service.session and plausible_name(service.session):
@@ -162,6 +162,17 @@ def self_outdated(
     return Finding("services.self", status, message, steps)
 
 
+def service_label(service: Service) -> str:
+    """A short name for summaries: the unit, the script, the container, the user, pid 1."""
+    if service.kind == "process":
+        return f"pid {service.main.pid} ({service.main.comm})"
+    if service.kind == "session":
+        return f"session of {service.name}"
+    if service.kind == "self":
+        return "pid 1" if service.name == "init" else service.name
+    return service.name
+
+
 def unseen_phrase(unreadable: list[int], own_uid: int) -> str:
     """What the scan could not see, and why."""
     if not unreadable:
@@ -193,6 +204,10 @@ def not_live(root: str) -> Finding:
         "process memory maps, so what runs cannot be compared with what is installed",
         ["run preflight on the host itself"],
     )
+
+
+def _still_run(service: Service) -> str:
+    return "still runs" if len(service.processes) == 1 else "still run"
 
 
 def _command_or_text(argv: list[str], text: str) -> list[str]:
