@@ -56,6 +56,10 @@ FORKING_SLEEPER = (
 )
 MEMFD = "memfd: anonymous memory with a name (sealed code copies, JIT), never on disk"
 SHM = "POSIX shared memory in /dev/shm"
+DATA = (
+    "data, not code: mapped without execute permission (the locale archive, caches, fonts, "
+    "ICU data)"
+)
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 TMP = "a file in /tmp: temporary data, not installed code"
 
@@ -240,12 +244,16 @@ def test_a_path_that_now_holds_another_inode_is_replaced(libdir: Path) -> None:
     assert "replaced libcrypto.so.3" in " ".join(f["message"] for f in result["findings"])
 
 
-def test_memfd_shared_memory_and_tmp_files_are_not_reported(tmp_path: Path) -> None:
-    """A process that maps an executable memfd, a deleted /dev/shm file and a deleted /tmp
-    file runs no replaced package code. needrestart 3.6 calls the memfd an obsolete binary."""
-    require_root()
+def test_memfd_shared_memory_tmp_and_data_files_are_not_reported(libdir: Path) -> None:
+    """A process that maps an executable memfd, a deleted /dev/shm file, a deleted /tmp file
+    and a replaced data file (mapped read-only, like the locale archive) runs no replaced
+    package code. needrestart 3.6 calls a program run from a memfd an obsolete binary."""
+    data = libdir / "data.bin"
+    data.write_bytes(b"d" * 4096)
     code = (
         "import mmap, os, tempfile, time\n"
+        f"with open({str(data)!r}, 'rb') as f:\n"
+        "    archive = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
         "fd = os.memfd_create('preflight-jit')\n"
         "os.write(fd, b'\\xc3' * 4096)\n"
         "jit = mmap.mmap(fd, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)\n"
@@ -274,9 +282,12 @@ def test_memfd_shared_memory_and_tmp_files_are_not_reported(tmp_path: Path) -> N
         while not os.readlink(f"/proc/{program.pid}/exe").startswith("/memfd:"):
             assert time.monotonic() < deadline, "the memfd program did not start"
             time.sleep(0.05)
+        replace_like_dpkg(data)
+        assert f"{data} (deleted)" in Path(f"/proc/{proc.pid}/maps").read_text()
         result, _ = services_result()
         assert not reported_pids(result) & {proc.pid, program.pid}
         ignored = result["details"]["ignored"]
+        assert str(data) in ignored[DATA]["examples"]
         assert "/memfd:preflight-jit" in ignored[MEMFD]["examples"]
         assert ignored[SHM]["mappings"] >= 1
         assert ignored[TMP]["mappings"] >= 1

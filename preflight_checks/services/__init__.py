@@ -32,8 +32,9 @@ path now holds another inode than the one mapped, compared as the process sees t
 through /proc/PID/root). Ignored, and counted in details["ignored"] with the reason: memfd
 mappings (sealed code copies such as /memfd:sealed-..., which needrestart 3.6 reports as an
 obsolete binary), System V and /dev/shm shared memory, shared anonymous memory, files in /tmp
-and /var/tmp, and files outside the folders packages install code into (/usr, /lib*, /bin,
-/sbin, /opt, /snap): JIT code and caches a process made itself.
+and /var/tmp, files outside the folders packages install code into (/usr, /lib*, /bin, /sbin,
+/opt, /snap): JIT code and caches a process made itself, and files mapped without execute
+permission (data such as the locale archive, which `locale-gen` rewrites; not code).
 
 What is left is grouped by how it runs: the systemd unit, container or login session its cgroup
 names; else the init script whose pid file (/run/*.pid, /run/*/*.pid) names the process or an

@@ -62,6 +62,11 @@ OUTSIDE_CODE = (
     "the process itself (JIT code, caches) or by hand"
 )
 
+NOT_EXECUTABLE = (
+    "data, not code: mapped without execute permission (the locale archive, caches, fonts, "
+    "ICU data)"
+)
+
 # Processes whose restart would stop the containers they run: reported as `self`, like pid 1.
 CONTAINER_RUNTIME = frozenset(
     {"containerd-shim", "containerd-shim-runc-v2", "containerd-shim-runc-v1", "conmon", "runc"}
@@ -192,9 +197,9 @@ def scan(host: Host, pids: Iterable[int] | None = None) -> Scan:
 def _stale_mappings(
     host: Host, pid: int, data: bytes, files: _FileView, result: Scan
 ) -> list[StaleFile]:
-    stale: dict[str, StaleFile] = {}
+    candidates: dict[str, tuple[int, bool, bytes]] = {}  # path -> (inode, deleted, key)
+    executable: set[bytes] = set()  # keys of files mapped with execute permission
     view: Any = None
-    exe: str | None = None
     seen: set[bytes] = set()
     for line in data.split(b"\n"):
         # start-end perms offset dev inode path: one file is several consecutive lines
@@ -203,6 +208,8 @@ def _stale_mappings(
         if len(fields) < 6 or fields[4] == b"0":
             continue  # anonymous memory, [heap], [stack], [vdso]
         key = fields[4] + b" " + fields[5]
+        if b"x" in fields[1]:
+            executable.add(key)
         if key in seen:
             continue
         seen.add(key)
@@ -222,12 +229,18 @@ def _stale_mappings(
         if reason is not None:
             result.ignore(reason, path)
             continue
-        if exe is None:
-            exe = (host.readlink(f"proc/{pid}/exe") or "").removesuffix(DELETED)
-        if path not in stale:
-            state = "deleted" if deleted else "replaced"
-            stale[path] = StaleFile(path, inode, state, path == exe)
-    return list(stale.values())
+        candidates.setdefault(path, (inode, deleted, key))
+    if not candidates:
+        return []
+    exe = (host.readlink(f"proc/{pid}/exe") or "").removesuffix(DELETED)
+    stale = []
+    for path, (inode, deleted, key) in candidates.items():
+        if key not in executable and path != exe:
+            result.ignore(NOT_EXECUTABLE, path)
+            continue
+        state = "deleted" if deleted else "replaced"
+        stale.append(StaleFile(path, inode, state, path == exe))
+    return stale
 
 
 # ------------------------------------------------------------------ about a process
