@@ -245,9 +245,8 @@ def collect_command(
     snapshot = collect.collect(file, root, config, no_plugins)
     if not quiet:
         print(
-            f"preflight: wrote {file}: {len(snapshot.files)} files, "
-            f"{len(snapshot.redacted)} redacted, {len(snapshot.withheld)} private keys "
-            f"withheld, {len(snapshot.skipped)} skipped"
+            f"preflight: wrote {file}: {snapshot.files} files, {snapshot.redacted} redacted, "
+            f"{snapshot.withheld} withheld (keys, not text), {snapshot.skipped} skipped"
         )
 
 

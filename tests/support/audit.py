@@ -28,15 +28,29 @@ def words(args):
         if isinstance(arg, (list, tuple)):
             return [os.fsdecode(a) if isinstance(a, (str, bytes)) else repr(a) for a in arg]
     return [os.fsdecode(a) if isinstance(a, (str, bytes)) else repr(a) for a in args]
+def at(path, dir_fd=None):  # a name relative to an open folder (dir_fd), made absolute
+    path = os.fsdecode(path)
+    if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(path):
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    return os.path.abspath(path)
 def hook(event, args):
     if event == "open":
         path, mode, flags = args
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
             mode is None and isinstance(flags, int) and flags & WRITE)
         if writing and isinstance(path, (str, bytes)):
-            log.write(f"write\t{os.path.abspath(os.fsdecode(path))}\n")
+            tmpfile = getattr(os, "O_TMPFILE", 0)
+            unnamed = tmpfile and isinstance(flags, int) and flags & tmpfile == tmpfile
+            # O_TMPFILE names a folder: the file is created in it, without a name.
+            log.write(f"write\t{os.path.join(at(path), '(unnamed)') if unnamed else at(path)}\n")
+    elif event in ("os.rename", "os.link") and isinstance(args[1], (str, bytes)):
+        src, dst, src_dir_fd, dst_dir_fd = args
+        if event == "os.rename":
+            log.write(f"write\t{at(src, src_dir_fd)}\n")
+        log.write(f"write\t{at(dst, dst_dir_fd)}\n")
     elif event in CHANGES and args and isinstance(args[0], (str, bytes)):
-        log.write(f"write\t{os.path.abspath(os.fsdecode(args[0]))}\n")
+        dir_fd = args[-1] if len(args) > 1 and isinstance(args[-1], int) else None
+        log.write(f"write\t{at(args[0], dir_fd)}\n")
     elif event in STARTS:
         log.write(f"exec\t{event}\t" + "\0".join(words(args)) + "\n")
 sys.addaudithook(hook)
