@@ -117,12 +117,14 @@ def render_all(
 
 
 def write_all(targets: list[ReportTarget], texts: list[str | None]) -> None:
-    """Files first (each atomically), then standard output."""
-    from preflight.output import write_atomic
+    """Files first (each atomically, an error naming the option that asked for it), then
+    standard output."""
+    from preflight.output import write_atomically
 
     for target, text in zip(targets, texts, strict=True):
         if target.path is not None and text is not None:
-            write_atomic(target.path, text)
+            flag = target.label if len(targets) > 1 else "--output"
+            write_atomically(target.path, text.encode("utf-8"), flag=flag)
     for target, text in zip(targets, texts, strict=True):
         if target.path is None and text is not None:
             sys.stdout.write(text)
