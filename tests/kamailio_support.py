@@ -99,29 +99,35 @@ class Instance:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, expect_failure: bool = False) -> int | None:
+    @property
+    def argv(self) -> list[str]:
+        """The command line it is started with (foreground, its own pid file and run dir)."""
+        return [
+            kamailio_binary() or KAMAILIO,
+            "-DD",
+            "-E",
+            "-f",
+            str(self.config),
+            "-P",
+            str(self.rundir / "kamailio.pid"),
+            "-Y",
+            str(self.rundir),
+            "-m",
+            "16",
+            "-M",
+            "4",
+        ]
+
+    def start(self, expect_failure: bool = False, cwd: Path | None = None) -> int | None:
         """Start in the foreground; return the main pid, or the exit code when it failed."""
         log = open(self.rundir / "kamailio.log", "wb")  # noqa: SIM115 - kept for the process
         self.process = subprocess.Popen(
-            [
-                kamailio_binary() or KAMAILIO,
-                "-DD",
-                "-E",
-                "-f",
-                str(self.config),
-                "-P",
-                str(self.rundir / "kamailio.pid"),
-                "-Y",
-                str(self.rundir),
-                "-m",
-                "16",
-                "-M",
-                "4",
-            ],
+            self.argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
+            cwd=cwd,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

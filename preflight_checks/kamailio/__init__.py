@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.text import printable
 from preflight_checks.kamailio.config import MODULE_DIRS
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # The helpers are imported here, not above: the engine imports this module to validate
     # [checks.kamailio] even when the check does not run, and they cost ~15 ms.
     from preflight.model import worst_finding
-    from preflight_checks.kamailio.config import parse_config
+    from preflight_checks.kamailio.config import declared_listeners, parse_config
     from preflight_checks.kamailio.facts import (
         choose_instance,
         expected_from_config,
@@ -196,6 +197,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         trust_processes,
     )
     from preflight_checks.kamailio.findings import (
+        Listeners,
         Report,
         check_changed,
         check_tls,
@@ -227,6 +229,8 @@ def run_check(ctx: CheckContext) -> list[Finding]:
 
     instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
     config = host.display(config_rel)
+    report.instance = instance
+    report.check_command = check_command(binary or "kamailio", config, instance)
     report.details.update(
         {
             "config": config,
@@ -235,6 +239,14 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             "pids": instance.pids if instance else [],
         }
     )
+    if instance is not None:
+        report.details["started"] = {
+            "manager": instance.manager,
+            "unit": instance.unit,
+            "argv": [printable(a) for a in instance.main.argv[:64]],
+            "start_dir": instance.start_dir,
+            "user": instance.main.uids[1] if instance.main.uids else None,
+        }
     argv_options = instance.options if instance else {}
     defines: dict[str, str | None] = {}
     for value in argv_options.get("A", []):
@@ -264,7 +276,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         if proc_visible:
             report_not_running(report, config, instances, check_out)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
-            report_held_ports(report, all_expected, processes)
+            report_held_ports(report, all_expected, processes, instances)
         else:
             report.notes.append(
                 "the snapshot has no process list (ROOT/proc/<pid>): whether "
@@ -274,11 +286,16 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         compare_listeners(
             report,
             instance,
-            all_expected,
-            set(expect),
-            expected is not None,
-            explicit_listen,
+            Listeners(
+                all_expected,
+                set(expect),
+                expected is not None,
+                explicit_listen,
+                declared_listeners(parsed) if parsed else [],
+                set(expected or []),
+            ),
             processes,
+            instances,
         )
         check_changed(report, instance, parsed, config)
 
@@ -303,6 +320,18 @@ def run_check(ctx: CheckContext) -> list[Finding]:
                 "without Kamailio's preprocessor)"
             )
     return report.findings
+
+
+def check_command(binary: str, config: str, instance: Instance | None) -> str:
+    """The `kamailio -c` an operator runs before a restart: the instance's own -A defines,
+    every value shell-quoted."""
+    from preflight.text import shell_arg
+    from preflight_checks.kamailio.facts import valid_defines
+
+    words = [binary, "-c", "-f", config]
+    for value in valid_defines(instance):
+        words += ["-A", value]
+    return " ".join(shell_arg(w) for w in words)
 
 
 def check_with_kamailio(

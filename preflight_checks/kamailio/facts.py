@@ -156,6 +156,9 @@ class Instance:
     members: list[Process]  # the main process and every descendant
     options: dict[str, list[str]]  # the main process's command line, parsed once (parse_argv)
     config_rel: str = DEFAULT_CONFIG  # the config it runs, root-relative (config_path)
+    start_dir: str | None = None  # where it was started (a relative -f is resolved there)
+    manager: str = "by hand"  # "systemd", "init-script" or "by hand" (instance_manager)
+    unit: str | None = None  # its systemd unit
 
     @property
     def pids(self) -> list[int]:
@@ -168,25 +171,43 @@ class Instance:
         return values[-1] if values else None
 
 
-def config_path(host: Host, pid: int, given: str | None) -> str:
-    """The config a process runs, root-relative: -f as given, a relative one resolved where it
-    was started. Kamailio reads it before it daemonizes and moves to /, so the start folder is
-    the process's cwd while in the foreground, else the PWD its starting shell exported."""
-    if given is None:
-        return DEFAULT_CONFIG
-    if given.startswith("/"):
-        return normalize_path(given)
+def config_path(host: Host, pid: int, given: str | None) -> tuple[str, str | None]:
+    """The config a process runs, root-relative, and the folder it was started in: -f as
+    given, a relative one resolved there. Kamailio reads it before it daemonizes and moves to
+    /, so the start folder is the process's cwd while in the foreground, else the PWD its
+    starting shell exported."""
     cwd = host.readlink(f"proc/{pid}/cwd")
     bases = [cwd] if cwd and cwd != "/" else []
     environ = host.read_bytes(f"proc/{pid}/environ", limit=256 * 1024) or b""
     for entry in environ.split(b"\0"):
         if entry.startswith(b"PWD=/"):
             bases.append(entry[4:].decode("utf-8", "replace"))
+    start_dir = bases[0] if bases else cwd
+    if given is None:
+        return DEFAULT_CONFIG, start_dir
+    if given.startswith("/"):
+        return normalize_path(given), start_dir
     for base in bases:
         rel = normalize_path(posixpath.join(base, given))
         if host.is_file(rel):
-            return rel
-    return normalize_path(posixpath.join(bases[0] if bases else "/", given))
+            return rel, base
+    return normalize_path(posixpath.join(start_dir or "/", given)), start_dir
+
+
+INIT_PIDFILES = ("run/kamailio/kamailio.pid", "var/run/kamailio/kamailio.pid")
+
+
+def instance_manager(host: Host, pid: int) -> tuple[str, str | None]:
+    """How an instance was started: its systemd unit (its cgroup), Debian's init script (its
+    pid file names it), else by hand."""
+    for line in (host.read_text(f"proc/{pid}/cgroup", limit=64 * 1024) or "").splitlines():
+        name = line.rsplit("/", 1)[-1]
+        if name.endswith(".service") and "/user@" not in line and "/session-" not in line:
+            return "systemd", name
+    for pidfile in INIT_PIDFILES:
+        if host.read_line(pidfile) == str(pid):
+            return "init-script", None
+    return "by hand", None
 
 
 def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
@@ -216,7 +237,9 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
                     queue.append(child.pid)
         options = parse_argv(proc.argv)
         given = options["f"][-1] if options.get("f") else None
-        instances.append(Instance(proc, members, options, config_path(host, proc.pid, given)))
+        config, start_dir = config_path(host, proc.pid, given)
+        manager, unit = instance_manager(host, proc.pid)
+        instances.append(Instance(proc, members, options, config, start_dir, manager, unit))
     return sorted(instances, key=lambda inst: inst.main.pid)
 
 
@@ -394,6 +417,11 @@ def choose_instance(
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
         return chosen, chosen.config_rel, "running process"
+    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
+    cfgfile = shell_vars(defaults).get("CFGFILE") if defaults else None
+    if cfgfile and cfgfile.startswith("/"):
+        # What the init script and the unit (EnvironmentFile=) start Kamailio with.
+        return None, normalize_path(cfgfile), "CFGFILE in /etc/default/kamailio"
     return None, DEFAULT_CONFIG, "default"
 
 
@@ -432,6 +460,13 @@ def choose_binary(
 _DEFINE_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:=[^\x00-\x1f]{0,256})?")
 
 
+def valid_defines(instance: Instance | None) -> list[str]:
+    """The instance's -A values that are a plain NAME[=VALUE]."""
+    if instance is None:
+        return []
+    return [v for v in instance.options.get("A", []) if _DEFINE_ARG.fullmatch(v)]
+
+
 def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], str | None]:
     """The -A defines of `instance` that `kamailio -c` may be given: only from a trusted
     process of this run's own user (root: a root process), each a plain NAME[=VALUE]; and why
@@ -444,7 +479,7 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
             f"the -A defines of pid {proc.pid} were not passed to `kamailio -c`: its "
             "process belongs to another user"
         )
-    values = [v for v in instance.options["A"] if _DEFINE_ARG.fullmatch(v)]
+    values = valid_defines(instance)
     dropped = len(instance.options["A"]) - len(values)
     return values, (
         f"{dropped} malformed -A value(s) of pid {proc.pid} ignored" if dropped else None

@@ -30,9 +30,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
+from preflight.text import printable, shell_arg
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
-    DEFAULT_CONFIG,
     DEFAULT_TLS_CONFIG,
     MODULE_DIRS,
     CheckOutput,
@@ -49,6 +49,7 @@ from preflight_checks.kamailio.facts import (
     covers,
     holders,
     read_socket_tables,
+    read_uids,
     shell_vars,
     socket_inodes,
     start_time,
@@ -69,38 +70,96 @@ class ServiceCommands:
     start: str
     restart: str
     status: tuple[str, ...]
+    stop: str = ""
 
 
-SYSTEMD = ServiceCommands(
-    "systemctl start kamailio",
-    "systemctl restart kamailio",
-    ("systemctl status kamailio", "journalctl -u kamailio -n 50 --no-pager"),
-)
-DEFAULTS = "etc/default/kamailio"  # Debian's: the init script sources it
+DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
-INIT_SCRIPT = ServiceCommands(
-    "service kamailio start",
-    "service kamailio restart",
-    ("service kamailio status", "grep kamailio /var/log/syslog | tail -n 50"),
-)
+SYSLOG = "var/log/syslog"
+
+
+def systemd_commands(unit: str) -> ServiceCommands:
+    quoted = shell_arg(unit)
+    return ServiceCommands(
+        f"systemctl start {quoted}",
+        f"systemctl restart {quoted}",
+        (f"systemctl status {quoted}", f"journalctl -u {quoted} -n 50 --no-pager"),
+        f"systemctl stop {quoted}",
+    )
+
+
+def syslog_step(host: Host) -> str:
+    """Where Kamailio's syslog messages are on this host: the syslog file where rsyslog
+    writes one, else the journal (journald-only hosts, containers with systemd)."""
+    if host.is_file(SYSLOG):
+        return f"grep kamailio {host.display(SYSLOG)} | tail -n 50"
+    if host.exists("run/systemd/journal") or host.is_dir("var/log/journal"):
+        return "journalctl -t kamailio -n 50 --no-pager"
+    return "no syslog file or journal here: run it in the foreground to see its errors"
+
+
+def init_script_commands(host: Host) -> ServiceCommands:
+    """Debian's init script through `service`, enabling RUN_KAMAILIO first when the script
+    would refuse to start ("Kamailio not yet configured")."""
+    start, restart = "service kamailio start", "service kamailio restart"
+    status = ("service kamailio status", syslog_step(host))
+    stop = "service kamailio stop"
+    defaults = host.read_text(DEFAULTS, 64 * 1024)
+    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
+        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
+        return ServiceCommands(f"{enable} && {start}", f"{enable} && {restart}", status, stop)
+    return ServiceCommands(start, restart, status, stop)
 
 
 def service_commands(host: Host) -> ServiceCommands:
-    """systemctl where systemd runs (or nothing says otherwise); Debian's init script through
-    `service` where something else is pid 1 (sysvinit, a container, a microVM)."""
+    """How this host starts Kamailio when none runs: systemctl where systemd runs (or nothing
+    says otherwise); Debian's init script where something else is pid 1 (sysvinit, a
+    container, a microVM)."""
     manager = host.service_manager
     if manager in (None, "systemd") or not host.is_file(INIT_SCRIPT_FILE):
-        return SYSTEMD
-    defaults = host.read_text(DEFAULTS, 64 * 1024)
-    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
-        # Debian's init script refuses to start ("Kamailio not yet configured") until this is set.
-        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
-        return ServiceCommands(
-            f"{enable} && {INIT_SCRIPT.start}",
-            f"{enable} && {INIT_SCRIPT.restart}",
-            INIT_SCRIPT.status,
-        )
-    return INIT_SCRIPT
+        return systemd_commands("kamailio")
+    return init_script_commands(host)
+
+
+def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
+    """A hand-started instance is restarted as it was started: its pid, then its exact command
+    line in its start folder. None when its command line cannot be repeated safely."""
+    argv = instance.main.argv
+    if not argv or any(printable(a) != a for a in argv):
+        return None
+    pid = instance.main.pid
+    command = " ".join(shell_arg(a) for a in argv)
+    if instance.start_dir and instance.start_dir != "/":
+        command = f"cd {shell_arg(instance.start_dir)} && {command}"
+    stop = f"kill {pid} && while kill -0 {pid} 2>/dev/null; do sleep 0.2; done"
+    log = host.readlink(f"proc/{pid}/fd/2") or ""
+    status = [f"ps -o pid,user,args -p {pid}"]
+    status.append(
+        f"tail -n 50 {shell_arg(log)}"
+        if log.startswith("/") and host.is_file(log.lstrip("/"))
+        else syslog_step(host)
+    )
+    return ServiceCommands(command, f"{stop} && {command}", tuple(status), stop)
+
+
+def instance_commands(host: Host, instance: Instance | None) -> ServiceCommands:
+    """The commands that act on the judged instance as it was started."""
+    if instance is None:
+        return service_commands(host)
+    if instance.unit:
+        return systemd_commands(instance.unit)
+    if instance.manager == "init-script":
+        return init_script_commands(host)
+    by_hand = by_hand_commands(host, instance)
+    if by_hand is not None:
+        return by_hand
+    pid = instance.main.pid
+    return ServiceCommands(
+        f"start Kamailio again as pid {pid} was started",
+        f"stop pid {pid} and start it again as it was started",
+        (f"ps -o pid,user,args -p {pid}", syslog_step(host)),
+        f"kill {pid}",
+    )
 
 
 class Report:
@@ -109,11 +168,20 @@ class Report:
         self.details = details
         self.findings: list[Finding] = []
         self.notes: list[str] = []
+        self.instance: Instance | None = None  # the judged one
+        self.check_command = "kamailio -c -f /etc/kamailio/kamailio.cfg"  # with its -A defines
 
     @cached_property
     def service(self) -> ServiceCommands:
         """Asked for only by findings that name a command: most runs never read the files."""
-        return service_commands(self.host)
+        return instance_commands(self.host, self.instance)
+
+    def restart_steps(self) -> list[str]:
+        """Check the config with the real `kamailio -c` before anything restarts it."""
+        return [f"{self.check_command} && {self.service.restart}"]
+
+    def start_steps(self) -> list[str]:
+        return [f"{self.check_command} && {self.service.start}"]
 
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None
@@ -140,24 +208,27 @@ def report_not_running(
         message += (
             " (other instances: "
             + ", ".join(
-                f"pid {i.main.pid} with {i.config or report.host.display(DEFAULT_CONFIG)}"
-                for i in instances[:3]
+                f"pid {i.main.pid} with {report.host.display(i.config_rel)}" for i in instances[:3]
             )
             + ")"
         )
     steps = list(report.service.status)
     if check_out is not None and not check_out.ok:
         steps.append(
-            f"fix the first error of `kamailio -c -f {config}`: "
+            f"fix the first error of `{report.check_command}`: "
             f"{check_out.first_error or 'see its output'}"
         )
-    steps.append(report.service.start)
+    steps += report.start_steps()
     report.add("not-running", Status.FAIL, message, steps)
 
 
 def check_changed(
     report: Report, instance: Instance, parsed: ParsedConfig | None, config: str
 ) -> None:
+    """config-changed: the config, an included file, or a symlink on the way to one changed
+    after the main process started. The change time (ctime) counts, not only the mtime: a
+    deploy with `rsync -a`, `tar` or `cp -p` keeps old mtimes, and a symlink swap changes
+    neither file."""
     host = report.host
     started = start_time(host, instance.main)
     report.details["started_at"] = iso_utc(started)
@@ -165,8 +236,8 @@ def check_changed(
         return
     changed = []
     for rel in parsed.files:
-        mtime = host.mtime(rel)
-        if mtime is not None and mtime > started + MTIME_SLACK:
+        when = changed_at(host, rel)
+        if when is not None and when > started + MTIME_SLACK:
             changed.append(host.display(rel))
     if changed:
         report.details["changed_files"] = changed
@@ -175,23 +246,60 @@ def check_changed(
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
             f"started at {iso_utc(started)}: the running process does not use it yet",
-            [f"kamailio -c -f {config}", report.service.restart],
+            report.restart_steps(),
         )
 
 
+def changed_at(host: Host, rel: str) -> float | None:
+    """The latest change (mtime or ctime) of a file and of every symlink and folder entry on
+    its path: the moment its content, or what the path names, last changed."""
+    # A snapshot's change times are when it was unpacked: there, only mtimes say anything.
+    live = host.is_live
+    latest: float | None = None
+    st = host.stat(rel)
+    if st is not None:
+        latest = max(st.st_mtime, st.st_ctime) if live else st.st_mtime
+    parts = rel.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        link = host.lstat("/".join(parts[:depth]))
+        if link is not None and (link.st_mode & 0o170000) == 0o120000:
+            latest = max(latest or 0.0, link.st_mtime, link.st_ctime if live else 0.0)
+    return latest
+
+
 # --- from kamailio_listeners.py
-def report_held_ports(report: Report, expected: list[Socket], processes: list[Process]) -> None:
+def describe_holder(report: Report, proc: Process, instances: list[Instance]) -> tuple[str, str]:
+    """Who holds a socket, and the step that frees it. A process of a trusted Kamailio
+    instance is named as that instance and stopped the way it was started, never by a
+    child's pid."""
+    for instance in instances:
+        if proc.pid in instance.pids:
+            commands = instance_commands(report.host, instance)
+            what = (
+                f"Kamailio pid {instance.main.pid} "
+                f"({report.host.display(instance.config_rel)}, {instance.manager})"
+            )
+            return what, f"stop that Kamailio ({commands.stop}) or move one of them to another port"
+    uids = proc.uids or read_uids(report.host, proc.pid)
+    user = f", {user_name(uids[1])}" if uids else ""
+    return (
+        f"{printable(proc.comm)} (pid {proc.pid}{user})",
+        f"stop {printable(proc.comm)} (pid {proc.pid}) or move it to another port",
+    )
+
+
+def report_held_ports(
+    report: Report, expected: list[Socket], processes: list[Process], instances: list[Instance]
+) -> None:
     """One listener-missing per expected socket another process holds (Kamailio not running)."""
     tables, _missing = read_socket_tables(report.host)
     for sock, holder in port_holders(report.host, expected, tables, set(), processes).items():
+        who, stop = describe_holder(report, holder, instances)
         report.add(
             "listener-missing",
             Status.FAIL,
-            f"{sock} is held by {holder.comm} (pid {holder.pid}), so Kamailio cannot bind it",
-            [
-                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
-                report.service.start,
-            ],
+            f"{sock} is held by {who}, so Kamailio cannot bind it",
+            [stop, *report.start_steps()],
         )
 
 
@@ -219,16 +327,28 @@ def port_holders(
     return found
 
 
+@dataclass
+class Listeners:
+    """What the judged instance should hold: SIP sockets, and the non-SIP listeners its
+    modules declare (ctl, evapi, ...), which are expected but not SIP."""
+
+    expected: list[Socket]
+    from_option: set[Socket]
+    config_known: bool
+    explicit_listen: bool
+    declared: list[Socket]
+    from_config: set[Socket]
+
+
 def compare_listeners(
     report: Report,
     instance: Instance,
-    expected: list[Socket],
-    from_option: set[Socket],
-    config_known: bool,
-    explicit_listen: bool,
+    want: Listeners,
     processes: list[Process],
+    instances: list[Instance],
 ) -> None:
     host = report.host
+    expected = want.expected
     tables, missing_tables = read_socket_tables(host)
     if len(missing_tables) == 4:
         report.notes.append(
@@ -260,13 +380,14 @@ def compare_listeners(
     not_bound = [
         s
         for s in unserved
-        if not explicit_listen
-        and s not in from_option
+        if not want.explicit_listen
+        and s not in want.from_option
         and s.addr != "*"
         and any(b.transport == s.transport and b.port == s.port for b in ours)
     ]
     missing = [s for s in unserved if s not in not_bound]
     holder_of: dict[Socket, Process] = {}
+    others: list[Process] = []
     if visible:
         pids = set(instance.pids)
         others = [p for p in processes if p.pid not in pids]
@@ -279,41 +400,75 @@ def compare_listeners(
                 f"{sock} is not served: the address appeared after Kamailio (pid "
                 f"{instance.main.pid}) started and the config has no listen=, so it "
                 "binds only the addresses present at start",
-                [
-                    report.service.restart,
-                    "or list the addresses with listen= in the config",
-                ],
+                [*report.restart_steps(), "or list the addresses with listen= in the config"],
             )
             continue
         holder = holder_of.get(sock)
         if holder:
+            who, stop = describe_holder(report, holder, instances)
             message = (
-                f"{sock} is not held by Kamailio (pid {instance.main.pid}): "
-                f"{holder.comm} (pid {holder.pid}) holds the port"
+                f"{sock} is not held by Kamailio (pid {instance.main.pid}): {who} holds the port"
+            )
+            steps = [stop, *report.restart_steps()]
+        elif sock in want.from_option and sock not in want.from_config:
+            # Only `expect` wants it: a restart with the same config cannot open it.
+            message = (
+                f"Kamailio (pid {instance.main.pid}) does not listen on {sock}, and its "
+                "configuration does not resolve to it"
             )
             steps = [
-                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
-                report.service.restart,
+                f"add listen={sock} to {report.details['config']} (or remove it from "
+                "[checks.kamailio] expect)",
+                *report.restart_steps(),
             ]
         else:
             message = f"Kamailio (pid {instance.main.pid}) does not listen on {sock}"
-            steps = [report.service.restart, *report.service.status]
+            steps = [*report.service.status, *report.restart_steps()]
         report.add("listener-missing", Status.FAIL, message, steps)
-    if not (visible and config_known):
+    if not visible:
         return
+    report_shared_ports(report, instance, expected, tables, inodes, others, instances)
+    if not want.config_known:
+        return
+    declared = [s for s in want.declared if any(covers(b, s, bindv6only) for b in ours)]
+    if want.declared:
+        report.details["declared_listeners"] = [str(s) for s in want.declared]
     reported: set[tuple[str, str, int]] = set()
     for bound in ours:
         key = (bound.transport, bound.addr, bound.port)
-        if key in reported or any(covers(bound, s, bindv6only) for s in expected):
+        if key in reported or any(covers(bound, s, bindv6only) for s in [*expected, *declared]):
             continue
         reported.add(key)
         report.add(
             "listener-unexpected",
             Status.WARN,
-            f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which its "
-            "configuration does not "
-            "resolve to (an older configuration is running?)",
-            ["kamailio -c -f " + report.details["config"], report.service.restart],
+            f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which neither its "
+            "listen= sockets nor a module's declared listener (ctl, evapi, ...) resolve to "
+            "(an older configuration is running?)",
+            report.restart_steps(),
+        )
+
+
+def report_shared_ports(
+    report: Report,
+    instance: Instance,
+    expected: list[Socket],
+    tables: list[BoundSocket],
+    inodes: set[int],
+    others: list[Process],
+    instances: list[Instance],
+) -> None:
+    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEADDR
+    or SO_REUSEPORT: the kernel splits the traffic between them)."""
+    served = [s for s in expected if any(b.inode in inodes and conflicts(b, s) for b in tables)]
+    for sock, holder in port_holders(report.host, served, tables, inodes, others).items():
+        who, stop = describe_holder(report, holder, instances)
+        report.add(
+            "port-shared",
+            Status.FAIL,
+            f"{sock} is held by Kamailio (pid {instance.main.pid}) and also by {who}: "
+            "the kernel hands part of the traffic to the other process",
+            [stop],
         )
 
 
@@ -350,8 +505,7 @@ def check_tls_enabled(
             "Kamailio ignores it",
             [
                 f'add enable_tls=yes and loadmodule "tls.so" to {config}',
-                f"kamailio -c -f {config}",
-                report.service.restart,
+                *report.restart_steps(),
             ],
         )
 
@@ -373,7 +527,7 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                 f'modparam("tls", "config") is {host.why_unreadable(tls_rel)}',
                 [
                     f"create {host.display(tls_rel)} or fix the modparam in {config}",
-                    report.service.restart,
+                    *report.restart_steps(),
                 ],
             )
     else:
@@ -388,10 +542,7 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                 Status.FAIL,
                 f"TLS {key} {host.display(rel)} ({where}) is {problem}; "
                 "Kamailio will not start with it",
-                [
-                    f"create {host.display(rel)} (or fix {where})",
-                    report.service.restart,
-                ],
+                [f"create {host.display(rel)} (or fix {where})", *report.restart_steps()],
             )
 
 
@@ -531,7 +682,7 @@ def check_modules(
             steps = [f"apt-get install --reinstall {package}"]
         else:
             steps = [f"apt-get install {package}"]
-        steps.append("kamailio -c -f " + report.details["config"])
+        steps.append(report.check_command)
         report.add(
             "module-missing",
             Status.FAIL,
