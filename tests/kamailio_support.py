@@ -93,6 +93,7 @@ class Instance:
     ws_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     children: list[int] = field(default_factory=list)
+    config_arg: str | None = None  # -f as given on the command line (default: the full path)
 
     @property
     def pid(self) -> int:
@@ -107,7 +108,7 @@ class Instance:
             "-DD",
             "-E",
             "-f",
-            str(self.config),
+            self.config_arg or str(self.config),
             "-P",
             str(self.rundir / "kamailio.pid"),
             "-Y",
@@ -226,3 +227,50 @@ def new_instance(folder: Path, head: str = "", body: str = "") -> Instance:
     config.write_text(sip_config(sip_port, ws_port, rundir / "ctl", head, body))
     config.chmod(0o644)
     return Instance(config, rundir, sip_port, ws_port)
+
+
+def main_kamailio_with(config: Path) -> list[int]:
+    """Main processes (parent not kamailio) of every Kamailio running `config`."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "ppid", "status"]):
+        if proc.info["name"] != "kamailio" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if str(config) not in " ".join(proc.info["cmdline"] or []):
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"]).name()
+        except psutil.NoSuchProcess:
+            parent = ""
+        if parent != "kamailio":
+            found.append(proc.pid)
+    return found
+
+
+def stop_pid(pid: int) -> None:
+    """Stop one Kamailio main process by its pid and wait until it and its children are gone."""
+    try:
+        main = psutil.Process(pid)
+        children = main.children(recursive=True)
+        main.terminate()
+    except psutil.NoSuchProcess:
+        return
+    _gone, alive = psutil.wait_procs([main, *children], timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def wait_listening(port: int, transport: str = "tcp", timeout: float = START_TIMEOUT) -> bool:
+    """Whether something binds 127.0.0.1:`port` within `timeout` seconds."""
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        time.sleep(0.05)
+    return False

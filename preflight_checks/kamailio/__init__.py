@@ -130,6 +130,25 @@ class KamailioCheck(Check):
             "not expanded; Kamailio's own `kamailio -c` still judges the file",
             "simplify the named #!subst/#!define lines",
         ),
+        "kamailio.config-unreadable": FindingDoc(
+            Status.WARN,
+            "the config or an included file exists but this run may not read it (not "
+            "root): its validity is unknown, never reported as invalid",
+            "run preflight as root",
+        ),
+        "kamailio.address-missing": FindingDoc(
+            Status.FAIL,
+            "a listen= address no interface of the host has: `kamailio -c` accepts it, the "
+            "start fails (Cannot assign requested address); running or not",
+            "add the address to its interface, or change listen= to an address of the host",
+        ),
+        "kamailio.port-shared": FindingDoc(
+            Status.FAIL,
+            "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
+            "SO_REUSEPORT: another program, or a second Kamailio with the same config), which "
+            "takes part of the traffic; both are named",
+            "stop the other process the way it was started, or move it to another port",
+        ),
         "kamailio.option-invalid": FindingDoc(
             Status.ERROR,
             "an `expect` entry is not proto:addr:port",
@@ -169,6 +188,10 @@ class KamailioCheck(Check):
         "proc/net/udp",
         "proc/net/udp6",
         "proc/sys/net/ipv6/bindv6only",
+        "proc/net/fib_trie",  # local addresses: can a listen= address be bound?
+        "proc/net/if_inet6",
+        "proc/sys/net/ipv4/ip_nonlocal_bind",
+        "proc/sys/net/ipv6/ip_nonlocal_bind",
     )
     # Only the presence of each matters: collect stores them as empty files (the init script
     # says `service kamailio` is how Kamailio starts where systemd does not run).
@@ -199,6 +222,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     from preflight_checks.kamailio.findings import (
         Listeners,
         Report,
+        check_addresses,
         check_changed,
         check_tls,
         compare_listeners,
@@ -265,6 +289,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         if sock not in all_expected:
             all_expected.append(sock)
     report.details["expected"] = [str(s) for s in all_expected]
+    check_addresses(report, all_expected, parsed)
 
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
     proc_visible = host.is_live or bool(processes)
@@ -347,8 +372,8 @@ def check_with_kamailio(
     )
 
     host = report.host
-    if not host.is_live or parsed is None:
-        return None
+    if not host.is_live or parsed is None or parsed.unreadable:
+        return None  # a file it may not read would make kamailio -c fail for our reasons
     binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
     what = "`kamailio -c` is not run"
     if binary is not None:
@@ -389,7 +414,17 @@ def check_config(
 
     host = report.host
     config = host.display(config_rel)
-    if parsed is None:
+    unreadable = [config_rel] if parsed is None else parsed.unreadable
+    if unreadable and host.exists(unreadable[0]) and host.is_readable(unreadable[0]) is False:
+        names = ", ".join(host.display(f) for f in unreadable[:5])
+        report.add(
+            "config-unreadable",
+            Status.WARN,
+            f"this run may not read {names} (not root?): whether the configuration is valid "
+            "is unknown",
+            ["run preflight as root"],
+        )
+    elif parsed is None:
         reason = host.why_unreadable(config_rel)
         report.add(
             "config-invalid",
@@ -420,9 +455,9 @@ def check_config(
                 Status.FAIL,
                 f"Kamailio rejects {config}: {check_out.first_error or 'no message'}",
                 [
-                    f"kamailio -c -f {config}",
+                    report.check_command,
                     f"fix {check_out.first_error_location or config}, then run "
-                    f"`kamailio -c -f {config}` again",
+                    f"`{report.check_command}` again",
                 ],
             )
     elif parsed is not None and parsed.missing_includes:

@@ -173,6 +173,7 @@ class ParsedConfig:
     modparams: list[tuple[str, str, str, Location]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Lines whose #!subst/#!define expansion passed MAX_EXPANDED_LINE (left unexpanded), and
     # directives dropped for passing a count or size bound.
     oversized: list[str] = field(default_factory=list)
@@ -390,6 +391,11 @@ class _Parser:
             return True
         text = self.host.read_text(rel)
         if text is None:
+            if self.host.exists(rel) and self.host.is_readable(rel) is False:
+                # There, but this run may not read it (not root): unknown, not missing.
+                if rel not in self.result.unreadable:
+                    self.result.unreadable.append(rel)
+                return True
             return False
         if rel not in self.result.files:
             self.result.files.append(rel)

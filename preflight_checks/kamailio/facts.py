@@ -417,12 +417,18 @@ def choose_instance(
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
         return chosen, chosen.config_rel, "running process"
+    config = service_config(host)
+    return None, config, "default" if config == DEFAULT_CONFIG else "CFGFILE"
+
+
+def service_config(host: Host) -> str:
+    """The config the init script and the unit (its EnvironmentFile=) start Kamailio with:
+    CFGFILE of /etc/default/kamailio, else the default."""
     defaults = host.read_text("etc/default/kamailio", 64 * 1024)
     cfgfile = shell_vars(defaults).get("CFGFILE") if defaults else None
     if cfgfile and cfgfile.startswith("/"):
-        # What the init script and the unit (EnvironmentFile=) start Kamailio with.
-        return None, normalize_path(cfgfile), "CFGFILE in /etc/default/kamailio"
-    return None, DEFAULT_CONFIG, "default"
+        return normalize_path(cfgfile)
+    return DEFAULT_CONFIG
 
 
 def run_owners(host: Host) -> frozenset[int]:
@@ -741,3 +747,54 @@ def trust_processes(host: Host, instances: list[Instance], option_user: str | No
     owners = trusted_owners(host, option_user)
     for instance in instances:
         instance.main.untrusted = untrusted_reason(host, instance.main, owners)
+
+
+# ------------------------------------------------------------------------ local addresses
+@dataclass
+class LocalAddresses:
+    """The addresses this host can bind: the kernel's local routes (IPv4, /proc/net/fib_trie)
+    and interface addresses (IPv6, /proc/net/if_inet6)."""
+
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    nonlocal_bind: dict[int, bool]  # per IP version: net.ipv*.ip_nonlocal_bind
+
+    def can_bind(self, addr: str) -> bool | None:
+        """Whether `addr` can be bound here; None when it is not an IP or the table is
+        missing."""
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return None
+        if ip.is_unspecified or self.nonlocal_bind.get(ip.version):
+            return True
+        tables = [n for n in self.networks if n.version == ip.version]
+        if not tables:
+            return None
+        return any(ip in n for n in tables)
+
+
+def local_addresses(host: Host) -> LocalAddresses:
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    last: str | None = None
+    for line in (host.read_text("proc/net/fib_trie", limit=16 << 20) or "").splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            last = text[4:].strip()
+        elif last and text.startswith("/") and text.endswith("host LOCAL"):
+            prefix = text[1:].split(" ", 1)[0]
+            try:
+                networks.append(ipaddress.ip_network(f"{last}/{prefix}", strict=False))
+            except ValueError:
+                pass
+    for line in (host.read_text("proc/net/if_inet6", limit=4 << 20) or "").splitlines():
+        word = line.split(" ", 1)[0]
+        if len(word) == 32:
+            try:
+                networks.append(ipaddress.ip_network(int(word, 16).to_bytes(16, "big")))
+            except ValueError:
+                pass
+    nonlocal_bind = {
+        4: host.read_line("proc/sys/net/ipv4/ip_nonlocal_bind") == "1",
+        6: host.read_line("proc/sys/net/ipv6/ip_nonlocal_bind") == "1",
+    }
+    return LocalAddresses(networks, nonlocal_bind)

@@ -48,8 +48,10 @@ from preflight_checks.kamailio.facts import (
     conflicts,
     covers,
     holders,
+    local_addresses,
     read_socket_tables,
     read_uids,
+    service_config,
     shell_vars,
     socket_inodes,
     start_time,
@@ -93,7 +95,7 @@ def syslog_step(host: Host) -> str:
     writes one, else the journal (journald-only hosts, containers with systemd)."""
     if host.is_file(SYSLOG):
         return f"grep kamailio {host.display(SYSLOG)} | tail -n 50"
-    if host.exists("run/systemd/journal") or host.is_dir("var/log/journal"):
+    if host.exists("run/systemd/journal/socket"):  # journald runs
         return "journalctl -t kamailio -n 50 --no-pager"
     return "no syslog file or journal here: run it in the foreground to see its errors"
 
@@ -142,10 +144,16 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
     return ServiceCommands(command, f"{stop} && {command}", tuple(status), stop)
 
 
-def instance_commands(host: Host, instance: Instance | None) -> ServiceCommands:
-    """The commands that act on the judged instance as it was started."""
+def instance_commands(
+    host: Host, instance: Instance | None, config: str = "", binary: str = "kamailio"
+) -> ServiceCommands:
+    """The commands that act on the judged instance as it was started; with none running,
+    the service when it starts `config`, else Kamailio started on `config` itself."""
     if instance is None:
-        return service_commands(host)
+        if not config or config == host.display(service_config(host)):
+            return service_commands(host)
+        command = f"{shell_arg(binary)} -f {shell_arg(config)}"
+        return ServiceCommands(command, command, (syslog_step(host),))
     if instance.unit:
         return systemd_commands(instance.unit)
     if instance.manager == "init-script":
@@ -174,7 +182,12 @@ class Report:
     @cached_property
     def service(self) -> ServiceCommands:
         """Asked for only by findings that name a command: most runs never read the files."""
-        return instance_commands(self.host, self.instance)
+        return instance_commands(
+            self.host,
+            self.instance,
+            self.details.get("config", ""),
+            self.details.get("binary") or "kamailio",
+        )
 
     def restart_steps(self) -> list[str]:
         """Check the config with the real `kamailio -c` before anything restarts it."""
@@ -760,5 +773,39 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
                 f"kill {proc.pid}  # if this is not a Kamailio of yours",
                 "if that account runs your Kamailio: set [checks.kamailio] user to it and "
                 "install the binary root-owned",
+            ],
+        )
+
+
+# --- listen= addresses the host does not have
+def check_addresses(report: Report, expected: list[Socket], parsed: ParsedConfig | None) -> None:
+    """address-missing: a configured address no interface has. `kamailio -c` accepts it; the
+    start fails with "Cannot assign requested address" (and a running instance keeps a socket
+    on an address that is gone)."""
+    host = report.host
+    local = local_addresses(host)
+    reported: set[str] = set()
+    for sock in expected:
+        if sock.addr in reported or local.can_bind(sock.addr) is not False:
+            continue
+        reported.add(sock.addr)
+        where = next(
+            (
+                str(entry.where)
+                for entry in (parsed.listens if parsed else [])
+                if any(s.addr == sock.addr for s in entry.sockets)
+            ),
+            report.details["config"],
+        )
+        report.add(
+            "address-missing",
+            Status.FAIL,
+            f"{sock} ({where}): no interface has the address {sock.addr}, so Kamailio "
+            "cannot bind it (Cannot assign requested address)",
+            [
+                f"add {sock.addr} to the interface that should carry it "
+                f"(ip address add {shell_arg(sock.addr)} dev IFACE), or change the listen= "
+                f"at {where} to an address of this host (ip -brief address)",
+                *report.restart_steps(),
             ],
         )
