@@ -129,6 +129,9 @@ class Instance:
             stderr=log,
             start_new_session=True,
             cwd=cwd,
+            # As a shell started in `cwd` would: Kamailio moves to / once started, and PWD
+            # is then the only trace of where a relative -f was found.
+            env={**os.environ, "PWD": str(cwd)} if cwd else None,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

@@ -53,7 +53,7 @@ def restart_of(instance: Instance) -> str:
     pid = instance.pid
     return (
         f"/usr/sbin/kamailio -c -f {shlex.quote(str(instance.config))} && kill {pid} && "
-        f"while kill -0 {pid} 2>/dev/null; do sleep 0.2; done && "
+        f"while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done && "
         f"cd {shlex.quote(os.getcwd())} && {shlex.join(instance.argv)}"
     )
 
@@ -146,7 +146,10 @@ def test_expected_port_held_by_another_process_while_kamailio_runs(
         f"udp:127.0.0.1:{taken} is not held by Kamailio (pid {shared.pid}): "
         f"{me} (pid {os.getpid()}, user root (uid 0)) holds the port"
     )
-    assert missing["remediation"][0] == f"stop {me} (pid {os.getpid()}) or move it to another port"
+    assert missing["remediation"][0] == (
+        f"kill {os.getpid()}  # stops {me} (pid {os.getpid()}, user root (uid 0)); "
+        "or move it to another port"
+    )
 
 
 def test_not_root_falls_back_to_socket_tables(shared: Instance, tmp_path: Path) -> None:

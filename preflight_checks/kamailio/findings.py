@@ -133,7 +133,8 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
     command = " ".join(shell_arg(a) for a in argv)
     if instance.start_dir and instance.start_dir != "/":
         command = f"cd {shell_arg(instance.start_dir)} && {command}"
-    stop = f"kill {pid} && while kill -0 {pid} 2>/dev/null; do sleep 0.2; done"
+    # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
+    stop = f"kill {pid} && while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done"
     log = host.readlink(f"proc/{pid}/fd/2") or ""
     status = [f"ps -o pid,user,args -p {pid}"]
     status.append(
@@ -292,13 +293,11 @@ def describe_holder(report: Report, proc: Process, instances: list[Instance]) ->
                 f"Kamailio pid {instance.main.pid} "
                 f"({report.host.display(instance.config_rel)}, {instance.manager})"
             )
-            return what, f"stop that Kamailio ({commands.stop}) or move one of them to another port"
+            return what, f"{commands.stop}  # stops {what}; or move one of them to another port"
     uids = proc.uids or read_uids(report.host, proc.pid)
     user = f", {user_name(uids[1])}" if uids else ""
-    return (
-        f"{printable(proc.comm)} (pid {proc.pid}{user})",
-        f"stop {printable(proc.comm)} (pid {proc.pid}) or move it to another port",
-    )
+    what = f"{printable(proc.comm)} (pid {proc.pid}{user})"
+    return what, f"kill {proc.pid}  # stops {what}; or move it to another port"
 
 
 def report_held_ports(
