@@ -94,6 +94,7 @@ class Instance:
     process: subprocess.Popen[bytes] | None = None
     children: list[int] = field(default_factory=list)
     config_arg: str | None = None  # -f as given on the command line (default: the full path)
+    extra: list[str] = field(default_factory=list)  # more options (-u kamailio -g kamailio)
 
     @property
     def pid(self) -> int:
@@ -117,6 +118,7 @@ class Instance:
             "16",
             "-M",
             "4",
+            *self.extra,
         ]
 
     def start(self, expect_failure: bool = False, cwd: Path | None = None) -> int | None:

@@ -290,6 +290,11 @@ def test_tls_listen_without_enable_tls(tmp_path: Path) -> None:
     assert tls["status"] == "warn"
     assert f"{instance.config}:3" in tls["message"]
     assert any("enable_tls=yes" in step for step in tls["remediation"])
+    # Enabling TLS would load DIR/cert.pem, which does not exist: said before the restart.
+    assert any(
+        step.startswith(f"before that: TLS certificate {tmp_path}/cert.pem")
+        for step in tls["remediation"]
+    )
     assert "kamailio.config-invalid" not in codes(result)
 
 

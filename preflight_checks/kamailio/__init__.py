@@ -81,9 +81,33 @@ class KamailioCheck(Check):
         ),
         "kamailio.tls-files-missing": FindingDoc(
             Status.FAIL,
-            "a certificate, key or CA file named in tls.cfg is missing or "
-            "unreadable; kamailio -c passes but the start fails",
-            "create the file or fix the path in tls.cfg",
+            "a certificate, key, CA or CRL file the tls module loads is missing or unreadable "
+            "(named in its config file or modparams, else cert.pem next to the main config); "
+            "kamailio -c passes but the start fails",
+            "create the file or fix the path in tls.cfg / the tls modparam",
+        ),
+        "kamailio.tls-module-missing": FindingDoc(
+            Status.WARN,
+            'enable_tls=yes without loadmodule "tls.so": Kamailio disables TLS at start and '
+            "drops every tls: listen (a restart alone cannot open it)",
+            'add loadmodule "tls.so", check with kamailio -c, then restart',
+        ),
+        "kamailio.tls-key-unreadable": FindingDoc(
+            Status.FAIL,
+            "the TLS private key is not readable by the user Kamailio runs as (-u, the unit's "
+            "User=, the init script's USER): the start fails with Permission denied",
+            "chgrp GROUP KEY && chmod 640 KEY, then restart",
+        ),
+        "kamailio.tls-key-mismatch": FindingDoc(
+            Status.FAIL,
+            "the TLS private key does not belong to its certificate (checked by loading the "
+            "pair with Python's ssl): the start fails",
+            "install the matching key or certificate, then restart",
+        ),
+        "kamailio.tls-cert-invalid": FindingDoc(
+            Status.FAIL,
+            "the TLS certificate or key is not PEM the tls module can load",
+            "convert it to PEM and point the tls config at it, then restart",
         ),
         "kamailio.module-missing": FindingDoc(
             Status.FAIL,
@@ -179,9 +203,17 @@ class KamailioCheck(Check):
         ),
     }
     paths = (
-        "etc/kamailio/*.cfg",
-        "etc/kamailio/tls.cfg",
-        "etc/default/kamailio",  # RUN_KAMAILIO: whether Debian's init script starts it
+        # The config, its includes and tls.cfg, certificates (keys: collect must keep only
+        # their metadata), one folder level down too (ssl/, conf.d/).
+        "etc/kamailio/*",
+        "etc/kamailio/*/*",
+        "etc/default/kamailio",  # RUN_KAMAILIO, CFGFILE, USER: how the init script starts it
+        "etc/default/kamailio.d/*",
+        "etc/systemd/system/kamailio.service",  # User=: who Kamailio runs as
+        "lib/systemd/system/kamailio.service",
+        "usr/lib/systemd/system/kamailio.service",
+        "etc/passwd",  # the run user's uid and groups (key permissions)
+        "etc/group",
         "var/lib/dpkg/info/kamailio*.list",
         "proc/net/tcp",
         "proc/net/tcp6",
@@ -283,6 +315,9 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     check_config(report, config_rel, parsed, check_out, argv_options)
 
     expected = expected_from_config(report, parsed, check_out)
+    if expected is not None and parsed is not None and not parsed.loads_tls:
+        # Without tls.so Kamailio drops tls: sockets at start (tls-module-missing says so).
+        expected = [s for s in expected if s.proto != "tls"]
     check_tls(report, parsed, check_out, config)
     all_expected = list(expected or [])
     for sock in expect:

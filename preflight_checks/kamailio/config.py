@@ -493,7 +493,7 @@ class _Parser:
             if module_basename(module_name) == "tls":
                 if param == "config":
                     self.result.tls_config = self.substitute(value, where)
-                elif param in ("certificate", "private_key", "ca_list"):
+                elif param in TLS_FILE_KEYS:
                     self.result.tls_params[param] = (self.substitute(value, where), where)
         assign = assignment(line)
         if assign is None:
@@ -701,18 +701,39 @@ def parse_listen_row(proto: str, text: str) -> Socket | None:
 
 
 # ----------------------------------------------------------------------------------- tls.cfg
-TLS_FILE_KEYS = ("private_key", "certificate", "ca_list")
+TLS_FILE_KEYS = ("private_key", "certificate", "ca_list", "crl")
+# What the tls module loads when nothing names a file: cert.pem next to the main config.
+TLS_DEFAULT_FILES = {"certificate": "cert.pem", "private_key": "cert.pem"}
+
+TlsDomain = dict[str, tuple[str, Location]]
+
+
+def tls_domains(text: str, display: str) -> list[tuple[str, TlsDomain]]:
+    """The `[server:...]`/`[client:...]` domains of a tls.cfg, each with the certificate, key,
+    CA and CRL files it names and where."""
+    domains: list[tuple[str, TlsDomain]] = []
+    name, files = "", TlsDomain()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            if name or files:
+                domains.append((name, files))
+            name, files = line[1:-1].strip(), TlsDomain()
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().lower()
+        value = value.strip().strip("\"'")
+        if sep and key in TLS_FILE_KEYS and value:
+            files[key] = (value, Location(display, number))
+    if name or files:
+        domains.append((name, files))
+    return domains
 
 
 def tls_files(text: str, display: str) -> list[tuple[str, str, Location]]:
-    """(key, path, location) for every certificate, key and CA file a tls.cfg names."""
-    found: list[tuple[str, str, Location]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        key, sep, value = line.partition("=")
-        if not sep or key.strip().lower() not in TLS_FILE_KEYS:
-            continue
-        value = value.strip().strip("\"'")
-        if value:
-            found.append((key.strip().lower(), value, Location(display, number)))
-    return found
+    """(key, path, location) for every certificate, key, CA and CRL file a tls.cfg names."""
+    return [
+        (key, path, where)
+        for _name, files in tls_domains(text, display)
+        for key, (path, where) in files.items()
+    ]

@@ -798,3 +798,55 @@ def local_addresses(host: Host) -> LocalAddresses:
         6: host.read_line("proc/sys/net/ipv6/ip_nonlocal_bind") == "1",
     }
     return LocalAddresses(networks, nonlocal_bind)
+
+
+# ------------------------------------------------------------------------------ accounts
+def account_of(host: Host, name: str) -> tuple[str, int, set[int]] | None:
+    """(name, uid, gids) of an account in ROOT/etc/passwd and etc/group; None if unknown."""
+    uid = gid = None
+    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == name and fields[2].isdecimal():
+            uid, gid = int(fields[2]), int(fields[3]) if fields[3].isdecimal() else None
+            break
+    if uid is None:
+        return None
+    gids = {gid} if gid is not None else set()
+    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdecimal():
+            gids.add(int(fields[2]))
+    return name, uid, gids
+
+
+def group_name(host: Host, gid: int) -> str:
+    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2] == str(gid):
+            return fields[0]
+    return str(gid)
+
+
+def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
+    """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
+    of every folder above it; None when it can (or root)."""
+    if uid == 0:
+        return None
+    parts = rel.strip("/").split("/")
+    for depth in range(len(parts) + 1):
+        path = "/".join(parts[:depth])
+        st = host.stat(path)
+        if st is None:
+            return None  # reported elsewhere (missing)
+        is_file = depth == len(parts)
+        need = 0o4 if is_file else 0o1
+        if st.st_uid == uid:
+            bits = (st.st_mode >> 6) & 0o7
+        elif st.st_gid in gids:
+            bits = (st.st_mode >> 3) & 0o7
+        else:
+            bits = st.st_mode & 0o7
+        if not bits & need:
+            what = "the file" if is_file else f"folder {host.display(path)}"
+            return f"{what} is mode {st.st_mode & 0o7777:o}, owner uid {st.st_uid} gid {st.st_gid}"
+    return None

@@ -33,25 +33,30 @@ from preflight.check import Finding, Status
 from preflight.text import printable, shell_arg
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
-    DEFAULT_TLS_CONFIG,
     MODULE_DIRS,
+    TLS_DEFAULT_FILES,
     CheckOutput,
     Location,
     ParsedConfig,
     Socket,
+    TlsDomain,
     mask_secrets,
     module_basename,
     path_from_config,
-    tls_files,
+    tls_domains,
 )
 from preflight_checks.kamailio.facts import (
+    access_problem,
+    account_of,
     conflicts,
     covers,
+    group_name,
     holders,
     local_addresses,
     read_socket_tables,
     read_uids,
     service_config,
+    service_users,
     shell_vars,
     socket_inodes,
     start_time,
@@ -489,49 +494,78 @@ def _fmt(bound: BoundSocket) -> str:
     return str(Socket(bound.transport, bound.addr, bound.port))
 
 
-# --- from kamailio_tls.py
+# --- TLS as the tls module loads it
 def check_tls(
     report: Report, parsed: ParsedConfig | None, check_out: CheckOutput | None, config: str
 ) -> None:
-    if parsed is None:
+    if parsed is None or not (parsed.loads_tls or parsed.enable_tls or parsed.tls_listens()):
         return
-    check_tls_enabled(report, parsed, check_out, config)
-    if parsed.loads_tls:
+    if tls_active(parsed, check_out):
         check_tls_files(report, parsed, config)
+        return
+    # TLS is off: the certificate problems are not failures yet, but the step that turns TLS
+    # on must not lead straight into them, so they become its first step.
+    advice = Report(report.host, {})
+    advice.instance, advice.check_command = report.instance, report.check_command
+    check_tls_files(advice, parsed, config)
+    check_tls_enabled(report, parsed, check_out, config, [f.message for f in advice.findings])
+
+
+def tls_active(parsed: ParsedConfig, check_out: CheckOutput | None) -> bool:
+    """Does Kamailio load TLS at start: tls.so loaded, and enabled when a tls: listen needs
+    it (kamailio -c lists the tls: sockets it will open)."""
+    if not parsed.loads_tls:
+        return False
+    if not parsed.tls_listens():
+        return True
+    if check_out is not None and check_out.ok:
+        return any(s.proto == "tls" for s in check_out.sockets)
+    return parsed.enable_tls
 
 
 def check_tls_enabled(
-    report: Report, parsed: ParsedConfig, check_out: CheckOutput | None, config: str
+    report: Report,
+    parsed: ParsedConfig,
+    check_out: CheckOutput | None,
+    config: str,
+    first: list[str],
 ) -> None:
+    """tls-disabled and tls-module-missing: a tls: listen Kamailio drops at start; `first`:
+    what must be fixed before TLS is turned on."""
     tls_listens = parsed.tls_listens()
-    if check_out is not None and check_out.ok:
-        dropped = bool(tls_listens) and not any(s.proto == "tls" for s in check_out.sockets)
-    else:
-        dropped = bool(tls_listens) and not parsed.enable_tls
-    if dropped:
-        where = ", ".join(str(e.where) for e in tls_listens[:3])
+    where = ", ".join(str(e.where) for e in tls_listens[:3])
+    before = [f"before that: {message}" for message in first]
+    if tls_listens and not parsed.enable_tls:
+        load_tls = "" if parsed.loads_tls else ' and loadmodule "tls.so"'
         report.add(
             "tls-disabled",
             Status.WARN,
             f"a tls: listen ({where}) is configured but enable_tls=yes is not set, so "
             "Kamailio ignores it",
-            [
-                f'add enable_tls=yes and loadmodule "tls.so" to {config}',
-                *report.restart_steps(),
-            ],
+            [f"add enable_tls=yes{load_tls} to {config}", *before, *report.restart_steps()],
+        )
+    elif not parsed.loads_tls:
+        # `kamailio -c` lists the tls: socket; the start logs "tls support enabled, but no
+        # tls engine available" and drops it. A restart alone cannot open it.
+        report.add(
+            "tls-module-missing",
+            Status.WARN,
+            "enable_tls=yes but tls.so is not loaded: Kamailio disables TLS at start"
+            + (f" and drops the tls: listen ({where})" if where else ""),
+            [f'add loadmodule "tls.so" to {config}', *before, *report.restart_steps()],
         )
 
 
-def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
+def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[TlsDomain] | None:
+    """The certificate/key/CA/CRL files of each TLS domain, as the tls module resolves them:
+    its `config` file's domains, else its modparams, else cert.pem next to the main config.
+    None when the named tls config itself is unreadable (reported)."""
     host = report.host
-    config_dir = posixpath.dirname(parsed.main)
-    files: list[tuple[str, str, Location]] = []
-    tls_cfg = parsed.tls_config or DEFAULT_TLS_CONFIG
-    tls_rel = path_from_config(tls_cfg, config_dir)
-    text = host.read_text(tls_rel)
-    report.details["tls_config"] = host.display(tls_rel)
-    if text is None:
-        if parsed.tls_config:
+    if parsed.tls_config:
+        tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
+        report.details["tls_config"] = host.display(tls_rel)
+        text = host.read_text(tls_rel)
+        if text is None:
             report.add(
                 "tls-files-missing",
                 Status.FAIL,
@@ -542,29 +576,150 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                     *report.restart_steps(),
                 ],
             )
+            return None
+        domains = [files for _name, files in tls_domains(text, host.display(tls_rel))]
+        return [{**parsed.tls_params, **files} for files in domains] or [parsed.tls_params]
+    where = Location(config, 0)
+    defaults = {k: (v, where) for k, v in TLS_DEFAULT_FILES.items()}
+    return [{**defaults, **parsed.tls_params}]
+
+
+def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
+    host = report.host
+    config_dir = posixpath.dirname(parsed.main)
+    domains = tls_file_sets(report, parsed, config)
+    if domains is None:
+        return
+    account = run_account(report)
+    if account is not None:
+        report.details["tls_run_user"] = account[0]
+    seen: set[str] = set()
+    for files in domains:
+        resolved = {k: (path_from_config(v, config_dir), w) for k, (v, w) in files.items()}
+        broken = False
+        for key, (rel, where) in resolved.items():
+            place = f"{where}" if where.line else f"{config}: no tls modparam names it"
+            if rel in seen:
+                continue
+            seen.add(rel)
+            problem = file_problem(host, rel)
+            if problem:
+                broken = True
+                report.add(
+                    "tls-files-missing",
+                    Status.FAIL,
+                    f"TLS {key} {host.display(rel)} ({place}) is {problem}; "
+                    "Kamailio will not start with it",
+                    [f"create {host.display(rel)} (or fix {place})", *report.restart_steps()],
+                )
+                continue
+            if account is not None and key == "private_key":
+                broken |= check_key_access(report, rel, account)
+        if not broken and "certificate" in resolved and "private_key" in resolved:
+            check_key_pair(report, resolved["certificate"][0], resolved["private_key"][0])
+
+
+def run_account(report: Report) -> tuple[str, int, set[int]] | None:
+    """The account Kamailio runs as (or will, when started the usual way): -u of the judged
+    instance, the unit's User=, the init script's USER (default kamailio); None: root."""
+    host = report.host
+    instance = report.instance
+    name: str | None = None
+    if instance is not None:
+        values = instance.options.get("u")
+        if values:
+            name = values[-1]
+        elif instance.main.uids:
+            uid = instance.main.uids[1]
+            return (user_name(uid), uid, set()) if uid else None
     else:
-        files = tls_files(text, host.display(tls_rel))
-    files += [(key, value, where) for key, (value, where) in parsed.tls_params.items()]
-    for key, path, where in files:
-        rel = path_from_config(path, config_dir)
-        problem = file_problem(host, rel)
-        if problem:
+        service = report.service
+        if service.start.endswith("service kamailio start"):
+            defaults = host.read_text(DEFAULTS, 64 * 1024)
+            name = (shell_vars(defaults).get("USER") if defaults else None) or "kamailio"
+        elif "systemctl" in service.start:
+            users = service_users(host)
+            name = users[-1] if len(users) > 1 else None
+    if not name or name == "root":
+        return None
+    return account_of(host, name)
+
+
+def check_key_access(report: Report, rel: str, account: tuple[str, int, set[int]]) -> bool:
+    """tls-key-unreadable: the run user cannot open the key (mode bits of the file and every
+    folder above it); True when reported."""
+    host = report.host
+    name, uid, gids = account
+    problem = access_problem(host, rel, uid, gids)
+    if problem is None:
+        return False
+    group = group_name(host, min(gids)) if gids else name
+    key = host.display(rel)
+    report.add(
+        "tls-key-unreadable",
+        Status.FAIL,
+        f"TLS private key {key} is not readable by {name}, the user Kamailio runs as: "
+        f"{problem}; the start fails (Permission denied)",
+        [
+            f"chgrp {shell_arg(group)} {shell_arg(key)} && chmod 640 {shell_arg(key)}",
+            *report.restart_steps(),
+        ],
+    )
+    return True
+
+
+def check_key_pair(report: Report, cert_rel: str, key_rel: str) -> None:
+    """tls-cert-invalid and tls-key-mismatch: what loading the pair with the standard
+    library's ssl says (the key is read in memory only, never reported)."""
+    import ssl
+
+    host = report.host
+    if not host.is_live or host.is_readable(key_rel) is not True:
+        return
+    cert, key = host.display(cert_rel), host.display(key_rel)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # An empty password: an encrypted key fails here instead of prompting on a terminal.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        text = str(exc)
+        if "KEY_VALUES_MISMATCH" in text:
             report.add(
-                "tls-files-missing",
+                "tls-key-mismatch",
                 Status.FAIL,
-                f"TLS {key} {host.display(rel)} ({where}) is {problem}; "
-                "Kamailio will not start with it",
-                [f"create {host.display(rel)} (or fix {where})", *report.restart_steps()],
+                f"TLS private key {key} does not belong to certificate {cert}: the start fails",
+                [
+                    f"openssl x509 -noout -pubkey -in {shell_arg(cert)} | sha256sum; "
+                    f"openssl pkey -pubout -in {shell_arg(key)} | sha256sum  # must match",
+                    "install the key the certificate was issued for, or a certificate for this key",
+                    *report.restart_steps(),
+                ],
             )
+        elif "bad decrypt" in text or "BAD_DECRYPT" in text:
+            report.notes.append(f"TLS private key {key} is encrypted: the pair was not checked")
+        else:
+            report.add(
+                "tls-cert-invalid",
+                Status.FAIL,
+                f"TLS certificate {cert} or key {key} is not PEM Kamailio can load "
+                f"({printable(exc.reason or 'unreadable')})",
+                [
+                    f"openssl x509 -noout -subject -in {shell_arg(cert)}  # must print a subject",
+                    f"convert them to PEM (openssl x509 -inform der -in {shell_arg(cert)} "
+                    f"-out {shell_arg(cert)}.pem) and point the tls config at it",
+                    *report.restart_steps(),
+                ],
+            )
+    except OSError:
+        return
 
 
 def file_problem(host: Host, rel: str) -> str | None:
-    """Why Kamailio could not load a certificate or key; never opens it (no key content
-    is ever read)."""
+    """Why Kamailio could not load a certificate or key file: missing, or (live) unreadable."""
     if not host.is_file(rel):
         return host.why_unreadable(rel)
     # Under --root who could read it is unknown (None): only a live host says "unreadable".
-    return "unreadable" if host.is_readable(rel) is False else None
+    return "unreadable" if host.is_readable(rel) is False and host.is_root_user else None
 
 
 # --- from kamailio_modules.py
