@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_PREFLIGHT = str(HERE.parent / ".venv" / "bin" / "preflight")
+# The README installs preflight here.
+DEFAULT_PREFLIGHT = "/opt/preflight/bin/preflight"
 KAMAILIO_PORT = 25060  # 127.0.0.1 only
 SCALE_CONNECTIONS = (0, 2500, 10000)
 

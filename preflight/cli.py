@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from enum import Enum
@@ -15,6 +14,7 @@ from preflight import __version__
 from preflight.errors import UsageError
 from preflight.report import EXIT_ERROR, EXIT_USAGE
 from preflight.reporters import FORMATS
+from preflight.suggest import did_you_mean
 
 app = typer.Typer(
     add_completion=False,
@@ -54,7 +54,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -80,11 +84,24 @@ def check_command(
             metavar="CHECK...",
         ),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["human"],
+    fmt: Annotated[
+        Optional[Format],
+        typer.Option("--format", "-f", help="Report format (default human).", show_default=False),
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option(
             "--output", "-o", metavar="PATH", help="Write the report to this file atomically."
+        ),
+    ] = None,
+    reports: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--report",
+            metavar="FORMAT[:PATH]",
+            help="A report of this run (repeatable): to PATH atomically, or stdout without "
+            "PATH or with -. Replaces -f/-o.",
+            show_default=False,
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -111,12 +128,11 @@ def check_command(
     debug: DebugOpt = False,
 ) -> None:
     """Run checks and print a report."""
+    from preflight import reports as reports_mod
     from preflight import session
 
-    if output:
-        from preflight.output import check_destination
-
-        check_destination(output)
+    targets = reports_mod.plan_reports(reports or [], fmt.value if fmt else None, output)
+    reports_mod.check_destinations(targets)
     started = time.perf_counter()
     plan, cfg = session.plan(checks or [], config, no_plugins, root)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
@@ -128,29 +144,14 @@ def check_command(
         report = session.failure_report(root, effective_fail_on, exc, started)
     if debug:
         _print_tracebacks(report)
-    color = (
-        fmt.value == "human"
-        and output is None
-        and not no_color
-        and "NO_COLOR" not in os.environ
-        and sys.stdout.isatty()
-    )
-    from preflight.reporters import render
-
     try:
-        text = render(fmt.value, report, color=color)
+        texts = reports_mod.render_all(report, targets, no_color, quiet)
     except Exception as exc:  # a reporter bug: report that instead of printing nothing
         if debug:
             raise
         report = session.failure_report(root, effective_fail_on, exc, started)
-        text = render(fmt.value, report, color=color)
-    if output:
-        from preflight.output import write_atomic
-
-        write_atomic(output, text)
-    elif not quiet:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        texts = reports_mod.render_all(report, targets, no_color, quiet)
+    reports_mod.write_all(targets, texts)
     raise typer.Exit(report.exit_code)
 
 
@@ -180,11 +181,21 @@ def list_command(
 @app.command("explain")
 def explain_command(
     check: Annotated[str, typer.Argument(help="A check id.", metavar="CHECK")],
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
+    no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """What a check looks at, why it matters, and every finding it can report."""
+    import shutil
+
     from preflight import session
 
-    print(session.explain(check), end="")
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    doc, text = session.explain(check, config, no_plugins, width - 1)
+    if fmt is ListFormat.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print(text, end="")
 
 
 @app.command("facts")
@@ -234,9 +245,8 @@ def collect_command(
     snapshot = collect.collect(file, root, config, no_plugins)
     if not quiet:
         print(
-            f"preflight: wrote {file}: {len(snapshot.files)} files, "
-            f"{len(snapshot.redacted)} redacted, {len(snapshot.withheld)} private keys "
-            f"withheld, {len(snapshot.skipped)} skipped"
+            f"preflight: wrote {file}: {snapshot.files} files, {snapshot.redacted} redacted, "
+            f"{snapshot.withheld} withheld (keys, not text), {snapshot.skipped} skipped"
         )
 
 
@@ -255,26 +265,55 @@ def _argv_with_default_command(args: list[str]) -> list[str]:
     if not args:
         return ["check"]
     first = args[0]
-    if first in COMMANDS or first in ("--version", "--help", "-h"):
+    if first in COMMANDS or first in ("--version", "-V", "--help", "-h"):
         return args
+    if not first.startswith("-") and did_you_mean(first, COMMANDS):
+        # `preflight chek`: a mistyped command, unless some check is really called that
+        from preflight.registry import discover
+
+        if first not in {entry.name for entry in discover()}:
+            raise UsageError(f"unknown command {first!r}{did_you_mean(first, COMMANDS)}")
     return ["check", *args]
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+def _fail(message: str, code: int = EXIT_USAGE, nagios: bool = False) -> NoReturn:
     sys.stderr.write(f"preflight: error: {message}\n")
     sys.stderr.flush()
+    if nagios and code == EXIT_USAGE:
+        # Nagios reads stdout and knows 0-3 only: 64 would be "out of bounds", message lost.
+        from preflight.reporters.nagios_format import UNKNOWN_EXIT, usage_error
+
+        sys.stdout.write(usage_error(message))
+        sys.stdout.flush()
+        code = UNKNOWN_EXIT
     raise SystemExit(code)
+
+
+def _asks_for_nagios(args: list[str]) -> bool:
+    """Whether the command line asks for a Nagios report (-f nagios, --format=nagios,
+    --report nagios[:PATH]), read before parsing so a usage error can still speak Nagios."""
+    for index, arg in enumerate(args):
+        following = args[index + 1] if index + 1 < len(args) else ""
+        if arg in ("-f", "--format") and following == "nagios":
+            return True
+        if arg == "--report" and following.partition(":")[0] == "nagios":
+            return True
+        if arg in ("-fnagios", "--format=nagios") or arg.startswith("--report=nagios"):
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; every way out is an exit code from contract section 2."""
-    args = _argv_with_default_command(list(sys.argv[1:] if argv is None else argv))
-    debug = "--debug" in args
-    command = typer.main.get_command(app)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in raw
+    nagios = _asks_for_nagios(raw)
     try:
+        args = _argv_with_default_command(raw)
+        command = typer.main.get_command(app)
         code = command.main(args=args, prog_name="preflight", standalone_mode=False)
     except UsageError as exc:
-        _fail(str(exc))
+        _fail(str(exc), nagios=nagios)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
@@ -284,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             _fail("aborted", 130)
         format_message = getattr(exc, "format_message", None)
         if format_message is not None and getattr(exc, "exit_code", None) == 2:
-            _fail(format_message().splitlines()[0])
+            _fail(format_message().splitlines()[0], nagios=nagios)
         if debug:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug)", EXIT_ERROR)

@@ -14,48 +14,19 @@ import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any
 
-from preflight import facts
+from preflight.facts import HostFacts
+from preflight.facts.shared import shared_fact
 
-if TYPE_CHECKING:
-    from preflight.packages import PackageDB
+__all__ = ["CommandResult", "Host", "NotRegularFile", "read_regular", "shared_fact"]
 
 DEFAULT_READ_LIMIT = 1 << 20  # 1 MiB: every file a check reads is far smaller
 COMMAND_OUTPUT_LIMIT = 4 << 20  # per stream: `kamailio -c` or `puppet --version` print far less
 MAX_SYMLINK_HOPS = 40  # as the kernel's own limit: a loop reads as missing, not as a hang
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-T = TypeVar("T")
-
-
-class shared_fact(Generic[T]):  # noqa: N801 - used like functools.cached_property
-    """A fact computed once per object and shared by every check, even when checks running in
-    several threads ask for it at the same time. functools.cached_property lost its lock in
-    Python 3.12: four checks would each read an 8 MiB dpkg status file, into four objects."""
-
-    def __init__(self, compute: Callable[[Any], T]) -> None:
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> T:
-        if obj is None:
-            return self  # type: ignore[return-value]
-        cache = obj.__dict__
-        if self.name in cache:  # later reads find the value in the instance dict first
-            return cache[self.name]
-        # One re-entrant lock per object: a fact may use other facts of the same object.
-        with cache.setdefault("_fact_lock", threading.RLock()):
-            if self.name not in cache:
-                cache[self.name] = self.compute(obj)
-            return cache[self.name]
 
 
 class NotRegularFile(OSError):
@@ -103,8 +74,9 @@ class CommandResult:
         return self.returncode == 0
 
 
-class Host:
-    """Read-only access to one host, live (root ``/``) or a snapshot directory."""
+class Host(HostFacts):
+    """Read-only access to one host, live (root ``/``) or a snapshot directory: the one door to
+    the host. The facts derived from what it reads (HostFacts) live in preflight/facts/."""
 
     def __init__(
         self, root: str = "/", timeout: float = 10.0, env: dict[str, str] | None = None
@@ -393,100 +365,6 @@ class Host:
     @property
     def is_root_user(self) -> bool:
         return self.is_live and os.geteuid() == 0
-
-    # ------------------------------------------------------------- facts
-    # Computed once per run, on first use, and shared by every check (preflight/facts.py says
-    # how each is derived; FACT_PATHS there lists the files they read).
-    @shared_fact
-    def os_release(self) -> dict[str, str] | None:
-        return facts.os_release(self)
-
-    @shared_fact
-    def os_codename(self) -> str | None:
-        return facts.os_codename(self)
-
-    @shared_fact
-    def proc_version(self) -> str | None:
-        """The kernel banner in proc/version: release, compiler, `uname -v`."""
-        return self.read_line("proc/version")
-
-    @shared_fact
-    def kernel_release(self) -> str | None:
-        return facts.kernel_release(self)
-
-    @shared_fact
-    def kernel_version(self) -> str | None:
-        return facts.kernel_version(self)
-
-    @shared_fact
-    def kernel_cmdline(self) -> str | None:
-        return facts.kernel_cmdline(self)
-
-    @shared_fact
-    def boot_image(self) -> str | None:
-        return facts.boot_image(self)
-
-    @shared_fact
-    def modules_dir(self) -> bool | None:
-        return facts.modules_dir(self)
-
-    @shared_fact
-    def loaded_modules(self) -> frozenset[str] | None:
-        return facts.loaded_modules(self)
-
-    @shared_fact
-    def boot_time(self) -> float | None:
-        return facts.boot_time(self)
-
-    @shared_fact
-    def dmi(self) -> dict[str, str | None]:
-        return facts.dmi(self)
-
-    @shared_fact
-    def virtualization(self) -> str | None:
-        return facts.virtualization(self)
-
-    @shared_fact
-    def container(self) -> str | None:
-        return facts.container(self)
-
-    @shared_fact
-    def provider(self) -> str | None:
-        return facts.provider(self)
-
-    @shared_fact
-    def service_manager(self) -> str | None:
-        return facts.service_manager(self)
-
-    @shared_fact
-    def hostname(self) -> str | None:
-        return self.read_line("proc/sys/kernel/hostname") or self.read_line("etc/hostname")
-
-    @shared_fact
-    def packages(self) -> PackageDB:
-        from preflight.packages import PackageDB
-
-        return PackageDB(self)
-
-    def summary(self) -> dict[str, Any]:
-        """The report's `host` object (contract section 4)."""
-        osr = self.os_release
-        return {
-            "hostname": self.hostname,
-            "root": self.root,
-            "os": None
-            if osr is None
-            else {
-                "id": osr.get("ID"),
-                "version": osr.get("VERSION_ID"),
-                "codename": self.os_codename,
-                "pretty_name": osr.get("PRETTY_NAME"),
-            },
-            "kernel": {"release": self.kernel_release, "version": self.kernel_version},
-            "virtualization": self.virtualization,
-            "container": self.container,
-            "provider": self.provider,
-        }
 
 
 def _drain(stream: Any, sink: list[bytes], limit: int = COMMAND_OUTPUT_LIMIT) -> None:

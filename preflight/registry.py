@@ -19,7 +19,7 @@ from typing import Any
 from preflight.check import Check
 
 GROUP = "preflight.checks"
-OWN_DISTRIBUTION = "preflight"
+OWN_DISTRIBUTION = "host-preflight"
 
 # importlib.metadata.EntryPoint.pattern: `module.path:attr.path [extras]`.
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")

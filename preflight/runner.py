@@ -33,7 +33,9 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
         host=host, options=dict(planned.options), timeout=timeout, check_id=loaded.id
     )
     try:
-        findings = list(loaded.check().run(ctx))
+        check = loaded.check()
+        absent = check.not_applicable(ctx)  # declared applicability (Check.applies)
+        findings = [absent] if absent is not None else list(check.run(ctx))
         for finding in findings:
             _validate(finding)
     except Exception as exc:  # one broken check never stops the others

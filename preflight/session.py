@@ -14,12 +14,24 @@ from preflight.host import Host
 from preflight.model import ENGINE_REASONS
 from preflight.report import Report
 from preflight.runner import Planned, apply_waivers, run_all, run_with_wait
+from preflight.suggest import did_you_mean
+
+# The top-level folders of a host (a snapshot from `collect`, a mounted disk image). A --root that
+# has none of them is a typo or the wrong folder: every check would skip and the run would pass.
+HOST_FOLDERS = ("etc", "proc", "sys", "usr", "var", "boot", "dev", "run", "lib")
 
 
 def require_root(root: str) -> None:
-    """--root must name a directory; every command that reads a host says so the same way."""
+    """--root must name a directory that looks like a host; every command says so the same way."""
     if not os.path.isdir(root):
         raise UsageError(f"--root {root}: not a directory")
+    if os.path.realpath(root) == "/":
+        return
+    if not any(os.path.isdir(os.path.join(root, folder)) for folder in HOST_FOLDERS):
+        raise UsageError(
+            f"--root {root}: holds no host files (no etc/os-release, no proc/, no package "
+            "database): name a snapshot from `preflight collect` or a mounted disk image"
+        )
 
 
 def _note(message: str) -> None:
@@ -66,7 +78,34 @@ def plan(
         if loaded.check is not None:
             options = config_mod.check_options(cfg, name, loaded.check.all_options())
         planned.append(Planned(loaded, options))
+    _check_waivers(cfg, by_id, {p.loaded.id: p.loaded for p in planned})
     return planned, cfg
+
+
+def _check_waivers(
+    cfg: config_mod.Config, by_id: dict[str, registry.EntryPointInfo], loaded: dict[str, Any]
+) -> None:
+    """A waiver must name a finding its check can report: a typo would silently waive nothing.
+    A waiver for a check that is not loaded is ignored with a note, as its [checks.X] is."""
+    for index, waiver in enumerate(cfg.waivers, 1):
+        check_id = waiver.code.partition(".")[0]
+        if check_id not in by_id:
+            _note(
+                f"{cfg.path}: [[waivers]] #{index} {waiver.code!r} ignored: no check "
+                f"{check_id!r} is loaded"
+            )
+            continue
+        entry = loaded.get(check_id) or registry.load(by_id[check_id])
+        if entry.check is None or entry.check.open_codes:
+            continue  # failed to load (its own error result), or reports codes it cannot list
+        codes = {*entry.check.findings, f"{check_id}.not-installed"}
+        codes |= {f"{check_id}.{reason}" for reason in ENGINE_REASONS}
+        if waiver.code not in codes:
+            raise UsageError(
+                f"{cfg.path}: [[waivers]] #{index} code: check {check_id!r} reports no "
+                f"{waiver.code!r}{did_you_mean(waiver.code, codes)} (`preflight explain "
+                f"{check_id}` lists its codes)"
+            )
 
 
 def _dedupe(names: list[str]) -> list[str]:
@@ -79,7 +118,7 @@ def _unknown(name: str, excluded: set[str], by_id: dict[str, Any], what: str) ->
             f"{what} {name!r} is a plugin that is not enabled (--no-plugins or [preflight] plugins)"
         )
     known = ", ".join(sorted(by_id)) or "none"
-    return f"unknown {what} {name!r} (known: {known})"
+    return f"unknown {what} {name!r}{did_you_mean(name, by_id)} (known: {known})"
 
 
 def execute(
@@ -94,11 +133,16 @@ def execute(
     def make_host() -> Host:
         return Host(root, timeout=timeout)
 
+    from preflight.progress import Progress
+
+    ids = ", ".join(p.loaded.id for p in plan_)
     if wait > 0:
-        results, host = run_with_wait(plan_, make_host, timeout, wait)
+        with Progress(f"running {ids}; re-running what does not pass for up to {wait:g} s"):
+            results, host = run_with_wait(plan_, make_host, timeout, wait)
     else:
         host = make_host()
-        results = run_all(plan_, host, timeout)
+        with Progress(f"running {ids}"):
+            results = run_all(plan_, host, timeout)
     results = apply_waivers(results, cfg.waivers)
     return Report(
         results, host.summary(), fail_on, duration_ms=(time.perf_counter() - started) * 1000
@@ -145,33 +189,94 @@ def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any
     return rows
 
 
-def explain(check_id: str) -> str:
-    entries = {e.name: e for e in registry.discover()}
+def explain(
+    check_id: str, config_path: str | None, no_plugins: bool, width: int = 100
+) -> tuple[dict[str, Any], str]:
+    """What a check looks at and every finding it can report: (JSON document, text wrapped to
+    `width`). Only checks that `check` would load are explained: the plugin allow-list and
+    --no-plugins apply, so explaining never imports a plugin that a run would not."""
+    cfg = config_mod.load(config_path)
+    available = registry.discover()
+    entries = {e.name: e for e in registry.select(available, no_plugins, cfg.plugins)}
     if check_id not in entries:
-        raise UsageError(_unknown(check_id, set(), entries, "check"))
+        excluded = {e.name for e in available} - set(entries)
+        raise UsageError(_unknown(check_id, excluded, entries, "check"))
     loaded = registry.load(entries[check_id])
+    doc: dict[str, Any] = {"id": check_id, "title": loaded.title, "origin": loaded.origin}
     if loaded.check is None:
-        return f"{check_id} ({loaded.origin}): failed to load: {loaded.error}\n"
+        doc["error"] = loaded.error
+        return doc, f"{check_id} ({loaded.origin}): failed to load: {loaded.error}\n"
     check = loaded.check
-    lines = [f"{check_id}: {check.title} ({loaded.origin})", ""]
-    if check.description:
-        lines += [check.description.strip(), ""]
-    if check.findings:
-        lines.append("Findings:")
-        for code, doc in check.findings.items():
-            lines.append(f"  {code} ({doc.status.value})")
-            lines.append(f"      {doc.meaning}")
-            if doc.fix:
-                lines.append(f"      Fix: {doc.fix}")
+    doc["description"] = (check.description or "").strip()
+    doc["findings"] = [
+        {"code": code, "status": d.status.value, "meaning": d.meaning, "fix": d.fix}
+        for code, d in check.findings.items()
+    ]
+    doc["engine_findings"] = [
+        {"code": f"{check_id}.{reason}", "status": "error", "meaning": meaning, "fix": fix}
+        for reason, (meaning, fix) in ENGINE_REASONS.items()
+    ]
+    doc["options"] = [
+        {
+            "name": name,
+            "default": option.default,
+            "toml": f"{name} = {_toml(option.default)}",
+            "help": option.help,
+        }
+        for name, option in check.all_options().items()
+    ]
+    return doc, _explain_text(doc, width)
+
+
+def _explain_text(doc: dict[str, Any], width: int) -> str:
+    import textwrap
+
+    def para(text: str, indent: str) -> list[str]:
+        return textwrap.wrap(
+            text,
+            max(width, 40),
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        ) or [indent]
+
+    lines = [f"{doc['id']}: {doc['title']} ({doc['origin']})", ""]
+    if doc["description"]:
+        lines += [*para(doc["description"], ""), ""]
+    for heading, key in (
+        ("Findings:", "findings"),
+        ("Any check can also report (error):", "engine_findings"),
+    ):
+        if not doc[key]:
+            continue
+        lines.append(heading)
+        for finding in doc[key]:
+            lines.append(f"  {finding['code']} ({finding['status']})")
+            lines += para(finding["meaning"], "      ")
+            if finding["fix"]:
+                lines += para(f"Fix: {finding['fix']}", "      ")
         lines.append("")
-    lines.append("Any check can also report (error):")
-    for reason, (meaning, fix) in ENGINE_REASONS.items():
-        lines += [f"  {check_id}.{reason} (error)", f"      {meaning}", f"      Fix: {fix}"]
-    lines.append("")
-    lines.append(f"Options ([checks.{check_id}] in the config file):")
-    for name, option in check.all_options().items():
-        lines.append(f"  {name} = {option.default!r}  {option.help}".rstrip())
+    lines.append(f"Options ([checks.{doc['id']}] in the config file):")
+    for option in doc["options"]:
+        lines.append(f"  {option['toml']}")
+        if option["help"]:
+            lines += para(option["help"], "      ")
     return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    """An option's default as a TOML value, ready to paste into [checks.X]."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if value is None:
+        return '""  # no default'
+    return json.dumps(str(value))  # a TOML basic string: same escapes as JSON
 
 
 def facts(root: str) -> dict[str, Any]:
@@ -188,12 +293,14 @@ def facts(root: str) -> dict[str, Any]:
         }
     )
     data["service_manager"] = host.service_manager
-    packages = host.packages
-    data["packages"] = {
-        "manager": packages.manager,
-        "kernel": [
-            {"name": p.name, "version": p.version, "installed_at": p.installed_at}
-            for p in packages.kernel_packages()
-        ],
-    }
+    data["packages"] = {"manager": host.packages.manager}
+    for entry in registry.discover():
+        loaded = registry.load(entry) if entry.builtin else None
+        if loaded is None or loaded.check is None:
+            continue
+        for key, value in loaded.check.host_facts(host).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key].update(value)
+            else:
+                data[key] = value
     return data

@@ -179,7 +179,7 @@ def test_machine_formats_never_import_rich(fmt: str, tmp_path: Path) -> None:
 # ------------------------------------------------------------------ dpkg status lookups
 def _reference_find(text: str, names: list[str], prefix: str | None) -> list[tuple[str, str]]:
     """Every stanza parsed in turn: slow, obviously right."""
-    from preflight.packages import parse_stanza
+    from preflight.facts.packages import parse_stanza
 
     out = []
     for chunk in text.split("\n\n"):
@@ -194,8 +194,9 @@ def _reference_find(text: str, names: list[str], prefix: str | None) -> list[tup
 
 
 def test_dpkg_lookup_finds_exactly_what_parsing_every_stanza_finds(tmp_path: Path) -> None:
+    from preflight.facts.packages import PackageDB
     from preflight.host import Host
-    from preflight.packages import PackageDB
+    from preflight_checks.kernel.facts import kernel_packages
 
     real = Path("/var/lib/dpkg/status")
     require("a dpkg status file", real.is_file())
@@ -222,5 +223,5 @@ def test_dpkg_lookup_finds_exactly_what_parsing_every_stanza_finds(tmp_path: Pat
     ):
         found = [(p.name, p.version) for p in db.find(names=names, prefix=prefix)]
         assert found == _reference_find(text, names, prefix), (names, prefix)
-    assert [p.name for p in db.kernel_packages()][0] == "linux-image-amd64"
-    assert "linux-image-last" in [p.name for p in db.kernel_packages()]
+    assert [p.name for p in kernel_packages(db)][0] == "linux-image-amd64"
+    assert "linux-image-last" in [p.name for p in kernel_packages(db)]

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every parser, and of whole runs over fuzzed host snapshots.
+"""Property-based fuzzing of the engine's parsers (each check's are in test_fuzz_<check>.py), and of
+whole runs over fuzzed host snapshots.
 
 The properties: a parser never raises on any input (it returns "unknown" instead), well-formed
 input round-trips, no path ever resolves outside --root, and a run over a snapshot full of
@@ -18,100 +19,29 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import IN_CI, SCHEMA, report_of, run_preflight
 from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE
-from hostdata import (
-    KAMAILIO_CHECK_STDERR,
-    KAMAILIO_CHECK_STDOUT,
-    METADATA_TRULABS_KAMAILIO,
-    MODULEFILE_TRULABS_KAMAILIO,
-)
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from snapshots_kernel import (
-    DEBIAN7_PROC_VERSION,
-    UBUNTU_PROC_VERSION,
-    bookworm_proc_version,
-    bzimage,
+from support.cli import SCHEMA, report_of, run_preflight
+from support.fuzz import (
+    DPKG_STANZA,
+    FEW,
+    FUZZ,
+    PROC_VERSIONS,
+    VERSION_SIGNATURES,
+    mutated,
+    raw_bytes,
 )
 
 from preflight import config as config_mod
 from preflight import facts, registry
 from preflight.errors import ConfigError
+from preflight.facts.packages import PackageDB, compare_versions, parse_stanza
 from preflight.host import Host
-from preflight.packages import PackageDB, compare_versions, parse_stanza
 from preflight.report import Report
 from preflight.reporters import FORMATS, render
 from preflight.runner import Planned, run_all
-from preflight_checks.kamailio import config as kamailio_config
-from preflight_checks.kamailio import facts as kamailio_sockets
 from preflight_checks.kernel import facts as kernel_builds
-from preflight_checks.kernel import image as kernel_image
-from preflight_checks.puppet import facts as puppet_installs
-from preflight_checks.puppet import facts as puppet_modules
-from preflight_checks.puppet import facts as puppet_versions
-from preflight_checks.tun import facts as tun_facts
-
-# CI replays a fixed set of examples, so a landing never depends on the dice; developers'
-# runs explore new ones and bring the failures they find back as fixes.
-FUZZ = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=IN_CI,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-FEW = settings(FUZZ, max_examples=25)
-
-# Real samples the mutations start from (copied from real hosts).
-PROC_VERSIONS = [
-    DEBIAN7_PROC_VERSION,
-    bookworm_proc_version("6.1.0-26"),
-    UBUNTU_PROC_VERSION,
-    # Ubuntu 22.04's 5.15.0-122, the kernel VERSION_SIGNATURES[0] belongs to.
-    "Linux version 5.15.0-122-generic (buildd@lcy02-amd64-106) (gcc (Ubuntu 11.4.0-1ubuntu1~22.04)"
-    " 11.4.0, GNU ld (GNU Binutils for Ubuntu) 2.38) #132-Ubuntu SMP Thu Aug 29 13:45:52 UTC 2024",
-    # This Firecracker microVM's own.
-    "Linux version 6.18.44-fc-v595 (root@buildkitsandbox) (gcc (GCC) 11.4.1) #1 SMP "
-    "PREEMPT_DYNAMIC @0",
-]
-VERSION_SIGNATURES = [
-    "Ubuntu 5.15.0-122.132-generic 5.15.163",
-    "Ubuntu 4.4.0-210.242-generic 4.4.302",
-]
-DPKG_STANZA = """Package: linux-image-6.1.0-26-amd64
-Status: install ok installed
-Priority: optional
-Section: kernel
-Installed-Size: 398289
-Maintainer: Debian Kernel Team <debian-kernel@lists.debian.org>
-Architecture: amd64
-Source: linux-signed-amd64 (6.1.112+1)
-Version: 6.1.112-1
-Depends: kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool
-Description: Linux 6.1 for 64-bit PCs (signed)
- The Linux kernel 6.1 and modules for use on PCs with AMD64, Intel 64 or
- VIA Nano processors.
-"""
-
-
-def mutated(samples: list[str]) -> st.SearchStrategy[str]:
-    """A real sample, a random string, or a sample with random text spliced in or cut."""
-    sample = st.sampled_from(samples)
-    splice = st.tuples(sample, st.integers(0, 400), st.integers(0, 400), st.text(max_size=40)).map(
-        lambda t: t[0][: t[1]] + t[3] + t[0][t[2] :]
-    )
-    return st.one_of(sample, splice, st.text(max_size=300))
-
-
-def raw_bytes(samples: list[str]) -> st.SearchStrategy[bytes]:
-    """Bytes for a file: a mutated sample (possibly with invalid UTF-8) or random bytes."""
-    return st.one_of(
-        mutated(samples).map(lambda s: s.encode("utf-8", "surrogatepass")),
-        st.tuples(mutated(samples), st.binary(max_size=20)).map(
-            lambda t: t[0].encode("utf-8", "surrogatepass") + t[1] + b"\xff\xfe\n"
-        ),
-        st.binary(max_size=400),
-    )
 
 
 # --------------------------------------------------------------------- engine parsers
@@ -151,7 +81,7 @@ def test_uname_v_from_proc_version_is_none_or_starts_with_hash(line: str) -> Non
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(f"{root}/proc")
         Path(f"{root}/proc/version").write_text(line, errors="surrogatepass")
-        version = facts.kernel_version(Host(root))
+        version = Host(root).kernel_version
     assert version is None or version.startswith("#")
 
 
@@ -160,7 +90,7 @@ def test_uname_v_of_real_proc_version_lines(line: str) -> None:
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(f"{root}/proc")
         Path(f"{root}/proc/version").write_text(line + "\n")
-        assert facts.kernel_version(Host(root)) == line[line.index(" #") + 1 :]
+        assert Host(root).kernel_version == line[line.index(" #") + 1 :]
 
 
 @FUZZ
@@ -194,7 +124,7 @@ def test_package_db_never_raises_on_a_garbled_status_file(stanzas: list[bytes], 
         Path(f"{root}/var/lib/dpkg/status").write_bytes(b"\n\n".join(stanzas))
         db = PackageDB(Host(root))
         assert db.manager == "dpkg"
-        for package in [*db.kernel_packages(), *db.find(names=[name]), db.get(name)]:
+        for package in [*kernel_builds.kernel_packages(db), *db.find(names=[name]), db.get(name)]:
             if package is not None:
                 assert package.status.split()[-1] == "installed" and package.version
 
@@ -266,7 +196,7 @@ def test_config_parse_accepts_or_raises_config_error_naming_the_file(data: dict[
         return
     assert config.fail_on in ("warn", "fail")
     for waiver in config.waivers:
-        assert waiver.until is None or dt.date.fromisoformat(waiver.until)
+        assert waiver.until is None or isinstance(waiver.until, dt.date)
     from preflight.check import Option
 
     options = {
@@ -280,6 +210,33 @@ def test_config_parse_accepts_or_raises_config_error_naming_the_file(data: dict[
             config_mod.check_options(config, section, options)
         except ConfigError as exc:
             assert f"[checks.{section}]" in str(exc)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.dates(dt.date(1970, 1, 1), dt.date(2999, 12, 31)),
+            st.sampled_from(["toml date", "text", "toml datetime"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_waiver_until_is_the_day_written_in_any_form(days: list[tuple[dt.date, str]]) -> None:
+    # TOML gives a date, a datetime or (quoted) a string: each is the day the waiver ends.
+    forms: dict[str, Any] = {
+        "toml date": lambda day: day,
+        "text": lambda day: day.isoformat(),
+        "toml datetime": lambda day: dt.datetime.combine(day, dt.time(23, 59)),
+    }
+    waivers = [
+        {"code": "kernel.reboot-required", "reason": "maintenance window", "until": forms[f](d)}
+        for d, f in days
+    ]
+    config = config_mod.parse({"waivers": waivers}, "/etc/preflight/fuzz.toml")
+    assert [w.until for w in config.waivers] == [day for day, _ in days]
+    assert all(type(w.until) is dt.date for w in config.waivers)
 
 
 @FUZZ
@@ -338,6 +295,36 @@ def test_no_path_resolves_outside_the_root(
             assert host.read_text(query) != "outside"
             host.listdir(query)
             host.glob(query + "/*")
+
+
+# ------------------------------------------------------------------ socket tables
+@FEW
+@given(
+    st.lists(st.text(min_size=1, max_size=20).filter(lambda t: "\0" not in t), max_size=5),
+    mutated(
+        [
+            "   0: 00000000:13C4 00000000:0000 07 00000000:00000000 00:00000000 00000000"
+            "     0        0 18234 2 0000000000000000 0\n"
+        ]
+    ),
+)
+def test_socket_tables_and_fd_links_from_a_snapshot_never_raise(
+    targets: list[str], udp_row: str
+) -> None:
+    """Found by review: a copied fd link `socket:[garbage]` reached int() unguarded."""
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(f"{root}/proc/4242/fd")
+        os.makedirs(f"{root}/proc/net")
+        for index, target in enumerate([*targets, "socket:[abc]", "socket:[18234]"]):
+            os.symlink(target, f"{root}/proc/4242/fd/{index}")
+        Path(f"{root}/proc/net/udp").write_text(
+            "  sl  local_address rem_address   st\n" + udp_row, errors="surrogatepass"
+        )
+        host = Host(root)
+        inodes = host.sockets.inodes_of(4242)
+        bound = host.sockets.bound
+    assert inodes is not None and 18234 in inodes
+    assert all(s.transport == "udp" and 0 <= s.port < 65536 for s in bound)
 
 
 # ---------------------------------------------------- whole runs over fuzzed snapshots
@@ -427,410 +414,3 @@ def test_cli_prints_one_valid_report_for_fuzzed_snapshots(tmp_path: Path) -> Non
         for fmt in FORMATS:
             other = run_preflight("check", "--root", str(root), "-f", fmt, "--no-plugins")
             assert other.returncode == run.returncode and other.stdout, (fmt, other.stderr)
-
-
-# ---------------------------------------------------------------------------- kamailio
-KAMAILIO_CFG = """#!KAMAILIO
-#!define WITH_TLS
-#!substdef "!MY_IP!192.0.2.10!g"
-#!ifdef WITH_TLS
-enable_tls=yes
-tls_port_no=5061
-#!endif
-port=5060
-listen=udp:MY_IP:5060
-listen=tcp:[2001:db8::1]:5060 advertise 203.0.113.1:5060
-listen=tls:(127.0.0.1, ::1):5061
-listen=localhost
-disable_tcp=no
-/* a block
-   comment */ mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tls.so" // trailing comment
-loadmodule "db_mysql.so"
-modparam("tls", "config", "/etc/kamailio/tls.cfg")
-modparam("usrloc", "db_url", "mysql://kamailio:s3cretPW@localhost/kamailio")
-include_file "extra.cfg"
-import_file "/etc/kamailio/missing.cfg"
-"""
-TLS_CFG = """[server:default]
-method = TLSv1.2+
-verify_certificate = no
-private_key = /etc/kamailio/kamailio-selfsigned.key
-certificate = "/etc/kamailio/kamailio-selfsigned.pem"
-ca_list = /etc/ssl/certs/ca-certificates.crt # a comment
-"""
-
-
-@FUZZ
-@given(
-    mutated([KAMAILIO_CHECK_STDOUT]),
-    mutated([KAMAILIO_CHECK_STDERR]),
-    st.one_of(st.none(), st.integers(-255, 255)),
-)
-def test_kamailio_check_output_parser_never_raises(
-    stdout: str, stderr: str, code: int | None
-) -> None:
-    parse = kamailio_config.parse_check_output
-    result = parse(code, stdout, stderr)
-    assert result.ok == (code == 0)
-    assert all(s.port >= 0 for s in result.sockets)
-    assert "s3cretPW" not in " ".join(result.errors)
-
-
-@FUZZ
-@given(
-    st.sampled_from(["udp", "tcp", "tls", "sctp"]),
-    mutated(
-        [
-            "127.0.0.1:5060",
-            "localhost [127.0.0.1]:5060",
-            "::1:5060",
-            ":::5060 advertise 203.0.113.1:5060",
-            "[2001:db8::1]:5061",
-        ]
-    ),
-)
-def test_kamailio_listen_row_parser_never_raises(proto: str, text: str) -> None:
-    assume(text.strip())
-    sock = kamailio_config.parse_listen_row(proto, text)
-    assert sock is None or (sock.proto == proto and isinstance(sock.port, int))
-
-
-@FUZZ
-@given(mutated(["udp:0.0.0.0:5060", "tcp:[::]:8080", "tls:192.0.2.1:5061", "wss:[::1]:443"]))
-def test_kamailio_expect_entries_parse_or_are_rejected(text: str) -> None:
-    sock = kamailio_config.parse_socket(text)
-    assert sock is None or (0 < sock.port < 65536 and str(sock).count(":") >= 2)
-
-
-@FUZZ
-@given(mutated([TLS_CFG]))
-def test_kamailio_tls_cfg_parser_never_raises(text: str) -> None:
-    for key, path, where in kamailio_config.tls_files(text, "/etc/kamailio/tls.cfg"):
-        assert key in ("private_key", "certificate", "ca_list") and path and where.line >= 1
-
-
-@FUZZ
-@given(st.text(max_size=200))
-def test_masking_hides_every_url_password(noise: str) -> None:
-    mask = kamailio_config.mask_secrets
-    assume("@" not in noise and "://" not in noise)
-    text = f"{noise} mysql://kamailio:s3cretPW@localhost/kamailio {noise}"
-    assert "s3cretPW" not in mask(text)
-
-
-@FUZZ
-@given(
-    st.lists(mutated(KAMAILIO_CFG.splitlines()), max_size=30),
-    mutated([KAMAILIO_CFG]),
-    st.booleans(),
-)
-def test_kamailio_config_parser_never_raises_and_stops_on_cycles(
-    lines: list[str], extra: str, cycle: bool
-) -> None:
-    parse = kamailio_config.parse_config
-    with tempfile.TemporaryDirectory() as root:
-        os.makedirs(f"{root}/etc/kamailio")
-        Path(f"{root}/etc/kamailio/kamailio.cfg").write_text(
-            "\n".join(lines) + '\ninclude_file "extra.cfg"\n', errors="surrogatepass"
-        )
-        tail = '\ninclude_file "kamailio.cfg"\n' if cycle else ""
-        Path(f"{root}/etc/kamailio/extra.cfg").write_text(extra + tail, errors="surrogatepass")
-        parsed = parse(Host(root), "etc/kamailio/kamailio.cfg")
-    assert parsed is not None
-    for sock in parsed.expected_sockets():
-        assert 0 < sock.port < 65536
-    assert len(parsed.files) <= 3
-
-
-@pytest.mark.parametrize("value", ["\u00b2", "5\u00b2", "\u0665\u0660\u0666\u0660", "-1", "99999"])
-def test_kamailio_ports_that_are_not_numbers_are_ignored(value: str) -> None:
-    """Found by fuzzing: `port=\u00b2` passed str.isdigit() and crashed int()."""
-    parse = kamailio_config.parse_config
-    with tempfile.TemporaryDirectory() as root:
-        os.makedirs(f"{root}/etc/kamailio")
-        Path(f"{root}/etc/kamailio/kamailio.cfg").write_text(
-            f"port={value}\ntls_port_no={value}\nlisten=udp:192.0.2.1:{value}\n"
-        )
-        parsed = parse(Host(root), "etc/kamailio/kamailio.cfg")
-    assert parsed is not None
-    assert all(0 < s.port < 65536 for s in parsed.expected_sockets())
-    row = kamailio_config.parse_listen_row("udp", f"127.0.0.1:{value}")
-    assert row is None or row.port >= 0
-
-
-# ------------------------------------------------------------------------------ kernel
-IMAGE_VERSION = (
-    "6.1.0-26-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 "
-    "(2024-09-30)"
-)
-
-
-@FUZZ
-@given(st.binary(max_size=0x400), st.integers(0, 0xFFFF), st.binary(max_size=600))
-def test_kernel_image_header_parser_never_raises(head: bytes, pointer: int, tail: bytes) -> None:
-    header_version = kernel_image.header_version
-    scan_version = kernel_image.scan_version
-    data = bytearray(head.ljust(0x210, b"\0"))
-    data[0x202:0x206] = b"HdrS"
-    data[0x20E:0x210] = pointer.to_bytes(2, "little")
-    for blob in (bytes(data) + tail, bytes(head), head + b"Linux version " + tail):
-        found = header_version(blob)
-        assert found is None or (found.isprintable() and len(found) <= 512)
-        scanned = scan_version(blob)
-        assert scanned is None or scanned.isprintable()
-
-
-@FUZZ
-@given(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=200))
-def test_kernel_image_header_round_trips_printable_versions(version: str) -> None:
-    assume(version.strip())
-    found = kernel_image.header_version(bzimage(version))
-    assert found == version.strip()
-
-
-@FUZZ
-@given(
-    st.sampled_from([b"\x1f\x8b\x08", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"]),
-    st.binary(max_size=2000),
-)
-def test_kernel_image_scan_survives_truncated_and_corrupt_payloads(
-    magic: bytes, rest: bytes
-) -> None:
-    import gzip
-
-    scan_version = kernel_image.scan_version
-    real = gzip.compress(b"\0" * 1000 + b"Linux version " + IMAGE_VERSION.encode() + b"\n\0")
-    for blob in (magic + rest, b"MZ" + real[: len(rest) % len(real)], b"MZ" + real + rest):
-        assert scan_version(blob) in (None, IMAGE_VERSION)
-
-
-def test_kernel_image_scan_bounds_memory_on_a_decompression_bomb() -> None:
-    """Found by fault injection: 1 MiB of gzip inflated to 1 GiB in one call (2 GB RSS, 8 s)."""
-    import gzip
-    import lzma
-    import time
-    import tracemalloc
-
-    scan_version = kernel_image.scan_version
-    zeros = b"\0" * (128 << 20)
-    bombs = [gzip.compress(zeros, 1), lzma.compress(zeros[: 64 << 20], format=lzma.FORMAT_XZ)]
-    del zeros
-    for bomb in bombs:
-        tracemalloc.start()
-        started = time.monotonic()
-        assert scan_version(b"MZ" + bomb) is None
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert peak < 48 << 20, f"peak {peak >> 20} MiB"
-        assert time.monotonic() - started < 3
-
-
-@FUZZ
-@given(
-    mutated(PROC_VERSIONS),
-    mutated(VERSION_SIGNATURES),
-    mutated(["6.1.0-26-amd64", "5.15.0-122-generic", "5.14.0-427.13.1.el9_4.x86_64"]),
-)
-def test_kernel_build_parsers_never_raise(uts: str, signature: str, release: str) -> None:
-    running_build = kernel_builds.running_build
-    image_build = kernel_builds.build_from_uts
-    dpkg_image_release = kernel_builds.dpkg_image_release
-    for build in (
-        running_build(release, uts, signature),
-        running_build(None, uts, None),
-        running_build(release, None, None),
-        image_build(uts, release),
-        image_build(uts, None),
-    ):
-        assert build is None or (isinstance(build, str) and build)
-    for name in (f"linux-image-{release}", f"linux-image-unsigned-{release}", release):
-        found = dpkg_image_release(name)
-        assert found is None or found in name
-
-
-@pytest.mark.parametrize(
-    ("release", "uts", "signature", "build"),
-    [
-        ("3.2.0-4-amd64", "#1 SMP Debian 3.2.54-2", None, "3.2.54-2"),
-        (
-            "6.1.0-26-amd64",
-            "#1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 (2024-09-30)",
-            None,
-            "6.1.112-1",
-        ),
-        (
-            "5.15.0-122-generic",
-            "#132-Ubuntu SMP Thu Aug 29 13:45:52 UTC 2024",
-            None,
-            "5.15.0-122.132",
-        ),
-        ("5.15.0-122-generic", "#132-Ubuntu SMP", VERSION_SIGNATURES[0], "5.15.0-122.132"),
-    ],
-)
-def test_kernel_build_of_real_version_strings(
-    release: str, uts: str, signature: str | None, build: str
-) -> None:
-    assert kernel_builds.running_build(release, uts, signature) == build
-
-
-# ------------------------------------------------------------------------------ puppet
-VERSION_RB = """module Puppet
-  PUPPETVERSION = '7.23.0'
-
-  def self.version
-    @puppet_version || PUPPETVERSION
-  end
-end
-"""
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
-
-
-@FUZZ
-@given(mutated([VERSION_RB]), mutated(["7.23.0\n", "3.8.7"]), mutated([VERSION_RB]))
-def test_puppet_version_files_never_raise_and_give_a_version_or_none(
-    version_rb: str, version_file: str, puppet_rb: str
-) -> None:
-    read = puppet_installs.version_from_library
-    with tempfile.TemporaryDirectory() as root:
-        library = "usr/lib/ruby/vendor_ruby"
-        os.makedirs(f"{root}/{library}/puppet")
-        Path(f"{root}/{library}/puppet/version.rb").write_text(version_rb, errors="surrogatepass")
-        Path(f"{root}/{library}/puppet.rb").write_text(puppet_rb, errors="surrogatepass")
-        found = read(Host(root), library)
-        assert found is None or found[0][:1].isdigit()
-        Path(f"{root}/{library}/puppet/VERSION").write_text(version_file, errors="surrogatepass")
-        found = read(Host(root), library)
-    assert found is None or (found[0][:1].isdigit() and "\n" not in found[0])
-
-
-@FUZZ
-@given(
-    st.one_of(mutated([METADATA_TRULABS_KAMAILIO]), _JSON.map(json.dumps)),
-    mutated([MODULEFILE_TRULABS_KAMAILIO]),
-    st.booleans(),
-)
-def test_puppet_module_metadata_never_raises(metadata: str, modulefile: str, both: bool) -> None:
-    read = puppet_modules.module_metadata
-    with tempfile.TemporaryDirectory() as root:
-        folder = "etc/puppet/code/modules/kamailio"
-        os.makedirs(f"{root}/{folder}")
-        Path(f"{root}/{folder}/metadata.json").write_text(metadata, errors="surrogatepass")
-        if both:
-            Path(f"{root}/{folder}/Modulefile").write_text(modulefile, errors="surrogatepass")
-        name, version = read(Host(root), folder)
-    assert name is None or isinstance(name, str)
-    assert version is None or isinstance(version, str)
-
-
-@pytest.mark.parametrize(
-    ("text", "name", "version"),
-    [
-        (METADATA_TRULABS_KAMAILIO, "trulabs-kamailio", "0.0.7"),
-        ('{"name": 7, "version": ["0.1"]}', None, None),
-        ("[1, 2]", None, None),
-    ],
-)
-def test_puppet_module_metadata_of_real_and_wrongly_typed_files(
-    text: str, name: str | None, version: str | None
-) -> None:
-    with tempfile.TemporaryDirectory() as root:
-        os.makedirs(f"{root}/m")
-        Path(f"{root}/m/metadata.json").write_text(text)
-        assert puppet_modules.module_metadata(Host(root), "m") == (name, version)
-
-
-@FUZZ
-@given(
-    mutated(["7.23.0", "2.7.14", "3.7.2.acquia7", "4.10.12", "2.7.21.github2"]),
-    mutated(["2.7.14", "7.0"]),
-)
-def test_puppet_version_ordering_never_raises(version: str, minimum: str) -> None:
-    assert puppet_versions.older(version, minimum) in (True, False)
-
-
-# --------------------------------------------------------------------------------- tun
-OPENVPN_CONF = """# OpenVPN server, Debian's sample layout
-port 1194
-proto udp
-dev tun0
-dev-type tun
-ca /etc/openvpn/server/ca.crt
-cert /etc/openvpn/server/server.crt
-key /etc/openvpn/server/server.key  # keep this secret
-dh none
-server 10.8.0.0 255.255.255.0
-keepalive 10 120
-persist-tun
-"""
-
-
-@FUZZ
-@given(
-    st.lists(mutated([OPENVPN_CONF]), min_size=1, max_size=3),
-    raw_bytes(["tun\n"]),
-    raw_bytes(["CONFIG_TUN=m\n# CONFIG_TAP is not set\n"]),
-)
-def test_tun_config_parsers_never_raise(configs: list[str], misc: bytes, kconfig: bytes) -> None:
-    openvpn_configs = tun_facts.openvpn_configs
-    kernel_support = tun_facts.kernel_support
-    with tempfile.TemporaryDirectory() as root:
-        for index, text in enumerate(configs):
-            folder = ("etc/openvpn", "etc/openvpn/server", "etc/openvpn/client")[index]
-            os.makedirs(f"{root}/{folder}", exist_ok=True)
-            Path(f"{root}/{folder}/vpn.conf").write_text(text, errors="surrogatepass")
-        os.makedirs(f"{root}/proc/sys/kernel")
-        os.makedirs(f"{root}/boot")
-        Path(f"{root}/proc/sys/kernel/osrelease").write_text("6.1.0-26-amd64\n")
-        Path(f"{root}/proc/misc").write_bytes(b" 57 " + misc)
-        Path(f"{root}/boot/config-6.1.0-26-amd64").write_bytes(kconfig)
-        host = Host(root)
-        found = openvpn_configs(host)
-        kernel_support(host)
-    assert len(found) == len(configs)
-    for config in found:
-        assert config.dev is None or (config.dev and " " not in config.dev)
-
-
-def test_tun_reads_only_dev_lines_of_a_real_openvpn_config() -> None:
-    with tempfile.TemporaryDirectory() as root:
-        os.makedirs(f"{root}/etc/openvpn/server")
-        Path(f"{root}/etc/openvpn/server/office.conf").write_text(OPENVPN_CONF)
-        (config,) = tun_facts.openvpn_configs(Host(root))
-    assert (config.dev, config.dev_type, config.unit) == ("tun0", "tun", "openvpn-server@office")
-
-
-@FEW
-@given(
-    st.lists(st.text(min_size=1, max_size=20).filter(lambda t: "\0" not in t), max_size=5),
-    mutated(
-        [
-            "   0: 00000000:13C4 00000000:0000 07 00000000:00000000 00:00000000 00000000"
-            "     0        0 18234 2 0000000000000000 0\n"
-        ]
-    ),
-)
-def test_kamailio_socket_tables_and_fd_links_from_a_snapshot_never_raise(
-    targets: list[str], udp_row: str
-) -> None:
-    """Found by review: a copied fd link `socket:[garbage]` reached int() unguarded."""
-    socket_inodes = kamailio_sockets.socket_inodes
-    read_socket_tables = kamailio_sockets.read_socket_tables
-    with tempfile.TemporaryDirectory() as root:
-        os.makedirs(f"{root}/proc/4242/fd")
-        os.makedirs(f"{root}/proc/net")
-        for index, target in enumerate([*targets, "socket:[abc]", "socket:[18234]"]):
-            os.symlink(target, f"{root}/proc/4242/fd/{index}")
-        Path(f"{root}/proc/net/udp").write_text(
-            "  sl  local_address rem_address   st\n" + udp_row, errors="surrogatepass"
-        )
-        host = Host(root)
-        inodes = socket_inodes(host, 4242)
-        read_socket_tables(host)
-    assert inodes is not None and 18234 in inodes

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 
-from conftest import Snapshot, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
+from support.cli import run_preflight
+from support.snapshot import Snapshot
 
+from preflight.facts import distribution as facts_distribution
 from preflight.host import Host
 
 DEBIAN7_BANNER = (
@@ -129,3 +137,139 @@ def test_package_order_never_raises_and_owns_reads_the_file_list() -> None:
     assert openvpn is not None and openvpn.list_file is not None
     assert db.owns(openvpn, "/usr/sbin/openvpn")
     assert not db.owns(openvpn, "/usr/sbin/kamailio")
+
+
+# ------------------------------------------------------------------ processes and sockets
+def _copy_proc_entry(snapshot: Snapshot, pid: int) -> None:
+    """ROOT/proc/<pid> as `preflight collect` would store it: the real files of a live process."""
+    for name in ("stat", "status", "cmdline"):
+        snapshot.write(f"proc/{pid}/{name}", Path(f"/proc/{pid}/{name}").read_bytes())
+    for name in ("exe", "cwd"):
+        snapshot.symlink(f"proc/{pid}/{name}", os.readlink(f"/proc/{pid}/{name}"))
+
+
+def test_process_table_of_the_live_host_and_of_a_snapshot_agree(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    child = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        live = Host("/").processes
+        mine = live.get(os.getpid())
+        proc = live.get(child.pid)
+        assert mine is not None and proc is not None
+        assert proc.ppid == os.getpid() and proc.name == "sleep" and not proc.zombie
+        assert proc.argv == ["sleep", "30"] and proc.cwd == str(tmp_path)
+        assert proc.exe == os.path.realpath(shutil.which("sleep") or "")
+        assert proc.user == pwd.getpwuid(os.getuid()).pw_name and proc.uid == os.getuid()
+        assert proc.start_time is not None and abs(proc.start_time - time.time()) < 10
+        assert [p.pid for p in live.children(os.getpid())] == [child.pid]
+        assert child.pid in [p.pid for p in live.descendants(os.getppid())]
+
+        for pid in (os.getpid(), child.pid):
+            _copy_proc_entry(snapshot, pid)
+        snapshot.write("proc/stat", Path("/proc/stat").read_bytes())  # btime: the start times
+        snapshot.write("etc/passwd", Path("/etc/passwd").read_bytes())
+        table = Host(str(snapshot)).processes
+        assert table.visible and len(table) == 2
+        copied = table.get(child.pid)
+        assert copied is not None
+        for attr in ("pid", "ppid", "name", "uid", "zombie", "argv", "cwd", "exe", "user"):
+            assert getattr(copied, attr) == getattr(proc, attr), attr
+        assert copied.start_time is not None and abs(copied.start_time - proc.start_time) < 0.02
+        assert [p.pid for p in table.children(os.getpid())] == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_child_nobody_reaped_is_a_zombie() -> None:
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    try:
+        while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "`true` did not exit"
+            time.sleep(0.01)
+        proc = Host("/").processes.get(child.pid)
+        assert proc is not None and proc.zombie and proc.argv == []
+    finally:
+        child.wait()
+
+
+def test_a_snapshot_without_a_process_list_says_so(snapshot: Snapshot) -> None:
+    snapshot.write("proc/1/environ", b"container=lxc\0")  # what collect keeps of pid 1 alone
+    table = Host(str(snapshot)).processes
+    assert not table.visible and list(table) == []
+
+
+def test_listening_sockets_and_who_holds_them() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp,
+    ):
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        udp.bind(("::1", 0))
+        host = Host("/")
+        tcp_port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
+        [listening] = host.sockets.on_port("tcp", tcp_port)
+        [bound] = host.sockets.on_port("udp", udp_port)
+        assert (listening.addr, bound.addr) == ("127.0.0.1", "::1")
+        assert {listening.inode, bound.inode} <= (host.sockets.inodes_of(os.getpid()) or set())
+        owners = host.sockets.holders({listening.inode, bound.inode}, host.processes)
+        assert {p.pid for p in owners.values()} == {os.getpid()}
+        assert host.sockets is host.sockets, "read once per run"
+
+
+# ---------------------------------------------------------------------- distribution (distro)
+def test_os_release_stays_inside_the_snapshot_and_never_blocks(snapshot: Snapshot) -> None:
+    # An absolute link names the snapshot's own usr/lib/os-release, not this machine's.
+    snapshot.write("usr/lib/os-release", DEBIAN7_OS_RELEASE)
+    snapshot.symlink("etc/os-release", "/usr/lib/os-release")
+    assert Host(str(snapshot)).os_release == facts_distribution.parse_os_release(DEBIAN7_OS_RELEASE)
+    (Path(str(snapshot)) / "etc/os-release").unlink()
+    os.mkfifo(Path(str(snapshot)) / "etc/os-release")  # nobody writes: a read would block
+    host = Host(str(snapshot))
+    assert (host.os_release or {}).get("VERSION_ID") == "7"
+    assert host.os_codename == "wheezy"
+
+
+def test_os_release_keeps_the_good_lines_of_a_damaged_file(snapshot: Snapshot) -> None:
+    snapshot.write("etc/os-release", DEBIAN12_OS_RELEASE + 'BUG_REPORT_URL="unclosed\n')
+    osr = Host(str(snapshot)).os_release or {}
+    assert (osr.get("ID"), osr.get("VERSION_ID"), osr.get("VERSION_CODENAME")) == (
+        "debian",
+        "12",
+        "bookworm",
+    )
+
+
+def test_process_and_socket_tables_are_read_once_for_every_check_thread() -> None:
+    host = Host("/")
+    start = threading.Barrier(6)
+    seen: list[tuple[int, int]] = []
+
+    def check() -> None:
+        start.wait()
+        seen.append((id(host.processes), id(host.sockets)))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1 and len(seen) == 6
+
+
+def test_user_and_group_names_come_from_the_roots_own_files(snapshot: Snapshot) -> None:
+    # Debian's base-passwd lines; a second uid 0 and a non-canonical number as an attacker or a
+    # sloppy tool might leave them: getpwuid answers with the first canonical match.
+    snapshot.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n"
+        "odd:x:0100:100::/:/usr/sbin/nologin\n"
+        "_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n",
+    )
+    snapshot.write("etc/group", "root:x:0:\nnetdev:x:108:\n")
+    users = Host(str(snapshot)).users
+    assert (users.user_name(0), users.user_name(42), users.user_name(100)) == ("root", "_apt", None)
+    assert (users.group_name(108), users.group_name(65534)) == ("netdev", None)

@@ -15,6 +15,7 @@ from conftest import (
     Snapshot,
     codes,
     finding,
+    live_machine,
     preflight_env,
     report_of,
     require,
@@ -59,6 +60,10 @@ def kernel_result(root: Snapshot | str, *extra: str) -> tuple[int, dict[str, Any
 
 
 # ------------------------------------------------------------------------------ live
+@live_machine(
+    "this Firecracker microVM (a hypervisor-supplied kernel, linux-image-amd64 installed)",
+    lambda: "BOOT_IMAGE=" not in Path("/proc/cmdline").read_text(),
+)
 def test_live_microvm_with_packaged_kernel_is_externally_managed() -> None:
     """This Firecracker VM runs the hypervisor's kernel; linux-image-amd64 is installed but
     nothing on the boot path would load it, so a reboot must not be advised."""

@@ -10,6 +10,7 @@ check is searched for every token and for key material.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -27,7 +28,45 @@ AUTH_SECRET = "PFSECRET-nonce-Lk73"
 CFG_PASSWORD = "PFSECRET-cfgline-Tr44"
 VPN_PASSWORD = "PFSECRET-vpnpass-Mn55"
 ENV_SECRET = "PFSECRET-env-Hg66"
-SECRETS = (DB_PASSWORD, DEFINE_PASSWORD, AUTH_SECRET, CFG_PASSWORD, VPN_PASSWORD, ENV_SECRET)
+# Issue 18 item 12: secrets that line patterns missed; each must be masked by structure.
+REDIS_PASSWORD = "PFSECRET-redis-Ab12"
+SUBSTDEF_PASSWORD = "PFSECRET-substdef-Cd34"
+DEFINE_DBPASS = "PFSECRET-dbpass-Ef56"
+AVP_PASSWORD = "PFSECRET-avp-Gh78"
+MYSQL_PWD = "PFSECRET-mysqlpwd-Ij90"
+GITHUB_PAT = "ghp_PFSECRETpat0123456789abcdefABCDEF"
+WEBHOOK = "PFSECRET-webhook-Kl12"
+URL_PASSWORD = "PF/SECRET url@pass-Mn34"  # a `/`, a space and an `@` in a URL password
+TLS_CRYPT_V2 = "PFSECRETtlscryptv2Op56"
+PKCS12 = "PFSECRETpkcs12Qr78"
+PROXY_PASSWORD = "PFSECRET-proxy-St90"
+NUL_SECRET = "PFSECRET-nul-Uv12"
+UTF16_SECRET = "PFSECRET-utf16-Wx34"
+STRUCTURED = (
+    REDIS_PASSWORD,
+    SUBSTDEF_PASSWORD,
+    DEFINE_DBPASS,
+    AVP_PASSWORD,
+    MYSQL_PWD,
+    GITHUB_PAT,
+    WEBHOOK,
+    URL_PASSWORD,
+    "url@pass-Mn34",
+    TLS_CRYPT_V2,
+    PKCS12,
+    PROXY_PASSWORD,
+    NUL_SECRET,
+    UTF16_SECRET,
+)
+SECRETS = (
+    DB_PASSWORD,
+    DEFINE_PASSWORD,
+    AUTH_SECRET,
+    CFG_PASSWORD,
+    VPN_PASSWORD,
+    ENV_SECRET,
+    *STRUCTURED,
+)
 
 
 def private_key_pem(tmp: Path) -> str:
@@ -87,6 +126,10 @@ include_file "secrets.cfg"
 """,
     )
     snap.write("etc/kamailio/secrets.cfg", f'dbpassword = "{CFG_PASSWORD}"\nport=5060 x\n')
+    snap.write("etc/kamailio/redis.cfg", REDIS_CFG)
+    snap.write("etc/kamailio/binary.cfg", f"#!KAMAILIO\0\npassword = {NUL_SECRET}\n")
+    snap.write("etc/kamailio/utf16.cfg", f"password = {UTF16_SECRET}\n".encode("utf-16"))
+    snap.write("etc/openvpn/client/inline.conf", OPENVPN_INLINE)
     snap.write(
         "etc/kamailio/tls.cfg",
         "[server:default]\nmethod = TLSv1.2+\nprivate_key = /etc/kamailio/kamailio.key\n"
@@ -104,10 +147,48 @@ include_file "secrets.cfg"
         f"<auth-user-pass>\nalice\n{VPN_PASSWORD}\n</auth-user-pass>\n",
     )
     snap.write("etc/openvpn/server/pass.txt", f"alice\n{VPN_PASSWORD}\n", mode=0o600)
-    snap.write("etc/environment", f'PATH="/usr/bin:/bin"\nAWS_SECRET_ACCESS_KEY={ENV_SECRET}\n')
+    snap.write(
+        "etc/environment",
+        f'PATH="/usr/bin:/bin"\nAWS_SECRET_ACCESS_KEY={ENV_SECRET}\nMYSQL_PWD={MYSQL_PWD}\n'
+        f"GITHUB_PAT={GITHUB_PAT}\n"
+        f"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T000/B000/{WEBHOOK}\n",
+    )
     snap.mkdir("dev/net")
     static_lines = key_body_lines(OPENVPN_STATIC_KEY)
     return snap, [*SECRETS, *key_body_lines(pem), *static_lines, "PRIVATE KEY"]
+
+
+# Kamailio: a Redis server string, #!substdef and #!define values, $avp passwords, a DB URL
+# whose password holds `/`, a space and `@`.
+REDIS_CFG = f"""#!substdef "!DB_PASSWORD!{SUBSTDEF_PASSWORD}!g"
+#!define DBPASS "{DEFINE_DBPASS}"
+#!define DBURL "mysql://kamailio:{URL_PASSWORD}@db.example.net/kamailio"
+#!substdef "!MY_IP!192.0.2.10!g"
+modparam("ndb_redis", "server", "name=srv8;addr=127.0.0.1;port=6379;db=1;pass={REDIS_PASSWORD}")
+$avp(s:password) = "{AVP_PASSWORD}";
+listen=udp:MY_IP:5060
+"""
+OPENVPN_INLINE = f"""client
+dev tun
+remote vpn.example.net 1194
+<tls-crypt-v2>
+-----BEGIN OpenVPN tls-crypt-v2 client key-----
+{TLS_CRYPT_V2}
+-----END OpenVPN tls-crypt-v2 client key-----
+</tls-crypt-v2>
+<pkcs12>
+{PKCS12}
+</pkcs12>
+<http-proxy-user-pass>
+proxyuser
+{PROXY_PASSWORD}
+</http-proxy-user-pass>
+<ca>
+-----BEGIN CERTIFICATE-----
+MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ
+-----END CERTIFICATE-----
+</ca>
+"""
 
 
 def leaks(text: str, needles: list[str]) -> list[str]:
@@ -227,3 +308,46 @@ password = "{CFG_PASSWORD}" oops
     (kamailio,) = report_of(detail)["checks"]
     # The finding points at the file and line of the first error.
     assert any(f"{cfg}:" in f["message"] for f in kamailio["findings"]), kamailio["findings"]
+
+
+def test_collect_redacts_by_structure_and_keeps_what_checks_read(
+    secret_host: tuple[Snapshot, list[str]], tmp_path: Path
+) -> None:
+    """Issue 18 item 12: every value of a secret-bearing key, every inline key block and every
+    URL userinfo is masked; what the checks parse stays; files that are not text (a NUL byte,
+    UTF-16) are withheld whole, never copied unredacted."""
+    snap, needles = secret_host
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--root", str(snap), "--no-plugins")
+    assert run.returncode == 0, run.stderr
+    with tarfile.open(tarball) as archive:
+        files = {
+            m.name.removeprefix("./"): (archive.extractfile(m) or io.BytesIO()).read()
+            for m in archive.getmembers()
+            if m.isfile()
+        }
+    redis = files["etc/kamailio/redis.cfg"].decode()
+    assert '#!substdef "!DB_PASSWORD!REDACTED!g"\n' in redis
+    assert '#!define DBPASS "REDACTED"\n' in redis
+    assert '#!define DBURL "mysql://kamailio:REDACTED@db.example.net/kamailio"\n' in redis
+    assert '#!substdef "!MY_IP!192.0.2.10!g"\n' in redis  # not a secret: kept for the parser
+    assert (
+        'modparam("ndb_redis", "server", "name=srv8;addr=127.0.0.1;port=6379;db=1;pass=REDACTED")'
+        in redis
+    )
+    assert '$avp(s:password) = "REDACTED";\n' in redis
+    assert "listen=udp:MY_IP:5060\n" in redis
+    environment = files["etc/environment"].decode()
+    assert 'PATH="/usr/bin:/bin"\n' in environment
+    for key in ("AWS_SECRET_ACCESS_KEY", "MYSQL_PWD", "GITHUB_PAT", "SLACK_WEBHOOK_URL"):
+        assert f"{key}=REDACTED\n" in environment
+    vpn = files["etc/openvpn/client/inline.conf"].decode()
+    assert vpn.startswith("client\ndev tun\nremote vpn.example.net 1194\n")
+    for tag in ("tls-crypt-v2", "pkcs12", "http-proxy-user-pass"):
+        assert f"<{tag}>\nREDACTED\n</{tag}>\n" in vpn
+    assert "BEGIN CERTIFICATE" in vpn  # <ca> is public
+    # Not text: stored empty and listed, whatever it holds.
+    assert files["etc/kamailio/binary.cfg"] == b"" and files["etc/kamailio/utf16.cfg"] == b""
+    manifest = json.loads(files[".preflight-collect.json"])
+    assert {"etc/kamailio/binary.cfg", "etc/kamailio/utf16.cfg"} <= set(manifest["withheld"])
+    assert leaks(b"".join(files.values()).decode("utf-8", "replace"), needles) == []

@@ -16,6 +16,7 @@ from conftest import (
     check_of,
     codes,
     finding,
+    live_machine,
     report_of,
     require,
     require_command,
@@ -25,6 +26,8 @@ from conftest import (
 )
 from hostdata import DEBIAN12_OS_RELEASE
 from snapshots_kernel import BASE_FILES_STANZA, OPENVPN_STANZA, bookworm_proc_version
+
+from preflight.host import Host
 
 MKNOD = "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun"
 RELEASE = "6.1.0-26-amd64"
@@ -108,7 +111,12 @@ def check_snapshot(snapshot: Snapshot, *extra: str) -> tuple[Run, dict[str, Any]
     return run, tun_check(run)
 
 
+# The live tests judge this machine, where OpenVPN is installed (else tun.not-needed skips).
+LIVE_WITH_OPENVPN = live_machine("openvpn installed", lambda: Host("/").which("openvpn"))
+
+
 # ------------------------------------------------------------------------------------ live
+@LIVE_WITH_OPENVPN
 def test_live_root_probe_passes_and_leaves_no_interface(tmp_path: Path) -> None:
     require_root()
     require("/dev/net/tun", os.path.exists("/dev/net/tun"))
@@ -132,6 +140,7 @@ def test_live_root_probe_passes_and_leaves_no_interface(tmp_path: Path) -> None:
     assert check["details"]["openvpn"]["binary"] == "/usr/sbin/openvpn"
 
 
+@LIVE_WITH_OPENVPN
 def test_live_probe_disabled_by_config(tmp_path: Path) -> None:
     require_root()
     require("/dev/net/tun", os.path.exists("/dev/net/tun"))
@@ -144,6 +153,7 @@ def test_live_probe_disabled_by_config(tmp_path: Path) -> None:
     assert "probe = false" in check["details"]["probe"]["reason"]
 
 
+@LIVE_WITH_OPENVPN
 def test_live_root_without_net_admin_is_a_permission_failure() -> None:
     # Root whose capability bounding set lacks CAP_NET_ADMIN (as in a container started without
     # --cap-add=NET_ADMIN): the node opens, the kernel refuses TUNSETIFF.
@@ -167,6 +177,7 @@ def test_live_root_without_net_admin_is_a_permission_failure() -> None:
     assert (probe["ran"], probe["step"], probe["net_admin"]) == (True, "ioctl", False)
 
 
+@LIVE_WITH_OPENVPN
 def test_live_unprivileged_user_reports_probe_not_run() -> None:
     require_nobody_can_run("preflight_checks.tun")
     require("/dev/net/tun", os.path.exists("/dev/net/tun"))

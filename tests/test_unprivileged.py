@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    check_of,
-    report_of,
-    require_nobody_can_run,
-    run_preflight,
-    world_readable_dir,
-)
+from support.cli import NOBODY, check_of, report_of, run_preflight
+from support.components import live_machine, require_nobody_can_run, world_readable_dir
+
+from preflight.host import Host
+
+which = Host("/").which  # PATH and the sbin folders, as the check looks
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,12 +63,12 @@ def test_checks_that_need_no_root_give_roots_answer(
             assert check["code"] == root_by_id[check["id"]]["code"]
 
 
+@live_machine("openvpn installed (else the tun check does not apply)", lambda: which("openvpn"))
 def test_what_needs_root_says_so(reports: tuple[dict[str, Any], dict[str, Any]]) -> None:
     as_root, as_nobody = reports
     tun_root = check_of(as_root, "tun")
     tun = check_of(as_nobody, "tun")
-    if tun_root["status"] == "skip":
-        pytest.skip("no OpenVPN here: the tun check does not apply")
+    assert tun_root["status"] != "skip", tun_root["summary"]
     # The functional probe needs root (or CAP_NET_ADMIN): the report says it did not run and
     # why, and the verdict then rests on the files alone.
     assert "needs root" in tun["summary"], tun["summary"]

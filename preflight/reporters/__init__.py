@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 FORMATS = ("human", "json", "nagios", "prometheus", "junit", "facter")
 
 
-def render(fmt: str, report: Report, color: bool = False) -> str:
-    """The whole report as text in format `fmt`."""
+def render(fmt: str, report: Report, color: bool = False, width: int = 100) -> str:
+    """The whole report as text in format `fmt`; `width` matters to the human format only."""
     module = importlib.import_module(f"preflight.reporters.{fmt}_format")
+    if fmt == "human":
+        return str(module.render(report, color=color, width=width))
     return str(module.render(report, color=color))

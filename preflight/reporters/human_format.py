@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -24,8 +23,7 @@ STYLE = {
 }
 
 
-def render(report: Report, color: bool = False) -> str:
-    width = shutil.get_terminal_size((100, 24)).columns if color else 100
+def render(report: Report, color: bool = False, width: int = 100) -> str:
     buffer = io.StringIO()
     console = Console(
         file=buffer,

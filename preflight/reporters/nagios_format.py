@@ -11,11 +11,20 @@ if TYPE_CHECKING:
     from preflight.report import Report
 
 LABELS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+# Nagios has no state for "you called me wrong": a usage error is UNKNOWN, and 64 would be read
+# as "out of bounds" with the message lost.
+UNKNOWN_EXIT = 3
+
+
+def usage_error(message: str) -> str:
+    """What a usage or configuration error looks like to Nagios (exit UNKNOWN_EXIT)."""
+    return f"PREFLIGHT UNKNOWN - {_clean(message)}\n"
 
 
 def _clean(text: str) -> str:
-    """One line, and no `|`: Nagios reads everything after a pipe as performance data."""
-    return " ".join(text.replace("|", "/").split())
+    """One line, no `|` (Nagios reads everything after a pipe as performance data) and no `;`
+    (Nagios rewrites it in plugin output)."""
+    return " ".join(text.replace("|", "/").replace(";", ",").split())
 
 
 def render(report: Report, color: bool = False) -> str:
@@ -38,8 +47,8 @@ def _summary(report: Report) -> str:
     attention.sort(key=lambda r: ATTENTION.index(r.status))
     if not attention:
         return tally
-    named = "; ".join(f"{r.id} {r.status.value} ({r.code})" for r in attention)
-    return _clean(f"{named}; {tally}")
+    named = ", ".join(f"{r.id} {r.status.value} ({r.code})" for r in attention)
+    return _clean(f"{named} - {tally}")
 
 
 def _perfdata(report: Report) -> str:

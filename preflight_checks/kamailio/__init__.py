@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight.text import printable
 from preflight_checks.kamailio.config import MODULE_DIRS
 
@@ -234,6 +234,18 @@ class KamailioCheck(Check):
         *(f"{folder}/*.so" for folder in MODULE_DIRS),
     )
 
+    applies = AppliesWhen(
+        "Kamailio is not installed (no kamailio binary, package or process)",
+        packages=("kamailio",),
+        commands=("kamailio",),
+        processes=("kamailio",),
+        remediation=("apt-get install kamailio",),
+    )
+
+    def not_applicable(self, ctx: CheckContext) -> Finding | None:
+        # A configured `binary` is Kamailio installed where PATH does not look.
+        return None if ctx.options.get("binary") else super().not_applicable(ctx)
+
     def run(self, ctx: CheckContext) -> Iterable[Finding]:
         return run_check(ctx)
 
@@ -274,15 +286,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     binary = ctx.options.get("binary") or host.which("kamailio")
     package = host.packages.get("kamailio")
     report.details.update({"binary": binary, "package": package.version if package else None})
-    if not (binary or package or found):
-        return [
-            ctx.absent(
-                "kamailio.not-installed",
-                "Kamailio is not installed (no kamailio binary, package or process)",
-                ["apt-get install kamailio"],
-            )
-        ]
-
+    # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
     instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
     config = host.display(config_rel)
     report.instance = instance

@@ -1,8 +1,5 @@
-"""Kamailio processes and the sockets they hold, read from ROOT/proc.
-
-The socket tables are read once and filtered by state with one regular expression per table, and
-only the file descriptors of Kamailio's own processes are mapped to socket inodes, so a host with
-tens of thousands of connections costs a few milliseconds, not a walk over every process.
+"""Kamailio processes and the sockets they hold (the host's process and socket tables are
+engine facts: preflight.facts.processes and preflight.facts.sockets).
 
 What Kamailio should be doing: which running instance and config to judge, what
 `kamailio -c` resolves that config to, and so which sockets it should hold.
@@ -14,11 +11,17 @@ import ipaddress
 import os
 import posixpath
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Status
+from preflight.facts.sockets import IPV4_ANY, IPV6_ANY, BoundSocket
+
+# The host's socket tables are an engine fact now; these names stay importable from here.
+from preflight.facts.sockets import SOCKET_TABLE_LIMIT as SOCKET_TABLE_LIMIT
+from preflight.facts.sockets import holders as holders
+from preflight.facts.sockets import read_socket_tables as read_socket_tables
+from preflight.facts.sockets import socket_inodes as socket_inodes
 from preflight_checks.kamailio.config import (
     DEFAULT_CONFIG,
     CheckOutput,
@@ -34,11 +37,7 @@ if TYPE_CHECKING:
     from preflight_checks.kamailio.findings import Report
 
 
-# --- from kamailio_sockets.py
-SOCKET_TABLE_LIMIT = 256 << 20  # /proc/net/tcp of a busy host is megabytes; never cut it short
 PROC_NAME = "kamailio"
-IPV4_ANY = "0.0.0.0"  # noqa: S104 - an address read from the tables, nothing is bound here
-IPV6_ANY = "::"
 # getopt letters of kamailio 5.x that take an argument: `-f FILE`, `-fFILE`.
 _ARG_LETTERS = set("fmMblLnNWwtugPGQOaAxXY")
 _LONG_WITH_ARG = {
@@ -53,13 +52,6 @@ _LONG_WITH_ARG = {
     "substdef",
     "substdefs",
 }
-# TCP LISTEN (0A) rows, and UDP rows not connected to a peer (CLOSE, 07): bound sockets.
-_TCP_LISTEN = re.compile(
-    rb"^\s*\d+: ([0-9A-F]+):([0-9A-F]{4}) [0-9A-F]+:0000 0A (?:\S+\s+){5}(\d+)", re.M
-)
-_UDP_BOUND = re.compile(
-    rb"^\s*\d+: ([0-9A-F]+):([0-9A-F]{4}) [0-9A-F]+:0000 07 (?:\S+\s+){5}(\d+)", re.M
-)
 
 
 @dataclass
@@ -67,7 +59,7 @@ class Process:
     pid: int
     ppid: int
     comm: str
-    starttime_ticks: int | None
+    started: float | None  # epoch seconds
     state: str = ""  # Z: a zombie, gone but not reaped
     argv: list[str] = field(default_factory=list)
     uids: tuple[int, int] | None = None  # real and effective; None: unknown (a snapshot)
@@ -106,23 +98,6 @@ def parse_argv(argv: list[str]) -> dict[str, list[str]]:
     return options
 
 
-def read_process(host: Host, pid: int) -> Process | None:
-    stat = host.read_text(f"proc/{pid}/stat", limit=4096)
-    if not stat:
-        return None
-    open_paren, close_paren = stat.find("("), stat.rfind(")")
-    if open_paren < 0 or close_paren < 0:
-        return None
-    comm = stat[open_paren + 1 : close_paren]
-    fields = stat[close_paren + 2 :].split()
-    try:
-        ppid = int(fields[1])
-        starttime: int | None = int(fields[19])
-    except (IndexError, ValueError):
-        return None
-    return Process(pid, ppid, comm, starttime, fields[0])
-
-
 def read_uids(host: Host, pid: int) -> tuple[int, int] | None:
     """The real and effective uid of a process (its status file); None when unknown."""
     text = host.read_text(f"proc/{pid}/status", limit=16 * 1024) or ""
@@ -140,14 +115,11 @@ def read_exe(host: Host, pid: int) -> str | None:
 
 
 def list_processes(host: Host) -> list[Process]:
-    """Every process of ROOT/proc, by its stat file (comm and parent); cheap enough per run."""
-    processes = []
-    for name in host.listdir("proc"):
-        if name.isdecimal():
-            proc = read_process(host, int(name))
-            if proc is not None:
-                processes.append(proc)
-    return processes
+    """Every process of the host, from the run's shared process table (preflight.facts)."""
+    return [
+        Process(p.pid, p.ppid, p.name, p.start_time, "Z" if p.zombie else "")
+        for p in host.processes
+    ]
 
 
 @dataclass
@@ -244,108 +216,8 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
 
 
 def start_time(host: Host, proc: Process) -> float | None:
-    """When the process started (epoch seconds): starttime ticks after boot plus btime."""
-    boot = host.boot_time
-    if boot is None or proc.starttime_ticks is None:
-        return None
-    return boot + proc.starttime_ticks / os.sysconf("SC_CLK_TCK")
-
-
-# ------------------------------------------------------------------------------ socket tables
-@dataclass(frozen=True)
-class BoundSocket:
-    transport: str  # udp | tcp
-    addr: str
-    port: int
-    inode: int
-
-
-def _hex_address(text: bytes) -> str:
-    raw = bytes.fromhex(text.decode())
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw[::-1]))
-    # IPv6: four 32-bit words, each in host (little-endian) order.
-    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-    address = ipaddress.IPv6Address(words)
-    mapped = address.ipv4_mapped
-    return str(mapped) if mapped is not None else str(address)
-
-
-# Every row the patterns above match has a peer port of 0 followed by the state, which no
-# connected row has: a substring search skips the thousands of ESTABLISHED rows of a busy host
-# (2 ms instead of 35 ms for 20,000 rows) and the pattern then checks the few candidates.
-_MARKER = {"tcp": b":0000 0A ", "udp": b":0000 07 "}
-
-
-def _bound_rows(
-    pattern: re.Pattern[bytes], data: bytes, marker: bytes
-) -> Iterator[re.Match[bytes]]:
-    at = data.find(marker)
-    while at != -1:
-        start = data.rfind(b"\n", 0, at) + 1
-        end = data.find(b"\n", at)
-        if end == -1:
-            end = len(data)
-        match = pattern.match(data, start, end)
-        if match is not None:
-            yield match
-        at = data.find(marker, end)
-
-
-def read_socket_tables(host: Host) -> tuple[list[BoundSocket], list[str]]:
-    """TCP listening and UDP bound sockets of every table present; and the tables missing."""
-    sockets: list[BoundSocket] = []
-    missing: list[str] = []
-    for table, pattern, transport in (
-        ("tcp", _TCP_LISTEN, "tcp"),
-        ("tcp6", _TCP_LISTEN, "tcp"),
-        ("udp", _UDP_BOUND, "udp"),
-        ("udp6", _UDP_BOUND, "udp"),
-    ):
-        data = host.read_bytes(f"proc/net/{table}", limit=SOCKET_TABLE_LIMIT)
-        if data is None:
-            missing.append(f"/proc/net/{table}")
-            continue
-        for match in _bound_rows(pattern, data, _MARKER[transport]):
-            try:
-                addr = _hex_address(match.group(1))
-            except ValueError:
-                continue
-            sockets.append(
-                BoundSocket(transport, addr, int(match.group(2), 16), int(match.group(3)))
-            )
-    return sockets, missing
-
-
-def socket_inodes(host: Host, pid: int) -> set[int] | None:
-    """Inodes of the sockets a process holds; None when its fd folder cannot be read."""
-    folder = f"proc/{pid}/fd"
-    names = host.listdir(folder)
-    # An empty listing is also what a missing or forbidden folder gives (not root: another
-    # user's fd folder): those say nothing about the sockets, an empty folder does.
-    if not names and (not host.is_dir(folder) or host.is_readable(folder) is False):
-        return None
-    inodes = set()
-    for name in names:
-        target = host.readlink(f"{folder}/{name}") or ""
-        # A snapshot's fd links are whatever was copied: only well-formed ones count.
-        if target.startswith("socket:[") and target.endswith("]") and target[8:-1].isdecimal():
-            inodes.add(int(target[8:-1]))
-    return inodes
-
-
-def holders(host: Host, inodes: set[int], processes: list[Process]) -> dict[int, Process]:
-    """Which of `processes` holds each of `inodes` (the first in `processes` order), reading
-    each process's fd folder once; inodes nobody there holds are left out."""
-    found: dict[int, Process] = {}
-    if not inodes:
-        return found
-    for proc in processes:
-        for inode in (socket_inodes(host, proc.pid) or set()) & inodes:
-            found.setdefault(inode, proc)
-        if len(found) == len(inodes):
-            break
-    return found
+    """When the process started (epoch seconds)."""
+    return proc.started
 
 
 def covers(bound: BoundSocket, want: Socket, bindv6only: bool) -> bool:

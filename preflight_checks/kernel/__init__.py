@@ -10,11 +10,12 @@ changes nothing (the DigitalOcean trap).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Status
 
 if TYPE_CHECKING:
+    from preflight.host import Host
     from preflight_checks.kernel.facts import Kernel, KernelFacts
 
 
@@ -86,6 +87,8 @@ class KernelCheck(Check):
         ),
     }
     paths = (
+        "var/lib/dpkg/info/linux-image*.list",
+        "var/lib/dpkg/info/linux-signed-image*.list",
         "proc/version_signature",
         "sys/hypervisor/guest_type",
         "var/run/reboot-required",
@@ -99,6 +102,21 @@ class KernelCheck(Check):
     )
     # Without a package database the kernels on disk count, dated by these files' mtimes.
     markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")
+
+    @classmethod
+    def host_facts(cls, host: Host) -> dict[str, Any]:
+        """The installed kernel packages, for `preflight facts`."""
+        from preflight_checks.kernel.facts import kernel_packages
+
+        kernels = kernel_packages(host.packages)
+        return {
+            "packages": {
+                "kernel": [
+                    {"name": p.name, "version": p.version, "installed_at": p.installed_at}
+                    for p in kernels
+                ]
+            }
+        }
 
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even

@@ -23,7 +23,17 @@ from preflight.facts import uts_version_of
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
+    from preflight.facts.packages import Package, PackageDB
     from preflight.host import Host
+
+RPM_KERNEL_NAMES = ("kernel", "kernel-core", "kernel-default")
+
+
+def kernel_packages(db: PackageDB) -> list[Package]:
+    """Installed kernel images: dpkg's linux-image-*, RPM's kernel/kernel-core."""
+    if db.manager == "dpkg":
+        return db.find(prefix="linux-image-")
+    return db.find(names=RPM_KERNEL_NAMES)
 
 
 # --- from kernel_builds.py
@@ -130,7 +140,7 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     kernels: list[Kernel] = []
     metas: list[Kernel] = []
     if db.manager == "dpkg":
-        for pkg in db.kernel_packages():
+        for pkg in kernel_packages(db):
             if pkg.name.endswith(_DEBUG_SUFFIXES):
                 continue
             release = dpkg_image_release(pkg.name)
@@ -152,7 +162,7 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
         return kernels, metas
     if db.manager == "rpm":
         seen: set[str] = set()
-        for pkg in sorted(db.kernel_packages(), key=lambda p: p.name != "kernel-core"):
+        for pkg in sorted(kernel_packages(db), key=lambda p: p.name != "kernel-core"):
             release = f"{pkg.version.split(':')[-1]}.{pkg.arch}" if pkg.arch else None
             if release is None or release in seen:
                 continue

@@ -26,8 +26,8 @@ from preflight.host import SYSTEM_PATH
 if TYPE_CHECKING:
     from packaging.version import Version
 
+    from preflight.facts.packages import Package
     from preflight.host import Host
-    from preflight.packages import Package
 
 
 # --- from puppet_paths.py

@@ -12,7 +12,7 @@ the probe runs in tun_probe, and tun_findings words the findings and their fixes
 
 from __future__ import annotations
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight_checks.tun.findings import MKNOD
 
 
@@ -114,6 +114,18 @@ on demand, so a module that is not loaded yet is not a finding.
     # The binary's presence (and mode) is the fact; its content is not needed.
     markers = ("usr/sbin/openvpn", "usr/local/sbin/openvpn")
 
+    applies = AppliesWhen(
+        "OpenVPN is not installed (no openvpn on PATH, no openvpn package) and there is no "
+        "config in /etc/openvpn, /etc/openvpn/server or /etc/openvpn/client: nothing here "
+        "needs /dev/net/tun",
+        packages=("openvpn",),
+        commands=("openvpn",),
+        files=("etc/openvpn/*.conf", "etc/openvpn/server/*.conf", "etc/openvpn/client/*.conf"),
+        remediation=("set `[checks.tun] required = true` to check the device anyway",),
+        code="not-needed",
+        required_runs=True,  # required = true checks the device even without OpenVPN
+    )
+
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even
         # when the check is not selected.
@@ -148,20 +160,7 @@ on demand, so a module that is not loaded yet is not a finding.
             "configs": [c.to_dict() for c in configs],
             "enabled_units": sorted(enabled_units),
         }
-        if not (binary or package or configs or ctx.required):
-            reason = (
-                "OpenVPN is not installed (no openvpn on PATH, no openvpn package) and "
-                "there is no config in /etc/openvpn, /etc/openvpn/server or "
-                "/etc/openvpn/client: nothing here needs /dev/net/tun"
-            )
-            return [
-                ctx.absent(
-                    "tun.not-needed",
-                    reason,
-                    ["set `[checks.tun] required = true` to check the device anyway"],
-                )
-            ]
-
+        # No OpenVPN at all is the engine's `tun.not-needed` (TunCheck.applies).
         container = host.container
         ctx.details["container"] = container
         device = device_facts(host)

@@ -154,18 +154,9 @@ def device_facts(host: Host) -> dict[str, Any]:
         facts["major"], facts["minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
     facts["mode"] = f"{stat.S_IMODE(st.st_mode):04o}"
     facts["uid"], facts["gid"] = st.st_uid, st.st_gid
-    facts["owner"] = _id_name(host, "etc/passwd", st.st_uid)
-    facts["group"] = _id_name(host, "etc/group", st.st_gid)
+    facts["owner"] = host.users.user_name(st.st_uid)
+    facts["group"] = host.users.group_name(st.st_gid)
     return facts
-
-
-def _id_name(host: Host, rel: str, number: int) -> str | None:
-    """The name of a uid/gid from the root's own passwd/group file (not this machine's)."""
-    for line in (host.read_text(rel, 4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2] == str(number):
-            return fields[0]
-    return None
 
 
 def tun_module_loaded(host: Host) -> bool | None:

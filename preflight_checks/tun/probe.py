@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from preflight.facts.capabilities import CAP_NET_ADMIN
 from preflight_checks.tun.facts import DEVICE
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
 IFREQ_SIZE = 40  # sizeof(struct ifreq) on Linux: 16-byte name + a 24-byte union
 PROBE_NAME_PATTERN = "pfprobe%d"  # our own prefix, so the transient interface is recognisably ours
-CAP_NET_ADMIN = 12
 
 
 @dataclass
@@ -115,8 +114,4 @@ def _probe_error(step: str, exc: OSError) -> ProbeResult:
 
 
 def _has_net_admin(host: Host) -> bool:
-    status = host.read_text("proc/self/status", 64 * 1024) or ""
-    match = re.search(r"^CapEff:\s*([0-9a-fA-F]+)\s*$", status, re.M)
-    if match is None:
-        return False
-    return bool(int(match.group(1), 16) & (1 << CAP_NET_ADMIN))
+    return host.capabilities.has(CAP_NET_ADMIN)

@@ -20,6 +20,7 @@ class ScriptedCheck(Check):
     findings = {
         "scripted.absent": FindingDoc(Status.SKIP, "the findings file is absent"),
     }
+    open_codes = True  # its codes are whatever the findings file says
     options = {"file": Option(str, "etc/preflight-scripted/findings", "the findings file")}
     paths = ("etc/preflight-scripted/*", "srv/preflight-scripted/**", "proc/[0-9]*/cmdline")
 

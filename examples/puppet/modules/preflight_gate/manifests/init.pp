@@ -12,7 +12,7 @@
 #   }
 #
 # Parameters:
-#   preflight   - the preflight command (absolute path).
+#   preflight   - the preflight command (absolute path; the README installs it here).
 #   checks      - check ids to run; empty means every check preflight loads.
 #   options     - further options, e.g. ['--config', '/etc/preflight/kamailio.toml'] or
 #                 ['--fail-on', 'fail'] to let warnings through.
@@ -20,7 +20,7 @@
 #                 service that an earlier resource started comes up.
 #   environment - extra environment variables for the exec ("NAME=value" strings).
 class preflight_gate (
-  String        $preflight   = '/usr/local/bin/preflight',
+  String        $preflight   = '/opt/preflight/bin/preflight',
   Array[String] $checks      = [],
   Array[String] $options     = [],
   Integer       $wait        = 0,

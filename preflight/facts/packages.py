@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from preflight.host import shared_fact
+from preflight.facts.shared import shared_fact
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -21,7 +21,8 @@ DPKG_STATUS = "var/lib/dpkg/status"
 STATUS_READ_LIMIT = 64 << 20
 LIST_READ_LIMIT = 32 << 20  # a package's file list: the kernel image's is ~0.5 MiB
 RPM_DB_DIRS = ("var/lib/rpm", "usr/lib/sysimage/rpm")
-RPM_KERNEL_NAMES = ("kernel", "kernel-core", "kernel-default")
+# A folder adds only itself to a snapshot: enough for "this host uses rpm".
+PATHS = (DPKG_STATUS, *RPM_DB_DIRS)
 
 
 @dataclass
@@ -163,12 +164,6 @@ class PackageDB:
                 )
             )
         return packages
-
-    def kernel_packages(self) -> list[Package]:
-        """Installed kernel images: dpkg's linux-image-*, RPM's kernel/kernel-core."""
-        if self.manager == "dpkg":
-            return self.find(prefix="linux-image-")
-        return self.find(names=RPM_KERNEL_NAMES)
 
     def owns(self, package: Package, path: str) -> bool:
         """Whether dpkg's file list of `package` names `path` (absolute, as the host sees it)."""

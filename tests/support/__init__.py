@@ -1,0 +1,8 @@
+"""Helpers shared by the tests (fixtures stay in tests/conftest.py).
+
+- `support.cli`: run the real CLI, read its report (`run_preflight`, `report_of`, `finding`, ...)
+- `support.snapshot`: `Snapshot`, a host snapshot directory for `--root`
+- `support.components`: require real components (`require`, `require_command`, `live_machine`)
+- `support.plugins`: the scripted and demo plugins, third-party distributions
+- `support.audit`: run the CLI under audit hooks (what it wrote, what it started)
+"""

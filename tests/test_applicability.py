@@ -1,0 +1,93 @@
+"""Declared applicability (Check.applies): the engine, not the check, says "not installed"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.snapshot import Snapshot
+
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, Status
+from preflight.collect import check_markers, check_paths
+from preflight.host import Host
+from preflight.registry import LoadedCheck
+from preflight.runner import Planned, run_one
+
+WIDGET_STANZA = "Package: widget\nStatus: install ok installed\nVersion: 1.2-1\n"
+
+
+class WidgetCheck(Check):
+    id = "widget"
+    title = "Widget"
+    applies = AppliesWhen(
+        "Widget is not installed (no widget program, package, config, service or process)",
+        packages=("widget",),
+        commands=("widgetd",),
+        files=("etc/widget/*.conf",),
+        services=("widget",),
+        processes=("widgetd",),
+        remediation=("apt-get install widget",),
+    )
+
+    def run(self, ctx: CheckContext) -> list[Finding]:
+        return [Finding("widget.ok", Status.PASS, "the widget is here")]
+
+
+def run_widget(root: str, required: bool = False) -> list[tuple[str, str, list[str]]]:
+    planned = Planned(LoadedCheck("widget", "built-in", WidgetCheck), {"required": required})
+    result = run_one(planned, Host(root), 10)
+    return [(f.code, f.status.value, f.remediation) for f in result.findings]
+
+
+ABSENT = [("widget.not-installed", "skip", ["apt-get install widget"])]
+
+
+def test_nothing_declared_is_there_skips_and_fails_when_required(snapshot: Snapshot) -> None:
+    snapshot.write("etc/widget/README", "not a config\n")
+    snapshot.mkdir("etc/widget/old.conf")  # a folder is not a config file
+    assert run_widget(str(snapshot)) == ABSENT
+    assert run_widget(str(snapshot), required=True) == [
+        ("widget.not-installed", "fail", ["apt-get install widget"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rel", "content"),
+    [
+        ("var/lib/dpkg/status", WIDGET_STANZA),
+        ("usr/sbin/widgetd", "#!/bin/sh\n"),
+        ("etc/widget/main.conf", "port = 1\n"),
+        ("lib/systemd/system/widget.service", "[Service]\nExecStart=/usr/sbin/widgetd\n"),
+        ("etc/init.d/widget", "#!/bin/sh\n"),
+    ],
+)
+def test_any_one_declared_thing_makes_the_check_run(
+    snapshot: Snapshot, rel: str, content: str
+) -> None:
+    snapshot.write(rel, content, mode=0o755)
+    assert run_widget(str(snapshot)) == [("widget.ok", "pass", [])]
+
+
+def test_a_running_process_makes_the_check_run(tmp_path: Path) -> None:
+    # A real process whose name (comm) is widgetd: a copy of the interpreter under that name.
+    assert run_widget("/") == ABSENT
+    program = tmp_path / "widgetd"
+    os.symlink(sys.executable, program)
+    proc = subprocess.Popen([str(program), "-c", "import time; time.sleep(30)"])
+    try:
+        assert run_widget("/") == [("widget.ok", "pass", [])]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_collect_copies_what_decides_applicability() -> None:
+    plan = [Planned(LoadedCheck("widget", "built-in", WidgetCheck), {})]
+    paths = check_paths(plan)
+    assert "etc/widget/*.conf" in paths
+    assert {"lib/systemd/system/widget.service", "etc/init.d/widget"} <= set(paths)
+    assert "var/lib/dpkg/status" in paths  # packages: the database is a fact path already
+    assert {"usr/sbin/widgetd", "usr/bin/widgetd"} <= set(check_markers(plan))
