@@ -203,10 +203,12 @@ class KamailioCheck(Check):
         ),
     }
     paths = (
-        # The config, its includes and tls.cfg, certificates (keys: collect must keep only
-        # their metadata), one folder level down too (ssl/, conf.d/).
-        "etc/kamailio/*",
-        "etc/kamailio/*/*",
+        # The config, its includes and tls.cfg, certificates (collect keeps only the metadata
+        # of private keys).
+        "etc/kamailio/*.cfg",
+        "etc/kamailio/*.pem",
+        "etc/kamailio/*.crt",
+        "etc/kamailio/*.key",
         "etc/default/kamailio",  # RUN_KAMAILIO, CFGFILE, USER: how the init script starts it
         "etc/default/kamailio.d/*",
         "etc/systemd/system/kamailio.service",  # User=: who Kamailio runs as
