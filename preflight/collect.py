@@ -45,8 +45,13 @@ VERBATIM_PREFIXES = (
     "sys/",
     "dev/",
     "var/lib/dpkg/",
+    "var/lib/rpm/",  # RPM databases (binary: redaction would withhold them)
+    "usr/lib/sysimage/rpm/",
     "boot/config-",
     "boot/vmlinuz-",
+    "boot/efi/EFI/Linux/",  # unified kernel images
+    "boot/EFI/Linux/",
+    "efi/EFI/Linux/",
     "lib/modules/",
 )
 SCRIPT_PATH = ("/bin/sh", "/usr/bin/sh")

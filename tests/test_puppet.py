@@ -5,6 +5,7 @@ all-in-one layout, a real Forge module's metadata.json)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -176,10 +177,23 @@ def dpkg_stanza(
 
 
 # ------------------------------------------------------------------ snapshot layouts
+# A Ruby interpreter as a snapshot holds it: an ELF executable (this VM's own /usr/bin/env, a
+# real binary of the right kind; its contents are never run, only its presence and mode matter).
+ELF_BINARY = Path("/usr/bin/env").read_bytes()
+
+
+def ruby(snap: Snapshot, path: str, link: str | None = None) -> None:
+    """An interpreter at `path`, and `link` (e.g. usr/bin/ruby) pointing at it."""
+    snap.write(path, ELF_BINARY, mode=0o755)
+    if link:
+        snap.symlink(link, os.path.basename(path))
+
+
 def debian12(snap: Snapshot, version: str = "7.23.0") -> None:
     """Debian 12's own Puppet: /usr/bin/puppet from puppet-agent, library in vendor_ruby."""
     snap.write("etc/os-release", OS_RELEASE_BOOKWORM)
     snap.write("usr/bin/puppet", LAUNCHER_DEBIAN, mode=0o755)
+    ruby(snap, "usr/bin/ruby3.1", "usr/bin/ruby")
     snap.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(version))
     snap.write(
         "var/lib/dpkg/status",
@@ -202,6 +216,8 @@ def precise_2_7_13(snap: Snapshot) -> None:
         'DISTRIB_CODENAME=precise\nDISTRIB_DESCRIPTION="Ubuntu 12.04.5 LTS"\n',
     )
     snap.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snap.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snap, "usr/bin/ruby1.8", "usr/bin/ruby")
     snap.write("usr/lib/ruby/1.8/puppet.rb", PUPPET_RB_2_7_13)
     snap.mkdir("usr/lib/ruby/1.8/puppet/util")
     snap.write(
@@ -231,6 +247,7 @@ def precise_2_7_13(snap: Snapshot) -> None:
 def vendor_aio(snap: Snapshot, puppet: str, agent: str, profile: bool = True) -> None:
     """Puppet's all-in-one puppet-agent: /opt/puppetlabs/bin/puppet -> ../puppet/bin/puppet."""
     snap.write("opt/puppetlabs/puppet/bin/puppet", LAUNCHER_VENDOR, mode=0o755)
+    ruby(snap, "opt/puppetlabs/puppet/bin/ruby")
     snap.symlink("opt/puppetlabs/bin/puppet", "../puppet/bin/puppet")
     snap.write("opt/puppetlabs/puppet/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(puppet))
     snap.write("opt/puppetlabs/puppet/VERSION", agent + "\n")
@@ -413,6 +430,8 @@ def test_puppet_2_7_13_in_lib_puppet_rb_is_too_old_with_the_upgrade_path(snapsho
 def test_puppet_3_layout_passes(snapshot, tmp_path):
     snapshot.write("etc/os-release", OS_RELEASE_TRUSTY)
     snapshot.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snapshot.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby1.9.1", "usr/bin/ruby")
     snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", VERSION_RB_3_4_3)
     snapshot.write(
         "var/lib/dpkg/status", dpkg_stanza("puppet-common", "3.4.3-1ubuntu1.2", "admin", "puppet")
@@ -461,8 +480,10 @@ def test_old_distribution_puppet_first_on_path_shadows_the_vendor_one(snapshot, 
     assert sorted(codes(check)) == ["puppet.shadowed", "puppet.too-old"]
     shadowed = finding(check, "puppet.shadowed")
     assert shadowed["status"] == "warn"
+    # Every caller's PATH has /usr/bin before /opt/puppetlabs/bin (the profile script appends it).
     assert shadowed["message"] == (
-        "/usr/bin/puppet (Puppet 2.7.13) comes first on PATH and "
+        "/usr/bin/puppet (Puppet 2.7.13) comes first on PATH for root's crontab, root login "
+        "shell, puppet agent service and its exec resources and "
         "shadows /opt/puppetlabs/bin/puppet (Puppet 7.23.0)"
     )
     assert "apt-get remove puppet-common" in shadowed["remediation"][0]
@@ -481,10 +502,21 @@ def test_path_from_etc_environment_puts_the_vendor_puppet_first(snapshot, tmp_pa
         '/usr/bin:/sbin:/bin:/usr/games:/usr/local/games"\n',
     )
     result, check = run_check(snapshot, tmp_path)
-    assert result.returncode == 0, check
-    assert codes(check) == ["puppet.ok"]
     assert check["details"]["effective"] == "/opt/puppetlabs/bin/puppet"
     assert check["details"]["path_source"] == "/etc/environment"
+    # A login shell runs the new Puppet; cron and the agent service do not read
+    # /etc/environment, so they still run the old one: a warning that names them.
+    assert result.returncode == 1, check
+    assert codes(check) == ["puppet.ok", "puppet.shadowed"]
+    shadowed = finding(check, "puppet.shadowed")["message"]
+    assert "for root's crontab, puppet agent service and its exec resources and" in shadowed
+    assert "login" not in shadowed
+    runs = {c["caller"]: c["runs"] for c in check["details"]["callers"]}
+    assert runs == {
+        "root's crontab": "/usr/bin/puppet",
+        "root login shell": "/opt/puppetlabs/bin/puppet",
+        "puppet agent service and its exec resources": "/usr/bin/puppet",
+    }
 
 
 MODULES_CONFIG = '[checks.puppet]\nmodules = ["trulabs-kamailio", "puppetlabs-stdlib"]\n'
@@ -498,10 +530,10 @@ def test_module_present_and_module_missing(snapshot, tmp_path):
     assert result.returncode == 2
     assert codes(check) == ["puppet.ok", "puppet.module-missing"]
     missing = finding(check, "puppet.module-missing")
-    assert missing["message"].startswith(
-        "module puppetlabs-stdlib is not in the modulepath "
-        "(/etc/puppet/code/environments/*/modules, "
-        "/etc/puppet/code/modules, /usr/share/puppet/modules"
+    # No production environment folder: Puppet falls back to the basemodulepath folders that
+    # exist ($codedir/modules; this snapshot has no /usr/share/puppet/modules).
+    assert missing["message"] == (
+        "module puppetlabs-stdlib is not in the modulepath (/etc/puppet/code/modules)"
     )
     assert missing["remediation"] == ["puppet module install puppetlabs-stdlib"]
     kamailio = check["details"]["modules"][0]
@@ -520,6 +552,7 @@ def test_modules_in_a_configured_modulepath_and_older_module_formats(snapshot, t
     # A pre-metadata.json module (Modulefile only), and a truncated metadata.json that must not
     # break the check: Puppet loads a module folder whatever its metadata says.
     snapshot.write("srv/puppet/modules/kamailio/Modulefile", MODULEFILE_TRULABS_KAMAILIO)
+    snapshot.write("srv/puppet/modules/kamailio/manifests/init.pp", "class kamailio {}\n")
     snapshot.write("srv/puppet/modules/stdlib/metadata.json", '{"name": "puppetlabs-std')
     config = (
         '[checks.puppet]\nmodules = ["trulabs/kamailio", "puppetlabs-stdlib", '
@@ -573,6 +606,7 @@ def test_upgrade_path_follows_the_os_and_codename(
 ):
     snapshot.write("etc/os-release", os_release)
     snapshot.write("usr/bin/puppet", LAUNCHER_DEBIAN, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby3.0", "usr/bin/ruby")
     snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", version_rb(installed))
     result, check = run_check(snapshot, tmp_path, f'[checks.puppet]\nmin_version = "{minimum}"\n')
     assert result.returncode == 2
@@ -639,3 +673,147 @@ def test_invalid_options_are_reported_not_crashed_on(snapshot, tmp_path, config)
     assert result.returncode == 3
     assert codes(check) == ["puppet.config-invalid"]
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ modulepath from files
+def test_puppet_2_7_modulepath_comes_from_puppet_conf_with_environment(snapshot, tmp_path):
+    """Puppet 2.7/3 without environmentpath: `modulepath` in puppet.conf, $environment and
+    $confdir interpolated (Puppet 4 and later refuse this setting; 2.7 reads it)."""
+    precise_2_7_13(snapshot)
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        "[main]\nlogdir=/var/log/puppet\n"
+        "modulepath = $confdir/environments/$environment/modules:$confdir/modules\n",
+    )
+    module = "etc/puppet/environments/production/modules/kamailio"
+    snapshot.write(f"{module}/Modulefile", MODULEFILE_TRULABS_KAMAILIO)
+    snapshot.write(f"{module}/manifests/init.pp", "class kamailio {}\n")
+    _, check = run_check(
+        snapshot, tmp_path, '[checks.puppet]\nmin_version = "2.7"\nmodules = ["trulabs-kamailio"]\n'
+    )
+    assert codes(check) == ["puppet.ok"], check["findings"]
+    assert check["details"]["modulepath"] == [
+        "/etc/puppet/environments/production/modules",
+        "/etc/puppet/modules",
+    ]
+    parts = check["details"]["modulepaths"][0]["parts"]
+    assert {p["source"] for p in parts} == {"/etc/puppet/puppet.conf [main] modulepath"}
+    assert check["details"]["modules"][0]["path"] == "/" + module
+
+
+def test_an_unknown_interpolation_is_reported_not_guessed(snapshot, tmp_path):
+    debian12(snapshot)
+    snapshot.write(
+        "etc/puppet/puppet.conf", "[main]\nbasemodulepath = $vardir/modules:$codedir/modules\n"
+    )
+    snapshot.mkdir("etc/puppet/code/modules")
+    result, check = run_check(snapshot, tmp_path, '[checks.puppet]\nmodules = ["puppetlabs-apt"]\n')
+    assert result.returncode == 3
+    parts = check["details"]["modulepaths"][0]["parts"]
+    assert parts[0] == {
+        "path": None,
+        "source": "/etc/puppet/puppet.conf [main] basemodulepath",
+        "exists": None,
+        "unknown": "$vardir/modules ($vardir unknown without Ruby)",
+    }
+    assert parts[1]["path"] == "/etc/puppet/code/modules"
+    unknown = finding(check, "puppet.modulepath-unknown")
+    assert unknown["status"] == "error"
+    assert "$vardir/modules ($vardir unknown without Ruby)" in unknown["message"]
+
+
+HOSTILE_PACKAGE = "ruby$(touch${IFS}/root/PWN);reboot"
+
+
+def test_host_values_never_reach_a_suggested_command_unquoted(snapshot, tmp_path):
+    """A package name, a module folder and an environment name from the host that a shell would
+    execute: no command is suggested with them, and plausible values are quoted."""
+    debian12(snapshot)
+    (snapshot.root / "usr/bin/ruby3.1").unlink()  # the interpreter is gone
+    with open(snapshot.root / "var/lib/dpkg/status", "a") as status:
+        status.write(dpkg_stanza(HOSTILE_PACKAGE, "3.1.2-7"))
+    snapshot.write(f"var/lib/dpkg/info/{HOSTILE_PACKAGE}.list", "/.\n/usr/bin/ruby3.1\n")
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        "[main]\nbasemodulepath = /srv/x;reboot/modules\n[agent]\nenvironment = x$(reboot)\n",
+    )
+    snapshot.mkdir("srv/x;reboot/modules/concat")
+    _, check = run_check(snapshot, tmp_path, '[checks.puppet]\nmodules = ["puppetlabs-concat"]\n')
+    steps = [step for f in check["findings"] for step in f["remediation"]]
+    assert codes(check) == [
+        "puppet.cannot-run",
+        "puppet.environment-missing",
+        "puppet.module-empty",
+    ], check["findings"]
+    assert steps, check
+    for step in steps:
+        assert "$(" not in step or not step.startswith(("apt-get", "rmdir", "mv", "mkdir")), step
+        assert not re.search(r"`[^`]*(\$\(|;reboot)[^`]*`", step), step
+        assert not step.startswith(("rmdir /srv", "mv /srv", "mkdir -p")), step
+    broken = finding(check, "puppet.cannot-run")
+    assert broken["remediation"][0].startswith(
+        "reinstall the package that provides /usr/bin/ruby3.1 (its name in the package "
+        "database is not a plausible package name"
+    )
+
+
+def test_a_ruby_that_does_not_load_the_puppet_library_cannot_run_puppet(snapshot, tmp_path):
+    """Ubuntu 14.04's Puppet 3 (`#!/usr/bin/env ruby`, library in /usr/lib/ruby/vendor_ruby)
+    after a source-built Ruby landed in /usr/local/bin: a login shell's `env ruby` starts that
+    Ruby, whose load path (/usr/local/lib/ruby/...) has no Puppet: 'cannot load such file --
+    puppet/util/command_line'."""
+    snapshot.write("etc/os-release", OS_RELEASE_TRUSTY)
+    snapshot.write("usr/bin/puppet", LAUNCHER_2_7, mode=0o755)
+    snapshot.write("usr/bin/env", ELF_BINARY, mode=0o755)
+    ruby(snapshot, "usr/bin/ruby1.9.1", "usr/bin/ruby")
+    ruby(snapshot, "usr/local/bin/ruby")
+    snapshot.mkdir("usr/local/lib/ruby/site_ruby/2.3.0")
+    snapshot.write("usr/lib/ruby/vendor_ruby/puppet/version.rb", VERSION_RB_3_4_3)
+    snapshot.write(
+        "var/lib/dpkg/status", dpkg_stanza("puppet-common", "3.4.3-1ubuntu1.2", "admin", "puppet")
+    )
+    result, check = run_check(snapshot, tmp_path)
+    assert result.returncode == 2
+    broken = finding(check, "puppet.cannot-run")
+    # cron's PATH (/usr/bin:/bin) finds /usr/bin/ruby, which loads the library: cron works.
+    assert broken["message"] == (
+        "Puppet 3.4.3 at /usr/bin/puppet (run by root login shell, puppet agent service and its "
+        "exec resources) cannot start: its Ruby /usr/local/bin/ruby loads Puppet "
+        "from /usr/local/lib/ruby/site_ruby/*, /usr/local/lib/ruby/site_ruby, "
+        "/usr/local/lib/ruby/vendor_ruby, not from /usr/lib/ruby/vendor_ruby where the library is"
+    )
+    install = check["details"]["installations"][0]
+    assert install["interpreter"] == "/usr/local/bin/ruby" and install["works"] is False
+    works = {c["caller"]: c["works"] for c in check["details"]["callers"]}
+    assert works == {
+        "root's crontab": True,
+        "root login shell": False,
+        "puppet agent service and its exec resources": False,
+    }
+
+
+def test_pathological_files_are_read_in_linear_time(snapshot, tmp_path):
+    """Long runs of blanks and repeated tokens in every file the check parses: each parser is
+    free of backtracking, so the whole check stays far under a second."""
+    debian12(snapshot)
+    blanks = " " * 200_000
+    snapshot.write(
+        "etc/puppet/puppet.conf",
+        f"[main]\nbasemodulepath ={blanks}x$\n{blanks}[{'a' * 100_000}\n"
+        + "environment = "
+        + "$codedir" * 20_000
+        + "\n",
+    )
+    snapshot.write("etc/environment", f"PATH={blanks}$\n")
+    snapshot.write("etc/profile", 'if [ "$(id -u)" -eq 0 ]; then\n' + f"PATH={blanks}$\n" * 50)
+    snapshot.write("usr/lib/ruby/vendor_ruby/puppet/VERSION", "1." + "1" * 60_000 + "!\n")
+    snapshot.write(
+        "usr/lib/ruby/vendor_ruby/puppet/version.rb", "\n" * 200_000 + version_rb("7.23.0")
+    )
+    snapshot.write("etc/puppet/code/modules/kamailio/Modulefile", "\n" * 200_000 + "name")
+    result, check = run_check(
+        snapshot, tmp_path, '[checks.puppet]\nmodules = ["trulabs-kamailio"]\n'
+    )
+    assert "Traceback" not in result.stderr
+    assert check["details"]["version"] == "7.23.0"
+    assert check["duration_ms"] < 1500, check["duration_ms"]

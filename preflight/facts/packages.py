@@ -131,6 +131,14 @@ class PackageDB:
         )
 
     def _rpm_find(self, names: list[str] | tuple[str, ...], prefix: str | None) -> list[Package]:
+        if not self.host.is_live:  # nothing runs under --root: the database is read in place
+            from preflight.facts.rpmdb import installed_packages
+
+            found = installed_packages(self.host, RPM_DB_DIRS, names, prefix) or []
+            return [
+                Package(p.name, p.version, "rpm", p.arch, installed_at=p.installed_at)
+                for p in found
+            ]
         patterns = list(names) + ([prefix + "*"] if prefix else [])
         if not patterns or not self.host.which("rpm"):
             return []

@@ -28,7 +28,11 @@ class KernelCheck(Check):
         "the build strings inside /boot/vmlinuz-* and the install times against the boot time. "
         "It tells a reboot that is merely pending from a kernel that is loaded from outside the "
         "machine (a provider's control-panel kernel, Xen PV, a hypervisor's direct kernel boot), "
-        "where rebooting changes nothing: `uname -r` is the same for every build of one ABI, so "
+        "where rebooting changes nothing, and names that provider with its own remedy. Kernel "
+        "packages come from dpkg, RPM (on a snapshot its sqlite or Berkeley DB database, read "
+        "in place), Arch's pacman and Alpine's apk; systemd-boot entries and unified kernel "
+        "images count as a boot loader inside the machine. `uname -r` is the same for every "
+        "build of one ABI, so "
         "only the build shows that an upgraded kernel is not the one running. Modules (tun, for "
         "one) load only from /lib/modules/<running release>."
     )
@@ -48,12 +52,18 @@ class KernelCheck(Check):
             "The running kernel is not what the packages provide and a reboot will not change "
             "that: the package was installed before the last boot and still is not running, the "
             "running release has no package and no image, or the provider or hypervisor loads "
-            "the kernel from outside (DMI vendor without BOOT_IMAGE=, Xen PV).",
-            "Rebooting alone will not help. DigitalOcean: control panel -> Settings -> Kernel -> "
-            "select the installed version -> Change, then power-cycle from the panel (or switch "
-            "to the GrubLoader kernel). Linode: set the configuration profile's kernel to GRUB 2. "
-            "Otherwise: change the kernel in the hypervisor's VM settings, or fix the boot "
-            "loader's default entry when the machine boots itself.",
+            "the kernel from outside. The provider is identified from DMI, its kernels' naming "
+            "(-linode80, -xxxx-std-ipv6-64, -mainline-rev1, EC2's xen AKIs), the build host in "
+            "/proc/version, cloud-init's datasource, /sys/hypervisor and the ACPI tables' OEM ID "
+            "(Firecracker); details.provider_evidence lists what was found.",
+            "Rebooting alone will not help; the remedy is the provider's own. DigitalOcean: "
+            "Settings -> Kernel, or GrubLoader, then power off and on from the panel. Linode: "
+            "the configuration profile's Kernel -> 'GRUB 2'. OVH: boot mode 'Boot to disk'. "
+            "Scaleway: local boot instead of a bootscript. EC2 PV: stop, change the kernel ID "
+            "to a PV-GRUB AKI or move to HVM. Proxmox/libvirt: remove the direct kernel boot. "
+            "Firecracker: the host's boot-source kernel_image_path. Hetzner, Vultr: no "
+            "provider kernel is documented (rescue system or ISO). When the machine boots "
+            "itself: fix the boot loader's default entry (GRUB, grubby, systemd-boot).",
         ),
         "kernel.drift": FindingDoc(
             Status.WARN,
@@ -94,11 +104,33 @@ class KernelCheck(Check):
         "var/run/reboot-required",
         "var/run/reboot-required.pkgs",
         "boot/vmlinuz-*",
+        "boot/bzImage-*",
         "boot/grub/grub.cfg",
         "boot/grub/grubenv",
         "boot/grub2/grub.cfg",
         "boot/grub2/grubenv",
         "lib/modules/*/modules.dep",
+        # What providers.identify reads, then systemd-boot entries and UKIs, Arch and Alpine.
+        "sys/firmware/acpi/tables/DSDT",
+        "sys/firmware/acpi/tables/FACP",
+        "run/cloud-init/cloud-id",
+        "var/lib/cloud/instance/datasource",
+        "sys/hypervisor/uuid",
+        "boot/loader/entries/*.conf",
+        "boot/efi/loader/entries/*.conf",
+        "efi/loader/entries/*.conf",
+        "boot/EFI/Linux/*.efi",
+        "boot/efi/EFI/Linux/*.efi",
+        "efi/EFI/Linux/*.efi",
+        "usr/lib/modules/*/pkgbase",
+        "lib/modules/*/pkgbase",
+        # RPM databases (read in place under --root; files over collect's size bound stay out).
+        "var/lib/rpm/rpmdb.sqlite",
+        "var/lib/rpm/Packages",
+        "usr/lib/sysimage/rpm/rpmdb.sqlite",
+        "usr/lib/sysimage/rpm/Packages",
+        "var/lib/pacman/local/linux*/desc",
+        "lib/apk/db/installed",
     )
     # Without a package database the kernels on disk count, dated by these files' mtimes.
     markers = ("boot/initramfs-*.img", "lib/modules/*/vmlinuz")
@@ -121,7 +153,12 @@ class KernelCheck(Check):
     def run(self, ctx: CheckContext) -> list[Finding]:
         # Imported here: the engine imports this module to validate a config section even
         # when the check is not selected.
-        from preflight_checks.kernel.facts import KernelFacts, read_installed, read_running
+        from preflight_checks.kernel.facts import (
+            KernelFacts,
+            boot_entries,
+            read_installed,
+            read_running,
+        )
         from preflight_checks.kernel.findings import (
             container,
             modules_missing,
@@ -140,6 +177,15 @@ class KernelCheck(Check):
         installed = read_installed(host, running.release)
         ctx.details.update(installed.details())
         facts = KernelFacts(host, running, installed)
+        ident = facts.provider
+        ctx.details["provider"] = host.provider if ident is None else ident.provider.key
+        ctx.details["provider_name"] = None if ident is None else ident.provider.name
+        ctx.details["provider_evidence"] = [] if ident is None else ident.evidence
+        ctx.details["provider_docs"] = [] if ident is None else list(ident.provider.checked_against)
+        ctx.details["boot_entries"] = [
+            {"path": "/" + entry.path, "release": entry.release, "kind": entry.kind}
+            for entry in boot_entries(host)
+        ]
         evidence: list[str] = []
         if not installed.kernels:
             findings = [no_packages(ctx, facts)]
@@ -235,7 +281,7 @@ def _build_matches(facts: KernelFacts) -> bool | None:
     pkg = facts.installed.running_pkg
     if pkg is None:
         return None
-    if pkg.manager in ("rpm", "files"):
+    if pkg.manager in ("rpm", "files", "pacman", "apk"):
         return True  # the release names the version-release: one release, one build
     if running.build is not None and pkg.version:
         return running.build == pkg.version

@@ -20,11 +20,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.facts import uts_version_of
+from preflight.text import plausible_name
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from preflight.facts.packages import Package, PackageDB
     from preflight.host import Host
+    from preflight_checks.kernel.providers import Identification
 
 RPM_KERNEL_NAMES = ("kernel", "kernel-core", "kernel-default")
 
@@ -163,7 +165,7 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     if db.manager == "rpm":
         seen: set[str] = set()
         for pkg in sorted(kernel_packages(db), key=lambda p: p.name != "kernel-core"):
-            release = f"{pkg.version.split(':')[-1]}.{pkg.arch}" if pkg.arch else None
+            release = rpm_kernel_release(pkg.name, pkg.version, pkg.arch)
             if release is None or release in seen:
                 continue
             seen.add(release)
@@ -173,6 +175,23 @@ def installed_kernels(host: Host) -> tuple[list[Kernel], list[Kernel]]:
     if db.manager in ("rpm", None):
         kernels = _kernels_on_disk(host)
     return kernels, metas
+
+
+# SUSE names each kernel flavour's package kernel-<flavour>; its `uname -r` is
+# <version>-<release without its last number>-<flavour> (kernel-default 5.14.21-150500.55.39.1
+# runs as 5.14.21-150500.55.39-default). Red Hat's is <version>-<release>.<arch>.
+SUSE_FLAVOURS = ("default", "azure", "rt", "64kb", "preempt")
+
+
+def rpm_kernel_release(name: str, version: str, arch: str | None) -> str | None:
+    """The `uname -r` an RPM kernel package provides; None when it cannot be told."""
+    evr = version.split(":")[-1]
+    flavour = name.removeprefix("kernel-")
+    if name.startswith("kernel-") and flavour in SUSE_FLAVOURS:
+        upstream, _, release = evr.rpartition("-")
+        base = release.rpartition(".")[0] or release
+        return f"{upstream}-{base}-{flavour}" if upstream and base else None
+    return f"{evr}.{arch}" if arch else None
 
 
 def _depended_release(depends: str) -> str | None:
@@ -187,27 +206,106 @@ def _depended_release(depends: str) -> str | None:
 
 
 def _kernels_on_disk(host: Host) -> list[Kernel]:
-    """Without a usable package database (an RPM host under --root): the kernels that
-    /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
+    """Without a usable package database (an RPM host under --root, Arch, Alpine): the kernels
+    that /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
     releases = {
         name
         for name in host.listdir("lib/modules")
         if name[:1].isdigit()
-        and (host.is_file(f"lib/modules/{name}/vmlinuz") or host.is_file(f"boot/vmlinuz-{name}"))
+        and (
+            host.is_file(f"lib/modules/{name}/vmlinuz")
+            or host.is_file(f"boot/vmlinuz-{name}")
+            or _alpine_flavour(host, name) is not None
+        )
     }
     releases.update(
         path.split("/vmlinuz-", 1)[1]
         for path in host.glob("boot/vmlinuz-*")
         if path.split("/vmlinuz-", 1)[1][:1].isdigit() and "rescue" not in path
     )
+    apk = _apk_versions(host)
     kernels = []
     for release in _sorted_releases(host, releases):
         installed = host.mtime(f"lib/modules/{release}/modules.dep") or host.mtime(
             f"boot/initramfs-{release}.img"
         )
-        version = RPM_ARCH.sub("", release)
-        kernels.append(Kernel(None, version, release, installed, "files"))
+        kernel = Kernel(None, RPM_ARCH.sub("", release), release, installed, "files")
+        pkgbase = host.read_line(f"lib/modules/{release}/pkgbase")
+        flavour = _alpine_flavour(host, release)
+        if pkgbase and plausible_name(pkgbase):
+            kernel.package = pkgbase
+            version, date = _pacman_package(host, pkgbase)
+            if version and _same_release(version, release):
+                kernel.version, kernel.manager = version, "pacman"
+                kernel.installed_at = date or installed
+        elif flavour is not None:
+            kernel.package = f"linux-{flavour}"
+            version = apk.get(kernel.package)
+            if version and _same_release(version.replace("-r", "-"), release):
+                kernel.version, kernel.manager = version, "apk"
+        kernels.append(kernel)
     return kernels
+
+
+# Arch Linux names a kernel package after its flavour (linux, linux-lts): the modules folder's
+# pkgbase file names the package, pacman's local database its version and install date. Alpine's
+# linux-lts and linux-virt install /boot/vmlinuz-<flavour> and lib/modules/<ver>-<r>-<flavour>.
+PACMAN_LOCAL = "var/lib/pacman/local"
+APK_INSTALLED = "lib/apk/db/installed"
+ALPINE_FLAVOURS = ("lts", "virt", "edge", "rpi")
+APK_READ_LIMIT = 32 << 20
+
+
+def _alpine_flavour(host: Host, release: str) -> str | None:
+    flavour = release.rpartition("-")[2]
+    if flavour in ALPINE_FLAVOURS and host.is_file(f"boot/vmlinuz-{flavour}"):
+        return flavour
+    return None
+
+
+def _same_release(version: str, release: str) -> bool:
+    """Whether a package version names this release: 6.6.8.arch1-1 is 6.6.8-arch1-1, 6.1.69-1
+    of linux-lts is 6.1.69-1-lts, Alpine's 6.6.31-0 is 6.6.31-0-lts."""
+
+    def words(text: str) -> str:
+        return text.replace(".", "-")
+
+    return words(release).startswith(words(version))
+
+
+def _pacman_package(host: Host, name: str) -> tuple[str | None, float | None]:
+    """Version and install date of an installed pacman package, from its local desc file."""
+    for folder in host.listdir(PACMAN_LOCAL)[:100_000]:
+        if not folder.startswith(name + "-") or folder.count("-") != name.count("-") + 2:
+            continue
+        text = host.read_text(f"{PACMAN_LOCAL}/{folder}/desc", 256 * 1024) or ""
+        lines = text.splitlines()
+        fields = {
+            lines[i]: lines[i + 1].strip() for i in range(len(lines) - 1) if lines[i][:1] == "%"
+        }
+        if fields.get("%NAME%") != name:
+            continue
+        date = fields.get("%INSTALLDATE%", "")
+        return fields.get("%VERSION%") or None, float(
+            date
+        ) if date.isascii() and date.isdecimal() else None
+    return None, None
+
+
+def _apk_versions(host: Host) -> dict[str, str]:
+    """Alpine's installed kernel packages (linux-*) and their versions, from apk's database."""
+    if not host.is_file(APK_INSTALLED):
+        return {}
+    versions: dict[str, str] = {}
+    name = None
+    for line in (host.read_text(APK_INSTALLED, APK_READ_LIMIT) or "").splitlines():
+        if line.startswith("P:"):
+            name = line[2:].strip()
+        elif line.startswith("V:") and name and name.startswith("linux-"):
+            versions[name] = line[2:].strip()
+        elif not line:
+            name = None
+    return versions
 
 
 def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
@@ -217,6 +315,85 @@ def _sorted_releases(host: Host, releases: set[str]) -> list[str]:
         return host.packages.order(RPM_ARCH.sub("", a), RPM_ARCH.sub("", b), "rpm")
 
     return sorted(sorted(releases), key=cmp_to_key(by_version))
+
+
+# systemd-boot: Boot Loader Specification entries and unified kernel images (UKIs) on the ESP or
+# /boot. Neither sets BOOT_IMAGE= on the kernel command line.
+_LOADER_ROOTS = ("boot", "boot/efi", "efi")
+_MAX_ENTRIES = 64  # per folder: a real ESP holds a handful
+ENTRY_READ_LIMIT = 64 * 1024
+UKI_READ_LIMIT = 4 << 20  # the .uname section sits before .linux, near the image's start
+
+
+@dataclass(frozen=True)
+class BootEntry:
+    path: str  # root-relative
+    release: str | None  # the `uname -r` it boots
+    kind: str  # "entry" (loader/entries/*.conf) or "uki" (EFI/Linux/*.efi)
+
+
+def boot_entries(host: Host) -> list[BootEntry]:
+    """systemd-boot's entries and UKIs under /boot, /boot/efi and /efi, with their releases."""
+    entries: list[BootEntry] = []
+    for base in _LOADER_ROOTS:
+        folder = f"{base}/loader/entries"
+        for name in host.listdir(folder)[:_MAX_ENTRIES]:
+            if name.endswith(".conf"):
+                text = host.read_text(f"{folder}/{name}", ENTRY_READ_LIMIT) or ""
+                entries.append(BootEntry(f"{folder}/{name}", _entry_release(text), "entry"))
+        folder = f"{base}/EFI/Linux"
+        for name in host.listdir(folder)[:_MAX_ENTRIES]:
+            if name.lower().endswith(".efi"):
+                data = host.read_bytes(f"{folder}/{name}", UKI_READ_LIMIT) or b""
+                entries.append(BootEntry(f"{folder}/{name}", uki_release(data), "uki"))
+    return entries
+
+
+def _entry_release(text: str) -> str | None:
+    """The release a Boot Loader Specification entry boots: its `linux` path names it
+    (/vmlinuz-<release>, or kernel-install's /<machine-id>/<release>/linux), else `version`."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines()[:200]:
+        key, _, value = line.strip().partition(" ")
+        if key and key not in fields:
+            fields[key] = value.strip()
+    linux = fields.get("linux", "")
+    name = linux.rsplit("/", 1)[-1]
+    if name.startswith("vmlinuz-"):
+        return name[len("vmlinuz-") :] or None
+    parts = [p for p in linux.split("/") if p]
+    if len(parts) >= 3 and parts[-1] == "linux":
+        return parts[-2]
+    return fields.get("version") or None
+
+
+def uki_release(data: bytes) -> str | None:
+    """`uname -r` from a unified kernel image's .uname PE section; None when absent. Every
+    offset and length is checked against the bytes read."""
+    if data[:2] != b"MZ" or len(data) < 0x40:
+        return None
+    pe = int.from_bytes(data[0x3C:0x40], "little")
+    if pe + 24 > len(data) or data[pe : pe + 4] != b"PE\0\0":
+        return None
+    sections = int.from_bytes(data[pe + 6 : pe + 8], "little")
+    optional = int.from_bytes(data[pe + 20 : pe + 22], "little")
+    table = pe + 24 + optional
+    for index in range(min(sections, 96)):
+        entry = table + 40 * index
+        if entry + 40 > len(data):
+            return None
+        if data[entry : entry + 8].rstrip(b"\0") != b".uname":
+            continue
+        size = int.from_bytes(data[entry + 16 : entry + 20], "little")
+        offset = int.from_bytes(data[entry + 20 : entry + 24], "little")
+        virtual = int.from_bytes(data[entry + 8 : entry + 12], "little")
+        size = min(size, virtual or size, 64)
+        if offset + size > len(data):
+            return None
+        release = data[offset : offset + size].split(b"\0", 1)[0].decode("ascii", "replace")
+        release = release.strip()
+        return release if release and release.isprintable() and " " not in release else None
+    return None
 
 
 def read_images(
@@ -232,9 +409,11 @@ def read_images(
         running_image_version = image_version(host, running_image)
     for kernel in kernels:
         rel = f"boot/vmlinuz-{kernel.release}"
+        if not host.is_file(rel) and host.is_file(f"lib/modules/{kernel.release}/vmlinuz"):
+            rel = f"lib/modules/{kernel.release}/vmlinuz"
         if kernel.release == running_release:
             if running_image is not None:
-                kernel.image, kernel.image_version = rel, running_image_version
+                kernel.image, kernel.image_version = running_image, running_image_version
         elif host.is_file(rel):
             kernel.image = rel
             kernel.image_version = image_version(host, rel, scan=False)
@@ -257,6 +436,22 @@ def next_boot(
     if not candidates:
         return running_pkg, "the running release"
     by_release = {k.release: k for k in candidates}
+    entries = [e for e in boot_entries(host) if e.release in by_release]
+    if entries:
+        # systemd-boot starts the newest entry unless loader.conf says otherwise.
+        best_entry = entries[0]
+        for entry in entries[1:]:
+            if (
+                host.packages.order(
+                    by_release[entry.release].version or "",
+                    by_release[best_entry.release].version or "",
+                    by_release[entry.release].rules,
+                )
+                > 0
+            ):
+                best_entry = entry
+        kind = "unified kernel image" if best_entry.kind == "uki" else "systemd-boot entry"
+        return by_release[best_entry.release], f"the {kind} /{best_entry.path}"
     for rel in _GRUBENV_FILES:
         text = host.read_text(rel, 64 * 1024) or ""
         match = re.search(r"^saved_entry=(.+)$", text, re.M)
@@ -285,8 +480,9 @@ def next_boot(
 
 
 # --- from kernel_facts.py
-# Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM.
-EXTERNAL_PROVIDERS = {"digitalocean": "DigitalOcean", "linode": "Linode", "ovh": "OVH"}
+# Providers whose legacy setups boot a kernel chosen in their control panel, from outside the VM:
+# named by DMI alone, they count only when no boot loader inside the machine chose the kernel.
+PANEL_KERNEL_PROVIDERS = ("digitalocean", "linode", "ovh", "scaleway")
 
 
 @dataclass
@@ -366,6 +562,11 @@ class Installed:
 def read_installed(host: Host, release: str) -> Installed:
     kernels, metas = installed_kernels(host)
     running_image = f"boot/vmlinuz-{release}"
+    # OVH installs its kernels as bzImage-<release>; Arch keeps each kernel's image in its
+    # modules folder (boot/vmlinuz-linux is whichever is installed now), and so do Fedora's.
+    for other in (f"boot/bzImage-{release}", f"lib/modules/{release}/vmlinuz"):
+        if not host.is_file(running_image) and host.is_file(other):
+            running_image = other
     running_image_found = host.is_file(running_image)
     running_image_version = read_images(
         host, kernels, release, running_image if running_image_found else None
@@ -393,21 +594,84 @@ class KernelFacts:
     installed: Installed
 
     @cached_property
+    def provider(self) -> Identification | None:
+        """The provider or hypervisor this host's traces name, with the evidence."""
+        from preflight_checks.kernel.providers import identify
+
+        return identify(self.host)
+
+    @cached_property
+    def supplier(self) -> Identification | None:
+        """The identified provider when the evidence says it loads the running kernel."""
+        ident, running = self.provider, self.running
+        if ident is None:
+            return None
+        if ident.provider.always_external:
+            return ident
+        if ident.kernel_named and not self.running_image_on_disk:
+            return ident
+        if ident.provider.key == "aws" and running.xen_pv and not self.running_image_on_disk:
+            return ident  # an AKI kernel: PV-GRUB would have booted one from /boot
+        if (
+            ident.provider.key in PANEL_KERNEL_PROVIDERS
+            and running.cmdline_known
+            and running.boot_image is None
+            and not self.boots_itself
+        ):
+            return ident
+        return None
+
+    @property
+    def remedy_provider(self) -> Identification | None:
+        """Whose steps fix an external kernel: the supplier, else (when other evidence shows
+        the kernel comes from outside) the provider the host's traces name."""
+        if self.supplier is not None:
+            return self.supplier
+        return self.provider if self.loaded_from_outside else None
+
+    @cached_property
+    def running_image_on_disk(self) -> bool:
+        """Whether the running kernel's image is on this machine's /boot (vmlinuz-<release>,
+        OVH's bzImage-<release>, or the file BOOT_IMAGE= names)."""
+        if self.installed.running_image_found:
+            return True
+        image = self.running.boot_image
+        name = image.rsplit("/", 1)[-1] if image else ""
+        return bool(name) and name not in (".", "..") and self.host.is_file(f"boot/{name}")
+
+    @cached_property
+    def boots_itself(self) -> bool:
+        """A boot loader inside the machine that sets no BOOT_IMAGE= (systemd-boot, a UKI)
+        has an entry for the running release or an installed kernel (after an upgrade the UKI
+        names the new one)."""
+        known = {self.running.release} | {k.release for k in self.installed.kernels}
+        return any(entry.release in known for entry in boot_entries(self.host))
+
+    @cached_property
     def external_evidence(self) -> list[str]:
         """Why no boot loader inside the machine chose the running kernel (the provider, the
         Xen toolstack or the hypervisor supplied it); empty when one did, or when the kernel
         command line is unknown."""
         running, installed = self.running, self.installed
-        if not running.cmdline_known or running.boot_image is not None:
-            return []
         evidence = []
-        provider = self.host.provider
-        if provider in EXTERNAL_PROVIDERS:
-            evidence.append(
-                f"DMI names the provider {EXTERNAL_PROVIDERS[provider]} and the kernel "
-                "command line has no BOOT_IMAGE=, so no boot loader inside the machine chose "
-                "the kernel"
-            )
+        supplier = self.supplier
+        if supplier is not None:
+            provider = supplier.provider
+            if provider.always_external:
+                why = f"{provider.name} loads the kernel itself, with no boot loader in the guest"
+            elif supplier.kernel_named and not self.running_image_on_disk:
+                why = (
+                    f"the running kernel is {provider.name}'s and its image is not in /boot, "
+                    "so the provider loads it"
+                )
+            else:
+                why = (
+                    "the kernel command line has no BOOT_IMAGE=, so no boot loader inside "
+                    "the machine chose the kernel"
+                )
+            evidence.append(f"{why} ({'; '.join(supplier.evidence)})")
+        if not running.cmdline_known or running.boot_image is not None or self.boots_itself:
+            return evidence
         if running.xen_pv:
             evidence.append(
                 "this is a Xen PV guest whose kernel the toolstack loads "

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from preflight.check import Finding, Status
+from preflight.text import plausible_name, shell_arg
 from preflight.timefmt import iso_utc
-from preflight_checks.kernel.facts import EXTERNAL_PROVIDERS
 
 if TYPE_CHECKING:
     from preflight.check import CheckContext
@@ -22,33 +22,21 @@ if TYPE_CHECKING:
 def external_remediation(facts: KernelFacts, target: Kernel) -> list[str]:
     want = f"{target.release} ({target.label})"
     running = facts.running
-    provider = facts.host.provider if running.boot_image is None else None
-    if provider == "digitalocean":
-        return [
-            "Rebooting alone will not help: this droplet boots the kernel selected in the "
-            "DigitalOcean control panel, not the one apt installed.",
-            f"DigitalOcean control panel -> Droplets -> this droplet -> Settings -> Kernel: "
-            f"select {want} and click Change.",
-            "Power the droplet off and on from the control panel (`poweroff` inside, then "
-            "Power On); a reboot from inside keeps the old kernel.",
-            "Or select the 'GrubLoader' kernel there, so the kernel installed by apt boots "
-            "from now on.",
+    supplier = facts.remedy_provider
+    if supplier is not None and not (running.xen_pv and supplier.provider.key == "qemu"):
+        provider = supplier.provider
+        steps = [
+            f"Rebooting alone will not help: this machine runs on {provider.name} "
+            f"(identified by: {'; '.join(supplier.evidence)}), which loads a kernel other "
+            "than the one the package manager installed.",
+            *(step.format(want=want) for step in provider.steps),
         ]
-    if provider == "linode":
-        return [
-            "Rebooting alone will not help: the Linode's configuration profile boots a "
-            "Linode-supplied kernel, not the one the package manager installed.",
-            "Cloud Manager -> this Linode -> Configurations -> Edit -> Boot Settings -> "
-            f"Kernel: select 'GRUB 2' (boots {want}) and save.",
-            "Reboot from the Cloud Manager so the new profile takes effect.",
-        ]
-    if provider == "ovh":
-        return [
-            "Rebooting alone will not help: the server boots an OVH netboot kernel.",
-            "OVHcloud Control Panel, this server, Netboot: choose 'Hard disk' so "
-            + want
-            + " boots, then restart from the panel.",
-        ]
+        if provider.always_external:
+            steps.append(
+                "If the platform owns the host (a sandbox or a managed service), the kernel is "
+                "the platform's. " + _purge_step(facts)
+            )
+        return steps
     if running.xen_pv:
         return [
             "Rebooting alone will not help: the Xen toolstack loads this PV guest's kernel "
@@ -57,29 +45,40 @@ def external_remediation(facts: KernelFacts, target: Kernel) -> list[str]:
             "pygrub/PVH GRUB, then shut the domain down and start it again.",
         ]
     if facts.loaded_from_outside:
-        packages = _package_names(facts)
         return [
             f"Rebooting alone will not help: the running {running.release} is supplied by the "
-            "hypervisor or platform (direct kernel boot), not by this machine's /boot.",
+            "hypervisor or platform (direct kernel boot), not by this machine's /boot; the "
+            "evidence does not say which one.",
             f"Change the kernel in the VM's configuration (the hypervisor's kernel setting, "
             f"e.g. libvirt <kernel>, Firecracker boot-source) to {want}, or let the VM boot "
             "through its own boot loader.",
-            "If this machine does not need its own kernel packages, remove them so other "
-            "tools stop reporting an upgrade that cannot happen: "
-            f"apt-get purge {' '.join(packages)}"
-            if facts.host.packages.manager == "dpkg" and packages
-            else "If this machine does not need its own kernel packages, remove them.",
+            _purge_step(facts),
         ]
     # The machine boots itself (BOOT_IMAGE= names an image) yet came up on the old kernel.
     return [
         f"Rebooting alone will not help: the last boot already skipped {want}.",
         "Check which entry the boot loader starts: grep -E '^GRUB_DEFAULT' /etc/default/grub; "
         "grep -E '^\\s*linux' /boot/grub/grub.cfg | head -n 3 (grub2 on RPM hosts: "
-        "grubby --default-kernel).",
+        "grubby --default-kernel; systemd-boot: bootctl list).",
         "Check that /boot is the partition the boot loader reads (findmnt /boot) and "
         "regenerate its menu (update-grub, or grub2-mkconfig -o /boot/grub2/grub.cfg).",
         f"Then reboot and confirm that /proc/version shows {target.version}.",
     ]
+
+
+def _purge_step(facts: KernelFacts) -> str:
+    """Removing the kernel packages that can never boot, as one command when every name is
+    a plausible package name (each shell-quoted), else in words."""
+    step = "If this machine does not need its own kernel packages, remove them"
+    packages = _package_names(facts)
+    manager = facts.host.packages.manager
+    if not packages or not all(plausible_name(name) for name in packages):
+        return step + "."
+    words = " ".join(shell_arg(name) for name in packages)
+    command = {"dpkg": "apt-get purge", "rpm": "rpm -e"}.get(manager or "")
+    if command is None:
+        return step + "."
+    return f"{step} so other tools stop reporting an upgrade that cannot happen: {command} {words}"
 
 
 def _package_names(facts: KernelFacts) -> list[str]:
@@ -156,8 +155,9 @@ def _who_supplies(facts: KernelFacts) -> str | None:
     """Who supplies the kernel when no package does. Unlike the external evidence, a provider
     or a Xen PV guest is named even when the kernel command line is unknown."""
     host, running, installed = facts.host, facts.running, facts.installed
-    if host.provider in EXTERNAL_PROVIDERS and running.boot_image is None:
-        return f"the provider ({EXTERNAL_PROVIDERS[host.provider]})"
+    supplier = facts.supplier
+    if supplier is not None:
+        return f"{supplier.provider.name} ({'; '.join(supplier.evidence)})"
     if running.xen_pv:
         return "the Xen toolstack (a PV guest)"
     if not installed.running_image_found and running.boot_image is None and running.cmdline_known:
@@ -274,11 +274,19 @@ def drift(facts: KernelFacts, target: Kernel) -> Finding:
         f"outside the machine, and the evidence cannot tell which "
         f"({'; '.join(why) or 'no decisive evidence'})"
     )
-    since = (
-        "ls -l --time-style=full-iso /var/lib/dpkg/info/" + f"{target.package}.list"
-        if target.manager == "dpkg" and target.package
-        else f"rpm -q --last {target.package or 'kernel-core'}"
-    )
+    package = target.package if target.package and plausible_name(target.package) else None
+    if target.manager == "dpkg" and package:
+        since = "ls -l --time-style=full-iso " + shell_arg(f"/var/lib/dpkg/info/{package}.list")
+    elif target.manager == "dpkg":
+        since = "ls -l --time-style=full-iso /var/lib/dpkg/info/linux-image-*.list"
+    elif target.manager == "pacman" and package:
+        since = f"pacman -Qi {shell_arg(package)} (Install Date)"
+    elif target.manager in ("apk", "files") and target.release:
+        since = "ls -l --time-style=full-iso " + shell_arg(
+            f"/lib/modules/{target.release}/modules.dep"
+        )
+    else:
+        since = f"rpm -q --last {shell_arg(package or 'kernel-core')}"
     return Finding(
         "kernel.drift",
         Status.WARN,
@@ -307,13 +315,16 @@ def modules_missing(facts: KernelFacts, main_code: str) -> Finding:
     elif main_code == "kernel.reboot-required":
         fix = ["Reboot into the installed kernel (see kernel.reboot-required)."]
     else:
+        if facts.host.packages.manager == "dpkg" and plausible_name(f"linux-image-{release}"):
+            how = f"(apt-get install {shell_arg(f'linux-image-{release}')})"
+        elif facts.host.packages.manager == "dpkg":
+            how = "(its linux-image package)"
+        elif facts.host.packages.manager == "rpm":
+            how = "(dnf install kernel-modules-core-<version>)"
+        else:
+            how = "(with the distribution's package manager)"
         fix = [
-            f"Install the modules of {release} if the distribution still ships them "
-            + (
-                f"(apt-get install linux-image-{release})"
-                if facts.host.packages.manager == "dpkg"
-                else "(dnf install kernel-modules-core-<version>)"
-            ),
+            f"Install the modules of {release} if the distribution still ships them {how}",
             "Or run a kernel whose modules are installed (ls /lib/modules).",
         ]
     return Finding("kernel.modules-missing", Status.WARN, message, fix)

@@ -10,17 +10,19 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import CheckContext, Finding, Status
+from preflight.text import plausible_name, shell_arg
 from preflight_checks.puppet.facts import (
+    GEM_DIR_RE,
     MODULE_TOOL_VERSION,
     VENDOR_BIN_DIR,
     Install,
-    first_on_path,
     newest,
     older,
 )
 
 if TYPE_CHECKING:
     from preflight.host import Host
+    from preflight_checks.puppet.facts import Caller
 
 
 MODULE_TOOL_MISSING = (
@@ -50,7 +52,8 @@ def not_installed_finding(
     where = "no puppet on PATH, no /usr/bin/puppet, no /opt/puppetlabs/bin/puppet"
     if packages:
         names = ", ".join(f"{p.name} {p.version}" for p in packages)
-        reinstall = " ".join(p.name for p in packages)
+        names_ok = [p.name for p in packages if plausible_name(p.name)]
+        reinstall = " ".join(shell_arg(name) for name in names_ok)
         command = (
             "dnf reinstall " if host.packages.manager == "rpm" else "apt-get install --reinstall "
         ) + reinstall
@@ -60,7 +63,7 @@ def not_installed_finding(
             "puppet.not-installed",
             Status.FAIL,
             f"{noun} {names} {verb} installed but no puppet executable exists ({where})",
-            [command],
+            [command] if names_ok else [],
         )
     message = f"Puppet is not installed ({where}, no puppet, puppet-agent or puppet-common package)"
     steps = _upgrade_path(host, min_version, "distribution") if ctx.required else None
@@ -84,7 +87,11 @@ def version_unknown_finding(host: Host, install: Install) -> Finding:
     if install.ruby:
         remediation = [
             f"reinstall the package that owns {host.display(install.path)}"
-            + (f" (`apt-get install --reinstall {install.package}`)" if install.package else ""),
+            + (
+                f" (`{_reinstall(host, install.package)}`)"
+                if install.package and plausible_name(install.package)
+                else ""
+            ),
         ]
     else:
         remediation = [
@@ -119,33 +126,160 @@ def too_old_finding(host: Host, install: Install, minimum: str, newer: Install |
     return Finding("puppet.too-old", Status.FAIL, message, remediation)
 
 
-def _use_newer(host: Host, old: Install, newer: Install) -> str:
+def _reinstall(host: Host, package: str) -> str:
+    tool = "dnf reinstall" if host.packages.manager == "rpm" else "apt-get install --reinstall"
+    return f"{tool} {shell_arg(package)}"
+
+
+def removal_command(host: Host, install: Install) -> str | None:
+    """The command that removes one installation with the tool that installed it; None when
+    nothing safe can be suggested (no package owns its files, an implausible name). Never a
+    package name guessed from the layout: on Debian 12 `puppet-agent` is the distribution's own
+    package, and removing it for an all-in-one install would remove the Puppet that works."""
+    if install.gem_stub:
+        gem = "gem"
+        if install.interpreter and install.interpreter.startswith("/"):
+            # The gem command of the same Ruby (the all-in-one Ruby has its own).
+            sibling = f"{os.path.dirname(install.interpreter)}/gem"
+            if sibling != "/usr/bin/gem" and host.is_file(sibling.lstrip("/")):
+                gem = sibling if plausible_name(sibling) else "gem"
+        version = install.version
+        if version and plausible_name(version):
+            return f"{shell_arg(gem)} uninstall puppet --version {shell_arg(version)} --executables"
+        return f"{shell_arg(gem)} uninstall puppet --executables"
+    if install.package is None or not plausible_name(install.package):
+        return None
+    tool = "yum remove" if host.packages.manager == "rpm" else "apt-get remove"
+    return f"{tool} {shell_arg(install.package)}"
+
+
+def _callers_text(found: list[Caller]) -> str:
+    return ", ".join(c.name for c in found)
+
+
+def _use_newer(
+    host: Host,
+    old: Install,
+    newer: Install,
+    affected: list[Caller] | None = None,
+    old_word: str = "older",
+) -> str:
     step = (
         f"use the installed {host.display(newer.path)} (Puppet {newer.version}): remove "
-        f"the older {host.display(old.path)}"
+        f"the {old_word} {host.display(old.path)}"
     )
-    if old.package:
-        step += f" (`apt-get remove {old.package}`)"
+    command = removal_command(host, old)
+    if command:
+        step += f" (`{command}`)"
+    if affected == []:
+        # Nobody finds it by name: PATH order changes nothing; whoever calls it by its path
+        # should call the working one.
+        return step + f", or call {host.display(newer.path)} where it is called by path"
+    where = "in PATH (e.g. in /etc/environment)"
+    if affected:
+        where = f"in the PATH of {_callers_text(affected)}"
     return (
         step + f" or put {os.path.dirname(host.display(newer.path))} before "
-        f"{os.path.dirname(host.display(old.path))} in PATH (e.g. in /etc/environment)"
+        f"{os.path.dirname(host.display(old.path))} {where}"
     )
 
 
-def shadowed_finding(host: Host, installs: list[Install]) -> Finding | None:
-    first = first_on_path(installs)
-    if first is None or first.version is None:
-        return None
-    best = newest([i for i in installs if i is not first and older(first.version, i.version or "")])
-    if best is None:
-        return None
-    return Finding(
-        "puppet.shadowed",
-        Status.WARN,
-        f"{host.display(first.path)} (Puppet {first.version}) comes first on PATH and shadows "
-        f"{host.display(best.path)} (Puppet {best.version})",
-        [_use_newer(host, first, best)],
+def shadowed_findings(
+    host: Host, installs: list[Install], found: list[Caller], minimum: str
+) -> list[Finding]:
+    """One finding per working installation that some caller runs although a newer working one
+    is installed. Broken installations never count as the better one: advice never removes the
+    only Puppet that works."""
+    findings = []
+    working = [i for i in installs if i.works and i.version is not None]
+    for install in working:
+        affected = [c for c in found if c.runs is install]
+        if not affected:
+            continue
+        best = newest([i for i in working if older(install.version or "", i.version or "")])
+        if best is None:
+            continue
+        findings.append(
+            Finding(
+                "puppet.shadowed",
+                Status.WARN,
+                f"{host.display(install.path)} (Puppet {install.version}) comes first on PATH "
+                f"for {_callers_text(affected)} and shadows {host.display(best.path)} "
+                f"(Puppet {best.version})",
+                [_use_newer(host, install, best, affected)],
+            )
+        )
+    return findings
+
+
+def cannot_run_finding(
+    host: Host, install: Install, installs: list[Install], found: list[Caller]
+) -> Finding:
+    """A Puppet that cannot start: how to repair it, and the working one to use instead."""
+    affected = [c for c in found if c.runs is install and c.runs_broken]
+    who = f" (run by {_callers_text(affected)})" if affected else ""
+    version = f"Puppet {install.version} " if install.version else "Puppet "
+    message = (
+        f"{version}at {host.display(install.path)}{who} cannot start: "
+        f"{install.broken or install.failure}"
     )
+    steps: list[str] = []
+    path = host.display(install.path)
+    if install.conflicting_gem:
+        gem_version = GEM_DIR_RE.findall(install.conflicting_gem + "/lib")
+        stub = next(
+            (
+                i
+                for i in installs
+                if i.gem_stub and i.library and i.library.startswith(install.conflicting_gem)
+            ),
+            None,
+        )
+        command = removal_command(host, stub) if stub is not None else None
+        if command is None and gem_version and plausible_name(gem_version[0]):
+            command = f"gem uninstall puppet --version {shell_arg(gem_version[0])} --executables"
+        steps.append(
+            f"remove the puppet gem (`{command}`): {path} then loads only its own library"
+            if command
+            else f"remove the puppet gem in {host.display(install.conflicting_gem)}"
+        )
+    elif install.gem_stub:
+        steps.append(
+            f"the RubyGems stub {path} outlived its Ruby: remove it (`rm {shell_arg(path)}`), "
+            "or install the gem again with a working Ruby"
+            if plausible_name(path)
+            else f"remove the stale RubyGems stub {path}"
+        )
+    elif install.interpreter_package and not plausible_name(install.interpreter_package):
+        # A package name no package manager would give: name the file, suggest no command.
+        steps.append(
+            f"reinstall the package that provides {install.interpreter_target} (its name in "
+            "the package database is not a plausible package name: check it first)"
+        )
+    elif install.interpreter_package:
+        steps.append(
+            f"reinstall {install.interpreter_package}, which provides "
+            f"{install.interpreter_target or install.interpreter}: "
+            f"`{_reinstall(host, install.interpreter_package)}`"
+        )
+    elif install.package and plausible_name(install.package):
+        steps.append(f"reinstall {install.package}: `{_reinstall(host, install.package)}`")
+    elif install.layout == "vendor":
+        steps.append(
+            "the files under /opt/puppetlabs belong to no installed package: install "
+            "Puppet's puppet-agent again from its repository (apt.puppet.com / "
+            "yum.puppet.com), or remove /opt/puppetlabs"
+        )
+    elif install.interpreter and plausible_name(install.interpreter):
+        steps.append(
+            f"reinstall the package that provides {install.interpreter} "
+            f"(`dpkg -S {shell_arg(install.interpreter)}` names it)"
+        )
+    other = newest([i for i in installs if i is not install and i.works and i.version])
+    if other is not None and not install.conflicting_gem:
+        # Removing the broken one is safe: another Puppet works.
+        steps.append(_use_newer(host, install, other, affected, old_word="broken"))
+    return Finding("puppet.cannot-run", Status.FAIL, message, steps)
 
 
 def _upgrade_path(host: Host, minimum: str, layout: str) -> list[str]:
