@@ -36,6 +36,7 @@ BUILTIN_CHECKS = {
     "kernel": "preflight_checks.kernel:KernelCheck",
     "tun": "preflight_checks.tun:TunCheck",
     "puppet": "preflight_checks.puppet:PuppetCheck",
+    "services": "preflight_checks.services:ServicesCheck",
     "kamailio": "preflight_checks.kamailio:KamailioCheck",
 }
 BUILTIN_PACKAGE = "preflight_checks"

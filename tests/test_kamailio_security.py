@@ -224,6 +224,26 @@ def test_config_in_a_users_folder_is_never_run_by_root(attacker: Path, tmp_path:
     assert result["details"]["resolved_by"] == "best effort"
 
 
+def test_module_in_a_users_folder_is_never_loaded_by_root(
+    attacker: Path, legit: tuple[Path, int], tmp_path: Path
+) -> None:
+    """The operator's own root-owned config loads a module from a folder another account
+    owns (found in a review): root's `kamailio -c` would dlopen that account's code."""
+    config, _port = legit
+    marker = tmp_path / "root-ran-evil-module"
+    module = build_evil_module(attacker, marker)
+    os.chown(module, NOBODY, NOBODY)
+    text = config.read_text().replace(
+        'loadmodule "sl.so"', f'loadmodule "sl.so"\nloadmodule "{module}"'
+    )
+    config.write_text(text)
+    code, result = check("--config", str(preflight_config(tmp_path, config)))
+    assert not marker.exists(), "root loaded a module another account controls"
+    untrusted = finding(result, "kamailio.untrusted-file")
+    assert str(attacker) in untrusted["message"]
+    assert result["details"]["resolved_by"] == "best effort"
+
+
 def test_binary_a_user_can_replace_is_never_run(
     attacker: Path, legit: tuple[Path, int], tmp_path: Path
 ) -> None:

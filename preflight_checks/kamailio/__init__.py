@@ -44,6 +44,12 @@ class KamailioCheck(Check):
         "kamailio.ok": FindingDoc(
             Status.PASS, "Kamailio runs and listens on every expected socket"
         ),
+        "kamailio.running-unknown": FindingDoc(
+            Status.SKIP,
+            "a snapshot without a process list (ROOT/proc/<pid>): the configuration was "
+            "checked, whether Kamailio runs cannot be told",
+            "judge it live, or from a snapshot that holds proc/<pid> of the Kamailio processes",
+        ),
         "kamailio.not-installed": FindingDoc(
             Status.SKIP,
             "no kamailio binary, package or process (a failure with required = true)",
@@ -367,7 +373,15 @@ def run_check(ctx: CheckContext) -> list[Finding]:
 
     if report.notes:
         report.details["notes"] = report.notes
-    if not report.findings:
+    if not report.findings and not proc_visible:
+        # Contract section 6: what it needs is missing, so it skips and says which file.
+        report.add(
+            "running-unknown",
+            Status.SKIP,
+            f"{host.display('proc')} holds no process list: whether Kamailio runs is unknown "
+            "(its configuration is consistent)",
+        )
+    elif not report.findings:
         what = (
             (
                 f"Kamailio (pid {instance.main.pid}) listens on all "
@@ -375,7 +389,6 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             )
             if instance
             else "Kamailio's configuration is consistent"
-            + ("" if proc_visible else "; whether it runs is unknown (no process list)")
         )
         report.add("ok", Status.PASS, what)
     if best_effort:
@@ -409,6 +422,7 @@ def check_with_kamailio(
         choose_binary,
         config_risk,
         instance_defines,
+        module_files,
         run_kamailio_c,
     )
 
@@ -418,7 +432,7 @@ def check_with_kamailio(
     binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
     what = "`kamailio -c` is not run"
     if binary is not None:
-        problem = config_risk(host, parsed.files)
+        problem = config_risk(host, [*parsed.files, *module_files(host, parsed)])
         what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
     if problem is not None:
         report.add(

@@ -364,12 +364,37 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
     )
 
 
+def module_files(host: Host, parsed: ParsedConfig) -> list[str]:
+    """The module folders and the .so files `loadmodule` names (root-relative): `kamailio -c`
+    dlopens them as root, so they are held to the same rule as the config (a module in a
+    folder another account can write is that account's code run as root)."""
+    from preflight_checks.kamailio.config import MODULE_DIRS
+
+    dirs = [d.strip("/") for d in parsed.mpaths] or [
+        d for pattern in MODULE_DIRS for d in host.glob(pattern) if host.is_dir(d)
+    ]
+    found = list(dirs)
+    for name, _where in parsed.modules:
+        if name.startswith("/"):
+            found.append(name.strip("/"))
+            continue
+        base = name if name.endswith(".so") else f"{name}.so"
+        stem = base[: -len(".so")]
+        # Kamailio tries mpath/NAME.so, then mpath/NAME/NAME.so
+        for folder in dirs:
+            for rel in (f"{folder}/{base}", f"{folder}/{stem}/{base}"):
+                if host.exists(rel):
+                    found.append(rel)
+                    break
+    return found
+
+
 def config_risk(host: Host, files: list[str]) -> str | None:
     """Why this run must not hand the config (or a file it includes) to `kamailio -c`."""
     if not host.is_live:
         return None
     for rel in files:
-        problem = path_risk(host.display(rel), run_owners(host))
+        problem = path_risk(host.display(rel), run_owners(host), folder=host.is_dir(rel))
         if problem:
             return problem
     return None
