@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from enum import Enum
@@ -14,6 +15,7 @@ from preflight import __version__
 from preflight.errors import UsageError
 from preflight.report import EXIT_ERROR, EXIT_USAGE
 from preflight.reporters import FORMATS
+from preflight.stdout import emit, guard_standard_fds
 from preflight.suggest import did_you_mean
 
 app = typer.Typer(
@@ -72,6 +74,32 @@ ConfigOpt = Annotated[
     Optional[str], typer.Option("--config", "-c", metavar="PATH", help="TOML config file.")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+# Longer than any sensible check or wait, short enough that deadlines stay ordinary numbers.
+MAX_SECONDS = 86400.0
+
+
+def _seconds(minimum: float) -> Any:
+    """A click callback: a finite number of seconds in [minimum, MAX_SECONDS]."""
+
+    def validate(value: float) -> float:
+        if not math.isfinite(value) or not minimum <= value <= MAX_SECONDS:
+            raise typer.BadParameter(
+                f"{value!r} is not a number of seconds from {minimum:g} to {MAX_SECONDS:g}"
+            )
+        return value
+
+    return validate
+
+
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        callback=_seconds(0.1),
+        help="Seconds per check (and per plugin import).",
+    ),
+]
 
 
 @app.command("check")
@@ -110,14 +138,12 @@ def check_command(
         Optional[FailOn],
         typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero."),
     ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds per check.")
-    ] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     wait: Annotated[
         float,
         typer.Option(
             "--wait",
-            min=0,
+            callback=_seconds(0.0),
             metavar="SECONDS",
             help="Re-run checks that did not pass for up to this long.",
         ),
@@ -128,13 +154,16 @@ def check_command(
     debug: DebugOpt = False,
 ) -> None:
     """Run checks and print a report."""
+    import signal
+
     from preflight import reports as reports_mod
     from preflight import session
+    from preflight.isolation import STOP_SIGNALS
 
     targets = reports_mod.plan_reports(reports or [], fmt.value if fmt else None, output)
     reports_mod.check_destinations(targets)
     started = time.perf_counter()
-    plan, cfg = session.plan(checks or [], config, no_plugins, root)
+    plan, cfg = session.plan(checks or [], config, no_plugins, root, timeout)
     effective_fail_on = fail_on.value if fail_on is not None else cfg.fail_on
     try:
         report = session.execute(plan, cfg, root, timeout, wait, effective_fail_on, started)
@@ -151,6 +180,9 @@ def check_command(
             raise
         report = session.failure_report(root, effective_fail_on, exc, started)
         texts = reports_mod.render_all(report, targets, no_color, quiet)
+    # From here on a stop signal waits: the reports are delivered whole, with their exit code,
+    # or (signal before this point) not at all.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     reports_mod.write_all(targets, texts)
     raise typer.Exit(report.exit_code)
 
@@ -160,22 +192,27 @@ def list_command(
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
     no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     config: ConfigOpt = None,
+    timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Every loaded check: id, title and origin."""
     from preflight import session
+    from preflight.text import printable
 
-    rows = session.list_checks(config, no_plugins)
+    rows = session.list_checks(config, no_plugins, timeout)
     if fmt is ListFormat.json:
-        print(json.dumps(rows, indent=2))
+        emit(json.dumps(rows, indent=2) + "\n")
         return
+    # Titles, origins and errors come from installed distributions: data, not terminal codes.
+    rows = [{key: printable(str(value)) for key, value in row.items()} for row in rows]
     width = max([len(r["id"]) for r in rows] + [2])
     title_width = max([len(r["title"]) for r in rows] + [5])
-    print(f"{'ID':<{width}}  {'TITLE':<{title_width}}  ORIGIN")
+    lines = [f"{'ID':<{width}}  {'TITLE':<{title_width}}  ORIGIN"]
     for row in rows:
         line = f"{row['id']:<{width}}  {row['title']:<{title_width}}  {row['origin']}"
         if row.get("error"):
             line += f"  (failed to load: {row['error']})"
-        print(line)
+        lines.append(line)
+    emit("\n".join(lines) + "\n")
 
 
 @app.command("explain")
@@ -189,13 +226,15 @@ def explain_command(
     import shutil
 
     from preflight import session
+    from preflight.text import printable
 
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
     doc, text = session.explain(check, config, no_plugins, width - 1)
     if fmt is ListFormat.json:
-        print(json.dumps(doc, indent=2, default=str))
+        emit(json.dumps(doc, indent=2, default=str) + "\n")
     else:
-        print(text, end="")
+        # Plugin titles and descriptions are data: no terminal codes.
+        emit(printable(text, keep_newlines=True))
 
 
 @app.command("facts")
@@ -205,7 +244,7 @@ def facts_command(root: RootOpt = "/", config: ConfigOpt = None) -> None:
     from preflight import session
 
     config_mod.load(config)  # a broken config is reported the same way everywhere
-    print(json.dumps(session.facts(root), indent=2, default=str))
+    emit(json.dumps(session.facts(root), indent=2, default=str) + "\n")
 
 
 @app.command("collect")
@@ -253,11 +292,16 @@ def collect_command(
 def _print_tracebacks(report: Any) -> None:
     import traceback
 
+    from preflight.isolation import CheckCrash
+
     for result in report.results:
         exc = result.exception
         if exc is not None:
             print(f"--- traceback of check {result.id}:", file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            if isinstance(exc, CheckCrash):  # formatted in the check's process
+                sys.stderr.write(str(exc))
+            else:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
 def _argv_with_default_command(args: list[str]) -> list[str]:
@@ -305,6 +349,10 @@ def _asks_for_nagios(args: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; every way out is an exit code from contract section 2."""
+    from preflight.isolation import Interrupted, handle_signals
+
+    guard_standard_fds()
+    handle_signals()
     raw = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in raw
     nagios = _asks_for_nagios(raw)
@@ -316,8 +364,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), nagios=nagios)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except Interrupted as exc:
+        # Every check's process and command is already killed; no report was written.
+        _fail(f"interrupted by {exc.name}: stopped, no report written", exc.exit_code)
     except Exception as exc:  # click's usage errors, or a bug in preflight itself
         if type(exc).__name__ in ("Abort",):
             _fail("aborted", 130)

@@ -47,17 +47,24 @@ def load(explicit: str | None) -> Config:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        raw = read_regular(path, MAX_CONFIG_BYTES)
+        # One byte more than allowed: a bigger file is refused, never read in part.
+        raw = read_regular(path, MAX_CONFIG_BYTES + 1)
     except NotRegularFile:
         raise ConfigError(f"{path}: not a regular file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a preflight config file"
+        )
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # the parser recurses once per level of nested arrays and tables
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     return parse(data, path)
 
 

@@ -125,7 +125,8 @@ def write_all(targets: list[ReportTarget], texts: list[str | None]) -> None:
         if target.path is not None and text is not None:
             flag = target.label if len(targets) > 1 else "--output"
             write_atomically(target.path, text.encode("utf-8"), flag=flag)
+    from preflight.stdout import emit
+
     for target, text in zip(targets, texts, strict=True):
         if target.path is None and text is not None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            emit(text)

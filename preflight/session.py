@@ -39,9 +39,14 @@ def _note(message: str) -> None:
 
 
 def plan(
-    names: list[str], config_path: str | None, no_plugins: bool, root: str
+    names: list[str],
+    config_path: str | None,
+    no_plugins: bool,
+    root: str,
+    timeout: float = registry.IMPORT_TIMEOUT,
 ) -> tuple[list[Planned], config_mod.Config]:
-    """Which checks run, loaded and with validated options; usage errors raise UsageError."""
+    """Which checks run, loaded and with validated options; usage errors raise UsageError.
+    A plugin gets `timeout` seconds to import."""
     require_root(root)
     cfg = config_mod.load(config_path)
     available = registry.discover()
@@ -62,23 +67,31 @@ def plan(
         wanted = _dedupe(cfg.checks)
     else:
         wanted = list(by_id)
+    # Sections of checks not run this time are still validated: a typo in one is a config error
+    # found now rather than on the run that needs it.
+    others = [s for s in cfg.sections if s in by_id and s not in wanted]
+    loaded = dict(
+        zip(
+            [*wanted, *others],
+            registry.load_many([by_id[name] for name in [*wanted, *others]], timeout),
+            strict=True,
+        )
+    )
     for section in cfg.sections:
         if section not in by_id:
             _note(f"{cfg.path}: [checks.{section}] ignored: no check {section!r} is loaded")
-        elif section not in wanted:
-            # Not run this time, but a typo in its section is still a config error, found now
-            # rather than on the run that needs it.
-            other = registry.load(by_id[section])
-            if other.check is not None:
-                config_mod.check_options(cfg, section, other.check.all_options())
+    for section in others:
+        other = loaded[section].check
+        if other is not None:
+            config_mod.check_options(cfg, section, other.all_options())
     planned = []
     for name in wanted:
-        loaded = registry.load(by_id[name])
+        check = loaded[name].check
         options: dict[str, Any] = {}
-        if loaded.check is not None:
-            options = config_mod.check_options(cfg, name, loaded.check.all_options())
-        planned.append(Planned(loaded, options))
-    _check_waivers(cfg, by_id, {p.loaded.id: p.loaded for p in planned})
+        if check is not None:
+            options = config_mod.check_options(cfg, name, check.all_options())
+        planned.append(Planned(loaded[name], options))
+    _check_waivers(cfg, by_id, loaded)
     return planned, cfg
 
 
@@ -134,8 +147,9 @@ def execute(
         return Host(root, timeout=timeout)
 
     from preflight.progress import Progress
+    from preflight.text import printable
 
-    ids = ", ".join(p.loaded.id for p in plan_)
+    ids = printable(", ".join(p.loaded.id for p in plan_))  # plugin ids are data too
     if wait > 0:
         with Progress(f"running {ids}; re-running what does not pass for up to {wait:g} s"):
             results, host = run_with_wait(plan_, make_host, timeout, wait)
@@ -177,11 +191,13 @@ def failure_report(root: str, fail_on: str, exc: Exception, started: float) -> R
     return Report([result], host, fail_on, duration_ms=(time.perf_counter() - started) * 1000)
 
 
-def list_checks(config_path: str | None, no_plugins: bool) -> list[dict[str, Any]]:
+def list_checks(
+    config_path: str | None, no_plugins: bool, timeout: float = registry.IMPORT_TIMEOUT
+) -> list[dict[str, Any]]:
     cfg = config_mod.load(config_path)
     rows = []
-    for entry in registry.select(registry.discover(), no_plugins, cfg.plugins):
-        loaded = registry.load(entry)
+    entries = registry.select(registry.discover(), no_plugins, cfg.plugins)
+    for loaded in registry.load_many(entries, timeout):
         row: dict[str, Any] = {"id": loaded.id, "title": loaded.title, "origin": loaded.origin}
         if loaded.error:
             row["error"] = loaded.error

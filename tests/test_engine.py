@@ -408,3 +408,46 @@ def test_config_errors_in_sections_of_checks_not_run_are_still_errors(
     cfg.write_text("[checks.demo-b]\nhang_secs = 1\n")
     run = run_preflight(*demo(snapshot, demo="pass"), "--config", str(cfg))
     assert run.returncode == 64 and "[checks.demo-b] unknown key 'hang_secs'" in run.stderr
+
+
+# ------------------------------------------------------------ issue 18 item 18: config bounds
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x = " + "[" * 100_000 + "]" * 100_000,
+        "x = " + "{ a = " * 20_000 + "1" + " }" * 20_000,
+    ],
+    ids=["arrays", "inline-tables"],
+)
+@pytest.mark.parametrize("command", ["check", "facts", "list"])
+def test_deeply_nested_config_is_a_usage_error_naming_the_file(
+    tmp_path: Path, body: str, command: str
+) -> None:
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text(body + "\n")
+    run = run_preflight(command, "--config", str(cfg))
+    assert run.returncode == 64, run.stderr
+    assert run.stderr.count("\n") == 1 and str(cfg) in run.stderr and "nested" in run.stderr
+    assert "Recursion" not in run.stderr and run.stdout == ""
+
+
+def test_config_over_the_size_limit_is_refused_not_truncated(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    from preflight.config import MAX_CONFIG_BYTES
+
+    args = demo(snapshot, demo="warn")
+    setting = '[preflight]\nfail_on = "fail"\n'
+    cfg = tmp_path / "big.toml"
+    # Exactly at the limit, the setting at the very end applies: a warning no longer fails.
+    padding = "#" * 99 + "\n"
+    fill = MAX_CONFIG_BYTES - len(setting)
+    rest = fill % len(padding)
+    cfg.write_text(padding * (fill // len(padding)) + ("#" * (rest - 1) + "\n")[:rest] + setting)
+    assert cfg.stat().st_size == MAX_CONFIG_BYTES
+    assert run_preflight(*args, "--config", str(cfg)).returncode == 0
+    # One byte more: refused (exit 64, naming the file), never read up to a cut.
+    cfg.write_text("#" + cfg.read_text())
+    run = run_preflight(*args, "--config", str(cfg))
+    assert run.returncode == 64 and str(cfg) in run.stderr and "4 MiB" in run.stderr
+    assert run.stderr.count("\n") == 1 and run.stdout == ""

@@ -218,7 +218,9 @@ def test_snapshot_device_missing_gives_mknod(snapshot: Snapshot) -> None:
     run, check = check_snapshot(snapshot)
     assert run.returncode == 2
     assert check["status"] == "fail" and check["code"] == "tun.device-missing"
-    assert finding(check, "tun.device-missing")["remediation"] == [MKNOD]
+    # The enabled instance started without its interface: restarted once the node exists.
+    restart = "systemctl restart openvpn-server@server"
+    assert finding(check, "tun.device-missing")["remediation"] == [MKNOD, restart]
 
 
 def test_snapshot_device_is_regular_file(snapshot: Snapshot) -> None:
@@ -228,7 +230,10 @@ def test_snapshot_device_is_regular_file(snapshot: Snapshot) -> None:
     assert run.returncode == 2
     found = finding(check, "tun.device-wrong")
     assert "regular file" in found["message"]
-    assert found["remediation"] == [f"mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}"]
+    assert found["remediation"] == [
+        f"mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}",
+        "systemctl restart openvpn-server@server",
+    ]
     assert check["details"]["device"]["type"] == "regular"
 
 

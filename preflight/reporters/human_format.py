@@ -43,11 +43,12 @@ def render(report: Report, color: bool = False, width: int = 100) -> str:
     table.add_column("CODE", no_wrap=True)
     table.add_column("SUMMARY", overflow="fold")
     for result in report.results:
+        # Text, never a plain str: rich would read `[...]` in host text as markup.
         table.add_row(
-            result.id,
+            Text(result.id),
             Text(result.status.value.upper(), style=STYLE[result.status]),
-            result.code,
-            result.summary,
+            Text(result.code),
+            Text(result.summary),
         )
     console.print(table)
     _remediation(console, report)
@@ -98,7 +99,7 @@ def _remediation(console: Console, report: Report) -> None:
         grid.add_column(overflow="fold")
         for text in steps:
             step += 1
-            grid.add_row(f"  {step}.", Text(text))
+            grid.add_row(Text(f"  {step}."), Text(text))
         if steps:
             console.print(grid)
     console.print()

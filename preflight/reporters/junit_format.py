@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from preflight.report import Report
 
 ELEMENT = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}
-# XML 1.0 cannot carry most control characters, even escaped; a message must not break the file.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 cannot carry most control characters or lone surrogates, even escaped; render() already
+# showed control characters as `\xNN`, and a message must not break the file all the same.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(value: str) -> str:

@@ -53,12 +53,14 @@ on demand, so a module that is not loaded yet is not a finding.
             f"`{MKNOD}`; in a container, the runtime's setting (LXC "
             "`lxc.cgroup2.devices.allow = c 10:200 rwm` plus a bind mount, LXD `unix-char` "
             "device, Docker `--cap-add=NET_ADMIN --device /dev/net/tun`, OpenVZ "
-            "`--devnodes net/tun:rw`).",
+            "`--devnodes net/tun:rw`). Then `systemctl restart` the enabled OpenVPN instances "
+            "(named, shell-quoted; a unit whose name holds shell syntax is not suggested).",
         ),
         "tun.device-wrong": FindingDoc(
             Status.FAIL,
             "/dev/net/tun exists but is not the character device 10:200.",
-            f"Move it aside and recreate it: `mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}`.",
+            f"Move it aside and recreate it: `mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}`, "
+            "then `systemctl restart` the enabled OpenVPN instances.",
         ),
         "tun.no-kernel-support": FindingDoc(
             Status.FAIL,
@@ -175,10 +177,12 @@ on demand, so a module that is not loaded yet is not a finding.
             and device["type"] == "char"
             and (device["major"], device["minor"]) == (TUN_MAJOR, TUN_MINOR)
         )
+        # The instances that started without their interface: restarted once the device is.
+        units = [config.unit for config in configs if config.enabled]
         if device["exists"] is False:
-            findings.append(device_missing(container))
+            findings.append(device_missing(container, units))
         elif device["exists"] is True and not device_ok:
-            findings.append(device_wrong(device))
+            findings.append(device_wrong(device, units))
 
         probe = probe_if_allowed(host, ctx.options.get("probe", True), device_ok)
         ctx.details["probe"] = probe.to_dict()

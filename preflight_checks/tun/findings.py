@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
+from preflight.text import plausible_name, shell_arg
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from preflight_checks.tun.facts import KernelSupport
     from preflight_checks.tun.probe import ProbeResult
 
@@ -53,6 +56,16 @@ def container_steps(container: str) -> list[str]:
     return CONTAINER_STEPS.get(container, LXC_STEPS + DOCKER_STEPS + OPENVZ_STEPS)
 
 
+def restart_steps(units: Iterable[str]) -> list[str]:
+    """Restarting the enabled OpenVPN instances once the device is there: they started without
+    their interface. A unit name comes from a file name on the host: it is quoted, and a name no
+    init system would give (shell syntax in it) gets no command at all."""
+    names = sorted({unit for unit in units if plausible_name(unit)})
+    if not names:
+        return []
+    return ["systemctl restart " + " ".join(shell_arg(name) for name in names)]
+
+
 def probe_findings(
     probe: ProbeResult, container: str | None, kernel: KernelSupport
 ) -> list[Finding]:
@@ -67,7 +80,9 @@ def probe_findings(
                 Status.WARN,
                 f"the probe's transient interface {probe.interface} was still present after "
                 "its descriptor was closed",
-                [f"ip link delete {probe.interface}"],
+                [f"ip link delete {shell_arg(probe.interface)}"]
+                if probe.interface and plausible_name(probe.interface)
+                else [],
             )
         ]
     what = "opening /dev/net/tun" if probe.step == "open" else "the TUNSETIFF ioctl on /dev/net/tun"
@@ -137,7 +152,7 @@ def probe_findings(
     ]
 
 
-def device_missing(container: str | None) -> Finding:
+def device_missing(container: str | None, units: Iterable[str] = ()) -> Finding:
     if container:
         return Finding(
             "tun.device-missing",
@@ -150,11 +165,11 @@ def device_missing(container: str | None) -> Finding:
         "tun.device-missing",
         Status.FAIL,
         "/dev/net/tun does not exist: OpenVPN cannot create its tun interface",
-        [MKNOD],
+        [MKNOD, *restart_steps(units)],
     )
 
 
-def device_wrong(device: dict[str, Any]) -> Finding:
+def device_wrong(device: dict[str, Any], units: Iterable[str] = ()) -> Finding:
     kind = device["type"]
     if kind == "char":
         what = f"a character device {device['major']}:{device['minor']}"
@@ -166,7 +181,7 @@ def device_wrong(device: dict[str, Any]) -> Finding:
         "tun.device-wrong",
         Status.FAIL,
         f"/dev/net/tun is {what}, not the character device 10:200 of the tun driver",
-        [f"mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}"],
+        [f"mv /dev/net/tun /dev/net/tun.wrong && {MKNOD}", *restart_steps(units)],
     )
 
 
