@@ -102,19 +102,9 @@ class _Child:
         self.outcome: Outcome | None = None
 
 
-# Children that delivered their result and were sent SIGKILL, not yet collected (their group
-# id stays theirs until then, so no other process can be in it).
-_exiting: list[int] = []
-
-
-def _sweep() -> None:
-    _exiting[:] = [pid for pid in _exiting if not _reap(pid, block=False)]
-
-
 def run_jobs(jobs: Sequence[Callable[[], Any]], timeout: float) -> list[Outcome]:
     """Run each job in its own child process, all at once; each gets `timeout` seconds from its
     start. The outcomes are in the order of `jobs`."""
-    _sweep()
     children: list[_Child] = []
     sys.stdout.flush()
     sys.stderr.flush()
@@ -219,13 +209,10 @@ def _collect(children: list[_Child], timeout: float) -> None:
         for child in pending:
             if child.done:
                 # The result is complete (or the pipe closed): the child has nothing more to
-                # do; whatever is left in its process group goes with it. Its exit status is
-                # collected later (_sweep): waiting here would wait for the kernel to tear
-                # down its memory, ~1 ms a check on every run.
+                # do; whatever is left in its process group goes with it.
                 with contextlib.suppress(OSError):
                     os.killpg(child.pid, signal.SIGKILL)
-                if not _reap(child.pid, block=False):
-                    _exiting.append(child.pid)
+                _reap(child.pid)
                 child.outcome = child.outcome or _decode(child)
             elif now - child.started >= timeout:
                 _give_up(child, JobError("timeout", f"did not finish within {timeout:g} s"), poller)
