@@ -173,7 +173,44 @@ function redact(line,    low, from, k, rest, m, sep, value, head, q, tries) {
         line = head masked(value, inquotes(head))
         break
     }
-    return userinfo(line)
+    return hookpaths(bearer(userinfo(line)))
+}
+
+# `Bearer TOKEN` (an Authorization value under any key): the token is masked.
+function bearer(line,    low, p, out, m) {
+    low = tolower(line)
+    if (!index(low, "bearer ")) return line
+    out = ""
+    while ((p = index(low, "bearer ")) > 0) {
+        out = out substr(line, 1, p + 6)
+        line = substr(line, p + 7)
+        low = substr(low, p + 7)
+        m = match(line, /^[^ \t"',;]+/)
+        if (m) {
+            out = out R
+            line = substr(line, RLENGTH + 1)
+            low = substr(low, RLENGTH + 1)
+        }
+    }
+    return out line
+}
+
+# A webhook URL (its host or path says "hook": Slack, Discord, Teams, ...) is a credential by
+# itself, whatever the key is called: its path is masked, the host kept.
+function hookpaths(line,    p, out, url, slash) {
+    if (!index(tolower(line), "hook")) return line
+    out = ""
+    while ((p = index(line, "://")) > 0) {
+        out = out substr(line, 1, p + 2)
+        line = substr(line, p + 3)
+        match(line, /^[^ \t"'<>]*/)
+        url = substr(line, 1, RLENGTH)
+        line = substr(line, RLENGTH + 1)
+        slash = index(url, "/")
+        if (slash && index(tolower(url), "hook")) url = substr(url, 1, slash) R
+        out = out url
+    }
+    return out line
 }
 
 # Whether an odd number of double quotes precedes: the key sits inside a string such as

@@ -69,14 +69,28 @@ def others_can_write(st: os.stat_result) -> bool:
     return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & 0o022)
 
 
-def _link_is_trusted(folder_st: os.stat_result, link_st: os.stat_result) -> bool:
-    """As fs.protected_symlinks, stricter: a link is followed only in a folder no other account
-    can write, or in a sticky folder of ours when the link is ours too."""
+def _entry_is_trusted(folder_st: os.stat_result, entry_st: os.stat_result) -> bool:
+    """As fs.protected_symlinks (and protected_fifos), stricter: a link is followed, or a FIFO
+    or device written, only when it is root's or ours and sits in a folder no other account can
+    write, or in a sticky folder of ours."""
     trusted = (0, os.geteuid())
+    if entry_st.st_uid not in trusted:
+        return False
     if not others_can_write(folder_st):
         return True
     sticky = bool(folder_st.st_mode & stat.S_ISVTX)
-    return sticky and folder_st.st_uid in trusted and link_st.st_uid in trusted
+    return sticky and folder_st.st_uid in trusted
+
+
+def _who_can_write(folder: str, folder_st: os.stat_result, entry_st: os.stat_result) -> str:
+    """Why an entry is not trusted, in the operator's words."""
+    if entry_st.st_uid not in (0, os.geteuid()):
+        return f"it belongs to uid {entry_st.st_uid}"
+    if folder_st.st_uid not in (0, os.geteuid()):
+        return f"its folder {folder} belongs to uid {folder_st.st_uid}"
+    return (
+        f"its folder {folder} is writable by other accounts (mode {folder_st.st_mode & 0o7777:04o})"
+    )
 
 
 def _destination(path: str, flag: str) -> Destination:
@@ -93,10 +107,10 @@ def _destination(path: str, flag: str) -> Destination:
             raise UsageError(f"{flag} {path}: {_reason(exc)}") from None
         if stat.S_ISLNK(st.st_mode):
             folder_st = _folder_stat(path, flag, folder)
-            if not _link_is_trusted(folder_st, st):
+            if not _entry_is_trusted(folder_st, st):
                 raise UsageError(
-                    f"{flag} {path}: {current} is a symbolic link in folder {folder}, which "
-                    f"uid {folder_st.st_uid} or others can write: refusing to follow it"
+                    f"{flag} {path}: {current} is a symbolic link another account could have "
+                    f"planted ({_who_can_write(folder, folder_st, st)}): refusing to follow it"
                 )
             try:
                 target = os.readlink(current)
@@ -110,6 +124,13 @@ def _destination(path: str, flag: str) -> Destination:
             current = following
             continue
         if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            folder_st = _folder_stat(path, flag, folder)
+            if not _entry_is_trusted(folder_st, st):
+                kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device"
+                raise UsageError(
+                    f"{flag} {path}: {current} is {kind} another account could have planted "
+                    f"({_who_can_write(folder, folder_st, st)}): refusing to write to it"
+                )
             return Destination(folder, name, direct=True)
         if stat.S_ISREG(st.st_mode):
             return _new_file(path, flag, folder, name)
@@ -199,7 +220,7 @@ def atomic_binary(path: str, mode: int = 0o644, flag: str = "--output") -> Itera
 
 def open_folder(folder: str, path: str, flag: str) -> int:
     """A descriptor for `folder`, opened one component at a time from / with O_NOFOLLOW. A link
-    on the way is followed only where a link to the report itself would be (`_link_is_trusted`),
+    on the way is followed only where a link to the report itself would be (`_entry_is_trusted`),
     so an account that can change a parent folder cannot swap a component for a link to a
     folder of root's between the checks and the write."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -225,7 +246,7 @@ def open_folder(folder: str, path: str, flag: str) -> int:
             hops += 1
             if not stat.S_ISLNK(link_st.st_mode) or hops > MAX_LINK_HOPS:
                 raise UsageError(f"{flag} {path}: {folder} is not a folder")
-            if not _link_is_trusted(os.fstat(stack[-1]), link_st):
+            if not _entry_is_trusted(os.fstat(stack[-1]), link_st):
                 raise UsageError(
                     f"{flag} {path}: folder {folder} is reached through a symbolic link ({name}) "
                     "in a folder other accounts can write: refusing to follow it"
@@ -243,7 +264,8 @@ def open_folder(folder: str, path: str, flag: str) -> int:
 
 @contextlib.contextmanager
 def _open_stream(dest: Destination, path: str, flag: str) -> Iterator[BinaryIO]:
-    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
+    # O_NONBLOCK: opening a FIFO nobody reads fails at once (ENXIO) instead of hanging the run.
+    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         if dest.magic:  # its folder (/proc/self/fd) was checked; only the kernel resolves it
             fd = os.open(dest.path, flags)
@@ -254,11 +276,15 @@ def _open_stream(dest: Destination, path: str, flag: str) -> Iterator[BinaryIO]:
             finally:
                 os.close(dir_fd)
     except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise UsageError(f"{flag} {path}: a FIFO that no process reads") from None
         raise UsageError(f"{flag} {path}: {_reason(exc)}") from None
     st = os.fstat(fd)
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
         os.close(fd)  # replaced since it was checked: never write into a file in place
         raise UsageError(f"{flag} {path}: changed while preflight ran; nothing written")
+    # The reader is there and trusted (root's or ours): write the report whole, blocking.
+    os.set_blocking(fd, True)
     with os.fdopen(fd, "wb") as handle:
         yield handle
 

@@ -434,6 +434,54 @@ def test_output_onto_a_fifo_and_dev_stdout_streams_the_report(
     assert run.returncode == 2 and json.loads(run.stdout)["exit_code"] == 2
 
 
+def test_a_fifo_nobody_reads_fails_at_once_instead_of_hanging(
+    failing_root: Snapshot, out: Path
+) -> None:
+    fifo = out / "report.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    run = scripted(
+        "check",
+        "scripted",
+        "--root",
+        str(failing_root),
+        "-f",
+        "json",
+        "-o",
+        str(fifo),
+        timeout=30,
+    )
+    assert time.monotonic() - started < 20
+    assert run.returncode == 64 and "a FIFO that no process reads" in run.stderr, run.stderr
+
+
+def test_a_fifo_planted_by_another_account_is_refused(
+    failing_root: Snapshot, open_dir: Path
+) -> None:
+    """A service account that owns the textfile folder (or anyone in a sticky world-writable
+    one) replaces the report with its FIFO: root would hang on it or hand it the report."""
+    out = open_dir / "textfile"
+    out.mkdir()
+    out.chmod(0o1777)
+    planted = out / "preflight.prom"
+    subprocess.run([*as_user(NOBODY), "mkfifo", str(planted)], check=True)
+    run = scripted(
+        "check",
+        "scripted",
+        "--root",
+        str(failing_root),
+        "-f",
+        "prometheus",
+        "-o",
+        str(planted),
+        timeout=30,
+    )
+    assert run.returncode == 64, run.stderr
+    assert "is a FIFO another account could have planted" in run.stderr
+    assert f"it belongs to uid {NOBODY}" in run.stderr
+    assert stat.S_ISFIFO(os.lstat(planted).st_mode)
+
+
 def test_a_symlinked_report_keeps_its_link_and_its_target_is_replaced(
     failing_root: Snapshot, out: Path
 ) -> None:

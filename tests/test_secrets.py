@@ -42,6 +42,9 @@ PKCS12 = "PFSECRETpkcs12Qr78"
 PROXY_PASSWORD = "PFSECRET-proxy-St90"
 NUL_SECRET = "PFSECRET-nul-Uv12"
 UTF16_SECRET = "PFSECRET-utf16-Wx34"
+# Secrets under keys that do not say so: recognised by their value's shape.
+BEARER_TOKEN = "PFSECRETbearerYz56"
+HOOK_TOKEN = "PFSECREThookAb78"
 STRUCTURED = (
     REDIS_PASSWORD,
     SUBSTDEF_PASSWORD,
@@ -57,6 +60,8 @@ STRUCTURED = (
     PROXY_PASSWORD,
     NUL_SECRET,
     UTF16_SECRET,
+    BEARER_TOKEN,
+    HOOK_TOKEN,
 )
 SECRETS = (
     DB_PASSWORD,
@@ -151,7 +156,9 @@ include_file "secrets.cfg"
         "etc/environment",
         f'PATH="/usr/bin:/bin"\nAWS_SECRET_ACCESS_KEY={ENV_SECRET}\nMYSQL_PWD={MYSQL_PWD}\n'
         f"GITHUB_PAT={GITHUB_PAT}\n"
-        f"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T000/B000/{WEBHOOK}\n",
+        f"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T000/B000/{WEBHOOK}\n"
+        f"AUTH=Bearer {BEARER_TOKEN}\n"
+        f"ALERTS=https://hooks.slack.com/services/T111/B111/{HOOK_TOKEN}\n",
     )
     snap.mkdir("dev/net")
     static_lines = key_body_lines(OPENVPN_STATIC_KEY)
@@ -341,6 +348,9 @@ def test_collect_redacts_by_structure_and_keeps_what_checks_read(
     assert 'PATH="/usr/bin:/bin"\n' in environment
     for key in ("AWS_SECRET_ACCESS_KEY", "MYSQL_PWD", "GITHUB_PAT", "SLACK_WEBHOOK_URL"):
         assert f"{key}=REDACTED\n" in environment
+    # by the value's shape: a bearer token, a webhook URL's path (its host stays readable)
+    assert "AUTH=Bearer REDACTED\n" in environment
+    assert "ALERTS=https://hooks.slack.com/REDACTED\n" in environment
     vpn = files["etc/openvpn/client/inline.conf"].decode()
     assert vpn.startswith("client\ndev tun\nremote vpn.example.net 1194\n")
     for tag in ("tls-crypt-v2", "pkcs12", "http-proxy-user-pass"):
