@@ -196,7 +196,9 @@ def list_command(
 
 @app.command("explain")
 def explain_command(
-    check: Annotated[str, typer.Argument(help="A check id.", metavar="CHECK")],
+    check: Annotated[
+        str, typer.Argument(help="A check id, or `declared` for declared checks.", metavar="CHECK")
+    ],
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.human,
     no_plugins: Annotated[bool, typer.Option("--no-plugins", help="Built-in checks only.")] = False,
     config: ConfigOpt = None,

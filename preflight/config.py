@@ -26,6 +26,10 @@ class Config:
     plugins: list[str] | None = None
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     waivers: list[Waiver] = field(default_factory=list)
+    # Declared checks (contract section 9): the raw [[check]] tables, validated by
+    # preflight.declared with the drop-in folder's files, and `[preflight] checks_dir`.
+    check_tables: list[Any] = field(default_factory=list)
+    checks_dir: str | None = None
 
 
 def config_path(explicit: str | None) -> str | None:
@@ -70,9 +74,17 @@ def load(explicit: str | None) -> Config:
 
 def parse(data: dict[str, Any], path: str) -> Config:
     config = Config(path=path)
-    _no_unknown(data, {"preflight", "checks", "waivers"}, path, "")
+    _no_unknown(data, {"preflight", "checks", "waivers", "check"}, path, "")
     main = _table(data.get("preflight", {}), path, "[preflight]")
-    _no_unknown(main, {"checks", "fail_on", "plugins"}, path, "[preflight] ")
+    _no_unknown(main, {"checks", "fail_on", "plugins", "checks_dir"}, path, "[preflight] ")
+    if "checks_dir" in main:
+        if not isinstance(main["checks_dir"], str) or not main["checks_dir"]:
+            raise ConfigError(f"{path}: [preflight] checks_dir: expected a folder path (a string)")
+        config.checks_dir = main["checks_dir"]
+    if "check" in data:
+        if not isinstance(data["check"], list):
+            raise ConfigError(f"{path}: check: expected an array of tables ([[check]])")
+        config.check_tables = data["check"]
     if "checks" in main:
         config.checks = _str_list(main["checks"], path, "[preflight] checks")
     if "plugins" in main:

@@ -250,14 +250,14 @@ def load_many(entries: list[EntryPointInfo], timeout: float = IMPORT_TIMEOUT) ->
     (all at once); a plugin that fails, exits or hangs at import is kept as an error."""
     from preflight.isolation import run_jobs
 
-    plugins = [entry for entry in entries if not entry.builtin]
+    plugins = [entry for entry in entries if not _in_process(entry)]
     jobs = [(lambda entry=entry: _describe(entry)) for entry in plugins]
     described = dict(
         zip((e.name for e in plugins), run_jobs(jobs, timeout) if jobs else [], strict=True)
     )
     loaded = []
     for entry in entries:
-        if entry.builtin:
+        if _in_process(entry):
             loaded.append(_load_builtin(entry))
             continue
         outcome = described[entry.name]
@@ -280,6 +280,12 @@ def load_many(entries: list[EntryPointInfo], timeout: float = IMPORT_TIMEOUT) ->
                 continue
             loaded.append(LoadedCheck(entry.name, entry.origin, _plugin_class(entry, metadata)))
     return loaded
+
+
+def _in_process(entry: EntryPointInfo) -> bool:
+    """Built-ins, and checks that are data rather than third-party code (declared checks, whose
+    entry point holds the class built from the spec): nothing to import in a child first."""
+    return entry.builtin or bool(getattr(entry.entry_point, "in_process", False))
 
 
 def _load_builtin(entry: EntryPointInfo) -> LoadedCheck:

@@ -50,7 +50,7 @@ def plan(
     require_root(root)
     cfg = config_mod.load(config_path)
     available = registry.discover()
-    usable = registry.select(available, no_plugins, cfg.plugins)
+    usable = registry.select(available, no_plugins, cfg.plugins) + _declared(cfg, available)
     by_id = {e.name: e for e in usable}
     excluded = {e.name for e in available} - set(by_id)
     for name in cfg.checks or []:
@@ -93,6 +93,16 @@ def plan(
         planned.append(Planned(loaded[name], options))
     _check_waivers(cfg, by_id, loaded)
     return planned, cfg
+
+
+def _declared(
+    cfg: config_mod.Config, available: list[registry.EntryPointInfo]
+) -> list[registry.EntryPointInfo]:
+    """The declared checks (config and drop-in folder): config, not code, so they are loaded
+    under --no-plugins too; a malformed one is a usage error."""
+    from preflight import declared
+
+    return declared.entries(cfg, available)
 
 
 def _check_waivers(
@@ -196,7 +206,8 @@ def list_checks(
 ) -> list[dict[str, Any]]:
     cfg = config_mod.load(config_path)
     rows = []
-    entries = registry.select(registry.discover(), no_plugins, cfg.plugins)
+    available = registry.discover()
+    entries = registry.select(available, no_plugins, cfg.plugins) + _declared(cfg, available)
     for loaded in registry.load_many(entries, timeout):
         row: dict[str, Any] = {"id": loaded.id, "title": loaded.title, "origin": loaded.origin}
         if loaded.error:
@@ -211,9 +222,14 @@ def explain(
     """What a check looks at and every finding it can report: (JSON document, text wrapped to
     `width`). Only checks that `check` would load are explained: the plugin allow-list and
     --no-plugins apply, so explaining never imports a plugin that a run would not."""
+    if check_id == "declared":
+        from preflight import declared
+
+        return declared.explain_kinds()
     cfg = config_mod.load(config_path)
     available = registry.discover()
-    entries = {e.name: e for e in registry.select(available, no_plugins, cfg.plugins)}
+    usable = registry.select(available, no_plugins, cfg.plugins) + _declared(cfg, available)
+    entries = {e.name: e for e in usable}
     if check_id not in entries:
         excluded = {e.name for e in available} - set(entries)
         raise UsageError(_unknown(check_id, excluded, entries, "check"))

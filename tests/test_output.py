@@ -621,8 +621,11 @@ def test_a_parent_folder_swapped_for_a_link_never_redirects_the_report(
     assert swaps > 100, "the competing process did not run"
     assert writer.returncode == 0, writer.stderr
     landed, refused = map(int, writer.stdout.split())
-    assert landed + refused == 300 and landed > 0, (landed, refused)
+    # Every write either landed or was refused with one line; how many of each depends on how
+    # the two processes were scheduled (the folder's owner may deny service, never redirect).
+    assert landed + refused == 300, (landed, refused)
     assert victim.read_text() == "root's own file\n" and victim.stat().st_mode & 0o777 == 0o600
     assert os.listdir(roots) == ["preflight.json"]
-    # The last report that landed is in the real folder (wherever the swapper left it).
-    assert len(reports) == 1 and reports[0].startswith('{"run": ')
+    if landed:
+        # The last report that landed is in the real folder (wherever the swapper left it).
+        assert len(reports) == 1 and reports[0].startswith('{"run": ')
