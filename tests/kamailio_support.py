@@ -93,35 +93,47 @@ class Instance:
     ws_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     children: list[int] = field(default_factory=list)
+    config_arg: str | None = None  # -f as given on the command line (default: the full path)
+    extra: list[str] = field(default_factory=list)  # more options (-u kamailio -g kamailio)
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, expect_failure: bool = False) -> int | None:
+    @property
+    def argv(self) -> list[str]:
+        """The command line it is started with (foreground, its own pid file and run dir)."""
+        return [
+            kamailio_binary() or KAMAILIO,
+            "-DD",
+            "-E",
+            "-f",
+            self.config_arg or str(self.config),
+            "-P",
+            str(self.rundir / "kamailio.pid"),
+            "-Y",
+            str(self.rundir),
+            "-m",
+            "16",
+            "-M",
+            "4",
+            *self.extra,
+        ]
+
+    def start(self, expect_failure: bool = False, cwd: Path | None = None) -> int | None:
         """Start in the foreground; return the main pid, or the exit code when it failed."""
         log = open(self.rundir / "kamailio.log", "wb")  # noqa: SIM115 - kept for the process
         self.process = subprocess.Popen(
-            [
-                kamailio_binary() or KAMAILIO,
-                "-DD",
-                "-E",
-                "-f",
-                str(self.config),
-                "-P",
-                str(self.rundir / "kamailio.pid"),
-                "-Y",
-                str(self.rundir),
-                "-m",
-                "16",
-                "-M",
-                "4",
-            ],
+            self.argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
+            cwd=cwd,
+            # As a shell started in `cwd` would: Kamailio moves to / once started, and PWD
+            # is then the only trace of where a relative -f was found.
+            env={**os.environ, "PWD": str(cwd)} if cwd else None,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -220,3 +232,50 @@ def new_instance(folder: Path, head: str = "", body: str = "") -> Instance:
     config.write_text(sip_config(sip_port, ws_port, rundir / "ctl", head, body))
     config.chmod(0o644)
     return Instance(config, rundir, sip_port, ws_port)
+
+
+def main_kamailio_with(config: Path) -> list[int]:
+    """Main processes (parent not kamailio) of every Kamailio running `config`."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "ppid", "status"]):
+        if proc.info["name"] != "kamailio" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if str(config) not in " ".join(proc.info["cmdline"] or []):
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"]).name()
+        except psutil.NoSuchProcess:
+            parent = ""
+        if parent != "kamailio":
+            found.append(proc.pid)
+    return found
+
+
+def stop_pid(pid: int) -> None:
+    """Stop one Kamailio main process by its pid and wait until it and its children are gone."""
+    try:
+        main = psutil.Process(pid)
+        children = main.children(recursive=True)
+        main.terminate()
+    except psutil.NoSuchProcess:
+        return
+    _gone, alive = psutil.wait_procs([main, *children], timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def wait_listening(port: int, transport: str = "tcp", timeout: float = START_TIMEOUT) -> bool:
+    """Whether something binds 127.0.0.1:`port` within `timeout` seconds."""
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        time.sleep(0.05)
+    return False

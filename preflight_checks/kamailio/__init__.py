@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.text import printable
 from preflight_checks.kamailio.config import MODULE_DIRS
 
 if TYPE_CHECKING:
@@ -80,9 +81,33 @@ class KamailioCheck(Check):
         ),
         "kamailio.tls-files-missing": FindingDoc(
             Status.FAIL,
-            "a certificate, key or CA file named in tls.cfg is missing or "
-            "unreadable; kamailio -c passes but the start fails",
-            "create the file or fix the path in tls.cfg",
+            "a certificate, key, CA or CRL file the tls module loads is missing or unreadable "
+            "(named in its config file or modparams, else cert.pem next to the main config); "
+            "kamailio -c passes but the start fails",
+            "create the file or fix the path in tls.cfg / the tls modparam",
+        ),
+        "kamailio.tls-module-missing": FindingDoc(
+            Status.WARN,
+            'enable_tls=yes without loadmodule "tls.so": Kamailio disables TLS at start and '
+            "drops every tls: listen (a restart alone cannot open it)",
+            'add loadmodule "tls.so", check with kamailio -c, then restart',
+        ),
+        "kamailio.tls-key-unreadable": FindingDoc(
+            Status.FAIL,
+            "the TLS private key is not readable by the user Kamailio runs as (-u, the unit's "
+            "User=, the init script's USER): the start fails with Permission denied",
+            "chgrp GROUP KEY && chmod 640 KEY, then restart",
+        ),
+        "kamailio.tls-key-mismatch": FindingDoc(
+            Status.FAIL,
+            "the TLS private key does not belong to its certificate (checked by loading the "
+            "pair with Python's ssl): the start fails",
+            "install the matching key or certificate, then restart",
+        ),
+        "kamailio.tls-cert-invalid": FindingDoc(
+            Status.FAIL,
+            "the TLS certificate or key is not PEM the tls module can load",
+            "convert it to PEM and point the tls config at it, then restart",
         ),
         "kamailio.module-missing": FindingDoc(
             Status.FAIL,
@@ -129,6 +154,25 @@ class KamailioCheck(Check):
             "not expanded; Kamailio's own `kamailio -c` still judges the file",
             "simplify the named #!subst/#!define lines",
         ),
+        "kamailio.config-unreadable": FindingDoc(
+            Status.WARN,
+            "the config or an included file exists but this run may not read it (not "
+            "root): its validity is unknown, never reported as invalid",
+            "run preflight as root",
+        ),
+        "kamailio.address-missing": FindingDoc(
+            Status.FAIL,
+            "a listen= address no interface of the host has: `kamailio -c` accepts it, the "
+            "start fails (Cannot assign requested address); running or not",
+            "add the address to its interface, or change listen= to an address of the host",
+        ),
+        "kamailio.port-shared": FindingDoc(
+            Status.FAIL,
+            "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
+            "SO_REUSEPORT: another program, or a second Kamailio with the same config), which "
+            "takes part of the traffic; both are named",
+            "stop the other process the way it was started, or move it to another port",
+        ),
         "kamailio.option-invalid": FindingDoc(
             Status.ERROR,
             "an `expect` entry is not proto:addr:port",
@@ -159,15 +203,29 @@ class KamailioCheck(Check):
         ),
     }
     paths = (
+        # The config, its includes and tls.cfg, certificates (collect keeps only the metadata
+        # of private keys).
         "etc/kamailio/*.cfg",
-        "etc/kamailio/tls.cfg",
-        "etc/default/kamailio",  # RUN_KAMAILIO: whether Debian's init script starts it
+        "etc/kamailio/*.pem",
+        "etc/kamailio/*.crt",
+        "etc/kamailio/*.key",
+        "etc/default/kamailio",  # RUN_KAMAILIO, CFGFILE, USER: how the init script starts it
+        "etc/default/kamailio.d/*",
+        "etc/systemd/system/kamailio.service",  # User=: who Kamailio runs as
+        "lib/systemd/system/kamailio.service",
+        "usr/lib/systemd/system/kamailio.service",
+        "etc/passwd",  # the run user's uid and groups (key permissions)
+        "etc/group",
         "var/lib/dpkg/info/kamailio*.list",
         "proc/net/tcp",
         "proc/net/tcp6",
         "proc/net/udp",
         "proc/net/udp6",
         "proc/sys/net/ipv6/bindv6only",
+        "proc/net/fib_trie",  # local addresses: can a listen= address be bound?
+        "proc/net/if_inet6",
+        "proc/sys/net/ipv4/ip_nonlocal_bind",
+        "proc/sys/net/ipv6/ip_nonlocal_bind",
     )
     # Only the presence of each matters: collect stores them as empty files (the init script
     # says `service kamailio` is how Kamailio starts where systemd does not run).
@@ -198,7 +256,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # The helpers are imported here, not above: the engine imports this module to validate
     # [checks.kamailio] even when the check does not run, and they cost ~15 ms.
     from preflight.model import worst_finding
-    from preflight_checks.kamailio.config import parse_config
+    from preflight_checks.kamailio.config import declared_listeners, parse_config
     from preflight_checks.kamailio.facts import (
         choose_instance,
         expected_from_config,
@@ -208,7 +266,9 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         trust_processes,
     )
     from preflight_checks.kamailio.findings import (
+        Listeners,
         Report,
+        check_addresses,
         check_changed,
         check_tls,
         compare_listeners,
@@ -231,6 +291,8 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
     instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
     config = host.display(config_rel)
+    report.instance = instance
+    report.check_command = check_command(binary or "kamailio", config, instance)
     report.details.update(
         {
             "config": config,
@@ -239,6 +301,14 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             "pids": instance.pids if instance else [],
         }
     )
+    if instance is not None:
+        report.details["started"] = {
+            "manager": instance.manager,
+            "unit": instance.unit,
+            "argv": [printable(a) for a in instance.main.argv[:64]],
+            "start_dir": instance.start_dir,
+            "user": instance.main.uids[1] if instance.main.uids else None,
+        }
     argv_options = instance.options if instance else {}
     defines: dict[str, str | None] = {}
     for value in argv_options.get("A", []):
@@ -251,12 +321,16 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     check_config(report, config_rel, parsed, check_out, argv_options)
 
     expected = expected_from_config(report, parsed, check_out)
+    if expected is not None and parsed is not None and not parsed.loads_tls:
+        # Without tls.so Kamailio drops tls: sockets at start (tls-module-missing says so).
+        expected = [s for s in expected if s.proto != "tls"]
     check_tls(report, parsed, check_out, config)
     all_expected = list(expected or [])
     for sock in expect:
         if sock not in all_expected:
             all_expected.append(sock)
     report.details["expected"] = [str(s) for s in all_expected]
+    check_addresses(report, all_expected, parsed)
 
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
     proc_visible = host.is_live or bool(processes)
@@ -268,7 +342,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         if proc_visible:
             report_not_running(report, config, instances, check_out)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
-            report_held_ports(report, all_expected, processes)
+            report_held_ports(report, all_expected, processes, instances)
         else:
             report.notes.append(
                 "the snapshot has no process list (ROOT/proc/<pid>): whether "
@@ -278,11 +352,16 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         compare_listeners(
             report,
             instance,
-            all_expected,
-            set(expect),
-            expected is not None,
-            explicit_listen,
+            Listeners(
+                all_expected,
+                set(expect),
+                expected is not None,
+                explicit_listen,
+                declared_listeners(parsed) if parsed else [],
+                set(expected or []),
+            ),
             processes,
+            instances,
         )
         check_changed(report, instance, parsed, config)
 
@@ -309,6 +388,18 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     return report.findings
 
 
+def check_command(binary: str, config: str, instance: Instance | None) -> str:
+    """The `kamailio -c` an operator runs before a restart: the instance's own -A defines,
+    every value shell-quoted."""
+    from preflight.text import shell_arg
+    from preflight_checks.kamailio.facts import valid_defines
+
+    words = [binary, "-c", "-f", config]
+    for value in valid_defines(instance):
+        words += ["-A", value]
+    return " ".join(shell_arg(w) for w in words)
+
+
 def check_with_kamailio(
     report: Report, ctx: CheckContext, instance: Instance | None, parsed: ParsedConfig | None
 ) -> CheckOutput | None:
@@ -322,8 +413,8 @@ def check_with_kamailio(
     )
 
     host = report.host
-    if not host.is_live or parsed is None:
-        return None
+    if not host.is_live or parsed is None or parsed.unreadable:
+        return None  # a file it may not read would make kamailio -c fail for our reasons
     binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
     what = "`kamailio -c` is not run"
     if binary is not None:
@@ -364,7 +455,17 @@ def check_config(
 
     host = report.host
     config = host.display(config_rel)
-    if parsed is None:
+    unreadable = [config_rel] if parsed is None else parsed.unreadable
+    if unreadable and host.exists(unreadable[0]) and host.is_readable(unreadable[0]) is False:
+        names = ", ".join(host.display(f) for f in unreadable[:5])
+        report.add(
+            "config-unreadable",
+            Status.WARN,
+            f"this run may not read {names} (not root?): whether the configuration is valid "
+            "is unknown",
+            ["run preflight as root"],
+        )
+    elif parsed is None:
         reason = host.why_unreadable(config_rel)
         report.add(
             "config-invalid",
@@ -395,9 +496,9 @@ def check_config(
                 Status.FAIL,
                 f"Kamailio rejects {config}: {check_out.first_error or 'no message'}",
                 [
-                    f"kamailio -c -f {config}",
+                    report.check_command,
                     f"fix {check_out.first_error_location or config}, then run "
-                    f"`kamailio -c -f {config}` again",
+                    f"`{report.check_command}` again",
                 ],
             )
     elif parsed is not None and parsed.missing_includes:

@@ -60,6 +60,7 @@ MAX_SUBSTS = 64
 MAX_DEFINES = 4096
 MAX_DEFINE_VALUE = 4096
 MAX_EXPANDED_LINE = 64 * 1024
+MAX_MODPARAMS = 4096
 
 
 def mask_secrets(text: str) -> str:
@@ -169,8 +170,10 @@ class ParsedConfig:
     mpaths: list[str] = field(default_factory=list)
     tls_config: str | None = None  # modparam("tls", "config", ...)
     tls_params: dict[str, tuple[str, Location]] = field(default_factory=dict)
+    modparams: list[tuple[str, str, str, Location]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Lines whose #!subst/#!define expansion passed MAX_EXPANDED_LINE (left unexpanded), and
     # directives dropped for passing a count or size bound.
     oversized: list[str] = field(default_factory=list)
@@ -206,6 +209,49 @@ class ParsedConfig:
             if self.enable_tls and not self.disable_tcp:
                 found.append(Socket("tls", "*", self.tls_port or DEFAULT_TLS_PORT))
         return found
+
+
+# Modules that open listening sockets of their own (not SIP): the parameter naming the socket,
+# and the socket they open when it is not set (None: none, or a unix socket).
+CTL_DEFAULT_PORT = 2049
+EVAPI_DEFAULT = "127.0.0.1:8448"
+
+
+def declared_listeners(parsed: ParsedConfig) -> list[Socket]:
+    """The non-SIP sockets the config's modules listen on: ctl's binrpc over TCP or UDP,
+    evapi's bind_addr (its default when evapi is loaded without one)."""
+    loaded = {module_basename(name) for name, _ in parsed.modules}
+    found: list[Socket] = []
+    binrpc = [v for m, p, v, _ in parsed.modparams if m == "ctl" and p == "binrpc"]
+    if "ctl" in loaded:
+        for value in binrpc:
+            sock = _ctl_socket(value)
+            if sock is not None and sock not in found:
+                found.append(sock)
+    if "evapi" in loaded:
+        binds = [v for m, p, v, _ in parsed.modparams if m == "evapi" and p == "bind_addr"]
+        for value in binds or [EVAPI_DEFAULT]:
+            addr, _, port = value.strip().rpartition(":")
+            resolved = resolve_address(addr)
+            if port.isdecimal() and resolved is not None and 0 < int(port) < 65536:
+                found.append(Socket("tcp", resolved, int(port)))
+    return found
+
+
+def _ctl_socket(value: str) -> Socket | None:
+    """ctl's binrpc value `tcp:host:port`, `udp:port`, `tcp:[::1]:port` (unix: none)."""
+    proto, sep, rest = value.strip().partition(":")
+    if not sep or proto.lower() not in ("tcp", "udp"):
+        return None
+    addr, _, port = rest.rpartition(":")
+    if not addr and rest.isdecimal():
+        addr, port = "*", rest
+    elif not port.isdecimal():
+        addr, port = rest, str(CTL_DEFAULT_PORT)
+    resolved = resolve_address(addr)
+    if resolved is None or not 0 < int(port) < 65536:
+        return None
+    return Socket(proto.lower(), resolved, int(port))
 
 
 def module_basename(name: str) -> str:
@@ -345,6 +391,11 @@ class _Parser:
             return True
         text = self.host.read_text(rel)
         if text is None:
+            if self.host.exists(rel) and self.host.is_readable(rel) is False:
+                # There, but this run may not read it (not root): unknown, not missing.
+                if rel not in self.result.unreadable:
+                    self.result.unreadable.append(rel)
+                return True
             return False
         if rel not in self.result.files:
             self.result.files.append(rel)
@@ -435,10 +486,14 @@ class _Parser:
             return
         for modparam in _MODPARAM.finditer(line):
             module_name, param, value = modparam.groups()
+            if len(self.result.modparams) < MAX_MODPARAMS:
+                self.result.modparams.append(
+                    (module_basename(module_name), param, self.substitute(value, where), where)
+                )
             if module_basename(module_name) == "tls":
                 if param == "config":
                     self.result.tls_config = self.substitute(value, where)
-                elif param in ("certificate", "private_key", "ca_list"):
+                elif param in TLS_FILE_KEYS:
                     self.result.tls_params[param] = (self.substitute(value, where), where)
         assign = assignment(line)
         if assign is None:
@@ -646,18 +701,39 @@ def parse_listen_row(proto: str, text: str) -> Socket | None:
 
 
 # ----------------------------------------------------------------------------------- tls.cfg
-TLS_FILE_KEYS = ("private_key", "certificate", "ca_list")
+TLS_FILE_KEYS = ("private_key", "certificate", "ca_list", "crl")
+# What the tls module loads when nothing names a file: cert.pem next to the main config.
+TLS_DEFAULT_FILES = {"certificate": "cert.pem", "private_key": "cert.pem"}
+
+TlsDomain = dict[str, tuple[str, Location]]
+
+
+def tls_domains(text: str, display: str) -> list[tuple[str, TlsDomain]]:
+    """The `[server:...]`/`[client:...]` domains of a tls.cfg, each with the certificate, key,
+    CA and CRL files it names and where."""
+    domains: list[tuple[str, TlsDomain]] = []
+    name, files = "", TlsDomain()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            if name or files:
+                domains.append((name, files))
+            name, files = line[1:-1].strip(), TlsDomain()
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().lower()
+        value = value.strip().strip("\"'")
+        if sep and key in TLS_FILE_KEYS and value:
+            files[key] = (value, Location(display, number))
+    if name or files:
+        domains.append((name, files))
+    return domains
 
 
 def tls_files(text: str, display: str) -> list[tuple[str, str, Location]]:
-    """(key, path, location) for every certificate, key and CA file a tls.cfg names."""
-    found: list[tuple[str, str, Location]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        key, sep, value = line.partition("=")
-        if not sep or key.strip().lower() not in TLS_FILE_KEYS:
-            continue
-        value = value.strip().strip("\"'")
-        if value:
-            found.append((key.strip().lower(), value, Location(display, number)))
-    return found
+    """(key, path, location) for every certificate, key, CA and CRL file a tls.cfg names."""
+    return [
+        (key, path, where)
+        for _name, files in tls_domains(text, display)
+        for key, (path, where) in files.items()
+    ]

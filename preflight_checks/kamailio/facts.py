@@ -7,6 +7,7 @@ What Kamailio should be doing: which running instance and config to judge, what
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 import re
@@ -127,6 +128,9 @@ class Instance:
     members: list[Process]  # the main process and every descendant
     options: dict[str, list[str]]  # the main process's command line, parsed once (parse_argv)
     config_rel: str = DEFAULT_CONFIG  # the config it runs, root-relative (config_path)
+    start_dir: str | None = None  # where it was started (a relative -f is resolved there)
+    manager: str = "by hand"  # "systemd", "init-script" or "by hand" (instance_manager)
+    unit: str | None = None  # its systemd unit
 
     @property
     def pids(self) -> list[int]:
@@ -139,25 +143,43 @@ class Instance:
         return values[-1] if values else None
 
 
-def config_path(host: Host, pid: int, given: str | None) -> str:
-    """The config a process runs, root-relative: -f as given, a relative one resolved where it
-    was started. Kamailio reads it before it daemonizes and moves to /, so the start folder is
-    the process's cwd while in the foreground, else the PWD its starting shell exported."""
-    if given is None:
-        return DEFAULT_CONFIG
-    if given.startswith("/"):
-        return normalize_path(given)
+def config_path(host: Host, pid: int, given: str | None) -> tuple[str, str | None]:
+    """The config a process runs, root-relative, and the folder it was started in: -f as
+    given, a relative one resolved there. Kamailio reads it before it daemonizes and moves to
+    /, so the start folder is the process's cwd while in the foreground, else the PWD its
+    starting shell exported."""
     cwd = host.readlink(f"proc/{pid}/cwd")
     bases = [cwd] if cwd and cwd != "/" else []
     environ = host.read_bytes(f"proc/{pid}/environ", limit=256 * 1024) or b""
     for entry in environ.split(b"\0"):
         if entry.startswith(b"PWD=/"):
             bases.append(entry[4:].decode("utf-8", "replace"))
+    start_dir = bases[0] if bases else cwd
+    if given is None:
+        return DEFAULT_CONFIG, start_dir
+    if given.startswith("/"):
+        return normalize_path(given), start_dir
     for base in bases:
         rel = normalize_path(posixpath.join(base, given))
         if host.is_file(rel):
-            return rel
-    return normalize_path(posixpath.join(bases[0] if bases else "/", given))
+            return rel, base
+    return normalize_path(posixpath.join(start_dir or "/", given)), start_dir
+
+
+INIT_PIDFILES = ("run/kamailio/kamailio.pid", "var/run/kamailio/kamailio.pid")
+
+
+def instance_manager(host: Host, pid: int) -> tuple[str, str | None]:
+    """How an instance was started: its systemd unit (its cgroup), Debian's init script (its
+    pid file names it), else by hand."""
+    for line in (host.read_text(f"proc/{pid}/cgroup", limit=64 * 1024) or "").splitlines():
+        name = line.rsplit("/", 1)[-1]
+        if name.endswith(".service") and "/user@" not in line and "/session-" not in line:
+            return "systemd", name
+    for pidfile in INIT_PIDFILES:
+        if host.read_line(pidfile) == str(pid):
+            return "init-script", None
+    return "by hand", None
 
 
 def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
@@ -187,7 +209,9 @@ def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
                     queue.append(child.pid)
         options = parse_argv(proc.argv)
         given = options["f"][-1] if options.get("f") else None
-        instances.append(Instance(proc, members, options, config_path(host, proc.pid, given)))
+        config, start_dir = config_path(host, proc.pid, given)
+        manager, unit = instance_manager(host, proc.pid)
+        instances.append(Instance(proc, members, options, config, start_dir, manager, unit))
     return sorted(instances, key=lambda inst: inst.main.pid)
 
 
@@ -265,7 +289,18 @@ def choose_instance(
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
         return chosen, chosen.config_rel, "running process"
-    return None, DEFAULT_CONFIG, "default"
+    config = service_config(host)
+    return None, config, "default" if config == DEFAULT_CONFIG else "CFGFILE"
+
+
+def service_config(host: Host) -> str:
+    """The config the init script and the unit (its EnvironmentFile=) start Kamailio with:
+    CFGFILE of /etc/default/kamailio, else the default."""
+    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
+    cfgfile = shell_vars(defaults).get("CFGFILE") if defaults else None
+    if cfgfile and cfgfile.startswith("/"):
+        return normalize_path(cfgfile)
+    return DEFAULT_CONFIG
 
 
 def run_owners(host: Host) -> frozenset[int]:
@@ -303,6 +338,13 @@ def choose_binary(
 _DEFINE_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:=[^\x00-\x1f]{0,256})?")
 
 
+def valid_defines(instance: Instance | None) -> list[str]:
+    """The instance's -A values that are a plain NAME[=VALUE]."""
+    if instance is None:
+        return []
+    return [v for v in instance.options.get("A", []) if _DEFINE_ARG.fullmatch(v)]
+
+
 def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], str | None]:
     """The -A defines of `instance` that `kamailio -c` may be given: only from a trusted
     process of this run's own user (root: a root process), each a plain NAME[=VALUE]; and why
@@ -315,7 +357,7 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
             f"the -A defines of pid {proc.pid} were not passed to `kamailio -c`: its "
             "process belongs to another user"
         )
-    values = [v for v in instance.options["A"] if _DEFINE_ARG.fullmatch(v)]
+    values = valid_defines(instance)
     dropped = len(instance.options["A"]) - len(values)
     return values, (
         f"{dropped} malformed -A value(s) of pid {proc.pid} ignored" if dropped else None
@@ -577,3 +619,106 @@ def trust_processes(host: Host, instances: list[Instance], option_user: str | No
     owners = trusted_owners(host, option_user)
     for instance in instances:
         instance.main.untrusted = untrusted_reason(host, instance.main, owners)
+
+
+# ------------------------------------------------------------------------ local addresses
+@dataclass
+class LocalAddresses:
+    """The addresses this host can bind: the kernel's local routes (IPv4, /proc/net/fib_trie)
+    and interface addresses (IPv6, /proc/net/if_inet6)."""
+
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    nonlocal_bind: dict[int, bool]  # per IP version: net.ipv*.ip_nonlocal_bind
+
+    def can_bind(self, addr: str) -> bool | None:
+        """Whether `addr` can be bound here; None when it is not an IP or the table is
+        missing."""
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return None
+        if ip.is_unspecified or self.nonlocal_bind.get(ip.version):
+            return True
+        tables = [n for n in self.networks if n.version == ip.version]
+        if not tables:
+            return None
+        return any(ip in n for n in tables)
+
+
+def local_addresses(host: Host) -> LocalAddresses:
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    last: str | None = None
+    for line in (host.read_text("proc/net/fib_trie", limit=16 << 20) or "").splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            last = text[4:].strip()
+        elif last and text.startswith("/") and text.endswith("host LOCAL"):
+            prefix = text[1:].split(" ", 1)[0]
+            try:
+                networks.append(ipaddress.ip_network(f"{last}/{prefix}", strict=False))
+            except ValueError:
+                pass
+    for line in (host.read_text("proc/net/if_inet6", limit=4 << 20) or "").splitlines():
+        word = line.split(" ", 1)[0]
+        if len(word) == 32:
+            try:
+                networks.append(ipaddress.ip_network(int(word, 16).to_bytes(16, "big")))
+            except ValueError:
+                pass
+    nonlocal_bind = {
+        4: host.read_line("proc/sys/net/ipv4/ip_nonlocal_bind") == "1",
+        6: host.read_line("proc/sys/net/ipv6/ip_nonlocal_bind") == "1",
+    }
+    return LocalAddresses(networks, nonlocal_bind)
+
+
+# ------------------------------------------------------------------------------ accounts
+def account_of(host: Host, name: str) -> tuple[str, int, set[int]] | None:
+    """(name, uid, gids) of an account in ROOT/etc/passwd and etc/group; None if unknown."""
+    uid = gid = None
+    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == name and fields[2].isdecimal():
+            uid, gid = int(fields[2]), int(fields[3]) if fields[3].isdecimal() else None
+            break
+    if uid is None:
+        return None
+    gids = {gid} if gid is not None else set()
+    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdecimal():
+            gids.add(int(fields[2]))
+    return name, uid, gids
+
+
+def group_name(host: Host, gid: int) -> str:
+    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2] == str(gid):
+            return fields[0]
+    return str(gid)
+
+
+def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
+    """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
+    of every folder above it; None when it can (or root)."""
+    if uid == 0:
+        return None
+    parts = rel.strip("/").split("/")
+    for depth in range(len(parts) + 1):
+        path = "/".join(parts[:depth])
+        st = host.stat(path)
+        if st is None:
+            return None  # reported elsewhere (missing)
+        is_file = depth == len(parts)
+        need = 0o4 if is_file else 0o1
+        if st.st_uid == uid:
+            bits = (st.st_mode >> 6) & 0o7
+        elif st.st_gid in gids:
+            bits = (st.st_mode >> 3) & 0o7
+        else:
+            bits = st.st_mode & 0o7
+        if not bits & need:
+            what = "the file" if is_file else f"folder {host.display(path)}"
+            return f"{what} is mode {st.st_mode & 0o7777:o}, owner uid {st.st_uid} gid {st.st_gid}"
+    return None

@@ -30,25 +30,33 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
+from preflight.text import printable, shell_arg
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
-    DEFAULT_CONFIG,
-    DEFAULT_TLS_CONFIG,
     MODULE_DIRS,
+    TLS_DEFAULT_FILES,
     CheckOutput,
     Location,
     ParsedConfig,
     Socket,
+    TlsDomain,
     mask_secrets,
     module_basename,
     path_from_config,
-    tls_files,
+    tls_domains,
 )
 from preflight_checks.kamailio.facts import (
+    access_problem,
+    account_of,
     conflicts,
     covers,
+    group_name,
     holders,
+    local_addresses,
     read_socket_tables,
+    read_uids,
+    service_config,
+    service_users,
     shell_vars,
     socket_inodes,
     start_time,
@@ -69,38 +77,103 @@ class ServiceCommands:
     start: str
     restart: str
     status: tuple[str, ...]
+    stop: str = ""
 
 
-SYSTEMD = ServiceCommands(
-    "systemctl start kamailio",
-    "systemctl restart kamailio",
-    ("systemctl status kamailio", "journalctl -u kamailio -n 50 --no-pager"),
-)
-DEFAULTS = "etc/default/kamailio"  # Debian's: the init script sources it
+DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
-INIT_SCRIPT = ServiceCommands(
-    "service kamailio start",
-    "service kamailio restart",
-    ("service kamailio status", "grep kamailio /var/log/syslog | tail -n 50"),
-)
+SYSLOG = "var/log/syslog"
+
+
+def systemd_commands(unit: str) -> ServiceCommands:
+    quoted = shell_arg(unit)
+    return ServiceCommands(
+        f"systemctl start {quoted}",
+        f"systemctl restart {quoted}",
+        (f"systemctl status {quoted}", f"journalctl -u {quoted} -n 50 --no-pager"),
+        f"systemctl stop {quoted}",
+    )
+
+
+def syslog_step(host: Host) -> str:
+    """Where Kamailio's syslog messages are on this host: the syslog file where rsyslog
+    writes one, else the journal (journald-only hosts, containers with systemd)."""
+    if host.is_file(SYSLOG):
+        return f"grep kamailio {host.display(SYSLOG)} | tail -n 50"
+    if host.exists("run/systemd/journal/socket"):  # journald runs
+        return "journalctl -t kamailio -n 50 --no-pager"
+    return "no syslog file or journal here: run it in the foreground to see its errors"
+
+
+def init_script_commands(host: Host) -> ServiceCommands:
+    """Debian's init script through `service`, enabling RUN_KAMAILIO first when the script
+    would refuse to start ("Kamailio not yet configured")."""
+    start, restart = "service kamailio start", "service kamailio restart"
+    status = ("service kamailio status", syslog_step(host))
+    stop = "service kamailio stop"
+    defaults = host.read_text(DEFAULTS, 64 * 1024)
+    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
+        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
+        return ServiceCommands(f"{enable} && {start}", f"{enable} && {restart}", status, stop)
+    return ServiceCommands(start, restart, status, stop)
 
 
 def service_commands(host: Host) -> ServiceCommands:
-    """systemctl where systemd runs (or nothing says otherwise); Debian's init script through
-    `service` where something else is pid 1 (sysvinit, a container, a microVM)."""
+    """How this host starts Kamailio when none runs: systemctl where systemd runs (or nothing
+    says otherwise); Debian's init script where something else is pid 1 (sysvinit, a
+    container, a microVM)."""
     manager = host.service_manager
     if manager in (None, "systemd") or not host.is_file(INIT_SCRIPT_FILE):
-        return SYSTEMD
-    defaults = host.read_text(DEFAULTS, 64 * 1024)
-    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
-        # Debian's init script refuses to start ("Kamailio not yet configured") until this is set.
-        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
-        return ServiceCommands(
-            f"{enable} && {INIT_SCRIPT.start}",
-            f"{enable} && {INIT_SCRIPT.restart}",
-            INIT_SCRIPT.status,
-        )
-    return INIT_SCRIPT
+        return systemd_commands("kamailio")
+    return init_script_commands(host)
+
+
+def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
+    """A hand-started instance is restarted as it was started: its pid, then its exact command
+    line in its start folder. None when its command line cannot be repeated safely."""
+    argv = instance.main.argv
+    if not argv or any(printable(a) != a for a in argv):
+        return None
+    pid = instance.main.pid
+    command = " ".join(shell_arg(a) for a in argv)
+    if instance.start_dir and instance.start_dir != "/":
+        command = f"cd {shell_arg(instance.start_dir)} && {command}"
+    # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
+    stop = f"kill {pid} && while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done"
+    log = host.readlink(f"proc/{pid}/fd/2") or ""
+    status = [f"ps -o pid,user,args -p {pid}"]
+    status.append(
+        f"tail -n 50 {shell_arg(log)}"
+        if log.startswith("/") and host.is_file(log.lstrip("/"))
+        else syslog_step(host)
+    )
+    return ServiceCommands(command, f"{stop} && {command}", tuple(status), stop)
+
+
+def instance_commands(
+    host: Host, instance: Instance | None, config: str = "", binary: str = "kamailio"
+) -> ServiceCommands:
+    """The commands that act on the judged instance as it was started; with none running,
+    the service when it starts `config`, else Kamailio started on `config` itself."""
+    if instance is None:
+        if not config or config == host.display(service_config(host)):
+            return service_commands(host)
+        command = f"{shell_arg(binary)} -f {shell_arg(config)}"
+        return ServiceCommands(command, command, (syslog_step(host),))
+    if instance.unit:
+        return systemd_commands(instance.unit)
+    if instance.manager == "init-script":
+        return init_script_commands(host)
+    by_hand = by_hand_commands(host, instance)
+    if by_hand is not None:
+        return by_hand
+    pid = instance.main.pid
+    return ServiceCommands(
+        f"start Kamailio again as pid {pid} was started",
+        f"stop pid {pid} and start it again as it was started",
+        (f"ps -o pid,user,args -p {pid}", syslog_step(host)),
+        f"kill {pid}",
+    )
 
 
 class Report:
@@ -109,11 +182,25 @@ class Report:
         self.details = details
         self.findings: list[Finding] = []
         self.notes: list[str] = []
+        self.instance: Instance | None = None  # the judged one
+        self.check_command = "kamailio -c -f /etc/kamailio/kamailio.cfg"  # with its -A defines
 
     @cached_property
     def service(self) -> ServiceCommands:
         """Asked for only by findings that name a command: most runs never read the files."""
-        return service_commands(self.host)
+        return instance_commands(
+            self.host,
+            self.instance,
+            self.details.get("config", ""),
+            self.details.get("binary") or "kamailio",
+        )
+
+    def restart_steps(self) -> list[str]:
+        """Check the config with the real `kamailio -c` before anything restarts it."""
+        return [f"{self.check_command} && {self.service.restart}"]
+
+    def start_steps(self) -> list[str]:
+        return [f"{self.check_command} && {self.service.start}"]
 
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None
@@ -140,24 +227,27 @@ def report_not_running(
         message += (
             " (other instances: "
             + ", ".join(
-                f"pid {i.main.pid} with {i.config or report.host.display(DEFAULT_CONFIG)}"
-                for i in instances[:3]
+                f"pid {i.main.pid} with {report.host.display(i.config_rel)}" for i in instances[:3]
             )
             + ")"
         )
     steps = list(report.service.status)
     if check_out is not None and not check_out.ok:
         steps.append(
-            f"fix the first error of `kamailio -c -f {config}`: "
+            f"fix the first error of `{report.check_command}`: "
             f"{check_out.first_error or 'see its output'}"
         )
-    steps.append(report.service.start)
+    steps += report.start_steps()
     report.add("not-running", Status.FAIL, message, steps)
 
 
 def check_changed(
     report: Report, instance: Instance, parsed: ParsedConfig | None, config: str
 ) -> None:
+    """config-changed: the config, an included file, or a symlink on the way to one changed
+    after the main process started. The change time (ctime) counts, not only the mtime: a
+    deploy with `rsync -a`, `tar` or `cp -p` keeps old mtimes, and a symlink swap changes
+    neither file."""
     host = report.host
     started = start_time(host, instance.main)
     report.details["started_at"] = iso_utc(started)
@@ -165,8 +255,8 @@ def check_changed(
         return
     changed = []
     for rel in parsed.files:
-        mtime = host.mtime(rel)
-        if mtime is not None and mtime > started + MTIME_SLACK:
+        when = changed_at(host, rel)
+        if when is not None and when > started + MTIME_SLACK:
             changed.append(host.display(rel))
     if changed:
         report.details["changed_files"] = changed
@@ -175,23 +265,58 @@ def check_changed(
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
             f"started at {iso_utc(started)}: the running process does not use it yet",
-            [f"kamailio -c -f {config}", report.service.restart],
+            report.restart_steps(),
         )
 
 
+def changed_at(host: Host, rel: str) -> float | None:
+    """The latest change (mtime or ctime) of a file and of every symlink and folder entry on
+    its path: the moment its content, or what the path names, last changed."""
+    # A snapshot's change times are when it was unpacked: there, only mtimes say anything.
+    live = host.is_live
+    latest: float | None = None
+    st = host.stat(rel)
+    if st is not None:
+        latest = max(st.st_mtime, st.st_ctime) if live else st.st_mtime
+    parts = rel.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        link = host.lstat("/".join(parts[:depth]))
+        if link is not None and (link.st_mode & 0o170000) == 0o120000:
+            latest = max(latest or 0.0, link.st_mtime, link.st_ctime if live else 0.0)
+    return latest
+
+
 # --- from kamailio_listeners.py
-def report_held_ports(report: Report, expected: list[Socket], processes: list[Process]) -> None:
+def describe_holder(report: Report, proc: Process, instances: list[Instance]) -> tuple[str, str]:
+    """Who holds a socket, and the step that frees it. A process of a trusted Kamailio
+    instance is named as that instance and stopped the way it was started, never by a
+    child's pid."""
+    for instance in instances:
+        if proc.pid in instance.pids:
+            commands = instance_commands(report.host, instance)
+            what = (
+                f"Kamailio pid {instance.main.pid} "
+                f"({report.host.display(instance.config_rel)}, {instance.manager})"
+            )
+            return what, f"{commands.stop}  # stops {what}; or move one of them to another port"
+    uids = proc.uids or read_uids(report.host, proc.pid)
+    user = f", {user_name(uids[1])}" if uids else ""
+    what = f"{printable(proc.comm)} (pid {proc.pid}{user})"
+    return what, f"kill {proc.pid}  # stops {what}; or move it to another port"
+
+
+def report_held_ports(
+    report: Report, expected: list[Socket], processes: list[Process], instances: list[Instance]
+) -> None:
     """One listener-missing per expected socket another process holds (Kamailio not running)."""
     tables, _missing = read_socket_tables(report.host)
     for sock, holder in port_holders(report.host, expected, tables, set(), processes).items():
+        who, stop = describe_holder(report, holder, instances)
         report.add(
             "listener-missing",
             Status.FAIL,
-            f"{sock} is held by {holder.comm} (pid {holder.pid}), so Kamailio cannot bind it",
-            [
-                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
-                report.service.start,
-            ],
+            f"{sock} is held by {who}, so Kamailio cannot bind it",
+            [stop, *report.start_steps()],
         )
 
 
@@ -219,16 +344,28 @@ def port_holders(
     return found
 
 
+@dataclass
+class Listeners:
+    """What the judged instance should hold: SIP sockets, and the non-SIP listeners its
+    modules declare (ctl, evapi, ...), which are expected but not SIP."""
+
+    expected: list[Socket]
+    from_option: set[Socket]
+    config_known: bool
+    explicit_listen: bool
+    declared: list[Socket]
+    from_config: set[Socket]
+
+
 def compare_listeners(
     report: Report,
     instance: Instance,
-    expected: list[Socket],
-    from_option: set[Socket],
-    config_known: bool,
-    explicit_listen: bool,
+    want: Listeners,
     processes: list[Process],
+    instances: list[Instance],
 ) -> None:
     host = report.host
+    expected = want.expected
     tables, missing_tables = read_socket_tables(host)
     if len(missing_tables) == 4:
         report.notes.append(
@@ -260,13 +397,14 @@ def compare_listeners(
     not_bound = [
         s
         for s in unserved
-        if not explicit_listen
-        and s not in from_option
+        if not want.explicit_listen
+        and s not in want.from_option
         and s.addr != "*"
         and any(b.transport == s.transport and b.port == s.port for b in ours)
     ]
     missing = [s for s in unserved if s not in not_bound]
     holder_of: dict[Socket, Process] = {}
+    others: list[Process] = []
     if visible:
         pids = set(instance.pids)
         others = [p for p in processes if p.pid not in pids]
@@ -279,41 +417,75 @@ def compare_listeners(
                 f"{sock} is not served: the address appeared after Kamailio (pid "
                 f"{instance.main.pid}) started and the config has no listen=, so it "
                 "binds only the addresses present at start",
-                [
-                    report.service.restart,
-                    "or list the addresses with listen= in the config",
-                ],
+                [*report.restart_steps(), "or list the addresses with listen= in the config"],
             )
             continue
         holder = holder_of.get(sock)
         if holder:
+            who, stop = describe_holder(report, holder, instances)
             message = (
-                f"{sock} is not held by Kamailio (pid {instance.main.pid}): "
-                f"{holder.comm} (pid {holder.pid}) holds the port"
+                f"{sock} is not held by Kamailio (pid {instance.main.pid}): {who} holds the port"
+            )
+            steps = [stop, *report.restart_steps()]
+        elif sock in want.from_option and sock not in want.from_config:
+            # Only `expect` wants it: a restart with the same config cannot open it.
+            message = (
+                f"Kamailio (pid {instance.main.pid}) does not listen on {sock}, and its "
+                "configuration does not resolve to it"
             )
             steps = [
-                f"stop {holder.comm} (pid {holder.pid}) or move it to another port",
-                report.service.restart,
+                f"add listen={sock} to {report.details['config']} (or remove it from "
+                "[checks.kamailio] expect)",
+                *report.restart_steps(),
             ]
         else:
             message = f"Kamailio (pid {instance.main.pid}) does not listen on {sock}"
-            steps = [report.service.restart, *report.service.status]
+            steps = [*report.service.status, *report.restart_steps()]
         report.add("listener-missing", Status.FAIL, message, steps)
-    if not (visible and config_known):
+    if not visible:
         return
+    report_shared_ports(report, instance, expected, tables, inodes, others, instances)
+    if not want.config_known:
+        return
+    declared = [s for s in want.declared if any(covers(b, s, bindv6only) for b in ours)]
+    if want.declared:
+        report.details["declared_listeners"] = [str(s) for s in want.declared]
     reported: set[tuple[str, str, int]] = set()
     for bound in ours:
         key = (bound.transport, bound.addr, bound.port)
-        if key in reported or any(covers(bound, s, bindv6only) for s in expected):
+        if key in reported or any(covers(bound, s, bindv6only) for s in [*expected, *declared]):
             continue
         reported.add(key)
         report.add(
             "listener-unexpected",
             Status.WARN,
-            f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which its "
-            "configuration does not "
-            "resolve to (an older configuration is running?)",
-            ["kamailio -c -f " + report.details["config"], report.service.restart],
+            f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which neither its "
+            "listen= sockets nor a module's declared listener (ctl, evapi, ...) resolve to "
+            "(an older configuration is running?)",
+            report.restart_steps(),
+        )
+
+
+def report_shared_ports(
+    report: Report,
+    instance: Instance,
+    expected: list[Socket],
+    tables: list[BoundSocket],
+    inodes: set[int],
+    others: list[Process],
+    instances: list[Instance],
+) -> None:
+    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEADDR
+    or SO_REUSEPORT: the kernel splits the traffic between them)."""
+    served = [s for s in expected if any(b.inode in inodes and conflicts(b, s) for b in tables)]
+    for sock, holder in port_holders(report.host, served, tables, inodes, others).items():
+        who, stop = describe_holder(report, holder, instances)
+        report.add(
+            "port-shared",
+            Status.FAIL,
+            f"{sock} is held by Kamailio (pid {instance.main.pid}) and also by {who}: "
+            "the kernel hands part of the traffic to the other process",
+            [stop],
         )
 
 
@@ -322,50 +494,78 @@ def _fmt(bound: BoundSocket) -> str:
     return str(Socket(bound.transport, bound.addr, bound.port))
 
 
-# --- from kamailio_tls.py
+# --- TLS as the tls module loads it
 def check_tls(
     report: Report, parsed: ParsedConfig | None, check_out: CheckOutput | None, config: str
 ) -> None:
-    if parsed is None:
+    if parsed is None or not (parsed.loads_tls or parsed.enable_tls or parsed.tls_listens()):
         return
-    check_tls_enabled(report, parsed, check_out, config)
-    if parsed.loads_tls:
+    if tls_active(parsed, check_out):
         check_tls_files(report, parsed, config)
+        return
+    # TLS is off: the certificate problems are not failures yet, but the step that turns TLS
+    # on must not lead straight into them, so they become its first step.
+    advice = Report(report.host, {})
+    advice.instance, advice.check_command = report.instance, report.check_command
+    check_tls_files(advice, parsed, config)
+    check_tls_enabled(report, parsed, check_out, config, [f.message for f in advice.findings])
+
+
+def tls_active(parsed: ParsedConfig, check_out: CheckOutput | None) -> bool:
+    """Does Kamailio load TLS at start: tls.so loaded, and enabled when a tls: listen needs
+    it (kamailio -c lists the tls: sockets it will open)."""
+    if not parsed.loads_tls:
+        return False
+    if not parsed.tls_listens():
+        return True
+    if check_out is not None and check_out.ok:
+        return any(s.proto == "tls" for s in check_out.sockets)
+    return parsed.enable_tls
 
 
 def check_tls_enabled(
-    report: Report, parsed: ParsedConfig, check_out: CheckOutput | None, config: str
+    report: Report,
+    parsed: ParsedConfig,
+    check_out: CheckOutput | None,
+    config: str,
+    first: list[str],
 ) -> None:
+    """tls-disabled and tls-module-missing: a tls: listen Kamailio drops at start; `first`:
+    what must be fixed before TLS is turned on."""
     tls_listens = parsed.tls_listens()
-    if check_out is not None and check_out.ok:
-        dropped = bool(tls_listens) and not any(s.proto == "tls" for s in check_out.sockets)
-    else:
-        dropped = bool(tls_listens) and not parsed.enable_tls
-    if dropped:
-        where = ", ".join(str(e.where) for e in tls_listens[:3])
+    where = ", ".join(str(e.where) for e in tls_listens[:3])
+    before = [f"before that: {message}" for message in first]
+    if tls_listens and not parsed.enable_tls:
+        load_tls = "" if parsed.loads_tls else ' and loadmodule "tls.so"'
         report.add(
             "tls-disabled",
             Status.WARN,
             f"a tls: listen ({where}) is configured but enable_tls=yes is not set, so "
             "Kamailio ignores it",
-            [
-                f'add enable_tls=yes and loadmodule "tls.so" to {config}',
-                f"kamailio -c -f {config}",
-                report.service.restart,
-            ],
+            [f"add enable_tls=yes{load_tls} to {config}", *before, *report.restart_steps()],
+        )
+    elif not parsed.loads_tls:
+        # `kamailio -c` lists the tls: socket; the start logs "tls support enabled, but no
+        # tls engine available" and drops it. A restart alone cannot open it.
+        report.add(
+            "tls-module-missing",
+            Status.WARN,
+            "enable_tls=yes but tls.so is not loaded: Kamailio disables TLS at start"
+            + (f" and drops the tls: listen ({where})" if where else ""),
+            [f'add loadmodule "tls.so" to {config}', *before, *report.restart_steps()],
         )
 
 
-def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
+def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[TlsDomain] | None:
+    """The certificate/key/CA/CRL files of each TLS domain, as the tls module resolves them:
+    its `config` file's domains, else its modparams, else cert.pem next to the main config.
+    None when the named tls config itself is unreadable (reported)."""
     host = report.host
-    config_dir = posixpath.dirname(parsed.main)
-    files: list[tuple[str, str, Location]] = []
-    tls_cfg = parsed.tls_config or DEFAULT_TLS_CONFIG
-    tls_rel = path_from_config(tls_cfg, config_dir)
-    text = host.read_text(tls_rel)
-    report.details["tls_config"] = host.display(tls_rel)
-    if text is None:
-        if parsed.tls_config:
+    if parsed.tls_config:
+        tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
+        report.details["tls_config"] = host.display(tls_rel)
+        text = host.read_text(tls_rel)
+        if text is None:
             report.add(
                 "tls-files-missing",
                 Status.FAIL,
@@ -373,35 +573,153 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                 f'modparam("tls", "config") is {host.why_unreadable(tls_rel)}',
                 [
                     f"create {host.display(tls_rel)} or fix the modparam in {config}",
-                    report.service.restart,
+                    *report.restart_steps(),
                 ],
             )
+            return None
+        domains = [files for _name, files in tls_domains(text, host.display(tls_rel))]
+        return [{**parsed.tls_params, **files} for files in domains] or [parsed.tls_params]
+    where = Location(config, 0)
+    defaults = {k: (v, where) for k, v in TLS_DEFAULT_FILES.items()}
+    return [{**defaults, **parsed.tls_params}]
+
+
+def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
+    host = report.host
+    config_dir = posixpath.dirname(parsed.main)
+    domains = tls_file_sets(report, parsed, config)
+    if domains is None:
+        return
+    account = run_account(report)
+    if account is not None:
+        report.details["tls_run_user"] = account[0]
+    seen: set[str] = set()
+    for files in domains:
+        resolved = {k: (path_from_config(v, config_dir), w) for k, (v, w) in files.items()}
+        broken = False
+        for key, (rel, where) in resolved.items():
+            place = f"{where}" if where.line else f"{config}: no tls modparam names it"
+            if rel in seen:
+                continue
+            seen.add(rel)
+            problem = file_problem(host, rel)
+            if problem:
+                broken = True
+                report.add(
+                    "tls-files-missing",
+                    Status.FAIL,
+                    f"TLS {key} {host.display(rel)} ({place}) is {problem}; "
+                    "Kamailio will not start with it",
+                    [f"create {host.display(rel)} (or fix {place})", *report.restart_steps()],
+                )
+                continue
+            if account is not None and key == "private_key":
+                broken |= check_key_access(report, rel, account)
+        if not broken and "certificate" in resolved and "private_key" in resolved:
+            check_key_pair(report, resolved["certificate"][0], resolved["private_key"][0])
+
+
+def run_account(report: Report) -> tuple[str, int, set[int]] | None:
+    """The account Kamailio runs as (or will, when started the usual way): -u of the judged
+    instance, the unit's User=, the init script's USER (default kamailio); None: root."""
+    host = report.host
+    instance = report.instance
+    name: str | None = None
+    if instance is not None:
+        values = instance.options.get("u")
+        if values:
+            name = values[-1]
+        elif instance.main.uids:
+            uid = instance.main.uids[1]
+            return (user_name(uid), uid, set()) if uid else None
     else:
-        files = tls_files(text, host.display(tls_rel))
-    files += [(key, value, where) for key, (value, where) in parsed.tls_params.items()]
-    for key, path, where in files:
-        rel = path_from_config(path, config_dir)
-        problem = file_problem(host, rel)
-        if problem:
+        service = report.service
+        if service.start.endswith("service kamailio start"):
+            defaults = host.read_text(DEFAULTS, 64 * 1024)
+            name = (shell_vars(defaults).get("USER") if defaults else None) or "kamailio"
+        elif "systemctl" in service.start:
+            users = service_users(host)
+            name = users[-1] if len(users) > 1 else None
+    if not name or name == "root":
+        return None
+    return account_of(host, name)
+
+
+def check_key_access(report: Report, rel: str, account: tuple[str, int, set[int]]) -> bool:
+    """tls-key-unreadable: the run user cannot open the key (mode bits of the file and every
+    folder above it); True when reported."""
+    host = report.host
+    name, uid, gids = account
+    problem = access_problem(host, rel, uid, gids)
+    if problem is None:
+        return False
+    group = group_name(host, min(gids)) if gids else name
+    key = host.display(rel)
+    report.add(
+        "tls-key-unreadable",
+        Status.FAIL,
+        f"TLS private key {key} is not readable by {name}, the user Kamailio runs as: "
+        f"{problem}; the start fails (Permission denied)",
+        [
+            f"chgrp {shell_arg(group)} {shell_arg(key)} && chmod 640 {shell_arg(key)}",
+            *report.restart_steps(),
+        ],
+    )
+    return True
+
+
+def check_key_pair(report: Report, cert_rel: str, key_rel: str) -> None:
+    """tls-cert-invalid and tls-key-mismatch: what loading the pair with the standard
+    library's ssl says (the key is read in memory only, never reported)."""
+    import ssl
+
+    host = report.host
+    if not host.is_live or host.is_readable(key_rel) is not True:
+        return
+    cert, key = host.display(cert_rel), host.display(key_rel)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # An empty password: an encrypted key fails here instead of prompting on a terminal.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        text = str(exc)
+        if "KEY_VALUES_MISMATCH" in text:
             report.add(
-                "tls-files-missing",
+                "tls-key-mismatch",
                 Status.FAIL,
-                f"TLS {key} {host.display(rel)} ({where}) is {problem}; "
-                "Kamailio will not start with it",
+                f"TLS private key {key} does not belong to certificate {cert}: the start fails",
                 [
-                    f"create {host.display(rel)} (or fix {where})",
-                    report.service.restart,
+                    f"openssl x509 -noout -pubkey -in {shell_arg(cert)} | sha256sum; "
+                    f"openssl pkey -pubout -in {shell_arg(key)} | sha256sum  # must match",
+                    "install the key the certificate was issued for, or a certificate for this key",
+                    *report.restart_steps(),
                 ],
             )
+        elif "bad decrypt" in text or "BAD_DECRYPT" in text:
+            report.notes.append(f"TLS private key {key} is encrypted: the pair was not checked")
+        else:
+            report.add(
+                "tls-cert-invalid",
+                Status.FAIL,
+                f"TLS certificate {cert} or key {key} is not PEM Kamailio can load "
+                f"({printable(exc.reason or 'unreadable')})",
+                [
+                    f"openssl x509 -noout -subject -in {shell_arg(cert)}  # must print a subject",
+                    f"convert them to PEM (openssl x509 -inform der -in {shell_arg(cert)} "
+                    f"-out {shell_arg(cert)}.pem) and point the tls config at it",
+                    *report.restart_steps(),
+                ],
+            )
+    except OSError:
+        return
 
 
 def file_problem(host: Host, rel: str) -> str | None:
-    """Why Kamailio could not load a certificate or key; never opens it (no key content
-    is ever read)."""
+    """Why Kamailio could not load a certificate or key file: missing, or (live) unreadable."""
     if not host.is_file(rel):
         return host.why_unreadable(rel)
     # Under --root who could read it is unknown (None): only a live host says "unreadable".
-    return "unreadable" if host.is_readable(rel) is False else None
+    return "unreadable" if host.is_readable(rel) is False and host.is_root_user else None
 
 
 # --- from kamailio_modules.py
@@ -531,7 +849,7 @@ def check_modules(
             steps = [f"apt-get install --reinstall {package}"]
         else:
             steps = [f"apt-get install {package}"]
-        steps.append("kamailio -c -f " + report.details["config"])
+        steps.append(report.check_command)
         report.add(
             "module-missing",
             Status.FAIL,
@@ -611,3 +929,51 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
                 "install the binary root-owned",
             ],
         )
+
+
+# --- listen= addresses the host does not have
+def check_addresses(report: Report, expected: list[Socket], parsed: ParsedConfig | None) -> None:
+    """address-missing: a configured address no interface has. `kamailio -c` accepts it; the
+    start fails with "Cannot assign requested address" (and a running instance keeps a socket
+    on an address that is gone)."""
+    host = report.host
+    specific = [s for s in expected if _needs_lookup(s.addr)]
+    if not specific:
+        return  # wildcards and loopback: nothing to look up (fib_trie is large on routers)
+    local = local_addresses(host)
+    reported: set[str] = set()
+    for sock in specific:
+        if sock.addr in reported or local.can_bind(sock.addr) is not False:
+            continue
+        reported.add(sock.addr)
+        where = next(
+            (
+                str(entry.where)
+                for entry in (parsed.listens if parsed else [])
+                if any(s.addr == sock.addr for s in entry.sockets)
+            ),
+            report.details["config"],
+        )
+        report.add(
+            "address-missing",
+            Status.FAIL,
+            f"{sock} ({where}): no interface has the address {sock.addr}, so Kamailio "
+            "cannot bind it (Cannot assign requested address)",
+            [
+                f"add {sock.addr} to the interface that should carry it "
+                f"(ip address add {shell_arg(sock.addr)} dev IFACE), or change the listen= "
+                f"at {where} to an address of this host (ip -brief address)",
+                *report.restart_steps(),
+            ],
+        )
+
+
+def _needs_lookup(addr: str) -> bool:
+    """A specific address that is not loopback (127/8 and ::1 are always local)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return not (ip.is_unspecified or ip.is_loopback)

@@ -1,0 +1,388 @@
+"""Issue 13: the kamailio check judges the instances that really run, and its remediation acts
+on them the way they were started. Real Kamailio 5.6 on loopback high ports for every state;
+the remediation tests run the suggested steps verbatim and show the state fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    NOBODY,
+    codes,
+    finding,
+    report_of,
+    require,
+    require_nobody_can_run,
+    run_preflight,
+    world_readable_dir,
+)
+from kamailio_support import (
+    MODULES,
+    Instance,
+    free_port,
+    kamailio_binary,
+    main_kamailio_with,
+    new_instance,
+    preflight_config,
+    stop_pid,
+    wait_listening,
+)
+
+
+def check(*args: str, user: int | None = None) -> tuple[int, dict[str, Any]]:
+    run = run_preflight("check", "kamailio", "--format", "json", *args, user=user)
+    (result,) = report_of(run)["checks"]
+    return run.returncode, result
+
+
+@pytest.fixture
+def own() -> Iterator[list[Instance]]:
+    require("kamailio", kamailio_binary() is not None)
+    require("kamailio-websocket-modules", os.path.exists(f"{MODULES}/websocket.so"))
+    started: list[Instance] = []
+    yield started
+    for instance in started:
+        instance.stop()
+
+
+@pytest.fixture
+def started_pids() -> Iterator[list[int]]:
+    """Kamailio main pids a test's steps started; each is stopped by its pid."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        stop_pid(pid)
+
+
+def run_step(step: str, log: Path) -> tuple[int, str]:
+    """Run a remediation step as an operator pastes it. Output goes to a file, not a pipe: a
+    daemon the step starts keeps its stdout and stderr open."""
+    with open(log, "wb") as out:
+        code = subprocess.run(["sh", "-c", step], stdout=out, stderr=out, timeout=60).returncode
+    return code, log.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------ how the config is named
+def test_relative_config_in_the_foreground(own: list[Instance], tmp_path: Path) -> None:
+    """`cd /srv/sip && kamailio -f kamailio.cfg`: judged against that folder's config, and
+    its children are its own, never 'another process'."""
+    instance = new_instance(tmp_path)
+    instance.config_arg = "kamailio.cfg"
+    own.append(instance)
+    pid = instance.start(cwd=tmp_path)
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 0, result
+    assert result["details"]["pid"] == pid
+    assert result["details"]["started"]["start_dir"] == str(tmp_path)
+    assert result["details"]["started"]["manager"] == "by hand"
+
+
+def test_relative_config_daemonized(tmp_path: Path, started_pids: list[int]) -> None:
+    """Daemonized, Kamailio moves to /: the config is found through the PWD its starting
+    shell exported, and the instance is judged (not 'missing /kamailio.cfg')."""
+    require("kamailio", kamailio_binary() is not None)
+    instance = new_instance(tmp_path)
+    pidfile = instance.rundir / "kamailio.pid"
+    argv = [kamailio_binary() or "kamailio", "-f", "kamailio.cfg", "-P", str(pidfile)]
+    argv += ["-Y", str(instance.rundir), "-m", "16", "-M", "4"]
+    env = {**os.environ, "PWD": str(tmp_path)}
+    subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+    )
+    assert wait_listening(instance.ws_port)
+    pid = int(pidfile.read_text())
+    started_pids.append(pid)
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    code, result = check()
+    judged = result["details"]
+    mine = [i for i in judged.get("instances", []) if i["pid"] == pid]
+    assert judged["pid"] == pid or mine, result
+    assert (judged["config"] if judged["pid"] == pid else mine[0]["config"]) == str(instance.config)
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 0, result
+    assert result["details"]["pid"] == pid
+
+
+def test_symlinked_config_and_a_symlink_swap_deploy(own: list[Instance], tmp_path: Path) -> None:
+    """`-f /srv/sip/current/k.cfg` with current -> release1 is the instance of release1's
+    config; swapping the link to a release copied with old mtimes (cp -p) is a change."""
+    release1 = tmp_path / "release1"
+    release1.mkdir()
+    instance = new_instance(release1)
+    current = tmp_path / "current"
+    current.symlink_to("release1")
+    instance.config_arg = str(current / "kamailio.cfg")
+    own.append(instance)
+    old = time.time() - 3600
+    os.utime(instance.config, (old, old))
+    pid = instance.start()
+    toml = preflight_config(tmp_path, instance.config)  # the real file, not the link
+    code, result = check("--config", str(toml))
+    assert code == 0, result
+    assert result["details"]["pid"] == pid
+
+    time.sleep(1.1)  # start times are whole clock ticks after a boot time in whole seconds
+    release2 = tmp_path / "release2"
+    shutil.copytree(release1, release2, symlinks=True, ignore=shutil.ignore_patterns("run"))
+    os.utime(release2 / "kamailio.cfg", (old, old))  # as `cp -p`/`rsync -a` keep it
+    swap = tmp_path / "current.new"
+    swap.symlink_to("release2")
+    os.replace(swap, current)
+    toml = preflight_config(tmp_path, current / "kamailio.cfg")
+    code, result = check("--config", str(toml))
+    assert code == 1, result
+    changed = finding(result, "kamailio.config-changed")
+    assert f"pid {pid}" in changed["message"]
+
+
+def test_rsync_deploy_with_old_mtime_is_a_change(own: list[Instance], tmp_path: Path) -> None:
+    instance = new_instance(tmp_path)
+    own.append(instance)
+    pid = instance.start()
+    time.sleep(1.1)
+    old = time.time() - 3600
+    instance.config.write_text(instance.config.read_text() + "\n# deployed\n")
+    os.utime(instance.config, (old, old))  # the mtime is old, the ctime is now
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 1, result
+    assert f"pid {pid}" in finding(result, "kamailio.config-changed")["message"]
+
+
+# ------------------------------------------------------------------------------ processes
+def test_zombie_is_never_an_instance(tmp_path: Path) -> None:
+    """`[kamailio] <defunct>` left by a failed start holds nothing and is not judged."""
+    require("kamailio", kamailio_binary() is not None)
+    broken = tmp_path / "broken.cfg"
+    broken.write_text("this is not kamailio syntax\n")
+    proc = subprocess.Popen(
+        [kamailio_binary() or "kamailio", "-DD", "-E", "-f", str(broken)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        code, result = check("--config", str(preflight_config(tmp_path, broken)))
+    finally:
+        proc.wait()
+    details = result["details"]
+    assert details["pid"] is None
+    assert proc.pid not in [i["pid"] for i in details.get("instances", [])]
+    assert "kamailio.not-running" in codes(result)
+
+
+def test_sip_port_shared_with_another_process_fails_naming_both(
+    own: list[Instance], tmp_path: Path
+) -> None:
+    """A second socket on Kamailio's UDP port (SO_REUSEADDR, as Kamailio binds it) takes part
+    of the traffic: a failure naming Kamailio and the other process."""
+    instance = new_instance(tmp_path)
+    own.append(instance)
+    pid = instance.start()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        other.bind(("127.0.0.1", instance.sip_port))
+        code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    finally:
+        other.close()
+    assert code == 2, result
+    shared = finding(result, "kamailio.port-shared")
+    assert (
+        f"udp:127.0.0.1:{instance.sip_port} is held by Kamailio (pid {pid})" in (shared["message"])
+    )
+    assert f"(pid {os.getpid()}, user root (uid 0))" in shared["message"]
+    # Kamailio's own children are never named as the other process.
+    assert not any(f"pid {child}," in shared["message"] for child in instance.children)
+
+
+def test_declared_ctl_and_evapi_listeners_are_expected(own: list[Instance], tmp_path: Path) -> None:
+    """ctl's binrpc over TCP and evapi's bind_addr are Kamailio's own declared listeners:
+    not 'unexpected' (which would block a Puppet gate forever)."""
+    require("kamailio-extra-modules (evapi)", os.path.exists(f"{MODULES}/evapi.so"))
+    ctl_port, evapi_port = free_port(), free_port()
+    instance = new_instance(tmp_path)
+    text = instance.config.read_text().replace(
+        f'modparam("ctl", "binrpc", "unix:{instance.rundir}/ctl")',
+        f'modparam("ctl", "binrpc", "unix:{instance.rundir}/ctl")\n'
+        f'modparam("ctl", "binrpc", "tcp:127.0.0.1:{ctl_port}")\n'
+        'loadmodule "evapi.so"\n'
+        f'modparam("evapi", "bind_addr", "127.0.0.1:{evapi_port}")',
+    )
+    instance.config.write_text(text)
+    own.append(instance)
+    instance.start()
+    assert wait_listening(ctl_port) and wait_listening(evapi_port)
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 0, result
+    actual = result["details"]["actual"]
+    assert f"tcp:127.0.0.1:{ctl_port}" in actual and f"tcp:127.0.0.1:{evapi_port}" in actual
+    assert set(result["details"]["declared_listeners"]) == {
+        f"tcp:127.0.0.1:{ctl_port}",
+        f"tcp:127.0.0.1:{evapi_port}",
+    }
+
+
+def test_listen_address_not_on_any_interface(tmp_path: Path) -> None:
+    """`kamailio -c` accepts a listen= address the host does not have; the start fails. The
+    check names the address and the line, not just 'not running'."""
+    require("kamailio", kamailio_binary() is not None)
+    instance = new_instance(tmp_path, head=f"listen=udp:192.0.2.77:{free_port()}")
+    assert instance.start(expect_failure=True) != 0
+    assert "Cannot assign requested address" in instance.log()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 2
+    missing = finding(result, "kamailio.address-missing")
+    assert f"({instance.config}:3)" in missing["message"]
+    assert "192.0.2.77" in missing["message"]
+    assert result["details"]["resolved_by"] == "kamailio -c"
+
+
+def test_non_root_unreadable_include_is_unknown_not_invalid(own: list[Instance]) -> None:
+    """As an unprivileged user, a root-only include_file is the checker's limit, not a broken
+    config: reported as unreadable (a warning), never config-invalid."""
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-private-") as folder:
+        secret = folder / "db.cfg"
+        secret.write_text('#!define DBURL "mysql://k:pw@db/k"\n')
+        secret.chmod(0o600)
+        instance = new_instance(folder, body=f'include_file "{secret}"')
+        own.append(instance)
+        instance.start()
+        code, result = check(
+            "--config", str(preflight_config(folder, instance.config)), user=NOBODY
+        )
+        assert code == 1, result
+        assert "kamailio.config-invalid" not in codes(result)
+        assert str(secret) in finding(result, "kamailio.config-unreadable")["message"]
+        code, result = check("--config", str(preflight_config(folder, instance.config)))
+        assert "kamailio.config-unreadable" not in codes(result)  # root reads it
+
+
+# ----------------------------------------------------------------- remediation, verbatim
+def test_restart_step_applies_a_changed_config(
+    own: list[Instance], tmp_path: Path, started_pids: list[int]
+) -> None:
+    """config-changed on a hand-started instance: the step checks the config, stops that pid
+    and starts the exact same command line again; afterwards the check passes."""
+    instance = new_instance(tmp_path)
+    own.append(instance)
+    pid = instance.start()
+    time.sleep(1.1)
+    instance.config.write_text(instance.config.read_text() + "\n# new routing\n")
+    toml = str(preflight_config(tmp_path, instance.config))
+    code, result = check("--config", toml)
+    assert code == 1, result
+    (step,) = finding(result, "kamailio.config-changed")["remediation"]
+    runner = subprocess.Popen(
+        ["sh", "-c", step],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd="/",
+    )
+    try:
+        deadline = time.monotonic() + 20
+        new: list[int] = []
+        while time.monotonic() < deadline:
+            new = [p for p in main_kamailio_with(instance.config) if p != pid]
+            if new and wait_listening(instance.ws_port, timeout=0.2):
+                break
+            time.sleep(0.1)
+        assert new, "the restart step started no Kamailio"
+        started_pids.extend(new)
+        assert instance.process is not None and instance.process.wait(timeout=5) is not None
+        time.sleep(0.5)  # the children hand the sockets over
+        code, result = check("--config", toml)
+        assert code == 0, result
+        assert result["details"]["pid"] == new[0]
+    finally:
+        for p in main_kamailio_with(instance.config):
+            stop_pid(p)
+        runner.wait(timeout=10)
+
+
+def test_port_steps_free_the_port_and_start_kamailio(
+    tmp_path: Path, started_pids: list[int]
+) -> None:
+    """Kamailio cannot start because another program holds its port: the steps name that
+    program's pid, then check and start this config; run verbatim, Kamailio runs and the check
+    passes."""
+    require("kamailio", kamailio_binary() is not None)
+    instance = new_instance(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, time\n"
+            "s = socket.socket()\n"
+            f"s.bind(('127.0.0.1', {instance.ws_port}))\n"
+            "s.listen()\n"
+            "time.sleep(600)\n",
+        ],
+    )
+    try:
+        assert wait_listening(instance.ws_port)
+        toml = str(preflight_config(tmp_path, instance.config))
+        code, result = check("--config", toml)
+        assert code == 2, result
+        held = finding(result, "kamailio.listener-missing")
+        assert f"(pid {holder.pid}, user root (uid 0))" in held["message"]
+        steps = held["remediation"]
+        assert steps[0].startswith(f"kill {holder.pid}")
+        for step in steps:
+            returncode, output = run_step(step, tmp_path / "step.log")
+            assert returncode == 0, (step, output[-2000:])
+        holder.wait(timeout=5)
+        assert wait_listening(instance.ws_port)
+        started_pids.extend(main_kamailio_with(instance.config))
+        time.sleep(0.5)
+        code, result = check("--config", toml)
+        assert code == 0, result
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        for p in main_kamailio_with(instance.config):
+            stop_pid(p)
+
+
+def test_cfgfile_of_etc_default_is_the_config_judged(tmp_path: Path) -> None:
+    """Debian's init script and unit start CFGFILE from /etc/default/kamailio (`export` too):
+    with nothing running, that is the config checked, and RUN_KAMAILIO=yes is recognised."""
+    from conftest import Snapshot
+
+    snap = Snapshot(tmp_path / "host")
+    snap.write("usr/sbin/kamailio", "", mode=0o755)
+    snap.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)
+    snap.write("proc/1/comm", "init\n")
+    snap.write("proc/1/stat", "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n")
+    snap.write("etc/default/kamailio", "export RUN_KAMAILIO=yes\nCFGFILE=/srv/sip/k.cfg\n")
+    snap.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
+    snap.write("srv/sip/k.cfg", 'listen=udp:127.0.0.1:5070\ninclude_file "gone.cfg"\n')
+    code, result = check("--root", str(snap))
+    assert result["details"]["config"] == "/srv/sip/k.cfg"
+    assert "/srv/sip/gone.cfg" in finding(result, "kamailio.config-invalid")["message"]
+    steps = finding(result, "kamailio.not-running")["remediation"]
+    assert steps[-1] == "/usr/sbin/kamailio -c -f /srv/sip/k.cfg && service kamailio start"
+    assert not any("RUN_KAMAILIO" in step for step in steps)
+    assert shlex.split(steps[-1])[:4] == ["/usr/sbin/kamailio", "-c", "-f", "/srv/sip/k.cfg"]
