@@ -157,9 +157,10 @@ def test_not_root_falls_back_to_socket_tables(shared: Instance, tmp_path: Path) 
     with world_readable_dir("pf-kam-user-") as folder:
         config = preflight_config(folder, shared.config)
         code, result = check("--config", str(config), user=NOBODY)
-    assert code == 1, result
+    # Issue 19: a non-root run does not warn on every run for what it cannot see; it says so.
+    assert code == 0, result
     assert codes(result) == ["kamailio.owners-unknown"]
-    assert result["status"] == "warn"
+    assert result["status"] == "pass" and "not root" in result["summary"]
 
 
 @pytest.mark.parametrize(
@@ -390,7 +391,7 @@ def test_root_best_effort_reading(snapshot: Snapshot, shared: Instance) -> None:
     for module in ("pv", "sl", "xhttp", "websocket", "ctl"):
         snapshot.write(f"{MODULES.lstrip('/')}/{module}.so", "")
     code, result = check("--root", str(snapshot))
-    assert code == 1, result
+    assert code == 0, result
     assert result["details"]["resolved_by"] == "best effort"
     assert "best effort" in result["summary"]
     assert codes(result) == ["kamailio.owners-unknown"]
