@@ -12,6 +12,7 @@ from preflight.check import Option
 from preflight.errors import ConfigError
 from preflight.host import NotRegularFile, read_regular
 from preflight.model import Waiver
+from preflight.text import describe_value
 
 DEFAULT_PATH = "/etc/preflight/preflight.toml"
 FAIL_ON_VALUES = ("warn", "fail")
@@ -131,7 +132,9 @@ def _typed(value: Any, option: Option, path: str, where: str) -> Any:
     for kind in kinds:
         if kind is not bool and isinstance(value, kind):
             return value
-    raise ConfigError(f"{path}: {where}: expected {_kind_names(kinds)}, got {_describe(value)}")
+    raise ConfigError(
+        f"{path}: {where}: expected {_kind_names(kinds)}, got {describe_value(value)}"
+    )
 
 
 def _kind_names(kinds: tuple[type, ...]) -> str:
@@ -145,25 +148,17 @@ def _kind_names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
 def _table(value: Any, path: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {where}: expected a table, got {_describe(value)}")
+        raise ConfigError(f"{path}: {where}: expected a table, got {describe_value(value)}")
     return value
 
 
 def _str_list(value: Any, path: str, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: {where}: expected a list of strings, got {_describe(value)}")
+        raise ConfigError(
+            f"{path}: {where}: expected a list of strings, got {describe_value(value)}"
+        )
     return list(value)
 
 
@@ -182,7 +177,7 @@ def _waiver(value: Any, path: str, where: str) -> Waiver:
             raise ConfigError(f"{path}: {where} {key}: required, a non-empty string")
     match = table.get("match", "")
     if not isinstance(match, str):
-        raise ConfigError(f"{path}: {where} match: expected a string, got {_describe(match)}")
+        raise ConfigError(f"{path}: {where} match: expected a string, got {describe_value(match)}")
     until = table.get("until")
     if until is not None:
         if isinstance(until, dt.datetime):
@@ -196,6 +191,6 @@ def _waiver(value: Any, path: str, where: str) -> Waiver:
                 ) from None
         if not isinstance(until, dt.date):
             raise ConfigError(
-                f"{path}: {where} until: expected a date YYYY-MM-DD, got {_describe(until)}"
+                f"{path}: {where} until: expected a date YYYY-MM-DD, got {describe_value(until)}"
             )
     return Waiver(table["code"], table["reason"], until, match)

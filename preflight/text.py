@@ -36,3 +36,16 @@ def printable(text: str, keep_newlines: bool = False) -> str:
         text = text.replace("\n", "\\n").replace("\t", " ")
     text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def describe_value(value: object) -> str:
+    """A config value as an error message names it: `the string 'x'`, `a table`, `int 3`."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"

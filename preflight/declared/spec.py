@@ -19,7 +19,7 @@ from typing import Any
 from preflight.errors import ConfigError
 from preflight.host import NotRegularFile, read_regular
 from preflight.model import ENGINE_REASONS, Status
-from preflight.text import plausible_name
+from preflight.text import describe_value, plausible_name
 
 DEFAULT_CHECKS_DIR = "/etc/preflight/checks.d"
 MAX_SPEC_BYTES = 4 << 20
@@ -93,20 +93,8 @@ Where = str  # "FILE: check 'ID' assert 'NAME' key 'KEY'"
 Validator = Callable[[Any, Where], Any]
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
 def _fail(where: Where, what: str, value: Any) -> SpecError:
-    return SpecError(f"{where}: expected {what}, got {_describe(value)}")
+    return SpecError(f"{where}: expected {what}, got {describe_value(value)}")
 
 
 def v_str(value: Any, where: Where) -> str:
