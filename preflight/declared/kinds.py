@@ -585,6 +585,18 @@ def check_mount(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
 
 
 # ------------------------------------------------------------------------------ user, group
+def _compare_exists(out: Outcome, want: bool, present: bool, create: str, delete: str) -> None:
+    """The `exists` comparison of a user or group, with the command that makes it hold."""
+    out.compare(
+        "exists",
+        want,
+        present,
+        present == want,
+        "does not exist" if want else "exists",
+        create if want else delete,
+    )
+
+
 def check_user(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     p = a.params
     name: str = p["user"]
@@ -598,14 +610,7 @@ def check_user(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     for key, flag in (("uid", "-u"), ("gid", "-g"), ("home", "-d"), ("shell", "-s")):
         if key in p:
             create += [flag, str(p[key])]
-    out.compare(
-        "exists",
-        want,
-        account is not None,
-        (account is not None) == want,
-        "does not exist" if want else "exists",
-        _cmd(*create, name) if want else _cmd("userdel", name),
-    )
+    _compare_exists(out, want, account is not None, _cmd(*create, name), _cmd("userdel", name))
     if account is None or not want:
         return out
     for key, seen, flag in (
@@ -650,14 +655,7 @@ def check_group(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     group = groups.get(name)
     want = p.get("exists", True)
     create = ["groupadd", *(["-g", str(p["gid"])] if "gid" in p else [])]
-    out.compare(
-        "exists",
-        want,
-        group is not None,
-        (group is not None) == want,
-        "does not exist" if want else "exists",
-        _cmd(*create, name) if want else _cmd("groupdel", name),
-    )
+    _compare_exists(out, want, group is not None, _cmd(*create, name), _cmd("groupdel", name))
     if group is None or not want:
         return out
     if "gid" in p:
