@@ -8,6 +8,7 @@ finding instead of growing without end.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,86 @@ def test_define_expansion_is_bounded(snapshot: Snapshot) -> None:
     assert (
         "/etc/kamailio/kamailio.cfg:2" in finding(result, "kamailio.config-too-complex")["message"]
     )
+
+
+# ------------------------------------------------------------- port= against `kamailio -c`
+# Each config is read by the best-effort reader (what `--root` uses) and by the real
+# `kamailio -c`; both must name the same sockets. Kamailio 5.6 gives a listen= without a port the
+# `port=` (`tls_port_no=` for tls) set above it, else the last one of the whole file, and puts the
+# TLS socket of a listen= without a protocol on the next port.
+PORT_CASES = {
+    "port after listen": "listen=udp:127.0.0.1\nport=5071\n",
+    "port before listen": "port=5071\nlisten=udp:127.0.0.1\n",
+    "port between listens": "listen=udp:127.0.0.1\nport=5071\nlisten=tcp:127.0.0.1\n",
+    "set above wins over a later port": "port=5072\nlisten=udp:127.0.0.1\nport=5071\n",
+    "each listen its own port above": (
+        "port=5072\nlisten=udp:127.0.0.1\nport=5071\nlisten=tcp:127.0.0.1\n"
+    ),
+    "unset above: the last port": (
+        "listen=udp:127.0.0.1\nport=5072\nlisten=tcp:127.0.0.1\nport=5071\n"
+    ),
+    "two ports after": "listen=udp:127.0.0.1\nport=5072\nport=5071\n",
+    "written port kept": "listen=udp:127.0.0.1:5080\nport=5071\n",
+    "written port 0 is unset": "listen=udp:127.0.0.1:0\nport=5071\n",
+    "port=0 resets": "port=5072\nport=0\nlisten=udp:127.0.0.1\n",
+    "no protocol, port after": "listen=127.0.0.1\nport=5071\n",
+    "no protocol, port above": "port=5072\nlisten=127.0.0.1\nport=5071\n",
+    "address list": (
+        "port=5072\nlisten=udp:(127.0.0.1, 127.0.0.2)\nport=5071\nlisten=udp:127.0.0.3\n"
+    ),
+    "ipv6": "port=5072\nlisten=[::1]\nport=5071\nlisten=udp:[::1]:5090\n",
+    "defined port": "#!define P 5073\nport=P\nlisten=udp:127.0.0.1\n",
+    "defined port after": "#!define P 5077\nlisten=udp:127.0.0.1\nport=P\n",
+    "defined port in listen": "#!define P 5073\nlisten=udp:127.0.0.1:P\n",
+    "advertise, written port": (
+        "#!define P 5073\nlisten=udp:127.0.0.1:P advertise 192.0.2.1:5999\nport=5071\n"
+    ),
+    "advertise, port after": "listen=udp:127.0.0.1 advertise 192.0.2.1:5999\nport=5074\n",
+    "advertise, port above": ("port=5072\nlisten=tcp:127.0.0.1 advertise 192.0.2.1\nport=5071\n"),
+    "tls ignores port=": "enable_tls=yes\nport=5071\nlisten=tls:127.0.0.1\n",
+    "tls_port_no after": "enable_tls=yes\nlisten=tls:127.0.0.1\ntls_port_no=5096\n",
+    "tls_port_no above": (
+        "enable_tls=yes\ntls_port_no=5092\nlisten=tls:127.0.0.1\ntls_port_no=5093\n"
+        "listen=tls:127.0.0.2\n"
+    ),
+    "no protocol with tls, port and tls_port_no": (
+        "enable_tls=yes\nport=5071\nlisten=127.0.0.1\ntls_port_no=5095\n"
+    ),
+    "no protocol with tls, tls_port_no above": (
+        "enable_tls=yes\ntls_port_no=5095\nlisten=127.0.0.1\ntls_port_no=5096\n"
+    ),
+    "no protocol with tls, written port": "enable_tls=yes\nlisten=127.0.0.1:5080\n",
+    "included file": 'port=5072\ninclude_file "more.cfg"\nport=5071\n',
+}
+
+
+@pytest.mark.parametrize("case", sorted(PORT_CASES))
+def test_port_order_read_as_kamailio_c_resolves_it(tmp_path: Path, case: str) -> None:
+    binary = kamailio_binary()
+    require("kamailio", binary is not None)
+    assert binary is not None
+    folder = tmp_path / "etc/kamailio"
+    folder.mkdir(parents=True)
+    config = folder / "kamailio.cfg"
+    config.write_text(PORT_CASES[case])
+    (folder / "more.cfg").write_text("listen=udp:127.0.0.1\nlisten=tcp:127.0.0.1:5085\n")
+    real = subprocess.run(
+        [binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30
+    )
+    resolved = parse_check_output(real.returncode, real.stdout, real.stderr)
+    assert resolved.ok and resolved.sockets, real.stdout + real.stderr
+    parsed = parse_config(Host(str(tmp_path)), "etc/kamailio/kamailio.cfg")
+    assert parsed is not None
+    assert {str(s) for s in parsed.expected_sockets()} == {str(s) for s in resolved.sockets}
+
+
+def test_port_after_listen_in_a_snapshot(snapshot: Snapshot) -> None:
+    """Under --root (nothing executed) the check expects what Kamailio would open."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        "listen=udp:127.0.0.1\nlisten=tcp:192.0.2.9 advertise 198.51.100.1\nport=5071\n",
+    )
+    run = run_preflight("check", "kamailio", "--format", "json", "--root", str(snapshot))
+    (result,) = report_of(run)["checks"]
+    assert set(result["details"]["expected"]) == {"udp:127.0.0.1:5071", "tcp:192.0.2.9:5071"}

@@ -33,6 +33,7 @@ DEFAULT_CONFIG = "etc/kamailio/kamailio.cfg"
 DEFAULT_TLS_CONFIG = "/etc/kamailio/tls.cfg"
 DEFAULT_SIP_PORT = 5060
 DEFAULT_TLS_PORT = 5061
+UNSET_PORT = 0  # a listen= read before any port=: it gets the config's final port=
 MAX_INCLUDE_DEPTH = 20  # Kamailio's own limit is lower; deeper nesting is a loop in practice
 MAX_FILES = 200
 PROTOCOLS = ("udp", "tcp", "tls", "sctp")
@@ -321,6 +322,8 @@ class _Parser:
         self.result = ParsedConfig(main=main)
         self.defines: dict[str, str | None] = dict(defines)
         self.substs: list[tuple[str, str, bool]] = []  # pattern, replacement, g flag
+        # listen= names best effort cannot resolve, with their port (UNSET_PORT until finish).
+        self.pending_unresolved: list[tuple[ListenEntry, str, str, int]] = []
 
     def substitute(self, text: str, where: Location | None = None) -> str:
         """`text` with the #!subst replacements and #!define names applied, never growing past
@@ -501,10 +504,13 @@ class _Parser:
         key, value = assign[0].lower(), self.substitute(assign[1], where)
         if key == "listen":
             self.result.listens.append(self.parse_listen(value, where))
-        elif key == "port" and _port(value) is not None:
-            self.result.port = _port(value)
-        elif key == "tls_port_no" and _port(value) is not None:
-            self.result.tls_port = _port(value)
+        elif key in ("port", "tls_port_no") and _port(value) is not None:
+            # 0 is "unset": a later listen= without a port then takes the final value.
+            number = _port(value) or None
+            if key == "port":
+                self.result.port = number
+            else:
+                self.result.tls_port = number
         elif key == "enable_tls":
             self.result.enable_tls = value.strip("\"'").lower() in TRUE_WORDS
         elif key == "disable_tcp":
@@ -544,18 +550,40 @@ class _Parser:
         for proto in protos:
             if not match and proto == "sctp":
                 continue  # an implicit sctp socket needs the sctp module; not compared
-            proto_port = port or (
-                self.result.tls_port or DEFAULT_TLS_PORT
-                if proto == "tls"
-                else self.result.port or DEFAULT_SIP_PORT
-            )
+            proto_port = self.listen_port(proto, port, implicit=not match)
             for addr in addrs:
                 resolved = resolve_address(addr)
                 if resolved is None:
-                    entry.unresolved.append(f"{proto}:{addr}:{proto_port}")
+                    self.pending_unresolved.append((entry, proto, addr, proto_port))
                     continue
                 entry.sockets.append(Socket(proto, resolved, proto_port))
         return entry
+
+    def listen_port(self, proto: str, port: int | None, implicit: bool) -> int:
+        """The port Kamailio 5.6 gives one protocol of a listen= line (`kamailio -c` shows it):
+        a written port as is, except that a listen= without a protocol puts TLS on the next
+        port; without one, the `port=` (`tls_port_no=` for TLS) set above this line, else the
+        last one of the whole config (UNSET_PORT here, filled in by `finish`)."""
+        if port is not None:
+            return port + 1 if proto == "tls" and implicit and port < 65535 else port
+        current = self.result.tls_port if proto == "tls" else self.result.port
+        return current if current is not None else UNSET_PORT
+
+    def finish(self) -> None:
+        """Give every listen= that had no port when it was read the config's final `port=`
+        (`tls_port_no=` for TLS), or Kamailio's default."""
+        final_sip = self.result.port or DEFAULT_SIP_PORT
+        final_tls = self.result.tls_port or DEFAULT_TLS_PORT
+
+        def final(proto: str, port: int) -> int:
+            if port != UNSET_PORT:
+                return port
+            return final_tls if proto == "tls" else final_sip
+
+        for entry in self.result.listens:
+            entry.sockets = [Socket(s.proto, s.addr, final(s.proto, s.port)) for s in entry.sockets]
+        for entry, proto, addr, port in self.pending_unresolved:
+            entry.unresolved.append(f"{proto}:{addr}:{final(proto, port)}")
 
 
 def assignment(line: str) -> tuple[str, str] | None:
@@ -571,9 +599,9 @@ def assignment(line: str) -> tuple[str, str] | None:
 
 
 def _port(value: str) -> int | None:
-    """A port number as `port=` or `tls_port_no=` gives it; None for anything else."""
+    """A port number as `port=` or `tls_port_no=` gives it (0: unset); None for anything else."""
     text = value.strip("\"'")
-    if not text.isdecimal() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 <= int(text) < 65536:
         return None
     return int(text)
 
@@ -600,6 +628,7 @@ def parse_config(
     parser = _Parser(host, main, defines or {})
     if not parser.parse_file(main, ()):
         return None
+    parser.finish()
     return parser.result
 
 
