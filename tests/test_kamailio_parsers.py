@@ -21,6 +21,7 @@ from kamailio_support import free_port, kamailio_binary, preflight_config
 
 from preflight.host import Host
 from preflight_checks.kamailio.config import (
+    declared_listeners,
     listen_row,
     mask_secrets,
     parse_check_output,
@@ -43,6 +44,7 @@ TOKENS = [
     "mpath",
     "modparam(",
     'modparam("tls", "',
+    'modparam("jsonrpcs", "transport", ',
     "#!define",
     "#!subst",
     "#!ifdef",
@@ -259,3 +261,30 @@ def test_port_after_listen_in_a_snapshot(snapshot: Snapshot) -> None:
     run = run_preflight("check", "kamailio", "--format", "json", "--root", str(snapshot))
     (result,) = report_of(run)["checks"]
     assert set(result["details"]["expected"]) == {"udp:127.0.0.1:5071", "tcp:192.0.2.9:5071"}
+
+
+def test_cdp_config_with_a_dtd_is_not_expanded(tmp_path: Path) -> None:
+    """A Diameter peer config is host data: one with entity declarations (a billion laughs)
+    is not parsed, so it declares nothing and costs nothing."""
+    laughs = '<!ENTITY a0 "ha">' + "".join(
+        f'<!ENTITY a{i} "&a{i - 1};&a{i - 1};">' for i in range(1, 30)
+    )
+    config = tmp_path / "etc/kamailio/kamailio.cfg"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        'loadmodule "cdp.so"\nmodparam("cdp", "config_file", "/etc/kamailio/d.xml")\n'
+    )
+    xml = tmp_path / "etc/kamailio/d.xml"
+    xml.write_text(
+        f"<?xml version='1.0'?><!DOCTYPE DiameterPeer [{laughs}]>"
+        '<DiameterPeer><Acceptor port="3868" bind="&a29;"/></DiameterPeer>'
+    )
+    started = time.perf_counter()
+    parsed = parse_config(Host(str(tmp_path)), "etc/kamailio/kamailio.cfg")
+    assert time.perf_counter() - started < BUDGET
+    assert parsed is not None and parsed.cdp_acceptors == []
+    xml.write_text('<DiameterPeer><acceptor port="3868" bind="127.0.0.1"/></DiameterPeer>')
+    parsed = parse_config(Host(str(tmp_path)), "etc/kamailio/kamailio.cfg")
+    assert parsed is not None and [str(s) for s in declared_listeners(parsed)] == [
+        "tcp:127.0.0.1:3868"
+    ]

@@ -46,8 +46,10 @@ _INCLUDE = re.compile(r"""^\s*(?:#!|!!)?(include_file|import_file)\s*(?:\(\s*)?[
 _DIRECTIVE = re.compile(r"^\s*(?:#!|!!)(\w+)(.*)$")
 _LOADMODULE = re.compile(r"""^\s*loadmodule\s*(?:\(\s*)?["']([^"']+)["']""")
 _LOADPATH = re.compile(r"""^\s*(?:loadpath|mpath)\s*(?:=\s*)?["']([^"']+)["']""")
+# The value is a string, or a number or #!define name (`modparam("jsonrpcs", "transport", 1)`).
 _MODPARAM = re.compile(
-    r"""modparam\s*\(\s*["']([^"']+)["']\s*,\s*["']([^"']+)["']\s*,\s*["']([^"']*)["']"""
+    r"""modparam\s*\(\s*["']([^"']+)["']\s*,\s*["']([^"']+)["']\s*,\s*"""
+    r"""(?:["']([^"']*)["']|(-?\w+)\s*\))"""
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ERROR_LOCATION = re.compile(r"in config file ([^\s,]+), line (\d+)(?:, column [\d-]+)?:(.*)$")
@@ -172,6 +174,10 @@ class ParsedConfig:
     tls_config: str | None = None  # modparam("tls", "config", ...)
     tls_params: dict[str, tuple[str, Location]] = field(default_factory=dict)
     modparams: list[tuple[str, str, str, Location]] = field(default_factory=list)
+    # The cdp module's Diameter peer config (modparam "config_file") and the Acceptor
+    # sockets it declares; None: not named, or not readable.
+    cdp_config: str | None = None
+    cdp_acceptors: list[Socket] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
@@ -213,29 +219,92 @@ class ParsedConfig:
 
 
 # Modules that open listening sockets of their own (not SIP): the parameter naming the socket,
-# and the socket they open when it is not set (None: none, or a unix socket).
+# and the socket they open when it is not set (None: none, or a unix socket). Each was checked
+# against a real Kamailio 5.6 start (`ss -tulpn`). Modules that open none of their own: xhttp
+# (and jsonrpcs' HTTP transport, websocket) answer on the SIP tcp listen= sockets; sipcapture's
+# raw capture opens a raw IP or packet socket, which no TCP/UDP table lists.
 CTL_DEFAULT_PORT = 2049
 EVAPI_DEFAULT = "127.0.0.1:8448"
+JSONRPCS_DATAGRAM = 4  # the datagram bit of jsonrpcs' `transport` (0: every transport)
+CDP_DEFAULT_CONFIG = "DiameterPeer.xml"  # cdp's default config_file, from Kamailio's folder /
+MAX_CDP_CONFIG = 1 << 20
+
+
+def module_params(parsed: ParsedConfig, module: str, param: str) -> list[str]:
+    """Every value of modparam(module, param, ...), in config order."""
+    return [v for m, p, v, _ in parsed.modparams if m == module and p == param]
 
 
 def declared_listeners(parsed: ParsedConfig) -> list[Socket]:
     """The non-SIP sockets the config's modules listen on: ctl's binrpc over TCP or UDP,
-    evapi's bind_addr (its default when evapi is loaded without one)."""
+    evapi's bind_addr (its default when evapi is loaded without one), jsonrpcs' UDP
+    dgram_socket when its datagram transport is on, cdp's Acceptor sockets."""
     loaded = {module_basename(name) for name, _ in parsed.modules}
     found: list[Socket] = []
-    binrpc = [v for m, p, v, _ in parsed.modparams if m == "ctl" and p == "binrpc"]
+
+    def add(sock: Socket | None) -> None:
+        if sock is not None and sock not in found:
+            found.append(sock)
+
     if "ctl" in loaded:
-        for value in binrpc:
-            sock = _ctl_socket(value)
-            if sock is not None and sock not in found:
-                found.append(sock)
+        for value in module_params(parsed, "ctl", "binrpc"):
+            add(_ctl_socket(value))
     if "evapi" in loaded:
-        binds = [v for m, p, v, _ in parsed.modparams if m == "evapi" and p == "bind_addr"]
-        for value in binds or [EVAPI_DEFAULT]:
-            addr, _, port = value.strip().rpartition(":")
-            resolved = resolve_address(addr)
-            if port.isdecimal() and resolved is not None and 0 < int(port) < 65536:
-                found.append(Socket("tcp", resolved, int(port)))
+        for value in module_params(parsed, "evapi", "bind_addr") or [EVAPI_DEFAULT]:
+            add(_host_port_socket("tcp", value))
+    if "jsonrpcs" in loaded:
+        # A string parameter set twice keeps the last value.
+        transport = (module_params(parsed, "jsonrpcs", "transport") or ["0"])[-1]
+        dgram = module_params(parsed, "jsonrpcs", "dgram_socket")
+        enabled = transport.isdecimal() and (
+            int(transport) == 0 or int(transport) & JSONRPCS_DATAGRAM
+        )
+        if enabled and dgram and dgram[-1].startswith("udp:"):
+            add(_host_port_socket("udp", dgram[-1][4:]))
+    if "cdp" in loaded:
+        for sock in parsed.cdp_acceptors:
+            add(sock)
+    return found
+
+
+def _host_port_socket(proto: str, value: str) -> Socket | None:
+    """`host:port` (IPv6 in brackets) as a socket; None for a name that needs a lookup."""
+    addr, _, port = value.strip().rpartition(":")
+    resolved = resolve_address(addr)
+    if not port.isdecimal() or resolved is None or not 0 < int(port) < 65536:
+        return None
+    return Socket(proto, resolved, int(port))
+
+
+def cdp_acceptors(text: str) -> list[Socket]:
+    """The TCP sockets cdp's Diameter peer config opens: each <Acceptor port= bind=> child of
+    <DiameterPeer> (names in any case, as cdp reads them); no bind is every address. A
+    document with a DTD is not read (cdp configs have none; entities could expand)."""
+    import xml.etree.ElementTree as ElementTree
+
+    if len(text) > MAX_CDP_CONFIG or "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+        return []
+    try:
+        # Without a DTD nothing can be declared, so no entity expands or loads a file; a str is
+        # parsed as UTF-8 whatever its declaration says, so the check above saw every byte.
+        root = ElementTree.fromstring(text)  # noqa: S314
+    except ElementTree.ParseError:
+        return []
+    if not root.tag.lower().startswith("diameterpeer"):
+        return []
+    found: list[Socket] = []
+    for child in root:
+        if not isinstance(child.tag, str) or child.tag.lower() != "acceptor":
+            continue
+        attrs = {k.lower(): v.strip().strip('"') for k, v in child.attrib.items()}
+        if attrs.get("proto", "tcp").lower() == "sctp":
+            continue  # an SCTP acceptor: no TCP/UDP table lists it
+        port, bind = attrs.get("port", ""), attrs.get("bind", "")
+        addr = resolve_address(bind) if bind else "*"
+        if port.isdecimal() and addr is not None and 0 < int(port) < 65536:
+            sock = Socket("tcp", addr, int(port))
+            if sock not in found:
+                found.append(sock)
     return found
 
 
@@ -246,13 +315,10 @@ def _ctl_socket(value: str) -> Socket | None:
         return None
     addr, _, port = rest.rpartition(":")
     if not addr and rest.isdecimal():
-        addr, port = "*", rest
-    elif not port.isdecimal():
-        addr, port = rest, str(CTL_DEFAULT_PORT)
-    resolved = resolve_address(addr)
-    if resolved is None or not 0 < int(port) < 65536:
-        return None
-    return Socket(proto.lower(), resolved, int(port))
+        return Socket(proto.lower(), "*", int(rest)) if 0 < int(rest) < 65536 else None
+    if not port.isdecimal():
+        rest = f"{rest}:{CTL_DEFAULT_PORT}"
+    return _host_port_socket(proto.lower(), rest)
 
 
 def module_basename(name: str) -> str:
@@ -488,7 +554,8 @@ class _Parser:
             ]
             return
         for modparam in _MODPARAM.finditer(line):
-            module_name, param, value = modparam.groups()
+            module_name, param, quoted, bare = modparam.groups()
+            value = quoted if quoted is not None else bare
             if len(self.result.modparams) < MAX_MODPARAMS:
                 self.result.modparams.append(
                     (module_basename(module_name), param, self.substitute(value, where), where)
@@ -584,6 +651,19 @@ class _Parser:
             entry.sockets = [Socket(s.proto, s.addr, final(s.proto, s.port)) for s in entry.sockets]
         for entry, proto, addr, port in self.pending_unresolved:
             entry.unresolved.append(f"{proto}:{addr}:{final(proto, port)}")
+        self.read_cdp_config()
+
+    def read_cdp_config(self) -> None:
+        """The Diameter peer config of a loaded cdp module. Kamailio opens it from its working
+        folder, /, so a relative name counts from the root."""
+        if not any(module_basename(name) == "cdp" for name, _ in self.result.modules):
+            return
+        names = module_params(self.result, "cdp", "config_file") or [CDP_DEFAULT_CONFIG]
+        rel = normalize_path(names[-1])
+        text = self.host.read_text(rel, limit=MAX_CDP_CONFIG + 1)
+        if text is not None:
+            self.result.cdp_config = rel
+            self.result.cdp_acceptors = cdp_acceptors(text)
 
 
 def assignment(line: str) -> tuple[str, str] | None:
