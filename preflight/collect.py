@@ -8,7 +8,10 @@ ROOT, device handling and redaction exist only in the script; this module only d
 collect (the host fact files and every loaded check's `paths` and `markers`) and runs it.
 
 A pattern ending in `/**` copies that directory's whole tree; any other pattern that names a
-directory adds the directory itself (a check asking `is_dir` sees it) but not its content.
+directory adds the directory itself (a check asking `is_dir` sees it) but not its content. A
+pattern written `FOLLOWER:PATTERN` (FOLLOWER one of FOLLOWERS) is collected as PATTERN, and the
+script also copies the files each match names, read the way that follower in the script reads
+them (Kamailio's includes, tls config and certificates).
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ VERBATIM_PREFIXES = (
     "lib/modules/",
 )
 SCRIPT_PATH = ("/bin/sh", "/usr/bin/sh")
+# The readers collect.sh has for files that name other files: a Kamailio config (includes, the
+# tls module's files, cdp's config), and /etc/default/kamailio (its CFGFILE=).
+FOLLOWERS = ("kamailio-config", "kamailio-defaults")
+MAX_FOLLOWED = 200  # files followed in all, like the check's reader (MAX_FILES)
+MAX_FOLLOW_DEPTH = 20  # levels of files naming files
 _SUMMARY = re.compile(r"wrote - \((\d+) files, (\d+) redacted, (\d+) withheld, (\d+) skipped\)$")
 
 
@@ -86,8 +94,24 @@ def _declared(plan: list[Planned], attr: str) -> list[str]:
 
 
 def check_paths(plan: list[Planned]) -> list[str]:
-    """Fact paths, then every loaded check's `paths`, without duplicates."""
-    return list(dict.fromkeys([*FACT_PATHS, *_declared(plan, "paths")]))
+    """Fact paths, then every loaded check's `paths` (a follower's pattern as the plain
+    pattern), without duplicates."""
+    plain = [_followed(p)[1] for p in _declared(plan, "paths")]
+    return list(dict.fromkeys([*FACT_PATHS, *plain]))
+
+
+def follow_paths(plan: list[Planned]) -> list[str]:
+    """`FOLLOWER PATTERN` for every `FOLLOWER:PATTERN` of the loaded checks' `paths`."""
+    found = [_followed(p) for p in _declared(plan, "paths")]
+    return list(dict.fromkeys(f"{name} {pattern}" for name, pattern in found if name))
+
+
+def _followed(entry: str) -> tuple[str | None, str]:
+    """(follower, pattern) of a `paths` entry; (None, entry) when it names no follower."""
+    name, sep, pattern = entry.partition(":")
+    if sep and name in FOLLOWERS and pattern.strip("/"):
+        return name, pattern.lstrip("/")
+    return None, entry
 
 
 def check_markers(plan: list[Planned]) -> list[str]:
@@ -159,6 +183,7 @@ def script(config_path: str | None = None, no_plugins: bool = False, root: str =
     plan = _loaded_plan(config_path, no_plugins, root)
     patterns = check_paths(plan)
     markers = check_markers(plan)
+    follow = follow_paths(plan)
     template = resources.files("preflight").joinpath("collect.sh").read_text(encoding="utf-8")
     # `find -size +N` counts 512-byte blocks, rounded up: +N means more than N * 512 bytes.
     max_blocks, odd_bytes = divmod(MAX_FILE_BYTES, 512)
@@ -168,6 +193,9 @@ def script(config_path: str | None = None, no_plugins: bool = False, root: str =
         "@VERSION@": __version__,
         "@PATTERNS@": "\n".join(_sh_word(p) for p in patterns),
         "@MARKERS@": "\n".join(_sh_word(p) for p in markers),
+        "@FOLLOW@": "\n".join(_sh_word(p) for p in follow),
+        "@MAX_FOLLOWED@": str(MAX_FOLLOWED),
+        "@MAX_FOLLOW_DEPTH@": str(MAX_FOLLOW_DEPTH),
         "@WITHHELD_SUFFIX_CASE@": " | ".join("*" + _any_case(s) for s in WITHHELD_SUFFIXES),
         "@MAX_FILE_BLOCKS@": str(max_blocks),
         "@MAX_FILE_MIB@": str(MAX_FILE_BYTES >> 20),

@@ -6,14 +6,17 @@
 #     sh preflight-collect.sh HOST.tar.gz [ROOT]      (or OUT "-" for stdout)
 # gathers the files preflight's checks read into HOST.tar.gz; on a machine with preflight:
 #     mkdir snap && tar -xzf HOST.tar.gz -C snap && preflight check --root snap
-# Needs sh, tar, gzip, find, sed, awk, tr, grep, cmp, cp, touch, mktemp, readlink, chmod.
+# Needs sh, tar, gzip, find, sed, awk, tr, grep, cmp, cp, touch, mktemp, readlink, chmod, ls.
 #
 # What can carry a secret is redacted by structure (see redact.awk below): process environments
 # keep only `container=`; every value of a secret-bearing key, inline key blocks, Kamailio
 # #!define/#!substdef values with secret names, URL userinfo and the argument after a
 # `--password`-like flag become REDACTED; private keys and files that are not text (a NUL byte,
-# a UTF-16/32 byte-order mark) are stored empty. Symbolic links are resolved inside ROOT, and
-# only the expected character device is stored at a device path (anything else: metadata only).
+# a UTF-16/32 byte-order mark) are stored empty (mode, owner and mtime kept, their size in the
+# manifest), and a PEM file holding certificates and a key keeps the certificates only. Symbolic
+# links are resolved inside ROOT, and only the expected character device is stored at a device
+# path (anything else: metadata only). Files that collected Kamailio configs name (includes, the
+# tls config, certificates, keys) are followed, within bounds.
 set -u
 LC_ALL=C
 export LC_ALL
@@ -74,6 +77,7 @@ AWK_FILE=$WORK/redact.awk
 : > "$WORK/withheld"
 : > "$WORK/redacted"
 : > "$WORK/skipped"
+: > "$WORK/metadata"
 
 cat > "$AWK_FILE" <<'PREFLIGHT_AWK'
 # Secrets masked by structure, one line at a time, in time linear in the line's length: only
@@ -357,11 +361,24 @@ expand() {
     done
 }
 
-store_empty() {  # $1: rel, $2: source; an empty file with the source's mode and mtime
+store_empty() {  # $1: rel, $2: source; an empty file with the source's mode, owner and mtime
     mkdir -p "$(dirname "$SNAP/$1")"
     : > "$SNAP/$1"
+    chown --reference="$2" "$SNAP/$1" 2>/dev/null
     chmod --reference="$2" "$SNAP/$1" 2>/dev/null
     touch -r "$2" "$SNAP/$1" 2>/dev/null
+}
+
+withhold() {  # $1: rel, $2: source; stored empty, listed, its metadata in the manifest
+    store_empty "$1" "$2"
+    note withheld "$1"
+    w_ifs=$IFS
+    IFS=' '
+    # shellcheck disable=SC2046
+    set -- "$1" $(ls -ldn "$2" 2>/dev/null)
+    IFS=$w_ifs
+    printf '%s\tmode %s, owner %s:%s, %s bytes\n' "$1" "${2:-?}" "${4:-?}" "${5:-?}" "${6:-?}" \
+        >> "$WORK/metadata"
 }
 
 device() {  # $1: rel, $2: source. Only the tun device is stored as a node; anything else is
@@ -382,6 +399,18 @@ device() {  # $1: rel, $2: source. Only the tun device is stored as a node; anyt
     else
         note skipped "$1" "$d_desc: not the expected device, metadata only"
     fi
+}
+
+drop_key_blocks() {  # $1: a redacted copy; PEM private-key blocks removed when it also holds a
+    # certificate (1 only when that fails). Line by line, by fixed strings: linear.
+    grep -F -e '-----BEGIN CERTIFICATE-----' "$1" >/dev/null 2>&1 || return 0
+    grep -F -e 'PRIVATE KEY-----' "$1" >/dev/null 2>&1 || return 0
+    awk '
+        { line = $0; sub(/\r$/, "", line) }
+        substr(line, 1, 11) == "-----BEGIN " && index(line, "PRIVATE KEY-----") { drop = 1 }
+        !drop { print }
+        substr(line, 1, 9) == "-----END " && index(line, "PRIVATE KEY-----") { drop = 0 }
+    ' "$1" > "$WORK/pem" && cat "$WORK/pem" > "$1"
 }
 
 copy_one() {  # $1: ROOT-relative path, stored under that name
@@ -417,8 +446,7 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
     fi
     case $rel in
         @WITHHELD_SUFFIX_CASE@)
-            store_empty "$rel" "$src"  # never even read: a key stays on its host
-            note withheld "$rel"
+            withhold "$rel" "$src"  # never even read: a key stays on its host
             return 0 ;;
         proc/* | sys/*) ;;
         *)
@@ -448,12 +476,14 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
             cat "$raw" > "$out" ;;
         *)
             # Not text (a NUL byte, UTF-16/32): redaction by lines cannot be trusted, so it is
-            # treated as a secret. awk exits 3 on a byte-order mark.
+            # treated as a secret. awk exits 3 on a byte-order mark. A PEM file with both
+            # certificates and a key (Kamailio's cert.pem) keeps the certificates only; any key
+            # material left after that withholds the whole file.
             if ! tr -d '\000' < "$raw" | cmp -s - "$raw" \
                 || ! awk -v mode=text -f "$AWK_FILE" "$raw" > "$out" \
+                || ! drop_key_blocks "$out" \
                 || grep -F @WITHHELD_MARKER_ARGS@ "$out" >/dev/null 2>&1; then
-                store_empty "$rel" "$src"
-                note withheld "$rel"
+                withhold "$rel" "$src"
                 return 0
             fi ;;
     esac
@@ -491,6 +521,176 @@ while IFS= read -r pattern; do
 done <<'PREFLIGHT_PATTERNS'
 @PATTERNS@
 PREFLIGHT_PATTERNS
+
+# Files that files already collected name, read as the check reading them does (a `paths` entry
+# `kamailio-config:PATTERN`, or `kamailio-defaults:PATTERN` for /etc/default/kamailio and its
+# CFGFILE=): a Kamailio config's include_file/import_file (relative to the
+# including file), the tls module's config file, certificate, CA, CRL and key files (relative
+# to the main config's folder), cdp's config_file (relative to /, Kamailio's working folder);
+# then the tls config's own files. Only files owned by root and writable by no one else are
+# followed, so another account cannot point root's collector at /etc/shadow; at most
+# @MAX_FOLLOWED@ files, @MAX_FOLLOW_DEPTH@ levels deep. Keys: metadata only (withhold), unless the file
+# also holds certificates, which are kept without the key.
+FOLLOW_AWK=$WORK/follow.awk
+cat > "$FOLLOW_AWK" <<'PREFLIGHT_FOLLOW_AWK'
+# -v kind=kamailio-config|kamailio-tls|kamailio-defaults. Prints "KIND<TAB>PATH" for every file
+# named: main (a main config), cfg (an include), tls (the tls config), pem (certificate, CA,
+# CRL), key, file (cdp). Linear: index(), substr() and split() on each line; comments skipped.
+function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
+function emit(what, path) {
+    if (path != "" && index(path, "\t") == 0) printf "%s\t%s\n", what, path
+}
+# The first quoted string of s (either quote), or "" when there is none.
+function quoted(s,    a, b, q) {
+    a = index(s, "\""); b = index(s, "'")
+    if (!a || (b && b < a)) a = b
+    if (!a) return ""
+    q = substr(s, a, 1)
+    s = substr(s, a + 1)
+    b = index(s, q)
+    return b ? substr(s, 1, b - 1) : ""
+}
+kind == "kamailio-tls" {
+    line = $0
+    c = index(line, "#"); if (c) line = substr(line, 1, c - 1)
+    e = index(line, "=")
+    if (!e) next
+    key = tolower(trim(substr(line, 1, e - 1)))
+    value = trim(substr(line, e + 1))
+    if (substr(value, 1, 1) == "\"" || substr(value, 1, 1) == "'") value = quoted(value)
+    if (key == "private_key") emit("key", value)
+    else if (key == "certificate" || key == "ca_list" || key == "crl") emit("pem", value)
+    next
+}
+kind == "kamailio-defaults" {
+    # /etc/default/kamailio: CFGFILE= is the main config the init script starts.
+    line = trim($0)
+    if (substr(line, 1, 7) == "export ") line = trim(substr(line, 8))
+    if (substr(line, 1, 8) != "CFGFILE=") next
+    value = substr(line, 9)
+    if (substr(value, 1, 1) == "\"" || substr(value, 1, 1) == "'") value = quoted(value)
+    else sub(/[ \t;#].*$/, "", value)
+    emit("main", value)
+    next
+}
+kind == "kamailio-config" {
+    line = trim($0)
+    if (block) {
+        c = index(line, "*/")
+        if (!c) next
+        block = 0
+        line = trim(substr(line, c + 2))
+    }
+    if (substr(line, 1, 2) == "#!" || substr(line, 1, 2) == "!!") line = substr(line, 3)
+    else if (substr(line, 1, 1) == "#" || substr(line, 1, 2) == "//") next
+    c = index(line, "/*")
+    if (c && !index(substr(line, c + 2), "*/")) block = 1
+    low = tolower(line)
+    if (substr(low, 1, 12) == "include_file" || substr(low, 1, 11) == "import_file") {
+        emit("cfg", quoted(line))
+        next
+    }
+    # modparam("MODULE", "PARAM", "VALUE"), one or more on a line (at most 16 are read).
+    count = 0
+    while ((m = index(low, "modparam")) > 0 && count++ < 16) {
+        line = substr(line, m + 8); low = substr(low, m + 8)
+        n = split(line, part, /["']/)
+        if (n < 7) break
+        module = tolower(part[2]); param = tolower(part[4]); value = part[6]
+        if (module == "tls" && param == "config") emit("tls", value)
+        else if (module == "tls" && param == "private_key") emit("key", value)
+        else if (module == "tls" && (param == "certificate" || param == "ca_list" || param == "crl"))
+            emit("pem", value)
+        else if (module == "cdp" && param == "config_file") emit("file", value)
+    }
+}
+PREFLIGHT_FOLLOW_AWK
+
+# NORMAL: $2 (a path as a file names it) as a ROOT-relative name: an absolute one from ROOT, a
+# relative one from folder $1; `.` and `..` resolved by name, never above ROOT.
+normalize() {
+    case $2 in /*) n_todo=$2 ;; *) n_todo=$1/$2 ;; esac
+    NORMAL=
+    while [ -n "$n_todo" ]; do
+        case $n_todo in
+            */*) n_name=${n_todo%%/*} n_todo=${n_todo#*/} ;;
+            *) n_name=$n_todo n_todo= ;;
+        esac
+        case $n_name in
+            '' | .) ;;
+            ..) case $NORMAL in */*) NORMAL=${NORMAL%/*} ;; *) NORMAL= ;; esac ;;
+            *) NORMAL=${NORMAL:+$NORMAL/}$n_name ;;
+        esac
+    done
+}
+
+trusted() {  # $1: a file on this machine: owned by root, writable by root only
+    [ -n "$(find "$1" -prune -user 0 ! -perm -020 ! -perm -002 -print 2>/dev/null)" ]
+}
+
+FOLLOW_QUEUE=$WORK/follow-queue  # lines: KIND<TAB>MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>REL
+: > "$FOLLOW_QUEUE"
+: > "$WORK/followed"
+while IFS= read -r f_entry; do
+    f_kind=${f_entry%% *}
+    f_pattern=${f_entry#* }
+    [ -n "$f_kind" ] && [ -n "$f_pattern" ] || continue
+    expand "$f_pattern" | while IFS= read -r f_rel; do
+        case $f_rel in */*) f_dir=${f_rel%/*} ;; *) f_dir= ;; esac
+        printf '%s\t%s\t0\t%s\n' "$f_kind" "$f_dir" "$f_rel" >> "$FOLLOW_QUEUE"
+    done
+done <<'PREFLIGHT_FOLLOW'
+@FOLLOW@
+PREFLIGHT_FOLLOW
+
+f_index=0
+f_count=0
+while [ "$f_count" -lt @MAX_FOLLOWED@ ]; do
+    f_index=$((f_index + 1))
+    f_line=$(sed -n "${f_index}p" "$FOLLOW_QUEUE")
+    [ -n "$f_line" ] || break
+    IFS='	' read -r f_kind f_main f_depth f_rel <<PREFLIGHT_FOLLOW_LINE
+$f_line
+PREFLIGHT_FOLLOW_LINE
+    if grep -F -x -e "$f_kind	$f_rel" "$WORK/followed" >/dev/null 2>&1; then continue; fi
+    printf '%s\t%s\n' "$f_kind" "$f_rel" >> "$WORK/followed"
+    resolve "$f_rel" || continue
+    f_src=$ROOT/$RESOLVED
+    [ -f "$f_src" ] || continue
+    f_count=$((f_count + 1))
+    if [ "$f_kind" = key ]; then
+        if [ ! -e "$SNAP/$f_rel" ] && [ ! -L "$SNAP/$f_rel" ]; then
+            if [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
+                copy_one "$f_rel"  # a certificate with its key: the certificates are kept
+            else
+                withhold "$f_rel" "$f_src"
+            fi
+        fi
+        continue
+    fi
+    copy_one "$f_rel"
+    case $f_kind in kamailio-config | kamailio-tls | kamailio-defaults) ;; *) continue ;; esac
+    [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && trusted "$f_src" || continue
+    case $f_rel in */*) f_here=${f_rel%/*} ;; *) f_here= ;; esac
+    awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 1000 > "$WORK/named"
+    while IFS='	' read -r f_what f_path; do
+        f_folder=$f_main
+        case $f_what in
+            main)
+                normalize "" "$f_path"; f_next=kamailio-config
+                case $NORMAL in */*) f_folder=${NORMAL%/*} ;; *) f_folder= ;; esac ;;
+            cfg) normalize "$f_here" "$f_path"; f_next=kamailio-config ;;
+            tls) normalize "$f_main" "$f_path"; f_next=kamailio-tls ;;
+            pem) normalize "$f_main" "$f_path"; f_next=pem ;;
+            key) normalize "$f_main" "$f_path"; f_next=key ;;
+            file) normalize "" "$f_path"; f_next=file ;;
+            *) continue ;;
+        esac
+        [ -n "$NORMAL" ] || continue
+        printf '%s\t%s\t%s\t%s\n' "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" \
+            >> "$FOLLOW_QUEUE"
+    done < "$WORK/named"
+done
 
 # Files whose presence is the fact (e.g. loadable modules): stored empty, keeping mode and mtime.
 while IFS= read -r pattern; do
@@ -543,6 +743,10 @@ PREFLIGHT_MARKERS
     sort -u "$WORK/redacted" | json_lines
     printf '],\n  "withheld": ['
     sort -u "$WORK/withheld" | json_lines
+    printf '],\n  "withheld_metadata": {'
+    sort -u "$WORK/metadata" | json_lines 1
+    printf '},\n  "followed": ['
+    cut -f2 "$WORK/followed" | sort -u | json_lines
     printf '],\n  "skipped": {'
     sort -u "$WORK/skipped" | json_lines 1
     printf '}\n}\n'

@@ -217,6 +217,10 @@ class KamailioCheck(Check):
         "etc/kamailio/*.crt",
         "etc/kamailio/*.key",
         "etc/default/kamailio",  # RUN_KAMAILIO, CFGFILE, USER: how the init script starts it
+        # collect also copies every file these name, wherever it is: includes, the tls config
+        # and its certificate, CA, CRL and key files, cdp's config_file; and CFGFILE's config.
+        "kamailio-config:etc/kamailio/*.cfg",
+        "kamailio-defaults:etc/default/kamailio",
         "etc/default/kamailio.d/*",
         "etc/systemd/system/kamailio.service",  # User=: who Kamailio runs as
         "lib/systemd/system/kamailio.service",
