@@ -624,6 +624,17 @@ normalize() {
     done
 }
 
+keep_folders() {  # $1: a stored ROOT-relative file; its folders take their source's mode and
+    # owner, so a check can tell whether the account Kamailio runs as may reach a key
+    k_dir=$1
+    while :; do
+        case $k_dir in */*) k_dir=${k_dir%/*} ;; *) return 0 ;; esac
+        [ -d "$SNAP/$k_dir" ] && resolve "$k_dir" && [ -d "$ROOT/$RESOLVED" ] || continue
+        chown --reference="$ROOT/$RESOLVED" "$SNAP/$k_dir" 2>/dev/null
+        chmod --reference="$ROOT/$RESOLVED" "$SNAP/$k_dir" 2>/dev/null
+    done
+}
+
 trusted() {  # $1: a file on this machine: owned by root, writable by root only
     [ -n "$(find "$1" -prune -user 0 ! -perm -020 ! -perm -002 -print 2>/dev/null)" ]
 }
@@ -666,9 +677,11 @@ PREFLIGHT_FOLLOW_LINE
                 withhold "$f_rel" "$f_src"
             fi
         fi
+        keep_folders "$f_rel"
         continue
     fi
     copy_one "$f_rel"
+    keep_folders "$f_rel"
     case $f_kind in kamailio-config | kamailio-tls | kamailio-defaults) ;; *) continue ;; esac
     [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && trusted "$f_src" || continue
     case $f_rel in */*) f_here=${f_rel%/*} ;; *) f_here= ;; esac

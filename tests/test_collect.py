@@ -467,3 +467,210 @@ def test_sh_collector_refuses_folders_other_accounts_control(tmp_path: Path) -> 
         run = run_preflight("collect", str(owned / "host.tar.gz"), "--no-plugins")
         assert run.returncode == 0, run.stderr
         assert (owned / "host.tar.gz").stat().st_uid == 0
+
+
+# -------------------------------------------------- what the kamailio check reads, anywhere
+def openssl_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """A real self-signed certificate and its private key (PEM), made by openssl."""
+    openssl = require_command("openssl")
+    cert, key = folder / f"{name}.pem", folder / f"{name}-key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+         f"/CN={name}.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def key_body(key: Path) -> list[bytes]:
+    """The base64 lines of a PEM key: none of them may reach a snapshot."""
+    return [line for line in key.read_bytes().splitlines() if line and b"-----" not in line]
+
+
+def certificate_subject(path: Path) -> str:
+    """What `openssl x509` reads from a PEM file (its first certificate)."""
+    run = subprocess.run(
+        [require_command("openssl"), "x509", "-noout", "-subject", "-in", str(path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def in_private_mounts(stage: Path) -> list[str]:
+    """A prefix running the rest in private mount and pid namespaces where /etc/kamailio and
+    /srv are fresh tmpfs folders holding `stage`'s etc-kamailio and srv trees: the machine's
+    own folders are never touched, and no Kamailio of the machine is visible."""
+    setup = (
+        "set -e; mount --make-rprivate /; "
+        "mount -t tmpfs -o mode=755 tmpfs /etc/kamailio; mount -t tmpfs -o mode=755 tmpfs /srv; "
+        f"cp -a {stage}/etc-kamailio/. /etc/kamailio/; cp -a {stage}/srv/. /srv/; "
+        'exec "$@"'
+    )
+    return ["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", setup, "sh"]
+
+
+def test_collect_copies_includes_tls_config_and_certificates_outside_etc_kamailio(
+    tmp_path: Path,
+) -> None:
+    """Issue 13 item 9: a config in /etc/kamailio includes a file in /srv and names a tls.cfg
+    there, whose certificates, CA and key live under /srv too. `collect` copies them (the key as
+    metadata only), and `check --root` on the snapshot reaches the live verdict, which here
+    includes a real failure (a CRL that does not exist) so the comparison is not vacuous."""
+    require_root()
+    require_command("unshare")
+    kamailio = require_command("kamailio")
+    stage = tmp_path / "stage"
+    etc, srv = stage / "etc-kamailio", stage / "srv"
+    (srv / "sip/tls").mkdir(parents=True)
+    (srv / "sip/private").mkdir()
+    etc.mkdir()
+    cert, key = openssl_pair(srv / "sip/tls", "server")
+    key = key.rename(srv / "sip/private/server-key.pem")  # a key without a .key name
+    ca, ca_key = openssl_pair(tmp_path, "ca")
+    (srv / "sip/tls/ca.pem").write_bytes(ca.read_bytes())
+    # Readable by the kamailio account through its folder, as the Debian package sets it up.
+    subprocess.run(["chgrp", "kamailio", str(key), str(key.parent)], check=True)
+    key.chmod(0o640)
+    key.parent.chmod(0o750)
+    (etc / "kamailio.cfg").write_text(
+        "#!KAMAILIO\n"
+        "listen=udp:127.0.0.1:5090\n"
+        'loadmodule "sl.so"\n'
+        '# include_file "/srv/sip/commented-out.cfg"\n'
+        'include_file "/srv/sip/routes.cfg"\n'
+        'loadmodule "tls.so"\n'
+        'modparam("tls", "config", "/srv/sip/tls.cfg")\n'
+    )
+    (srv / "sip/routes.cfg").write_text(
+        'import_file "local/extra.cfg"\nrequest_route {\n    sl_send_reply("404", "x");\n}\n'
+    )
+    (srv / "sip/local").mkdir()
+    (srv / "sip/local/extra.cfg").write_text("listen=tcp:127.0.0.1:5091\n")
+    (srv / "sip/tls.cfg").write_text(
+        "[server:default]\n"
+        "method = TLSv1.2+\n"
+        "certificate = /srv/sip/tls/server.pem\n"
+        "private_key = /srv/sip/private/server-key.pem\n"
+        "ca_list = /srv/sip/tls/ca.pem\n"
+        "crl = /srv/sip/tls/revoked.pem\n"
+    )
+    tarball = tmp_path / "host.tar.gz"
+    prefix = in_private_mounts(stage)
+    live = run_preflight("check", "kamailio", "-f", "json", "--no-plugins", prefix=prefix)
+    collected = run_preflight("collect", str(tarball), "--no-plugins", prefix=prefix)
+    assert collected.returncode == 0, collected.stderr
+    snap = extract(tarball, tmp_path / "snap")
+    (live_result,) = report_of(live)["checks"]
+    from_snapshot = run_preflight("check", "kamailio", "-f", "json", "--root", str(snap))
+    (snap_result,) = report_of(from_snapshot)["checks"]
+
+    # The live run really judged this config with Kamailio, and found the missing CRL.
+    assert live_result["details"]["resolved_by"] == "kamailio -c", live_result
+    assert live_result["details"]["binary"] == kamailio
+    missing = [
+        f["message"] for f in live_result["findings"] if f["code"].startswith("kamailio.tls")
+    ]
+    assert len(missing) == 1 and "/srv/sip/tls/revoked.pem" in missing[0], live_result
+    # The same verdict on the configuration from the snapshot: the same files read, the same
+    # sockets, the same findings. (Whether Kamailio runs is not part of it: a snapshot holds
+    # no process list, and nothing runs in the private pid namespace.)
+    for key_name in ("files", "expected", "tls_config", "config"):
+        assert snap_result["details"][key_name] == live_result["details"][key_name], key_name
+    running = {"kamailio.not-running", "kamailio.running-unknown"}
+    assert [(f["code"], f["message"]) for f in snap_result["findings"]] == [
+        (f["code"], f["message"]) for f in live_result["findings"] if f["code"] not in running
+    ]
+    assert snap_result["status"] == live_result["status"]
+
+    # What went in: the followed files, public certificates byte for byte, the key as an
+    # empty file with its mode and owner (its size in the manifest), never its content.
+    assert (snap / "srv/sip/local/extra.cfg").read_text() == "listen=tcp:127.0.0.1:5091\n"
+    assert (snap / "srv/sip/tls/server.pem").read_bytes() == cert.read_bytes()
+    assert (snap / "srv/sip/tls/ca.pem").read_bytes() == ca.read_bytes()
+    assert not (snap / "srv/sip/commented-out.cfg").exists()
+    stored_key = snap / "srv/sip/private/server-key.pem"
+    assert stored_key.read_bytes() == b""
+    assert stat.S_IMODE(stored_key.stat().st_mode) == 0o640
+    assert stored_key.stat().st_gid == key.stat().st_gid
+    assert stat.S_IMODE(stored_key.parent.stat().st_mode) == 0o750
+    manifest = json.loads((snap / MANIFEST).read_text())
+    assert "srv/sip/private/server-key.pem" in manifest["withheld"]
+    assert (
+        f"{key.stat().st_size} bytes"
+        in manifest["withheld_metadata"]["srv/sip/private/server-key.pem"]
+    )
+    everything = b"".join(v for v in tree(snap).values() if v)
+    assert not [line for line in [*key_body(key), *key_body(ca_key)] if line in everything]
+
+
+def test_combined_certificate_and_key_keeps_the_certificates_only(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Issue 13: Kamailio's default cert.pem holds the certificate and the key in one file.
+    The snapshot keeps every certificate block (a chain: leaf, key, intermediate) and drops
+    the key block: the key bytes are absent, the certificate still parses."""
+    leaf, leaf_key = openssl_pair(tmp_path, "leaf")
+    chain, chain_key = openssl_pair(tmp_path, "intermediate")
+    combined = leaf.read_bytes() + leaf_key.read_bytes() + chain.read_bytes()
+    snapshot.write("etc/kamailio/kamailio.cfg", 'loadmodule "tls.so"\n')
+    snapshot.write("etc/kamailio/cert.pem", combined)
+    snapshot.write("etc/kamailio/key-only.pem", chain_key.read_bytes())
+    tarball = tmp_path / "host.tar.gz"
+    for run in (
+        run_preflight("collect", str(tarball), "--root", str(snapshot), "--no-plugins"),
+        # the same script, printed, run by sh as an old host would
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                run_preflight("collect", "--print-script", "--no-plugins").stdout,
+                "collect",
+                str(tmp_path / "sh.tar.gz"),
+                str(snapshot),
+            ],
+            capture_output=True,
+            text=True,
+        ),  # fmt: skip
+    ):
+        assert run.returncode == 0, run.stderr
+    for name in ("host.tar.gz", "sh.tar.gz"):
+        snap = extract(tmp_path / name, tmp_path / f"out-{name.split('.')[0]}")
+        stored = (snap / "etc/kamailio/cert.pem").read_bytes()
+        assert stored == leaf.read_bytes() + chain.read_bytes()
+        assert certificate_subject(snap / "etc/kamailio/cert.pem") == "subject=CN = leaf.test"
+        assert not [line for line in key_body(leaf_key) if line in stored]
+        # a key without a certificate is withheld whole, as before
+        assert (snap / "etc/kamailio/key-only.pem").read_bytes() == b""
+        manifest = json.loads((snap / MANIFEST).read_text())
+        assert "etc/kamailio/cert.pem" in manifest["redacted"]
+        assert "etc/kamailio/key-only.pem" in manifest["withheld"]
+
+
+def test_following_is_bounded_and_trusts_root_owned_files_only(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """An include cycle ends, `..` never climbs above ROOT, and a file another account can
+    write is copied but what it names is not followed: it cannot point root's collector at
+    /etc/shadow."""
+    require_root()
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        'include_file "/srv/sip/loop.cfg"\ninclude_file "/srv/sip/user.cfg"\n',
+    )
+    snapshot.write(
+        "srv/sip/loop.cfg",
+        'include_file "loop.cfg"\ninclude_file "../../../../../../srv/sip/deep/a.cfg"\n',
+    )
+    snapshot.write("srv/sip/deep/a.cfg", "listen=udp:127.0.0.1:5060\n")
+    snapshot.write("srv/sip/user.cfg", 'include_file "/etc/shadow"\n')
+    os.chown(snapshot.root / "srv/sip/user.cfg", NOBODY, NOBODY)
+    snapshot.write("etc/shadow", "root:$y$j9T$secrethash:19000:0:99999:7:::\n")
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--root", str(snapshot), "--no-plugins")
+    assert run.returncode == 0, run.stderr
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    assert "srv/sip/deep/a.cfg" in names and "srv/sip/user.cfg" in names
+    assert "etc/shadow" not in names
+    assert not [n for n in names if ".." in n.split("/") or n.startswith("/")]
