@@ -10,7 +10,8 @@ that `puppet` runs with the minimum, and looks for the required modules in the m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight_checks.puppet.facts import (
@@ -269,16 +270,16 @@ class PuppetCheck(Check):
         too_old = False
         if effective.broken:
             findings.append(cannot_run_finding(host, effective, installs, found_callers))
-            ctx.summary = f"Puppet at {host.display(effective.path)} cannot start"
+            summary = f"Puppet at {host.display(effective.path)} cannot start"
         elif effective.version is None:
             findings.append(version_unknown_finding(host, effective))
-            ctx.summary = f"Puppet at {host.display(effective.path)}: version unknown" + (
+            summary = f"Puppet at {host.display(effective.path)}: version unknown" + (
                 f" ({effective.failure})" if effective.failure else ""
             )
         elif below_minimum(host, effective, min_version):
             too_old = True
             findings.append(too_old_finding(host, effective, min_version, newer))
-            ctx.summary = (
+            summary = (
                 f"Puppet {effective.version} ({host.display(effective.path)}) is "
                 f"older than {min_version}"
             )
@@ -292,14 +293,14 @@ class PuppetCheck(Check):
                     f"minimum {min_version}",
                 )
             )
-            ctx.summary = f"Puppet {effective.version} ({host.display(effective.path)})"
+            summary = f"Puppet {effective.version} ({host.display(effective.path)})"
 
         for install in installs:
             # Installed but unable to start: whoever calls it (by name, or by its full path as
             # the all-in-one layout's documentation does) fails.
             if install is not effective and install.broken:
                 findings.append(cannot_run_finding(host, install, installs, found_callers))
-                ctx.summary = (ctx.summary or "") + (f"; {host.display(install.path)} cannot start")
+                summary += f"; {host.display(install.path)} cannot start"
         findings.extend(shadowed_findings(host, installs, found_callers, min_version))
 
         modulepaths = self._modulepaths(ctx, effective, modulepath_option)
@@ -313,7 +314,9 @@ class PuppetCheck(Check):
             findings.extend(
                 self._modules(ctx, modules, modulepaths, modulepath_option, puppet_cmd, too_old)
             )
-        return findings
+            summary += _modules_phrase(ctx.details["modules"])
+        # The first finding is the verdict on the Puppet that `puppet` runs: it states the summary.
+        return [replace(findings[0], summary=summary), *findings[1:]]
 
     def _modulepaths(
         self, ctx: CheckContext, effective: Install, modulepath_option: list[str]
@@ -460,13 +463,17 @@ class PuppetCheck(Check):
                     )
                 findings.append(Finding("puppet.module-missing", Status.FAIL, message, remediation))
         ctx.details["modules"] = results
-        present = [r for r in results if r["present"] and "caller" not in r]
-        if present and ctx.summary:
-            ctx.summary += "; modules: " + ", ".join(
-                f"{r['name']} {r['version']}" if r.get("version") else str(r["name"])
-                for r in present
-            )
         return findings
+
+
+def _modules_phrase(results: list[dict[str, Any]]) -> str:
+    """The summary's "; modules: NAME VERSION, ..." for the required modules that are there."""
+    present = [r for r in results if r["present"] and "caller" not in r]
+    if not present:
+        return ""
+    return "; modules: " + ", ".join(
+        f"{r['name']} {r['version']}" if r.get("version") else str(r["name"]) for r in present
+    )
 
 
 def _config_problems(min_version: str, modules: list[str], modulepath: list[str]) -> list[str]:
