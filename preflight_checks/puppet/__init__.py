@@ -13,20 +13,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight_checks.puppet.facts import (
     DISTRO_BIN,
     DISTRO_LIBDIRS,
     DISTRO_MODULEPATHS,
     ENVIRONMENT_FILE,
     GEM_LIBDIRS,
+    LOCAL_BIN,
     MODULE_TOOL_VERSION,
+    NO_EXECUTABLE,
     PACKAGE_NAMES,
     VENDOR_AGENT_VERSION,
     VENDOR_BIN,
     VENDOR_LIBDIRS,
     VENDOR_MODULEPATHS,
     VENDOR_PROFILE,
+    VENDOR_RUBY_BIN,
     VERSION_FILES,
 )
 
@@ -150,11 +153,14 @@ class PuppetCheck(Check):
             list, [], "folders to look for modules in; default: the installed layouts' own"
         ),
     }
+    applies = AppliesWhen(
+        f"Puppet is not installed ({NO_EXECUTABLE}, no puppet, puppet-agent or puppet-common "
+        "package)",
+        packages=PACKAGE_NAMES,
+        commands=("puppet",),
+        files=(DISTRO_BIN, VENDOR_BIN, VENDOR_RUBY_BIN, LOCAL_BIN),
+    )
     paths = (
-        DISTRO_BIN,
-        VENDOR_BIN,
-        "opt/puppetlabs/puppet/bin/puppet",
-        "usr/local/bin/puppet",
         VENDOR_AGENT_VERSION,
         *(f"{lib}/{name}" for lib in VENDOR_LIBDIRS + DISTRO_LIBDIRS for name in VERSION_FILES),
         *(f"{lib}/{name}" for lib in GEM_LIBDIRS for name in VERSION_FILES),
@@ -185,6 +191,15 @@ class PuppetCheck(Check):
         "opt/puppetlabs/puppet/bin/ruby",
     )
 
+    def absent_remediation(self, ctx: CheckContext) -> list[str]:
+        """Required but not installed: how to install a new enough Puppet on this OS."""
+        min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
+        if not ctx.required or _config_problems(min_version, [], []):
+            return []
+        from preflight_checks.puppet.findings import install_steps
+
+        return install_steps(ctx.host, min_version)
+
     def run(self, ctx: CheckContext) -> list[Finding]:
         # The helpers are imported here, not above: the engine imports this module to validate
         # [checks.puppet] even when the check does not run.
@@ -204,7 +219,7 @@ class PuppetCheck(Check):
         )
         from preflight_checks.puppet.findings import (
             cannot_run_finding,
-            not_installed_finding,
+            package_without_executable,
             shadowed_findings,
             too_old_finding,
             version_unknown_finding,
@@ -255,8 +270,14 @@ class PuppetCheck(Check):
         if any(i.layout == "vendor" for i in installs):
             ctx.details["agent_version"] = host.read_line(VENDOR_AGENT_VERSION)
 
-        if not installs:
-            return [not_installed_finding(host, ctx, packages, min_version)]
+        if packages and not installs:
+            return [package_without_executable(host, packages)]
+        if not installs:  # what `applies` found is no Puppet (a wrapper named puppet)
+            return [
+                ctx.absent(
+                    "puppet.not-installed", self.applies.message, self.absent_remediation(ctx)
+                )
+            ]
 
         findings: list[Finding] = []
         effective = effective_install(installs)
