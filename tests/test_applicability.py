@@ -91,3 +91,18 @@ def test_collect_copies_what_decides_applicability() -> None:
     assert {"lib/systemd/system/widget.service", "etc/init.d/widget"} <= set(paths)
     assert "var/lib/dpkg/status" in paths  # packages: the database is a fact path already
     assert {"usr/sbin/widgetd", "usr/bin/widgetd"} <= set(check_markers(plan))
+
+
+def test_collect_copies_what_decides_every_builtin_checks_applicability() -> None:
+    """A snapshot made by `collect` decides applicability as the live host does."""
+    from preflight import session
+
+    plan, _config = session.plan([], None, True, "/")
+    declaring = {p.loaded.id: p.loaded.check.applies for p in plan if p.loaded.check is not None}
+    declaring = {check_id: a for check_id, a in declaring.items() if a is not None}
+    assert {"kamailio", "puppet", "tun"} <= set(declaring)
+    paths, markers = set(check_paths(plan)), set(check_markers(plan))
+    for check_id, applies in declaring.items():
+        assert set(applies.files) | set(applies.service_paths()) <= paths, check_id
+        assert set(applies.command_paths()) <= paths | markers, check_id
+    assert {"usr/bin/puppet", "opt/puppetlabs/bin/puppet", "usr/local/bin/puppet"} <= paths

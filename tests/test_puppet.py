@@ -637,6 +637,35 @@ def test_not_installed_fails_when_required(snapshot, tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        '[checks.puppet]\nmin_version = "latest"\n',
+        '[checks.puppet]\nmin_version = "latest"\nrequired = true\n',
+    ],
+)
+def test_invalid_options_are_reported_where_puppet_is_not_installed(snapshot, tmp_path, config):
+    snapshot.write("etc/os-release", OS_RELEASE_BOOKWORM)
+    result, check = run_check(snapshot, tmp_path, config)
+    assert result.returncode == 3
+    assert codes(check) == ["puppet.config-invalid"]
+
+
+def test_vendor_internal_launcher_alone_is_not_an_installed_puppet(snapshot, tmp_path):
+    """/opt/puppetlabs/puppet/bin/puppet makes the check run (a collected snapshot keeps it), but
+    without the /opt/puppetlabs/bin launcher, a package or a puppet on PATH nothing runs it."""
+    snapshot.write("etc/os-release", OS_RELEASE_BOOKWORM)
+    snapshot.write("opt/puppetlabs/puppet/bin/puppet", LAUNCHER_VENDOR, mode=0o755)
+    result, check = run_check(snapshot, tmp_path, "[checks.puppet]\nrequired = true\n")
+    assert result.returncode == 2
+    assert codes(check) == ["puppet.not-installed"]
+    assert check["details"]["installations"] == []  # decided by the check's run, not the engine
+    assert finding(check, "puppet.not-installed")["remediation"] == [
+        "Debian GNU/Linux 12 (bookworm) ships Puppet 7.23.0: apt-get update && "
+        "apt-get install puppet-agent"
+    ]
+
+
 def test_package_without_executable_fails(snapshot, tmp_path):
     debian12(snapshot)
     (snapshot.root / "usr/bin/puppet").unlink()

@@ -191,14 +191,18 @@ class PuppetCheck(Check):
         "opt/puppetlabs/puppet/bin/ruby",
     )
 
+    def not_applicable(self, ctx: CheckContext) -> Finding | None:
+        # A wrong [checks.puppet] is reported (puppet.config-invalid, by run) whether or not
+        # Puppet is installed.
+        return None if _option_problems(ctx.options) else super().not_applicable(ctx)
+
     def absent_remediation(self, ctx: CheckContext) -> list[str]:
         """Required but not installed: how to install a new enough Puppet on this OS."""
-        min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
-        if not ctx.required or _config_problems(min_version, [], []):
+        if not ctx.required:
             return []
         from preflight_checks.puppet.findings import install_steps
 
-        return install_steps(ctx.host, min_version)
+        return install_steps(ctx.host, str(ctx.options.get("min_version", MODULE_TOOL_VERSION)))
 
     def run(self, ctx: CheckContext) -> list[Finding]:
         # The helpers are imported here, not above: the engine imports this module to validate
@@ -229,7 +233,7 @@ class PuppetCheck(Check):
         min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
         modules = [str(m) for m in ctx.options.get("modules") or []]
         modulepath_option = [str(p) for p in ctx.options.get("modulepath") or []]
-        problems = _config_problems(min_version, modules, modulepath_option)
+        problems = _option_problems(ctx.options)
         if problems:
             return [
                 Finding(
@@ -494,6 +498,15 @@ def _modules_phrase(results: list[dict[str, Any]]) -> str:
         return ""
     return "; modules: " + ", ".join(
         f"{r['name']} {r['version']}" if r.get("version") else str(r["name"]) for r in present
+    )
+
+
+def _option_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong in [checks.puppet] (min_version, modules, modulepath)."""
+    return _config_problems(
+        str(options.get("min_version", MODULE_TOOL_VERSION)),
+        [str(m) for m in options.get("modules") or []],
+        [str(p) for p in options.get("modulepath") or []],
     )
 
 
