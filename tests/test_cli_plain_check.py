@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import preflight_env
+from support.cli import preflight_env
 
 from preflight import check_run, commands
 

@@ -264,7 +264,8 @@ def test_port_assertions_against_sockets_the_test_holds(
 def test_port_owner_unknown_to_an_unprivileged_user_is_an_error(
     tmp_path: Path, listeners: tuple[int, int], open_dir: Path
 ) -> None:
-    from tests.conftest import NOBODY, require_nobody_can_run
+    from support.cli import NOBODY
+    from support.components import require_nobody_can_run
 
     require_nobody_can_run("re2")
     tcp_port, _ = listeners

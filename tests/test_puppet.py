@@ -11,22 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    Run,
-    Snapshot,
-    codes,
-    finding,
-    report_of,
-    require,
-    run_audited,
-    run_preflight,
-)
 from hostdata import DEBIAN11_OS_RELEASE as OS_RELEASE_BULLSEYE
 from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE_BOOKWORM
 from hostdata import METADATA_TRULABS_KAMAILIO, MODULEFILE_TRULABS_KAMAILIO
 from hostdata import UBUNTU1204_OS_RELEASE as OS_RELEASE_PRECISE
 from hostdata import UBUNTU1404_OS_RELEASE as OS_RELEASE_TRUSTY
 from hostdata import UBUNTU2204_4_OS_RELEASE as OS_RELEASE_JAMMY
+from support.audit import run_audited
+from support.cli import Run, codes, finding, report_of, run_preflight
+from support.components import require
+from support.snapshot import Snapshot
 
 # ------------------------------------------------------------------ real file contents
 
