@@ -6,7 +6,8 @@
 #     sh preflight-collect.sh HOST.tar.gz [ROOT]      (or OUT "-" for stdout)
 # gathers the files preflight's checks read into HOST.tar.gz; on a machine with preflight:
 #     mkdir snap && tar -xzf HOST.tar.gz -C snap && preflight check --root snap
-# Needs sh, tar, gzip, find, sed, awk, tr, grep, cmp, cp, touch, mktemp, readlink, chmod, ls.
+# Needs sh, tar, gzip, find, sed, awk, tr, grep, cmp, cp, touch, mktemp, readlink, ls, chmod,
+# chown.
 #
 # What can carry a secret is redacted by structure (see redact.awk below): process environments
 # keep only `container=`; every value of a secret-bearing key, inline key blocks, Kamailio
