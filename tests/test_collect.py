@@ -674,3 +674,26 @@ def test_following_is_bounded_and_trusts_root_owned_files_only(
     assert "srv/sip/deep/a.cfg" in names and "srv/sip/user.cfg" in names
     assert "etc/shadow" not in names
     assert not [n for n in names if ".." in n.split("/") or n.startswith("/")]
+
+
+def test_following_is_linear_on_hostile_lines(snapshot: Snapshot, tmp_path: Path) -> None:
+    """The follower reads every line of a config: long runs of the tokens it looks for finish
+    in seconds, and the reference after them is still followed."""
+    runs = 32768
+    lines = [
+        "modparam(" * runs,
+        'modparam("tls", "config", ' * runs,
+        "include_file " * runs,
+        '"' * runs,
+        "/*" * runs,
+        "*/",
+        'include_file "/srv/sip/after.cfg"',
+    ]
+    snapshot.write("etc/kamailio/kamailio.cfg", "\n".join(lines) + "\n")
+    snapshot.write("srv/sip/after.cfg", "listen=udp:127.0.0.1:5060\n")
+    snapshot.write("etc/kamailio/tls.cfg", "certificate = " + "/x" * runs + "\n")
+    started = time.monotonic()
+    tarballs = both_collectors(snapshot, tmp_path)
+    assert time.monotonic() - started < 30
+    for tarball in tarballs:
+        assert content(tarball, "srv/sip/after.cfg") == b"listen=udp:127.0.0.1:5060\n"
