@@ -539,7 +539,32 @@ cat > "$FOLLOW_AWK" <<'PREFLIGHT_FOLLOW_AWK'
 # CRL), key, file (cdp). Linear: index(), substr() and split() on each line; comments skipped.
 function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
 function emit(what, path) {
+    path = substituted(path)
     if (path != "" && index(path, "\t") == 0) printf "%s\t%s\n", what, path
+}
+# `#!subst`/`#!substdef "/TEXT/REPLACEMENT/flags"` of this file with a plain TEXT (no regular
+# expression), as Kamailio applies them to the strings that follow (at most 64 of them).
+function add_subst(rest,    d, n, p) {
+    rest = trim(rest)
+    if (substr(rest, 1, 1) == "\"" || substr(rest, 1, 1) == "'") rest = quoted(rest)
+    if (length(rest) < 3 || NSUBST >= 64) return
+    d = substr(rest, 1, 1)
+    n = split(substr(rest, 2), p, d)
+    if (n < 2 || p[1] == "" || p[1] ~ /[][.*+?(){}|^$\\]/) return
+    NSUBST++
+    SFROM[NSUBST] = p[1]; STO[NSUBST] = p[2]; SALL[NSUBST] = (n > 2 && index(p[3], "g") > 0)
+}
+function substituted(s,    i, at, out) {
+    for (i = 1; i <= NSUBST; i++) {
+        out = ""
+        while ((at = index(s, SFROM[i])) > 0 && length(out) + length(s) < 4096) {
+            out = out substr(s, 1, at - 1) STO[i]
+            s = substr(s, at + length(SFROM[i]))
+            if (!SALL[i]) break
+        }
+        s = out s
+    }
+    return s
 }
 # The first quoted string of s (either quote), or "" when there is none.
 function quoted(s,    a, b, q) {
@@ -582,8 +607,15 @@ kind == "kamailio-config" {
         block = 0
         line = trim(substr(line, c + 2))
     }
-    if (substr(line, 1, 2) == "#!" || substr(line, 1, 2) == "!!") line = substr(line, 3)
-    else if (substr(line, 1, 1) == "#" || substr(line, 1, 2) == "//") next
+    if (substr(line, 1, 2) == "#!" || substr(line, 1, 2) == "!!") {
+        line = substr(line, 3)
+        low = tolower(line)
+        if (substr(low, 1, 5) == "subst") {
+            sub(/^[a-z]+/, "", line)
+            add_subst(line)
+            next
+        }
+    } else if (substr(line, 1, 1) == "#" || substr(line, 1, 2) == "//") next
     c = index(line, "/*")
     if (c && !index(substr(line, c + 2), "*/")) block = 1
     low = tolower(line)

@@ -697,3 +697,34 @@ def test_following_is_linear_on_hostile_lines(snapshot: Snapshot, tmp_path: Path
     assert time.monotonic() - started < 30
     for tarball in tarballs:
         assert content(tarball, "srv/sip/after.cfg") == b"listen=udp:127.0.0.1:5060\n"
+
+
+def test_include_named_through_substdef_is_followed(snapshot: Snapshot, tmp_path: Path) -> None:
+    """Kamailio applies `#!substdef`/`#!subst` to an include_file name; so does the follower,
+    and the snapshot reads as the host does."""
+    kamailio = require_command("kamailio")
+    (tmp_path / "routes.cfg").write_text("listen=udp:127.0.0.1:5090\n")
+    real = tmp_path / "real.cfg"
+    real.write_text(
+        f'#!substdef "!SIPDIR!{tmp_path}!g"\n#!subst "/ROUTES/routes/"\n'
+        'include_file "SIPDIR/ROUTES.cfg"\n'
+    )
+    resolved = subprocess.run([kamailio, "-c", "-f", str(real)], capture_output=True, text=True)
+    assert "udp: 127.0.0.1:5090" in resolved.stdout, resolved.stderr  # the truth
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        '#!substdef "!SIPDIR!/srv/sip!g"\n#!subst "/ROUTES/routes/"\n'
+        'include_file "SIPDIR/ROUTES.cfg"\n',
+    )
+    snapshot.write("srv/sip/routes.cfg", "listen=udp:127.0.0.1:5090\n")
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--root", str(snapshot), "--no-plugins")
+    assert run.returncode == 0, run.stderr
+    snap = extract(tarball, tmp_path / "snap")
+    assert (snap / "srv/sip/routes.cfg").read_text() == "listen=udp:127.0.0.1:5090\n"
+    (result,) = report_of(run_preflight("check", "kamailio", "-f", "json", "--root", str(snap)))[
+        "checks"
+    ]
+    assert result["details"]["files"] == ["/etc/kamailio/kamailio.cfg", "/srv/sip/routes.cfg"]
+    assert result["details"]["expected"] == ["udp:127.0.0.1:5090"]
