@@ -14,22 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
-    NOBODY,
-    Snapshot,
-    as_user,
-    check_of,
-    report_of,
+from hostdata import DEBIAN7_OS_RELEASE
+from snapshots_kernel import DEBIAN7_PROC_VERSION
+from support.cli import NOBODY, as_user, check_of, report_of, run_preflight
+from support.components import (
     require_command,
     require_nobody_can_run,
     require_root,
-    run_preflight,
-    script,
-    scripted,
     world_readable_dir,
 )
-from hostdata import DEBIAN7_OS_RELEASE
-from snapshots_kernel import DEBIAN7_PROC_VERSION
+from support.plugins import script, scripted
+from support.snapshot import Snapshot
 
 MANIFEST = ".preflight-collect.json"
 # Real file formats: a Kamailio DB URL define, an OpenVPN-ish key=value file, a dpkg .list.

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import codes, finding, report_of, require, require_root, run_preflight
 from kamailio_support import (
     MODULES,
     Instance,
@@ -26,6 +25,8 @@ from kamailio_support import (
     preflight_config,
     wait_listening,
 )
+from support.cli import codes, finding, report_of, run_preflight
+from support.components import require, require_root
 
 
 @pytest.fixture

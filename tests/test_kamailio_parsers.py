@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Snapshot, codes, finding, report_of, require, run_preflight
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kamailio_support import free_port, kamailio_binary, preflight_config
+from support.cli import codes, finding, report_of, run_preflight
+from support.components import require
+from support.snapshot import Snapshot
 
 from preflight.host import Host
 from preflight_checks.kamailio.config import (
