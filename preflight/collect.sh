@@ -675,14 +675,25 @@ trusted() {  # $1: a file on this machine: owned by root, writable by root only
 FOLLOW_QUEUE=$WORK/follow-queue  # lines: KIND<TAB>MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>REL
 : > "$FOLLOW_QUEUE"
 : > "$WORK/followed"
+: > "$WORK/queued"
+enqueue() {  # $1 kind, $2 main config folder, $3 depth, $4 rel: once each, at most 10 x the
+    # files followed in all (names that are not files do not count toward that)
+    if [ "$(wc -l < "$WORK/queued")" -ge $((10 * @MAX_FOLLOWED@)) ] \
+        || grep -F -x -e "$1	$4" "$WORK/queued" >/dev/null 2>&1; then
+        return 0
+    fi
+    printf '%s\t%s\n' "$1" "$4" >> "$WORK/queued"
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$FOLLOW_QUEUE"
+}
 while IFS= read -r f_entry; do
     f_kind=${f_entry%% *}
     f_pattern=${f_entry#* }
     [ -n "$f_kind" ] && [ -n "$f_pattern" ] || continue
-    expand "$f_pattern" | while IFS= read -r f_rel; do
+    expand "$f_pattern" > "$WORK/seeds"
+    while IFS= read -r f_rel; do
         case $f_rel in */*) f_dir=${f_rel%/*} ;; *) f_dir= ;; esac
-        printf '%s\t%s\t0\t%s\n' "$f_kind" "$f_dir" "$f_rel" >> "$FOLLOW_QUEUE"
-    done
+        enqueue "$f_kind" "$f_dir" 0 "$f_rel"
+    done < "$WORK/seeds"
 done <<'PREFLIGHT_FOLLOW'
 @FOLLOW@
 PREFLIGHT_FOLLOW
@@ -696,12 +707,11 @@ while [ "$f_count" -lt @MAX_FOLLOWED@ ]; do
     IFS='	' read -r f_kind f_main f_depth f_rel <<PREFLIGHT_FOLLOW_LINE
 $f_line
 PREFLIGHT_FOLLOW_LINE
-    if grep -F -x -e "$f_kind	$f_rel" "$WORK/followed" >/dev/null 2>&1; then continue; fi
-    printf '%s\t%s\n' "$f_kind" "$f_rel" >> "$WORK/followed"
     resolve "$f_rel" || continue
     f_src=$ROOT/$RESOLVED
     [ -f "$f_src" ] || continue
     f_count=$((f_count + 1))
+    printf '%s\n' "$f_rel" >> "$WORK/followed"
     if [ "$f_kind" = key ]; then
         if [ ! -e "$SNAP/$f_rel" ] && [ ! -L "$SNAP/$f_rel" ]; then
             if [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
@@ -718,7 +728,7 @@ PREFLIGHT_FOLLOW_LINE
     case $f_kind in kamailio-config | kamailio-tls | kamailio-defaults) ;; *) continue ;; esac
     [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && trusted "$f_src" || continue
     case $f_rel in */*) f_here=${f_rel%/*} ;; *) f_here= ;; esac
-    awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 1000 > "$WORK/named"
+    awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 200 > "$WORK/named"
     while IFS='	' read -r f_what f_path; do
         f_folder=$f_main
         case $f_what in
@@ -733,8 +743,7 @@ PREFLIGHT_FOLLOW_LINE
             *) continue ;;
         esac
         [ -n "$NORMAL" ] || continue
-        printf '%s\t%s\t%s\t%s\n' "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" \
-            >> "$FOLLOW_QUEUE"
+        enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL"
     done < "$WORK/named"
 done
 
@@ -792,7 +801,7 @@ PREFLIGHT_MARKERS
     printf '],\n  "withheld_metadata": {'
     sort -u "$WORK/metadata" | json_lines 1
     printf '},\n  "followed": ['
-    cut -f2 "$WORK/followed" | sort -u | json_lines
+    sort -u "$WORK/followed" | json_lines
     printf '],\n  "skipped": {'
     sort -u "$WORK/skipped" | json_lines 1
     printf '}\n}\n'
