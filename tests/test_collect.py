@@ -728,3 +728,28 @@ def test_include_named_through_substdef_is_followed(snapshot: Snapshot, tmp_path
     ]
     assert result["details"]["files"] == ["/etc/kamailio/kamailio.cfg", "/srv/sip/routes.cfg"]
     assert result["details"]["expected"] == ["udp:127.0.0.1:5090"]
+
+
+def test_the_init_scripts_cfgfile_is_collected_with_its_includes(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """/etc/default/kamailio's CFGFILE= is the config Debian's init script starts (and the one
+    the check judges when nothing runs): it and what it includes are collected, wherever they
+    are, and its tls config is found next to it."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)
+    snapshot.write("etc/default/kamailio", 'RUN_KAMAILIO=yes\nexport CFGFILE="/srv/sip/main.cfg"\n')
+    snapshot.write(
+        "srv/sip/main.cfg",
+        'include_file "part.cfg"\nloadmodule "tls.so"\nmodparam("tls", "config", "tls.cfg")\n',
+    )
+    snapshot.write("srv/sip/part.cfg", "listen=udp:127.0.0.1:5092\n")
+    snapshot.write("srv/sip/tls.cfg", "[server:default]\ncertificate = certs/c.pem\n")
+    snapshot.write("srv/sip/certs/c.pem", CERTIFICATE)
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--root", str(snapshot), "--no-plugins")
+    assert run.returncode == 0, run.stderr
+    with tarfile.open(tarball) as archive:
+        names = set(archive.getnames())
+    assert {"srv/sip/main.cfg", "srv/sip/part.cfg", "srv/sip/tls.cfg"} <= names
+    assert content(tarball, "srv/sip/certs/c.pem") == CERTIFICATE.encode()
