@@ -3,10 +3,11 @@
 The table itself (pid, ppid, name, start time, zombie state) is read once per run from
 ROOT/proc/<pid>/stat through Host, live and under ``--root`` alike: one small file per process,
 ~2 ms for 130 processes, where psutil.process_iter() takes 11-23 ms for the same table (bench/
-RESULTS.md), which every Kamailio check would pay. A process's uid, user, argv, exe and cwd are
-read on first use, because a check asks for them of a handful of processes while a host runs
-hundreds: on the live host through psutil (which knows how each fails for a process that is gone,
-a zombie or another user's), under ``--root`` from the snapshot's files.
+RESULTS.md), which every Kamailio check would pay. A process's uids (real and effective), user,
+argv, exe and cwd are read on first use, because a check asks for them of a handful of processes
+while a host runs hundreds: on the live host through psutil (which knows how each fails for a
+process that is gone, a zombie or another user's), except the exe link, read as the kernel names it
+(" (deleted)" included); under ``--root`` from the snapshot's files.
 
 Everything here is what another user's process says about itself: data, never a command.
 """
@@ -75,7 +76,13 @@ class Process:
     @property
     def uid(self) -> int | None:
         """The real uid."""
-        return self._get("uid")
+        uids = self._get("uids")
+        return None if uids is None else uids[0]
+
+    @property
+    def uids(self) -> tuple[int, int] | None:
+        """The real and the effective uid (a setuid program's differ)."""
+        return self._get("uids")
 
     @property
     def user(self) -> str | None:
@@ -169,8 +176,10 @@ class ProcessTable:
         return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
     def _read_exe(self, proc: Process) -> str | None:
-        if self.host.is_live:
-            return self._live(proc, "exe") or None
+        # The link itself, live too: psutil's exe() drops the " (deleted)" of an executable
+        # removed or replaced since the start, which trust rules must see.
+        if self.host.is_live and self._live(proc, "create_time") is None:
+            return None  # gone, or the pid was reused
         return self.host.readlink(f"proc/{proc.pid}/exe")
 
     def _read_cwd(self, proc: Process) -> str | None:
@@ -178,11 +187,11 @@ class ProcessTable:
             return self._live(proc, "cwd") or None
         return self.host.readlink(f"proc/{proc.pid}/cwd")
 
-    def _read_uid(self, proc: Process) -> int | None:
+    def _read_uids(self, proc: Process) -> tuple[int, int] | None:
         if self.host.is_live:
             uids = self._live(proc, "uids")
-            return None if uids is None else int(uids.real)
-        return parse_status_uid(self.host.read_text(f"proc/{proc.pid}/status", STATUS_LIMIT))
+            return None if uids is None else (int(uids.real), int(uids.effective))
+        return parse_status_uids(self.host.read_text(f"proc/{proc.pid}/status", STATUS_LIMIT))
 
     def _read_user(self, proc: Process) -> str | None:
         return None if proc.uid is None else self.host.users.user_name(proc.uid)
@@ -209,10 +218,12 @@ def parse_stat(text: str | None) -> tuple[int, str, str, int | None] | None:
     return ppid, comm, fields[0], starttime
 
 
-def parse_status_uid(text: str | None) -> int | None:
-    """The real uid on the `Uid:` line of proc/<pid>/status."""
+def parse_status_uids(text: str | None) -> tuple[int, int] | None:
+    """The real and effective uid on the `Uid:` line of proc/<pid>/status."""
     for line in (text or "").splitlines():
         if line.startswith("Uid:"):
-            values = line.split()
-            return int(values[1]) if len(values) > 1 and values[1].isdecimal() else None
+            values = line.split()[1:3]
+            if len(values) == 2 and all(v.isdecimal() for v in values):
+                return int(values[0]), int(values[1])
+            return None
     return None
