@@ -112,14 +112,14 @@ class Instance:
         return values[-1] if values else None
 
 
-def config_path(host: Host, pid: int, given: str | None) -> tuple[str, str | None]:
+def config_path(host: Host, proc: Process, given: str | None) -> tuple[str, str | None]:
     """The config a process runs, root-relative, and the folder it was started in: -f as
     given, a relative one resolved there. Kamailio reads it before it daemonizes and moves to
     /, so the start folder is the process's cwd while in the foreground, else the PWD its
     starting shell exported."""
-    cwd = host.readlink(f"proc/{pid}/cwd")
+    cwd = proc.cwd
     bases = [cwd] if cwd and cwd != "/" else []
-    environ = host.read_bytes(f"proc/{pid}/environ", limit=256 * 1024) or b""
+    environ = host.read_bytes(f"proc/{proc.pid}/environ", limit=256 * 1024) or b""
     for entry in environ.split(b"\0"):
         if entry.startswith(b"PWD=/"):
             bases.append(entry[4:].decode("utf-8", "replace"))
@@ -166,7 +166,7 @@ def find_instances(host: Host) -> list[Instance]:
         members = [proc, *table.descendants(proc.pid)]
         options = parse_argv(proc.argv)
         given = options["f"][-1] if options.get("f") else None
-        config, start_dir = config_path(host, proc.pid, given)
+        config, start_dir = config_path(host, proc, given)
         manager, unit = instance_manager(host, proc.pid)
         instances.append(Instance(proc, members, options, config, start_dir, manager, unit))
     return instances
