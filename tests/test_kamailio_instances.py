@@ -261,6 +261,42 @@ def test_relative_and_symlinked_instances_judged_side_by_side(
     assert judged(result, relative_pid)["findings"] == []
 
 
+def test_second_instance_of_the_same_config_shares_the_port_and_is_stopped_alone(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """The same config started twice (tcp_reuse_port=yes lets the second bind every socket):
+    port-shared once per socket (not once from each side), naming both instances; the step
+    stops only the second one, and run verbatim it leaves the first serving alone."""
+    first = new_instance(tmp_path, head="tcp_reuse_port=yes")
+    (tmp_path / "run2").mkdir()
+    second = Instance(first.config, tmp_path / "run2", first.sip_port, first.ws_port)
+    own_kamailio.extend([first, second])
+    first_pid, second_pid = first.start(), second.start()
+    code, result = check()
+    assert code == 2, result
+    shared = [f for f in result["findings"] if f["code"] == "kamailio.port-shared"]
+    ports = [f"udp:127.0.0.1:{first.sip_port}", f"tcp:127.0.0.1:{first.sip_port}"]
+    assert sorted(f["message"].split(": ")[1].split(" ")[0] for f in shared) == sorted(
+        [*ports, f"tcp:127.0.0.1:{first.ws_port}"]
+    )
+    for found in shared:
+        assert (
+            f"held by Kamailio (pid {first_pid}) and also by Kamailio pid {second_pid}"
+            in (found["message"])
+        )
+        assert not any(f"pid {child}," in found["message"] for child in first.children)
+    (step,) = shared[0]["remediation"]
+    assert step.startswith(f"kill {second_pid} && ")
+    returncode, output = run_step(step, tmp_path / "step.log")
+    assert returncode == 0, output
+    assert first.process is not None and first.process.poll() is None
+    code, result = check()
+    assert code == 0, result
+    assert [
+        i["pid"] for i in result["details"]["instances"] if i["config"] == str(first.config)
+    ] == [first_pid]
+
+
 # ------------------------------------------------------------------------------ processes
 def test_zombie_is_never_an_instance(tmp_path: Path) -> None:
     """`[kamailio] <defunct>` left by a failed start holds nothing and is not judged."""

@@ -1,11 +1,13 @@
-"""The `kamailio` check: is Kamailio running, and listening exactly where its configuration says?
+"""The `kamailio` check: is every Kamailio running, and listening exactly where its own
+configuration says?
 
+Each trusted instance (a main process and its descendants) is judged on its own (`judge`).
 Expected sockets come from Kamailio itself (`kamailio -c -f FILE` prints the resolved `Listening
 on` block after every preprocessor directive) plus `[checks.kamailio] expect`; under `--root`, where
 nothing is executed, from a best-effort reading of the configuration. Actual sockets are the TCP
-listening and UDP bound sockets held by any process of the Kamailio tree, read from the kernel's
-socket tables. Configuration content is never quoted: configs hold database passwords, so reports
-name a file and line and Kamailio's own message, with URL credentials masked.
+listening and UDP bound sockets held by any process of that instance's tree, read from the
+kernel's socket tables. Configuration content is never quoted: configs hold database passwords,
+so reports name a file and line and Kamailio's own message, with URL credentials masked.
 """
 
 from __future__ import annotations
@@ -30,17 +32,23 @@ class KamailioCheck(Check):
     id = "kamailio"
     title = "Kamailio listeners and configuration drift"
     description = (
-        "Is Kamailio running, and listening exactly where its configuration says? The expected "
-        "sockets are those `kamailio -c -f FILE` resolves for the running main process's config "
-        "(its -f argument, else `config`, else /etc/kamailio/kamailio.cfg) plus `expect`; under "
+        "Is every Kamailio that runs listening exactly where its own configuration says, and "
+        "does the configuration that should run run? Each trusted Kamailio main process (not "
+        "a zombie) is judged against its own config: its -f resolved where it was started, "
+        "its -A defines, its -u user. The expected sockets are those `kamailio -c -f FILE` "
+        "resolves for that config, plus `expect` for the instance running `config`; under "
         "--root, where no command runs, a best-effort reading of listen=/port= lines through "
-        "include_file/import_file and #!define. They are compared with the TCP listening and UDP "
-        "bound sockets of the Kamailio process tree. The check also finds modules whose .so is "
-        "missing, TLS listeners that enable_tls=yes is missing for, certificate files tls.cfg "
-        "names that do not exist (kamailio -c does not notice them; the start fails), and a "
-        "config edited after the running process started (a restart is pending). Reports never "
-        "quote configuration content, only file, line and Kamailio's own message, credentials "
-        "in URLs masked."
+        "include_file/import_file and #!define. They are compared with the TCP listening and "
+        "UDP bound sockets of that instance's process tree. When `config` (else "
+        "/etc/default/kamailio's CFGFILE, else /etc/kamailio/kamailio.cfg, when nothing runs) "
+        "is run by no instance, it is not running. With several instances, every message "
+        "names the instance (pid and config) and its remediation acts on that instance as it "
+        "was started (its unit, the init script, or its pid and exact command line). The "
+        "check also finds modules whose .so is missing, TLS listeners that enable_tls=yes is "
+        "missing for, certificate files tls.cfg names that do not exist (kamailio -c does not "
+        "notice them; the start fails), and a config edited after its instance started (a "
+        "restart is pending). Reports never quote configuration content, only file, line and "
+        "Kamailio's own message, credentials in URLs masked."
     )
     findings = {
         "kamailio.ok": FindingDoc(
@@ -192,11 +200,16 @@ class KamailioCheck(Check):
         "config": Option(
             str,
             None,
-            "Kamailio config file (default: the running main process's "
-            "-f, else /etc/kamailio/kamailio.cfg)",
+            "the Kamailio config that must run (not-running when no instance runs it; every "
+            "other instance is judged against its own config all the same); default: the "
+            "instances that run, else CFGFILE of /etc/default/kamailio, else "
+            "/etc/kamailio/kamailio.cfg",
         ),
         "expect": Option(
-            list, [], 'sockets that must be listening, e.g. ["udp:0.0.0.0:5060", "tcp:[::]:8080"]'
+            list,
+            [],
+            "sockets the instance running `config` must hold, e.g. "
+            '["udp:0.0.0.0:5060", "tcp:[::]:8080"]',
         ),
         "binary": Option(
             str,
