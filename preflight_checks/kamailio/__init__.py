@@ -322,7 +322,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     others = [i for i in instances if i is not primary]
     if len(others) >= MAX_JUDGED:
         report.notes.append(
-            f"{len(others) + 1} Kamailio instances run: only the first {MAX_JUDGED} are judged"
+            f"{len(instances)} Kamailio instances run: only {MAX_JUDGED} of them are judged"
         )
         others = others[: MAX_JUDGED - 1]
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
@@ -334,7 +334,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         instances,
         [p for p in host.processes if p.pid not in foreign_pids],
         proc_visible,
-        labelled=len(others) + 1 > 1,
+        labelled=bool(others),
     )
     judgements = [
         judge(judging, primary, config_rel, source, expect),
@@ -344,7 +344,6 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # The primary's details keep the keys of one judged instance (the JSON contract); every
     # judged instance is in `instances`.
     report.details.update(first.details)
-    report.details["binary"] = first.details.get("binary", binary)
     report.details.pop("notes", None)
     report.details["instances"] = [
         {**j.details, "findings": [f.code for f in j.findings]}
