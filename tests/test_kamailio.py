@@ -12,22 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
-    NOBODY,
-    Snapshot,
-    codes,
-    finding,
-    report_of,
+from hostdata import DEBIAN12_OS_RELEASE
+from hostdata import KAMAILIO_CHECK_STDERR as REAL_CHECK_STDERR
+from hostdata import KAMAILIO_CHECK_STDOUT as REAL_CHECK_STDOUT
+from support.cli import NOBODY, codes, finding, report_of, run_preflight
+from support.components import (
     require,
     require_command,
     require_nobody_can_run,
     require_root,
-    run_preflight,
     world_readable_dir,
 )
-from hostdata import DEBIAN12_OS_RELEASE
-from hostdata import KAMAILIO_CHECK_STDERR as REAL_CHECK_STDERR
-from hostdata import KAMAILIO_CHECK_STDOUT as REAL_CHECK_STDOUT
 from support.kamailio import (
     MODULES,
     Instance,
@@ -37,6 +32,7 @@ from support.kamailio import (
     preflight_config,
     require_kamailio,
 )
+from support.snapshot import Snapshot
 
 from preflight.reporters import FORMATS
 from preflight_checks.kamailio.config import mask_secrets, parse_check_output

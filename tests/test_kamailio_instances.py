@@ -14,14 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import (
-    NOBODY,
-    codes,
-    finding,
-    require,
-    require_nobody_can_run,
-    world_readable_dir,
-)
+from support.cli import NOBODY, codes, finding
+from support.components import require, require_nobody_can_run, world_readable_dir
 from support.kamailio import (
     MODULES,
     Instance,
@@ -37,6 +31,7 @@ from support.kamailio import (
     stop_pid,
     wait_listening,
 )
+from support.snapshot import Snapshot
 
 check = check_kamailio
 
@@ -479,12 +474,10 @@ def test_port_steps_free_the_port_and_start_kamailio(
             stop_pid(p)
 
 
-def test_cfgfile_of_etc_default_is_the_config_judged(tmp_path: Path) -> None:
+def test_cfgfile_of_etc_default_is_the_config_judged(snapshot: Snapshot) -> None:
     """Debian's init script and unit start CFGFILE from /etc/default/kamailio (`export` too):
     with nothing running, that is the config checked, and RUN_KAMAILIO=yes is recognised."""
-    from conftest import Snapshot
-
-    snap = Snapshot(tmp_path / "host")
+    snap = snapshot
     snap.write("usr/sbin/kamailio", "", mode=0o755)
     snap.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)
     snap.write("proc/1/comm", "init\n")

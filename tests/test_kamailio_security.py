@@ -16,16 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
-    NOBODY,
-    as_user,
-    codes,
-    finding,
-    require,
-    require_command,
-    require_nobody_can_run,
-    world_readable_dir,
-)
+from support.cli import NOBODY, as_user, codes, finding
+from support.components import require, require_command, require_nobody_can_run, world_readable_dir
 from support.kamailio import (
     MODULES,
     check_kamailio,

@@ -8,7 +8,8 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from conftest import Snapshot, codes, finding, require, require_root, world_readable_dir
+from support.cli import codes, finding
+from support.components import require, require_root, world_readable_dir
 from support.kamailio import (
     Instance,
     check_kamailio,
@@ -20,6 +21,7 @@ from support.kamailio import (
     tls_instance,
     wait_listening,
 )
+from support.snapshot import Snapshot
 
 check = check_kamailio
 
