@@ -492,3 +492,28 @@ def test_cfgfile_of_etc_default_is_the_config_judged(snapshot: Snapshot) -> None
     assert steps[-1] == "/usr/sbin/kamailio -c -f /srv/sip/k.cfg && service kamailio start"
     assert not any("RUN_KAMAILIO" in step for step in steps)
     assert shlex.split(steps[-1])[:4] == ["/usr/sbin/kamailio", "-c", "-f", "/srv/sip/k.cfg"]
+
+
+def test_snapshot_with_two_instances_judges_each_against_its_own_config(
+    snapshot: Snapshot,
+) -> None:
+    """Under --root (no command runs) every instance of the snapshot's process list is read
+    against its own config: the broken include is reported for the instance that runs it,
+    named by pid and config, and not for the other."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    for pid, config in ((4100, "a.cfg"), (4200, "b.cfg")):
+        stat = f"{pid} (kamailio) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
+        snapshot.write(f"proc/{pid}/stat", stat)
+        snapshot.write(f"proc/{pid}/status", "Name:\tkamailio\nUid:\t0\t0\t0\t0\n")
+        snapshot.write(f"proc/{pid}/cmdline", f"/usr/sbin/kamailio\0-f\0/etc/kamailio/{config}\0")
+    snapshot.write("etc/kamailio/a.cfg", "listen=udp:127.0.0.1:5060\n")
+    snapshot.write("etc/kamailio/b.cfg", 'listen=udp:127.0.0.1:5070\ninclude_file "gone.cfg"\n')
+    code, result = check("--root", str(snapshot))
+    assert code == 2, result
+    assert judged(result, 4100)["findings"] == []
+    assert judged(result, 4200)["findings"] == ["kamailio.config-invalid"]
+    invalid = finding(result, "kamailio.config-invalid")
+    assert invalid["message"].startswith("Kamailio pid 4200 (/etc/kamailio/b.cfg): ")
+    assert "/etc/kamailio/gone.cfg" in invalid["message"]
+    assert judged(result, 4200)["resolved_by"] == "best effort"
+    assert judged(result, 4100)["expected"] == ["udp:127.0.0.1:5060"]
