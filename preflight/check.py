@@ -126,7 +126,6 @@ class CheckContext:
     timeout: float
     check_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
-    summary: str | None = None
 
     @property
     def required(self) -> bool:

@@ -44,13 +44,19 @@ class Waiver:
 
 @dataclass
 class Finding:
-    """One thing a check found. `code` is stable: `<check>.<reason>`."""
+    """One thing a check found. `code` is stable: `<check>.<reason>`.
+
+    `summary` is the check's one-line summary when the check states one (an aggregate such as
+    "3 services run replaced code", or a shorter line than the message): the first finding that
+    carries one gives the result its summary; without one, the summary is the deciding
+    finding's message. It is not part of the finding in a report."""
 
     code: str
     status: Status
     message: str
     remediation: list[str] = field(default_factory=list)
     waived: dict[str, Any] | None = None
+    summary: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -114,6 +120,11 @@ def summarize(
     if not summary:
         summary = top.message if top else "the check reported nothing"
     return CheckResult(check_id, title, status, code, summary, findings, details, duration_ms)
+
+
+def stated_summary(findings: list[Finding]) -> str | None:
+    """The summary a check stated: the first one its findings carry (Finding.summary)."""
+    return next((f.summary for f in findings if f.summary), None)
 
 
 def worst_finding(findings: list[Finding]) -> Finding | None:

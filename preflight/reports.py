@@ -72,11 +72,14 @@ def plan_reports(reports: list[str], fmt: str | None, output: str | None) -> lis
 
 
 def check_destinations(targets: list[ReportTarget]) -> None:
+    files = [target for target in targets if target.path is not None]
+    if not files:
+        return  # preflight.output (and `secrets`, ~5 ms) only when a report goes to a file
     from preflight.output import check_destination
 
-    for target in targets:
-        if target.path is not None:
-            check_destination(target.path, target.label if len(targets) > 1 else "--output")
+    for target in files:
+        assert target.path is not None
+        check_destination(target.path, target.label if len(targets) > 1 else "--output")
 
 
 def stdout_colour(no_color: bool) -> bool:
@@ -92,9 +95,11 @@ def stdout_colour(no_color: bool) -> bool:
 def stdout_width() -> int:
     """The terminal's width on a terminal (colour or not), else a fixed 100 columns so files
     and pipes get the same report wherever they are made."""
+    if not sys.stdout.isatty():
+        return 100
     import shutil
 
-    return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def render_all(
@@ -119,10 +124,10 @@ def render_all(
 def write_all(targets: list[ReportTarget], texts: list[str | None]) -> None:
     """Files first (each atomically, an error naming the option that asked for it), then
     standard output."""
-    from preflight.output import write_atomically
-
     for target, text in zip(targets, texts, strict=True):
         if target.path is not None and text is not None:
+            from preflight.output import write_atomically  # only for a file: see above
+
             flag = target.label if len(targets) > 1 else "--output"
             write_atomically(target.path, text.encode("utf-8"), flag=flag)
     from preflight.stdout import emit

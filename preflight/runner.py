@@ -13,7 +13,15 @@ from typing import Any
 from preflight.check import CheckContext
 from preflight.host import Host
 from preflight.isolation import CheckCrash, JobError, run_jobs
-from preflight.model import CheckResult, Finding, Status, Waiver, error_result, summarize
+from preflight.model import (
+    CheckResult,
+    Finding,
+    Status,
+    Waiver,
+    error_result,
+    stated_summary,
+    summarize,
+)
 from preflight.registry import OWN_DISTRIBUTION, LoadedCheck
 from preflight.text import plausible_name, shell_arg
 
@@ -63,7 +71,9 @@ def run_one(planned: Planned, host: Host, timeout: float) -> CheckResult:
         result.exception = exc
         return result
     elapsed = (time.perf_counter() - started) * 1000
-    return summarize(loaded.id, loaded.title, findings, ctx.summary, ctx.details, elapsed)
+    return summarize(
+        loaded.id, loaded.title, findings, stated_summary(findings), ctx.details, elapsed
+    )
 
 
 def load_error_steps(loaded: LoadedCheck) -> list[str]:

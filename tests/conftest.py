@@ -1,5 +1,6 @@
-"""pytest fixtures. The helpers live in tests/support/ (import them from there); the names below
-stay importable from conftest for tests written before the move."""
+"""pytest fixtures. The helpers live in tests/support/: import them from there. The re-exports
+below are only for the tests still importing them from conftest (test_kamailio_parsers.py,
+test_collect.py); drop them once those import from support."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import require_command
+from support.components import require_command
 
 DBPATH = "/var/lib/rpm"
 

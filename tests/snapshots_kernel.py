@@ -13,8 +13,8 @@ import gzip
 import struct
 from dataclasses import dataclass
 
-from conftest import Snapshot
 from hostdata import DEBIAN12_OS_RELEASE
+from support.snapshot import Snapshot
 
 BOOT = 1_732_000_000  # 2024-11-19T07:06:40Z: the last boot of every snapshot
 BEFORE_BOOT = BOOT - 14 * 86_400

@@ -13,8 +13,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import Snapshot, require, require_command
 from snapshots_kernel import bzimage
+from support.components import require, require_command
+from support.snapshot import Snapshot
 
 ARCH_OS_RELEASE = """NAME="Arch Linux"
 PRETTY_NAME="Arch Linux"

@@ -9,7 +9,7 @@ DSDT, read on the machine these tests were written on.
 
 from __future__ import annotations
 
-from conftest import Snapshot
+from support.snapshot import Snapshot
 
 # Linode's own kernels, booted by the configuration profile ("Latest 64 bit").
 LINODE_PROC_VERSION = (

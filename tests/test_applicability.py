@@ -91,3 +91,47 @@ def test_collect_copies_what_decides_applicability() -> None:
     assert {"lib/systemd/system/widget.service", "etc/init.d/widget"} <= set(paths)
     assert "var/lib/dpkg/status" in paths  # packages: the database is a fact path already
     assert {"usr/sbin/widgetd", "usr/bin/widgetd"} <= set(check_markers(plan))
+
+
+def test_collect_copies_what_decides_every_builtin_checks_applicability() -> None:
+    """A snapshot made by `collect` decides applicability as the live host does."""
+    from preflight import session
+
+    plan, _config = session.plan([], None, True, "/")
+    declaring = {p.loaded.id: p.loaded.check.applies for p in plan if p.loaded.check is not None}
+    declaring = {check_id: a for check_id, a in declaring.items() if a is not None}
+    assert {"kamailio", "puppet", "tun"} <= set(declaring)
+    paths, markers = set(check_paths(plan)), set(check_markers(plan))
+    for check_id, applies in declaring.items():
+        assert set(applies.files) | set(applies.service_paths()) <= paths, check_id
+        assert set(applies.command_paths()) <= paths | markers, check_id
+    assert {"usr/bin/puppet", "opt/puppetlabs/bin/puppet", "usr/local/bin/puppet"} <= paths
+
+
+class TwoThingsCheck(Check):
+    """States its own summary on a finding that does not decide the status."""
+
+    id = "two"
+    title = "Two things"
+
+    def run(self, ctx: CheckContext) -> list[Finding]:
+        return [
+            Finding("two.a", Status.PASS, "a is fine", summary="2 things looked at; b is off"),
+            Finding("two.b", Status.WARN, "b is off"),
+        ]
+
+
+def test_a_summary_a_finding_carries_is_the_results_summary(snapshot: Snapshot) -> None:
+    from preflight.model import Waiver
+    from preflight.runner import apply_waivers
+
+    planned = Planned(LoadedCheck("two", "built-in", TwoThingsCheck), {})
+    result = run_one(planned, Host(str(snapshot)), 10)
+    assert (result.status, result.code) == (Status.WARN, "two.b")
+    assert result.summary == "2 things looked at; b is off"
+    assert [sorted(f) for f in result.to_dict()["findings"]] == [
+        ["code", "message", "remediation", "status"]
+    ] * 2  # the summary is the result's, not part of a finding in the report
+    # Waived, the result is judged again from what is left: the stated line no longer fits.
+    (waived,) = apply_waivers([result], [Waiver("two.b", "known")])
+    assert (waived.status, waived.summary) == (Status.PASS, "a is fine")

@@ -12,7 +12,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, distribution, preflight_env, require, run_preflight
+from support.cli import REPO, preflight_env, run_preflight
+from support.components import require
+from support.plugins import distribution
 
 BENCH = REPO / "bench"
 sys.path.insert(0, str(BENCH))

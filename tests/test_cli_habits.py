@@ -15,15 +15,9 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import (
-    PREFLIGHT,
-    Snapshot,
-    plugin_site,
-    preflight_env,
-    run_preflight,
-    script,
-    scripted,
-)
+from support.cli import PREFLIGHT, preflight_env, run_preflight
+from support.plugins import plugin_site, script, scripted
+from support.snapshot import Snapshot
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -234,7 +228,7 @@ def test_a_progress_line_on_a_terminal_only_while_a_run_is_slow(snapshot: Snapsh
 
 
 def scripted_path() -> str:
-    from conftest import AUTOMATION_PLUGINS
+    from support.plugins import AUTOMATION_PLUGINS
 
     return str(AUTOMATION_PLUGINS)
 

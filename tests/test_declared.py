@@ -19,46 +19,13 @@ from typing import Any
 
 import psutil
 import pytest
+from support.cli import PREFLIGHT, check_of, codes, finding, report_of, run_preflight
+from support.components import require_command, require_root
+from support.declared import results, rows, run_spec, spec
 
-from tests.conftest import (
-    PREFLIGHT,
-    check_of,
-    codes,
-    finding,
-    report_of,
-    require_command,
-    require_root,
-    run_preflight,
-)
 from tests.kamailio_support import free_port
 
 
-def spec(check_id: str, *assertions: str, title: str = "Declared test") -> str:
-    """A TOML file body: one [[check]] with the given [[check.assert]] bodies."""
-    body = f'[[check]]\nid = "{check_id}"\ntitle = "{title}"\n'
-    for text in assertions:
-        body += "\n[[check.assert]]\n" + textwrap.dedent(text).strip() + "\n"
-    return body
-
-
-def run_spec(tmp_path: Path, text: str, *args: str) -> dict[str, Any]:
-    """The report of the declared check in `text` alone (the built-ins judge this machine)."""
-    path = tmp_path / "declared.toml"
-    path.write_text(text)
-    check_id = text.split('id = "', 1)[1].split('"', 1)[0]
-    run = run_preflight("check", check_id, "--config", str(path), "--format", "json", *args)
-    return report_of(run)
-
-
-def rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {row["name"]: row for row in result["details"]["assertions"]}
-
-
-def results(result: dict[str, Any]) -> dict[str, str]:
-    return {name: row["result"] for name, row in rows(result).items()}
-
-
-# ------------------------------------------------------------------------------ file
 def test_file_assertions_pass_and_fail_on_a_real_file(tmp_path: Path) -> None:
     target = tmp_path / "server.pem"
     content = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -297,7 +264,8 @@ def test_port_assertions_against_sockets_the_test_holds(
 def test_port_owner_unknown_to_an_unprivileged_user_is_an_error(
     tmp_path: Path, listeners: tuple[int, int], open_dir: Path
 ) -> None:
-    from tests.conftest import NOBODY, require_nobody_can_run
+    from support.cli import NOBODY
+    from support.components import require_nobody_can_run
 
     require_nobody_can_run("re2")
     tcp_port, _ = listeners

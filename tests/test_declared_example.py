@@ -3,23 +3,15 @@ and judges a real Kamailio the way the real programs (ss, prlimit) see it."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import psutil
 import pytest
+from support.cli import REPO, check_of, finding, report_of, run_preflight
+from support.components import require, require_command
+from support.declared import drop_in_config, results, rows
 
-from tests.conftest import (
-    REPO,
-    check_of,
-    finding,
-    report_of,
-    require,
-    require_command,
-    run_preflight,
-)
 from tests.kamailio_support import kamailio_binary, new_instance
-from tests.test_declared import results, rows
 
 EXAMPLE = REPO / "examples" / "declared" / "voip-droplet.toml"
 NAMES = [
@@ -56,11 +48,7 @@ def test_the_example_runs_verbatim(tmp_path: Path) -> None:
             "echo 'net.core.rmem_max = 8388608' > /etc/sysctl.d/60-voip.conf",
         ]
     # As a drop-in file, the way the example's header says to install it.
-    folder = tmp_path / "checks.d"
-    folder.mkdir()
-    shutil.copy(EXAMPLE, folder / "voip-droplet.toml")
-    config = tmp_path / "preflight.toml"
-    config.write_text(f'[preflight]\nchecks_dir = "{folder}"\n')
+    folder, config = drop_in_config(tmp_path, {"voip-droplet.toml": EXAMPLE.read_text()})
     listed = run_preflight("list", "-c", str(config))
     assert f"declared:{folder / 'voip-droplet.toml'}" in listed.stdout
     explained = run_preflight("explain", "voip-droplet", "-c", str(config))

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path
-from typing import Any
 
-from tests.conftest import Snapshot, check_of, codes, finding, report_of, run_preflight
+from support.cli import check_of, codes, finding, report_of, run_preflight
+from support.declared import check_on_snapshot, results, rows, spec
+from support.snapshot import Snapshot
+
 from tests.snapshots_kernel import BASE_FILES_STANZA, OPENVPN_STANZA
-from tests.test_declared import results, rows, spec
 
 # Debian 12's /etc/passwd and /etc/group lines for these accounts, verbatim (kamailio's as
 # its package's postinst creates it).
@@ -59,14 +60,6 @@ def droplet(snapshot: Snapshot) -> Snapshot:
     os.chown(snapshot.root / "opt/kamailio-etc/tls/server.pem", 0, 109)
     snapshot.symlink("etc/kamailio", "/opt/kamailio-etc")
     return snapshot
-
-
-def run_root(snapshot: Snapshot, tmp_path: Path, text: str) -> dict[str, Any]:
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    check_id = text.split('id = "', 1)[1].split('"', 1)[0]
-    run = run_preflight("check", check_id, "-c", str(path), "--root", str(snapshot), "-f", "json")
-    return check_of(report_of(run), check_id)
 
 
 FILE_KINDS = [
@@ -168,7 +161,7 @@ FILE_KINDS = [
 
 def test_file_backed_kinds_judge_the_snapshot(snapshot: Snapshot, tmp_path: Path) -> None:
     droplet(snapshot)
-    result = run_root(snapshot, tmp_path, spec("droplet", *FILE_KINDS))
+    result = check_on_snapshot(snapshot, tmp_path, spec("droplet", *FILE_KINDS))
     assert results(result) == {
         "cert": "pass",
         "cert-mode": "fail",
@@ -204,7 +197,7 @@ def test_live_only_kinds_skip_under_root_saying_so(snapshot: Snapshot, tmp_path:
         'name = "web"\nkind = "http"\nurl = "http://127.0.0.1:1/"',
         'name = "cmd"\nkind = "command"\nargv = ["touch", "/tmp/never-run-by-preflight"]',
     ]
-    result = run_root(snapshot, tmp_path, spec("live", *live_only))
+    result = check_on_snapshot(snapshot, tmp_path, spec("live", *live_only))
     assert result["status"] == "skip"
     assert "need the live host" in result["summary"]
     for item in result["findings"]:
@@ -212,7 +205,7 @@ def test_live_only_kinds_skip_under_root_saying_so(snapshot: Snapshot, tmp_path:
         assert "need the live host: not run under --root" in item["message"]
     assert not Path("/tmp/never-run-by-preflight").exists()
     # Mixed with file-backed kinds: those decide, the skipped ones are named.
-    mixed = run_root(
+    mixed = check_on_snapshot(
         snapshot, tmp_path, spec("mixed", FILE_KINDS[0], 'name = "sip"\nkind = "port"\nport = 5060')
     )
     assert mixed["status"] == "pass"
@@ -230,7 +223,7 @@ def test_a_snapshot_without_the_files_skips_naming_them(snapshot: Snapshot, tmp_
         'name = "k"\nkind = "kernel_module"\nmodule = "tun"',
         'name = "p"\nkind = "package"\npackage = "openvpn"',
     )
-    result = run_root(snapshot, tmp_path, text)
+    result = check_on_snapshot(snapshot, tmp_path, text)
     assert result["status"] == "skip"
     messages = {f["code"]: f["message"] for f in result["findings"]}
     assert "/proc/sys/net/core/rmem_max is not in the snapshot" in messages["bare.s"]
@@ -243,7 +236,7 @@ def test_an_rpm_snapshot_without_a_readable_database_skips_package_assertions(
     snapshot: Snapshot, tmp_path: Path
 ) -> None:
     snapshot.mkdir("var/lib/rpm")
-    result = run_root(
+    result = check_on_snapshot(
         snapshot, tmp_path, spec("rpm", 'name = "p"\nkind = "package"\npackage = "kernel"')
     )
     assert result["status"] == "skip"
@@ -320,7 +313,7 @@ def test_package_versions_of_an_rpm_snapshot_follow_rpm_rules(
         'version = ">= 7, < 8"',
         'name = "absent"\nkind = "package"\npackage = "rtpengine"',
     )
-    result = run_root(snapshot, tmp_path, text)
+    result = check_on_snapshot(snapshot, tmp_path, text)
     assert results(result) == {
         "kamailio": "pass",
         "kamailio-old": "fail",

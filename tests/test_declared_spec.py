@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.conftest import IN_CI, check_of, report_of, run_preflight
+from support.cli import IN_CI, check_of, report_of, run_preflight
+from support.declared import drop_in_config
 
 GOOD = """
 [[check]]
@@ -177,23 +177,12 @@ def test_malformed_spec_in_the_config_is_exit_64_naming_file_check_and_key(
 def test_malformed_spec_in_a_drop_in_file_names_that_file(
     tmp_path: Path, text: str, needles: list[str]
 ) -> None:
-    folder = tmp_path / "checks.d"
-    folder.mkdir()
-    (folder / "10-good.toml").write_text(GOOD)
-    bad = folder / "20-bad.toml"
-    bad.write_text(text)
-    config = tmp_path / "preflight.toml"
-    config.write_text(f'[preflight]\nchecks_dir = "{folder}"\n')
-    _assert_usage_error(["check", "-c", str(config)], [str(bad), *needles])
+    folder, config = drop_in_config(tmp_path, {"10-good.toml": GOOD, "20-bad.toml": text})
+    _assert_usage_error(["check", "-c", str(config)], [str(folder / "20-bad.toml"), *needles])
 
 
 def test_duplicate_ids_across_files(tmp_path: Path) -> None:
-    folder = tmp_path / "checks.d"
-    folder.mkdir()
-    (folder / "a.toml").write_text(GOOD)
-    (folder / "b.toml").write_text(GOOD)
-    config = tmp_path / "preflight.toml"
-    config.write_text(f'[preflight]\nchecks_dir = "{folder}"\n')
+    folder, config = drop_in_config(tmp_path, {"a.toml": GOOD, "b.toml": GOOD})
     _assert_usage_error(
         ["check", "-c", str(config)],
         [str(folder / "b.toml"), "check 'good'", "key 'id'", "duplicate check id", "a.toml"],
@@ -225,14 +214,8 @@ def test_drop_in_file_rules(tmp_path: Path) -> None:
 
 
 def test_the_main_config_and_the_drop_in_folder_together(tmp_path: Path) -> None:
-    folder = tmp_path / "checks.d"
-    folder.mkdir()
-    (folder / "good.toml").write_text(GOOD)
-    config = tmp_path / "preflight.toml"
-    config.write_text(
-        f'[preflight]\nchecks_dir = "{folder}"\n'
-        + one_check('name = "a"\nkind = "file"\npath = "/etc/passwd"', 'id = "main"')
-    )
+    main = one_check('name = "a"\nkind = "file"\npath = "/etc/passwd"', 'id = "main"')
+    folder, config = drop_in_config(tmp_path, {"good.toml": GOOD}, main)
     run = run_preflight("list", "-f", "json", "-c", str(config))
     origins = {r["id"]: r["origin"] for r in json.loads(run.stdout)}
     assert origins["main"] == f"declared:{config}"

@@ -10,18 +10,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import (
-    SCHEMA,
-    Snapshot,
-    demo,
-    plugin_site,
-    preflight_argv,
-    preflight_env,
-    report_of,
-    run_preflight,
-)
 from hostdata import DEBIAN7_OS_RELEASE
 from snapshots_kernel import DEBIAN7_PROC_VERSION
+from support.cli import SCHEMA, preflight_argv, preflight_env, report_of, run_preflight
+from support.plugins import demo, plugin_site
+from support.snapshot import Snapshot
 
 
 def run_json(*args: str, **kw: object) -> tuple[int, dict]:

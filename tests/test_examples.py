@@ -24,8 +24,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import REPO, SCHEMA, require_command, require_root
 from prometheus_client.parser import text_string_to_metric_families
+from support.cli import REPO, SCHEMA
+from support.components import require_command, require_root
 
 EXAMPLES = REPO / "examples"
 VENV = Path(sys.executable).parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REPO, run_preflight
+from support.cli import REPO, run_preflight
 
 BUILTIN = ("kernel", "tun", "puppet", "kamailio")
 

@@ -10,14 +10,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import (
-    SCRIPTED_FINDINGS_B,
-    Run,
-    Snapshot,
-    require_command,
-    script,
-    scripted,
-)
+from support.cli import Run
+from support.components import require_command
+from support.plugins import SCRIPTED_FINDINGS_B, script, scripted
+from support.snapshot import Snapshot
 
 STATUSES = {"pass", "warn", "fail", "skip", "error"}
 

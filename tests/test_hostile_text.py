@@ -16,15 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import (
-    Snapshot,
-    check_of,
-    plugin_site,
-    preflight_argv,
-    preflight_env,
-    report_of,
-    run_preflight,
-)
+from support.cli import check_of, preflight_argv, preflight_env, report_of, run_preflight
+from support.plugins import plugin_site
+from support.snapshot import Snapshot
 
 from preflight.reporters import FORMATS
 
@@ -214,7 +208,7 @@ def test_tun_restarts_enabled_instances_by_quoted_name_and_never_a_hostile_one(
 def test_load_error_suggests_reinstalling_only_a_plausible_distribution(
     tmp_path: Path, name: str, suggested: bool
 ) -> None:
-    from conftest import distribution
+    from support.plugins import distribution
 
     site = tmp_path / "site"
     distribution(site, "odd_plugin-0.1.dist-info", name, "[preflight.checks]\nodd = odd_plugin:X\n")

@@ -18,17 +18,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import (
-    REPO,
-    Snapshot,
-    check_of,
-    demo,
-    distribution,
-    preflight_argv,
-    preflight_env,
-    report_of,
-    run_preflight,
-)
+from support.cli import REPO, check_of, preflight_argv, preflight_env, report_of, run_preflight
+from support.plugins import demo, distribution
+from support.snapshot import Snapshot
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,17 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import (
-    REPO,
-    Snapshot,
-    codes,
-    finding,
-    live_machine,
-    preflight_env,
-    report_of,
-    require,
-    run_preflight,
-)
 from hostdata import DEBIAN7_OS_RELEASE
 from hostdata import ROCKY9_OS_RELEASE as ROCKY_OS_RELEASE
 from hostdata import UBUNTU2204_OS_RELEASE as UBUNTU_OS_RELEASE
@@ -51,6 +40,9 @@ from snapshots_kernel import (
     ubuntu_kernel,
     write_host,
 )
+from support.cli import REPO, codes, finding, preflight_env, report_of, run_preflight
+from support.components import live_machine, require
+from support.snapshot import Snapshot
 
 
 def kernel_result(root: Snapshot | str, *extra: str) -> tuple[int, dict[str, Any]]:

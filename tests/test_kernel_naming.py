@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import Snapshot, codes, report_of, run_preflight
 from snapshots_kernel import (
     AFTER_BOOT,
     BEFORE_BOOT,
@@ -27,6 +26,8 @@ from snapshots_naming import (
     proc_files,
     unified_kernel_image,
 )
+from support.cli import codes, report_of, run_preflight
+from support.snapshot import Snapshot
 
 ARCH_RUNNING = "6.6.8-arch1-1"
 ARCH_RUNNING_DATE = "Thu, 21 Dec 2023 19:01:01 +0000"

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conftest import Snapshot, codes, finding, report_of, run_preflight
 from hostdata import DEBIAN7_OS_RELEASE
 from snapshots_kernel import (
     BEFORE_BOOT,
@@ -42,6 +41,8 @@ from snapshots_providers import (
     VULTR_DMI,
     cloud_init,
 )
+from support.cli import codes, finding, report_of, run_preflight
+from support.snapshot import Snapshot
 
 
 def kernel_result(root: Snapshot | str) -> tuple[int, dict[str, Any]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Snapshot, codes, finding, report_of, run_preflight
 from hostdata import ROCKY9_OS_RELEASE
 from rpm_support import (
     bdb_ro_lists,
@@ -30,6 +29,8 @@ from snapshots_kernel import (
     ROCKY_UPDATE,
     proc_stat,
 )
+from support.cli import codes, finding, report_of, run_preflight
+from support.snapshot import Snapshot
 
 from preflight.host import Host
 

@@ -15,21 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
-    NOBODY,
-    REPO,
-    Snapshot,
-    as_user,
-    preflight_argv,
-    preflight_env,
+from support.cli import NOBODY, REPO, as_user, preflight_argv, preflight_env
+from support.components import (
     require_command,
     require_nobody_can_run,
     require_root,
-    script,
-    scripted,
-    scripted_env,
     world_readable_dir,
 )
+from support.plugins import script, scripted, scripted_env
+from support.snapshot import Snapshot
 
 
 @pytest.fixture

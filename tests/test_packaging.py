@@ -11,7 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_command
+from support.cli import REPO
+from support.components import require_command
 
 VENV_BIN = Path(sys.executable).parent
 

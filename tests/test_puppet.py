@@ -11,22 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    Run,
-    Snapshot,
-    codes,
-    finding,
-    report_of,
-    require,
-    run_audited,
-    run_preflight,
-)
 from hostdata import DEBIAN11_OS_RELEASE as OS_RELEASE_BULLSEYE
 from hostdata import DEBIAN12_OS_RELEASE as OS_RELEASE_BOOKWORM
 from hostdata import METADATA_TRULABS_KAMAILIO, MODULEFILE_TRULABS_KAMAILIO
 from hostdata import UBUNTU1204_OS_RELEASE as OS_RELEASE_PRECISE
 from hostdata import UBUNTU1404_OS_RELEASE as OS_RELEASE_TRUSTY
 from hostdata import UBUNTU2204_4_OS_RELEASE as OS_RELEASE_JAMMY
+from support.audit import run_audited
+from support.cli import Run, codes, finding, report_of, run_preflight
+from support.components import require
+from support.snapshot import Snapshot
 
 # ------------------------------------------------------------------ real file contents
 
@@ -632,6 +626,35 @@ def test_not_installed_fails_when_required(snapshot, tmp_path):
     not_installed = finding(check, "puppet.not-installed")
     assert not_installed["status"] == "fail"
     assert not_installed["remediation"] == [
+        "Debian GNU/Linux 12 (bookworm) ships Puppet 7.23.0: apt-get update && "
+        "apt-get install puppet-agent"
+    ]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        '[checks.puppet]\nmin_version = "latest"\n',
+        '[checks.puppet]\nmin_version = "latest"\nrequired = true\n',
+    ],
+)
+def test_invalid_options_are_reported_where_puppet_is_not_installed(snapshot, tmp_path, config):
+    snapshot.write("etc/os-release", OS_RELEASE_BOOKWORM)
+    result, check = run_check(snapshot, tmp_path, config)
+    assert result.returncode == 3
+    assert codes(check) == ["puppet.config-invalid"]
+
+
+def test_vendor_internal_launcher_alone_is_not_an_installed_puppet(snapshot, tmp_path):
+    """/opt/puppetlabs/puppet/bin/puppet makes the check run (a collected snapshot keeps it), but
+    without the /opt/puppetlabs/bin launcher, a package or a puppet on PATH nothing runs it."""
+    snapshot.write("etc/os-release", OS_RELEASE_BOOKWORM)
+    snapshot.write("opt/puppetlabs/puppet/bin/puppet", LAUNCHER_VENDOR, mode=0o755)
+    result, check = run_check(snapshot, tmp_path, "[checks.puppet]\nrequired = true\n")
+    assert result.returncode == 2
+    assert codes(check) == ["puppet.not-installed"]
+    assert check["details"]["installations"] == []  # decided by the check's run, not the engine
+    assert finding(check, "puppet.not-installed")["remediation"] == [
         "Debian GNU/Linux 12 (bookworm) ships Puppet 7.23.0: apt-get update && "
         "apt-get install puppet-agent"
     ]

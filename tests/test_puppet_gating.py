@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import AUTOMATION_PLUGINS as PLUGINS
-from conftest import REPO, SCRIPTED_FINDINGS, require_command
+from support.cli import REPO
+from support.components import require_command
+from support.plugins import AUTOMATION_PLUGINS as PLUGINS
+from support.plugins import SCRIPTED_FINDINGS
 
 MODULES = REPO / "examples" / "puppet" / "modules"
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, PREFLIGHT, codes, finding, require, require_command, require_root
 from hostdata import METADATA_TRULABS_KAMAILIO
 from puppet_support import (
     CRON_PATH,
@@ -28,6 +27,8 @@ from puppet_support import (
     puppet_env,
     run_scenario,
 )
+from support.cli import IN_CI, PREFLIGHT, codes, finding
+from support.components import require, require_command, require_root
 
 pytestmark = pytest.mark.skipif(
     not IN_CI and (os.geteuid() != 0 or shutil.which("unshare") is None),
@@ -463,7 +464,7 @@ def test_min_version_with_a_debian_revision_compares_as_dpkg_does(tmp_path, mini
     ).stdout
     truth = subprocess.run(["dpkg", "--compare-versions", installed, "ge", minimum], timeout=60)
     assert (truth.returncode == 0) is meets
-    from conftest import run_preflight
+    from support.cli import run_preflight
 
     config = tmp_path / "preflight.toml"
     config.write_text(f'[checks.puppet]\nmin_version = "{minimum}"\n')

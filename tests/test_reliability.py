@@ -22,25 +22,22 @@ from pathlib import Path
 import jsonschema
 import psutil
 import pytest
-from conftest import (
+from hostdata import DEBIAN12_OS_RELEASE
+from snapshots_kernel import bookworm_proc_version
+from support.audit import run_audited
+from support.cli import (
     NOBODY,
     REPO,
     SCHEMA,
-    Snapshot,
     check_of,
-    demo,
-    plugin_site,
     preflight_argv,
     preflight_env,
     report_of,
-    require_command,
-    require_nobody_can_run,
-    require_root,
-    run_audited,
     run_preflight,
 )
-from hostdata import DEBIAN12_OS_RELEASE
-from snapshots_kernel import bookworm_proc_version
+from support.components import require_command, require_nobody_can_run, require_root
+from support.plugins import demo, plugin_site
+from support.snapshot import Snapshot
 
 # Files every run reads (the engine's facts) and the first file of each built-in check.
 CORE_FILES = (

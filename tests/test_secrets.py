@@ -16,8 +16,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Snapshot, check_of, report_of, require_command, run_preflight
 from hostdata import DEBIAN12_OS_RELEASE
+from support.cli import check_of, report_of, run_preflight
+from support.components import require_command
+from support.snapshot import Snapshot
 
 from preflight.reporters import FORMATS
 

@@ -25,20 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    PREFLIGHT,
-    as_user,
-    check_of,
-    codes,
-    report_of,
-    require,
-    require_command,
-    require_nobody_can_run,
-    require_root,
-    run_preflight,
-)
 from kamailio_support import free_port, kamailio_binary
+from support.cli import NOBODY, PREFLIGHT, as_user, check_of, codes, report_of, run_preflight
+from support.components import require, require_command, require_nobody_can_run, require_root
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 SSL_LIBS = ("libssl.so.3", "libcrypto.so.3")

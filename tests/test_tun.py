@@ -9,23 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    Run,
-    Snapshot,
-    check_of,
-    codes,
-    finding,
+from hostdata import DEBIAN12_OS_RELEASE
+from snapshots_kernel import BASE_FILES_STANZA, OPENVPN_STANZA, bookworm_proc_version
+from support.cli import NOBODY, Run, check_of, codes, finding, report_of, run_preflight
+from support.components import (
     live_machine,
-    report_of,
     require,
     require_command,
     require_nobody_can_run,
     require_root,
-    run_preflight,
 )
-from hostdata import DEBIAN12_OS_RELEASE
-from snapshots_kernel import BASE_FILES_STANZA, OPENVPN_STANZA, bookworm_proc_version
+from support.snapshot import Snapshot
 
 from preflight.host import Host
 

@@ -8,9 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import SCRIPTED_FINDINGS as FINDINGS
-from conftest import SCRIPTED_FINDINGS_B as FINDINGS_B
-from conftest import Snapshot, scripted
+from support.plugins import SCRIPTED_FINDINGS as FINDINGS
+from support.plugins import SCRIPTED_FINDINGS_B as FINDINGS_B
+from support.plugins import scripted
+from support.snapshot import Snapshot
 
 # The waiver most tests use: a pending reboot, waived until `until`.
 REBOOT_WAIVER = (

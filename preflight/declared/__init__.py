@@ -8,7 +8,7 @@ declared check of the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Status
@@ -72,11 +72,13 @@ class DeclaredCheck(Check):
             findings.append(
                 Finding(f"{spec.id}.ok", Status.PASS, f"all {held} assertions hold{note}")
             )
-        elif not bad:
-            ctx.summary = f"all {total} assertions need the live host: not run under --root"
+        elif not bad:  # every assertion skipped (there is at least one)
+            summary = f"all {total} assertions need the live host: not run under --root"
+            findings[0] = replace(findings[0], summary=summary)
         elif len(bad) > 1:
             worst = next(f for f in bad if f.status == max(bad, key=_rank).status)
-            ctx.summary = f"{len(bad)} of {total} assertions do not hold; {worst.message}"
+            summary = f"{len(bad)} of {total} assertions do not hold; {worst.message}"
+            findings[0] = replace(findings[0], summary=summary)
         return findings
 
 

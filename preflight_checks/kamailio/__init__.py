@@ -384,7 +384,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     if best_effort:
         worst = worst_finding(report.findings)
         if worst is not None:  # never None: `ok` is added when nothing else is
-            ctx.summary = (
+            worst.summary = (
                 worst.message + " (best effort: the configuration was read "
                 "without Kamailio's preprocessor)"
             )

@@ -248,14 +248,14 @@ def _compare(ctx: CheckContext, facts: KernelFacts) -> tuple[Finding, list[str]]
             f"({iso_utc(boot_time)}), and still is not running: a reboot already happened"
         )
     if evidence:
-        return externally_managed(ctx, facts, target, evidence), evidence
+        return externally_managed(facts, target, evidence), evidence
     if after_boot:
         evidence.append(f"{target.label} installed after the last boot")
         if installed.reboot_pkgs:
             evidence.append(
                 "/var/run/reboot-required.pkgs lists " + ", ".join(installed.reboot_pkgs)
             )
-        return reboot_required(ctx, facts, target, next_boot_source), evidence
+        return reboot_required(facts, target, next_boot_source), evidence
     return drift(facts, target), evidence
 
 

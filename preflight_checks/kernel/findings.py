@@ -7,6 +7,7 @@ the outcomes an operator acts on, the report's one-line summary.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from preflight.check import Finding, Status
@@ -140,8 +141,7 @@ def no_packages(ctx: CheckContext, facts: KernelFacts) -> Finding:
         f"with the running {facts.running.release}"
     )
     message += f"; the kernel is supplied by {who}" if who else "; who supplies it is unknown"
-    ctx.summary = message
-    return ctx.absent(
+    absent = ctx.absent(
         "kernel.no-packages",
         message,
         [
@@ -149,6 +149,7 @@ def no_packages(ctx: CheckContext, facts: KernelFacts) -> Finding:
             "distribution's kernel package (e.g. apt-get install linux-image-amd64)."
         ],
     )
+    return replace(absent, summary=message)
 
 
 def _who_supplies(facts: KernelFacts) -> str | None:
@@ -189,7 +190,7 @@ def hand_installed(facts: KernelFacts, next_boot: Kernel | None) -> Finding:
     )
 
 
-def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, source: str) -> Finding:
+def reboot_required(facts: KernelFacts, target: Kernel, source: str) -> Finding:
     running = facts.running
     if target.release != running.release:
         what = "a newer kernel"
@@ -212,10 +213,6 @@ def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, sourc
             " (no BOOT_IMAGE= on the kernel command line: if the platform supplies "
             "the kernel, a reboot will not change it)"
         )
-    ctx.summary = (
-        f"reboot pending: {target.release} build {target.version} will boot "
-        f"in place of the running {running.label}"
-    )
     return Finding(
         "kernel.reboot-required",
         Status.WARN,
@@ -225,12 +222,14 @@ def reboot_required(ctx: CheckContext, facts: KernelFacts, target: Kernel, sourc
             f"Afterwards `uname -r` prints {target.release} and /proc/version shows "
             f"{target.version}.",
         ],
+        summary=(
+            f"reboot pending: {target.release} build {target.version} will boot "
+            f"in place of the running {running.label}"
+        ),
     )
 
 
-def externally_managed(
-    ctx: CheckContext, facts: KernelFacts, target: Kernel, evidence: list[str]
-) -> Finding:
+def externally_managed(facts: KernelFacts, target: Kernel, evidence: list[str]) -> Finding:
     running = facts.running
     side = (
         f"running {running.label} vs installed {target.package or target.release} {target.version}"
@@ -247,14 +246,18 @@ def externally_managed(
         if target.release == running.release
         else f"{target.release} build {target.version}"
     )
-    ctx.summary = (
-        f"running {build} is not the installed {installed}; the kernel is "
-        "loaded from outside the machine"
-        if facts.loaded_from_outside
-        else f"running {build} is not the installed {installed}, and the last boot did not load it"
-    )
     return Finding(
-        "kernel.externally-managed", Status.FAIL, message, external_remediation(facts, target)
+        "kernel.externally-managed",
+        Status.FAIL,
+        message,
+        external_remediation(facts, target),
+        summary=(
+            f"running {build} is not the installed {installed}; the kernel is "
+            "loaded from outside the machine"
+            if facts.loaded_from_outside
+            else f"running {build} is not the installed {installed}, "
+            "and the last boot did not load it"
+        ),
     )
 
 

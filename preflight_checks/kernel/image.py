@@ -40,6 +40,7 @@ _MAGICS = (
 )
 # The banner ends in a newline (and NUL); a string cut short by a truncated stream does not.
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{8,512}(?=[\n\0])")
+_PRINTABLE_ONLY = re.compile(rb"[\x20-\x7e]+")
 
 
 def image_version(host: Host, rel: str, scan: bool = True) -> str | None:
@@ -68,7 +69,10 @@ def header_version(data: bytes) -> str | None:
     end = data.find(b"\0", start, start + 512)
     if end == -1:
         return None
-    return _clean(data[start:end])
+    raw = data[start:end]
+    # A real kernel_version is printable ASCII; anything else (a pointer into the header
+    # itself, at 0x20E, reads the pointer's own bytes) is not a version string.
+    return _clean(raw) if _PRINTABLE_ONLY.fullmatch(raw) else None
 
 
 def scan_version(data: bytes) -> str | None:

@@ -10,22 +10,26 @@ that `puppet` runs with the minimum, and looks for the required modules in the m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
+from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight_checks.puppet.facts import (
     DISTRO_BIN,
     DISTRO_LIBDIRS,
     DISTRO_MODULEPATHS,
     ENVIRONMENT_FILE,
     GEM_LIBDIRS,
+    LOCAL_BIN,
     MODULE_TOOL_VERSION,
+    NO_EXECUTABLE,
     PACKAGE_NAMES,
     VENDOR_AGENT_VERSION,
     VENDOR_BIN,
     VENDOR_LIBDIRS,
     VENDOR_MODULEPATHS,
     VENDOR_PROFILE,
+    VENDOR_RUBY_BIN,
     VERSION_FILES,
 )
 
@@ -149,11 +153,14 @@ class PuppetCheck(Check):
             list, [], "folders to look for modules in; default: the installed layouts' own"
         ),
     }
+    applies = AppliesWhen(
+        f"Puppet is not installed ({NO_EXECUTABLE}, no puppet, puppet-agent or puppet-common "
+        "package)",
+        packages=PACKAGE_NAMES,
+        commands=("puppet",),
+        files=(DISTRO_BIN, VENDOR_BIN, VENDOR_RUBY_BIN, LOCAL_BIN),
+    )
     paths = (
-        DISTRO_BIN,
-        VENDOR_BIN,
-        "opt/puppetlabs/puppet/bin/puppet",
-        "usr/local/bin/puppet",
         VENDOR_AGENT_VERSION,
         *(f"{lib}/{name}" for lib in VENDOR_LIBDIRS + DISTRO_LIBDIRS for name in VERSION_FILES),
         *(f"{lib}/{name}" for lib in GEM_LIBDIRS for name in VERSION_FILES),
@@ -184,6 +191,19 @@ class PuppetCheck(Check):
         "opt/puppetlabs/puppet/bin/ruby",
     )
 
+    def not_applicable(self, ctx: CheckContext) -> Finding | None:
+        # A wrong [checks.puppet] is reported (puppet.config-invalid, by run) whether or not
+        # Puppet is installed.
+        return None if _option_problems(ctx.options) else super().not_applicable(ctx)
+
+    def absent_remediation(self, ctx: CheckContext) -> list[str]:
+        """Required but not installed: how to install a new enough Puppet on this OS."""
+        if not ctx.required:
+            return []
+        from preflight_checks.puppet.findings import install_steps
+
+        return install_steps(ctx.host, str(ctx.options.get("min_version", MODULE_TOOL_VERSION)))
+
     def run(self, ctx: CheckContext) -> list[Finding]:
         # The helpers are imported here, not above: the engine imports this module to validate
         # [checks.puppet] even when the check does not run.
@@ -203,7 +223,7 @@ class PuppetCheck(Check):
         )
         from preflight_checks.puppet.findings import (
             cannot_run_finding,
-            not_installed_finding,
+            package_without_executable,
             shadowed_findings,
             too_old_finding,
             version_unknown_finding,
@@ -213,7 +233,7 @@ class PuppetCheck(Check):
         min_version = str(ctx.options.get("min_version", MODULE_TOOL_VERSION))
         modules = [str(m) for m in ctx.options.get("modules") or []]
         modulepath_option = [str(p) for p in ctx.options.get("modulepath") or []]
-        problems = _config_problems(min_version, modules, modulepath_option)
+        problems = _option_problems(ctx.options)
         if problems:
             return [
                 Finding(
@@ -254,8 +274,14 @@ class PuppetCheck(Check):
         if any(i.layout == "vendor" for i in installs):
             ctx.details["agent_version"] = host.read_line(VENDOR_AGENT_VERSION)
 
-        if not installs:
-            return [not_installed_finding(host, ctx, packages, min_version)]
+        if packages and not installs:
+            return [package_without_executable(host, packages)]
+        if not installs:  # what `applies` found is no Puppet (a wrapper named puppet)
+            return [
+                ctx.absent(
+                    "puppet.not-installed", self.applies.message, self.absent_remediation(ctx)
+                )
+            ]
 
         findings: list[Finding] = []
         effective = effective_install(installs)
@@ -269,16 +295,16 @@ class PuppetCheck(Check):
         too_old = False
         if effective.broken:
             findings.append(cannot_run_finding(host, effective, installs, found_callers))
-            ctx.summary = f"Puppet at {host.display(effective.path)} cannot start"
+            summary = f"Puppet at {host.display(effective.path)} cannot start"
         elif effective.version is None:
             findings.append(version_unknown_finding(host, effective))
-            ctx.summary = f"Puppet at {host.display(effective.path)}: version unknown" + (
+            summary = f"Puppet at {host.display(effective.path)}: version unknown" + (
                 f" ({effective.failure})" if effective.failure else ""
             )
         elif below_minimum(host, effective, min_version):
             too_old = True
             findings.append(too_old_finding(host, effective, min_version, newer))
-            ctx.summary = (
+            summary = (
                 f"Puppet {effective.version} ({host.display(effective.path)}) is "
                 f"older than {min_version}"
             )
@@ -292,14 +318,14 @@ class PuppetCheck(Check):
                     f"minimum {min_version}",
                 )
             )
-            ctx.summary = f"Puppet {effective.version} ({host.display(effective.path)})"
+            summary = f"Puppet {effective.version} ({host.display(effective.path)})"
 
         for install in installs:
             # Installed but unable to start: whoever calls it (by name, or by its full path as
             # the all-in-one layout's documentation does) fails.
             if install is not effective and install.broken:
                 findings.append(cannot_run_finding(host, install, installs, found_callers))
-                ctx.summary = (ctx.summary or "") + (f"; {host.display(install.path)} cannot start")
+                summary += f"; {host.display(install.path)} cannot start"
         findings.extend(shadowed_findings(host, installs, found_callers, min_version))
 
         modulepaths = self._modulepaths(ctx, effective, modulepath_option)
@@ -313,7 +339,9 @@ class PuppetCheck(Check):
             findings.extend(
                 self._modules(ctx, modules, modulepaths, modulepath_option, puppet_cmd, too_old)
             )
-        return findings
+            summary += _modules_phrase(ctx.details["modules"])
+        # The first finding is the verdict on the Puppet that `puppet` runs: it states the summary.
+        return [replace(findings[0], summary=summary), *findings[1:]]
 
     def _modulepaths(
         self, ctx: CheckContext, effective: Install, modulepath_option: list[str]
@@ -460,13 +488,26 @@ class PuppetCheck(Check):
                     )
                 findings.append(Finding("puppet.module-missing", Status.FAIL, message, remediation))
         ctx.details["modules"] = results
-        present = [r for r in results if r["present"] and "caller" not in r]
-        if present and ctx.summary:
-            ctx.summary += "; modules: " + ", ".join(
-                f"{r['name']} {r['version']}" if r.get("version") else str(r["name"])
-                for r in present
-            )
         return findings
+
+
+def _modules_phrase(results: list[dict[str, Any]]) -> str:
+    """The summary's "; modules: NAME VERSION, ..." for the required modules that are there."""
+    present = [r for r in results if r["present"] and "caller" not in r]
+    if not present:
+        return ""
+    return "; modules: " + ", ".join(
+        f"{r['name']} {r['version']}" if r.get("version") else str(r["name"]) for r in present
+    )
+
+
+def _option_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong in [checks.puppet] (min_version, modules, modulepath)."""
+    return _config_problems(
+        str(options.get("min_version", MODULE_TOOL_VERSION)),
+        [str(m) for m in options.get("modules") or []],
+        [str(p) for p in options.get("modulepath") or []],
+    )
 
 
 def _config_problems(min_version: str, modules: list[str], modulepath: list[str]) -> list[str]:

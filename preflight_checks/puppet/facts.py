@@ -36,6 +36,9 @@ PACKAGE_NAMES = ("puppet", "puppet-agent", "puppet-common")
 DISTRO_BIN = "usr/bin/puppet"
 LOCAL_BIN = "usr/local/bin/puppet"  # `gem install puppet` puts its binstub here
 VENDOR_BIN = "opt/puppetlabs/bin/puppet"
+VENDOR_RUBY_BIN = "opt/puppetlabs/puppet/bin/puppet"
+# Where an installed Puppet's executable is looked for (besides each caller's PATH).
+NO_EXECUTABLE = "no puppet on PATH, no /usr/bin/puppet, no /opt/puppetlabs/bin/puppet"
 VENDOR_PREFIX = "opt/puppetlabs/"
 VENDOR_BIN_DIR = "/opt/puppetlabs/bin"
 # The all-in-one package's own version (puppet-agent 1.10.x carried Puppet 4.10.x): reported as

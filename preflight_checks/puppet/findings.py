@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from preflight.check import CheckContext, Finding, Status
+from preflight.check import Finding, Status
 from preflight.text import plausible_name, shell_arg
 from preflight_checks.puppet.facts import (
     GEM_DIR_RE,
     MODULE_TOOL_VERSION,
+    NO_EXECUTABLE,
     VENDOR_BIN_DIR,
     Install,
     newest,
@@ -46,28 +47,27 @@ PRECISE_RELEASE_URL = "http://apt.puppetlabs.com/puppetlabs-release-precise.deb"
 RHEL_LIKE = ("rhel", "centos", "rocky", "almalinux", "ol")
 
 
-def not_installed_finding(
-    host: Host, ctx: CheckContext, packages: list[Any], min_version: str
-) -> Finding:
-    where = "no puppet on PATH, no /usr/bin/puppet, no /opt/puppetlabs/bin/puppet"
-    if packages:
-        names = ", ".join(f"{p.name} {p.version}" for p in packages)
-        names_ok = [p.name for p in packages if plausible_name(p.name)]
-        reinstall = " ".join(shell_arg(name) for name in names_ok)
-        command = (
-            "dnf reinstall " if host.packages.manager == "rpm" else "apt-get install --reinstall "
-        ) + reinstall
-        noun = "package" if len(packages) == 1 else "packages"
-        verb = "is" if len(packages) == 1 else "are"
-        return Finding(
-            "puppet.not-installed",
-            Status.FAIL,
-            f"{noun} {names} {verb} installed but no puppet executable exists ({where})",
-            [command] if names_ok else [],
-        )
-    message = f"Puppet is not installed ({where}, no puppet, puppet-agent or puppet-common package)"
-    steps = _upgrade_path(host, min_version, "distribution") if ctx.required else None
-    return ctx.absent("puppet.not-installed", message, steps)
+def package_without_executable(host: Host, packages: list[Any]) -> Finding:
+    """A Puppet package is installed but no puppet executable exists: always a failure."""
+    names = ", ".join(f"{p.name} {p.version}" for p in packages)
+    names_ok = [p.name for p in packages if plausible_name(p.name)]
+    reinstall = " ".join(shell_arg(name) for name in names_ok)
+    command = (
+        "dnf reinstall " if host.packages.manager == "rpm" else "apt-get install --reinstall "
+    ) + reinstall
+    noun = "package" if len(packages) == 1 else "packages"
+    verb = "is" if len(packages) == 1 else "are"
+    return Finding(
+        "puppet.not-installed",
+        Status.FAIL,
+        f"{noun} {names} {verb} installed but no puppet executable exists ({NO_EXECUTABLE})",
+        [command] if names_ok else [],
+    )
+
+
+def install_steps(host: Host, min_version: str) -> list[str]:
+    """How to install a new enough Puppet on this OS (the required not-installed finding)."""
+    return _upgrade_path(host, min_version, "distribution")
 
 
 def version_unknown_finding(host: Host, install: Install) -> Finding:

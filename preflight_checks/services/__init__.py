@@ -12,6 +12,7 @@ says how to restart each.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Check, CheckContext, Finding, FindingDoc, Option, Status
@@ -143,13 +144,10 @@ were last replaced. Under --root it skips: a snapshot has no processes.
                 )
             else:
                 results.append(words.restart_needed(service, packages, status, own_uid))
-        if len(results) > 1:
-            ctx.summary = f"{len(results)} services run replaced code: " + ", ".join(
-                words.service_label(service) for service in services
-            )
-        if results and own_uid != 0 and found.unreadable:
-            ctx.summary = f"{ctx.summary or results[0].message} ({unseen})"
-        return results or [words.ok(found.scanned, found.unreadable, own_uid)]
+        if not results:
+            return [words.ok(found.scanned, found.unreadable, own_uid)]
+        summary = words.summary(results, services, unseen if own_uid != 0 else None)
+        return [replace(results[0], summary=summary), *results[1:]]
 
     @staticmethod
     def _wanted(services: list[Service], options: dict[str, Any]) -> list[Service]:

@@ -173,6 +173,19 @@ def service_label(service: Service) -> str:
     return service.name
 
 
+def summary(results: list[Finding], services: list[Service], unseen: str | None) -> str | None:
+    """The check's summary when services run replaced code: how many and which when more than
+    one, and what a non-root scan could not see (`unseen`); None: the finding's message."""
+    line = None
+    if len(results) > 1:
+        line = f"{len(results)} services run replaced code: " + ", ".join(
+            service_label(service) for service in services
+        )
+    if unseen:
+        line = f"{line or results[0].message} ({unseen})"
+    return line
+
+
 def unseen_phrase(unreadable: list[int], own_uid: int) -> str:
     """What the scan could not see, and why."""
     if not unreadable:
