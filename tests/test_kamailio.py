@@ -31,6 +31,7 @@ from support.kamailio import (
     new_instance,
     preflight_config,
     require_kamailio,
+    restart_step_of,
 )
 from support.snapshot import Snapshot
 
@@ -41,17 +42,6 @@ SECRET_URL = "mysql://user:secret@db/kamailio"
 
 # sd_booted(): the remediation must name the commands that work on the machine it runs on.
 SYSTEMD_RUNS = os.path.isdir("/run/systemd/system")
-
-
-def restart_of(instance: Instance) -> str:
-    """The restart step for a hand-started instance: check the config, stop its pid, wait,
-    start its exact command line again."""
-    pid = instance.pid
-    return (
-        f"/usr/sbin/kamailio -c -f {shlex.quote(str(instance.config))} && kill {pid} && "
-        f"while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done && "
-        f"cd {shlex.quote(os.getcwd())} && {shlex.join(instance.argv)}"
-    )
 
 
 check = check_kamailio
@@ -101,7 +91,7 @@ def test_expected_socket_missing(shared: Instance, tmp_path: Path) -> None:
     assert f"udp:127.0.0.1:{extra}" in missing[0]["message"]
     # Only a config change can add the socket: the step says so before the restart.
     assert missing[0]["remediation"][0].startswith(f"add listen=udp:127.0.0.1:{extra} to ")
-    assert missing[0]["remediation"][1] == restart_of(shared)
+    assert missing[0]["remediation"][1] == restart_step_of(shared)
 
 
 def test_expected_port_held_by_another_process_while_kamailio_runs(
@@ -212,7 +202,7 @@ def test_config_edited_after_start_then_stopped(
     assert code == 1
     changed = finding(result, "kamailio.config-changed")
     assert str(include) in changed["message"] and f"pid {pid}" in changed["message"]
-    assert changed["remediation"] == [restart_of(instance)]
+    assert changed["remediation"] == [restart_step_of(instance)]
 
     instance.stop()
     code, result = check("--config", config)

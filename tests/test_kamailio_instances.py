@@ -26,6 +26,7 @@ from support.kamailio import (
     main_kamailio_with,
     new_instance,
     preflight_config,
+    restart_step_of,
     restarted_by,
     run_step,
     stop_pid,
@@ -133,16 +134,6 @@ def test_rsync_deploy_with_old_mtime_is_a_change(
 
 
 # ------------------------------------------------------------- several instances, each its own
-def restart_step_of(instance: Instance, pid: int) -> str:
-    """The restart step of a hand-started instance: check its config, stop exactly its pid,
-    wait, start its exact command line again in its start folder (every word shell-quoted)."""
-    return (
-        f"/usr/sbin/kamailio -c -f {shlex.quote(str(instance.config))} && kill {pid} && "
-        f"while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done && "
-        f"cd {shlex.quote(os.getcwd())} && {shlex.join(instance.argv)}"
-    )
-
-
 def test_two_instances_only_the_drifted_one_is_named_and_restarted(
     own_kamailio: list[Instance], tmp_path: Path
 ) -> None:
@@ -181,7 +172,7 @@ def test_two_instances_only_the_drifted_one_is_named_and_restarted(
         assert f"pid {healthy_pid}" not in str(found) and str(healthy.config) not in str(found)
     missing = finding(result, "kamailio.listener-missing")
     assert f"does not listen on udp:127.0.0.1:{new_port}" in missing["message"]
-    restart = restart_step_of(drifted, drifted_pid)
+    restart = restart_step_of(drifted)
     assert missing["remediation"][-1] == restart
     assert finding(result, "kamailio.config-changed")["remediation"] == [restart]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -313,6 +314,18 @@ def run_step(step: str, log: Path) -> tuple[int, str]:
     with open(log, "wb") as out:
         code = subprocess.run(["sh", "-c", step], stdout=out, stderr=out, timeout=60).returncode
     return code, log.read_text(errors="replace")
+
+
+def restart_step_of(instance: Instance) -> str:
+    """The restart step the check gives for a hand-started instance started from this
+    process's folder: check its config, stop exactly its pid, wait until it is gone, start its
+    exact command line again in its start folder (every word shell-quoted)."""
+    pid = instance.pid
+    return (
+        f"/usr/sbin/kamailio -c -f {shlex.quote(str(instance.config))} && kill {pid} && "
+        f"while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done && "
+        f"cd {shlex.quote(os.getcwd())} && {shlex.join(instance.argv)}"
+    )
 
 
 @contextmanager
