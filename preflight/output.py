@@ -242,7 +242,15 @@ def open_folder(folder: str, path: str, flag: str) -> int:
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise UsageError(f"{flag} {path}: folder {folder}: {_reason(exc)}") from None
-            link_st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+            try:
+                # The entry can change between the open and here (another account swapping it):
+                # whatever it became, the write is refused with one line, never a traceback.
+                link_st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+                target = (
+                    os.readlink(name, dir_fd=stack[-1]) if stat.S_ISLNK(link_st.st_mode) else ""
+                )
+            except OSError as exc:
+                raise UsageError(f"{flag} {path}: folder {folder}: {_reason(exc)}") from None
             hops += 1
             if not stat.S_ISLNK(link_st.st_mode) or hops > MAX_LINK_HOPS:
                 raise UsageError(f"{flag} {path}: {folder} is not a folder")
@@ -251,7 +259,6 @@ def open_folder(folder: str, path: str, flag: str) -> int:
                     f"{flag} {path}: folder {folder} is reached through a symbolic link ({name}) "
                     "in a folder other accounts can write: refusing to follow it"
                 )
-            target = os.readlink(name, dir_fd=stack[-1])
             if target.startswith("/"):
                 while len(stack) > 1:
                     os.close(stack.pop())

@@ -1,9 +1,10 @@
 """pytest fixtures. The helpers live in tests/support/: import them from there. The re-exports
-below are only for the kamailio and collect tests still importing them from conftest
-(test_kamailio*.py, test_collect.py); drop them once those import from support."""
+below are only for the tests still importing them from conftest (test_kamailio_parsers.py,
+test_collect.py); drop them once those import from support."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from support.components import (
     require_root,
     world_readable_dir,
 )
+from support.kamailio import Instance as KamailioInstance
+from support.kamailio import require_kamailio, stop_pid
 from support.plugins import (
     AUTOMATION_PLUGINS,
     SCRIPTED_FINDINGS,
@@ -118,3 +121,32 @@ def open_snapshot(open_dir: Path) -> Snapshot:
     root.mkdir()
     root.chmod(0o755)
     return Snapshot(root)
+
+
+@pytest.fixture
+def own_kamailio() -> Iterator[list[KamailioInstance]]:
+    """Kamailio instances a test starts itself (support.kamailio); each is stopped by its pid
+    afterwards, children included."""
+    require_kamailio()
+    started: list[KamailioInstance] = []
+    yield started
+    for instance in started:
+        instance.stop()
+
+
+@pytest.fixture
+def tls_kamailio(own_kamailio: list[KamailioInstance]) -> list[KamailioInstance]:
+    """As own_kamailio, for instances that load tls.so."""
+    from support.kamailio import MODULES
+
+    require("kamailio-tls-modules", os.path.exists(f"{MODULES}/tls.so"))
+    return own_kamailio
+
+
+@pytest.fixture
+def started_pids() -> Iterator[list[int]]:
+    """Kamailio main pids a test's remediation steps started; each is stopped by its pid."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        stop_pid(pid)

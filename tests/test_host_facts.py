@@ -182,6 +182,28 @@ def test_process_table_of_the_live_host_and_of_a_snapshot_agree(
         child.wait()
 
 
+def test_exe_of_a_removed_program_says_so_live_and_in_a_snapshot(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """A program deleted (or replaced by an upgrade) since it started: its exe is the kernel's
+    link, " (deleted)" included, which trust rules rely on (psutil's exe() drops it)."""
+    program = tmp_path / "sleeper"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    child = subprocess.Popen([str(program), "30"])
+    try:
+        program.unlink()
+        proc = Host("/").processes.get(child.pid)
+        assert proc is not None and proc.exe == f"{program} (deleted)"
+        assert proc.uids == (os.getuid(), os.geteuid())
+        _copy_proc_entry(snapshot, child.pid)
+        copied = Host(str(snapshot)).processes.get(child.pid)
+        assert copied is not None
+        assert copied.exe == proc.exe and copied.uids == proc.uids
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_child_nobody_reaped_is_a_zombie() -> None:
     child = subprocess.Popen(["true"])
     deadline = time.monotonic() + 5

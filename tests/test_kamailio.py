@@ -10,33 +10,30 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    Snapshot,
-    codes,
-    finding,
-    report_of,
+from hostdata import DEBIAN12_OS_RELEASE
+from hostdata import KAMAILIO_CHECK_STDERR as REAL_CHECK_STDERR
+from hostdata import KAMAILIO_CHECK_STDOUT as REAL_CHECK_STDOUT
+from support.cli import NOBODY, codes, finding, report_of, run_preflight
+from support.components import (
     require,
     require_command,
     require_nobody_can_run,
     require_root,
-    run_preflight,
     world_readable_dir,
 )
-from hostdata import DEBIAN12_OS_RELEASE
-from hostdata import KAMAILIO_CHECK_STDERR as REAL_CHECK_STDERR
-from hostdata import KAMAILIO_CHECK_STDOUT as REAL_CHECK_STDOUT
-from kamailio_support import (
+from support.kamailio import (
     MODULES,
     Instance,
+    check_kamailio,
     free_port,
-    kamailio_binary,
     new_instance,
     preflight_config,
+    require_kamailio,
+    restart_step_of,
 )
+from support.snapshot import Snapshot
 
 from preflight.reporters import FORMATS
 from preflight_checks.kamailio.config import mask_secrets, parse_check_output
@@ -47,32 +44,13 @@ SECRET_URL = "mysql://user:secret@db/kamailio"
 SYSTEMD_RUNS = os.path.isdir("/run/systemd/system")
 
 
-def restart_of(instance: Instance) -> str:
-    """The restart step for a hand-started instance: check the config, stop its pid, wait,
-    start its exact command line again."""
-    pid = instance.pid
-    return (
-        f"/usr/sbin/kamailio -c -f {shlex.quote(str(instance.config))} && kill {pid} && "
-        f"while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done && "
-        f"cd {shlex.quote(os.getcwd())} && {shlex.join(instance.argv)}"
-    )
-
-
-def _require_kamailio() -> None:
-    require("kamailio (Debian package kamailio)", kamailio_binary() is not None)
-    require("kamailio-websocket-modules", os.path.exists(f"{MODULES}/websocket.so"))
-
-
-def check(*args: str, user: int | None = None) -> tuple[int, dict[str, Any]]:
-    run = run_preflight("check", "kamailio", "--format", "json", *args, user=user)
-    (result,) = report_of(run)["checks"]
-    return run.returncode, result
+check = check_kamailio
 
 
 @pytest.fixture(scope="session")
 def shared() -> Iterator[Instance]:
     """One running instance for the tests that only read it."""
-    _require_kamailio()
+    require_kamailio()
     with world_readable_dir("pf-kam-shared-") as folder:
         instance = new_instance(folder, head=f'#!define DBURL "{SECRET_URL}"')
         try:
@@ -80,16 +58,6 @@ def shared() -> Iterator[Instance]:
             yield instance
         finally:
             instance.stop()
-
-
-@pytest.fixture
-def own(tmp_path: Path) -> Iterator[list[Instance]]:
-    """Instances a test starts itself; every one is stopped by pid afterwards."""
-    _require_kamailio()
-    started: list[Instance] = []
-    yield started
-    for instance in started:
-        instance.stop()
 
 
 # ------------------------------------------------------------------------ a running instance
@@ -123,7 +91,7 @@ def test_expected_socket_missing(shared: Instance, tmp_path: Path) -> None:
     assert f"udp:127.0.0.1:{extra}" in missing[0]["message"]
     # Only a config change can add the socket: the step says so before the restart.
     assert missing[0]["remediation"][0].startswith(f"add listen=udp:127.0.0.1:{extra} to ")
-    assert missing[0]["remediation"][1] == restart_of(shared)
+    assert missing[0]["remediation"][1] == restart_step_of(shared)
 
 
 def test_expected_port_held_by_another_process_while_kamailio_runs(
@@ -192,13 +160,13 @@ def test_credentials_never_reported(shared: Instance, tmp_path: Path, fmt: str) 
 
 
 # ---------------------------------------------------------------------- instances of their own
-def test_port_taken_by_another_process(own: list[Instance], tmp_path: Path) -> None:
+def test_port_taken_by_another_process(own_kamailio: list[Instance], tmp_path: Path) -> None:
     instance = new_instance(tmp_path)
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         holder.bind(("127.0.0.1", instance.ws_port))
         holder.listen()
-        own.append(instance)
+        own_kamailio.append(instance)
         assert instance.start(expect_failure=True) != 0
         code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     finally:
@@ -212,12 +180,12 @@ def test_port_taken_by_another_process(own: list[Instance], tmp_path: Path) -> N
 
 
 def test_config_edited_after_start_then_stopped(
-    own: list[Instance], tmp_path: Path, shared: Instance
+    own_kamailio: list[Instance], tmp_path: Path, shared: Instance
 ) -> None:
     include = tmp_path / "routing.cfg"
     include.write_text("# routing helpers\n")
     instance = new_instance(tmp_path, body=f'include_file "{include.name}"')
-    own.append(instance)
+    own_kamailio.append(instance)
     pid = instance.start()
     config = str(preflight_config(tmp_path, instance.config))
 
@@ -234,7 +202,7 @@ def test_config_edited_after_start_then_stopped(
     assert code == 1
     changed = finding(result, "kamailio.config-changed")
     assert str(include) in changed["message"] and f"pid {pid}" in changed["message"]
-    assert changed["remediation"] == [restart_of(instance)]
+    assert changed["remediation"] == [restart_step_of(instance)]
 
     instance.stop()
     code, result = check("--config", config)
@@ -251,7 +219,9 @@ def test_config_edited_after_start_then_stopped(
         assert not any("/var/log/syslog" in step for step in steps)
 
 
-def test_address_added_after_start_is_not_bound(own: list[Instance], tmp_path: Path) -> None:
+def test_address_added_after_start_is_not_bound(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
     """Without listen= Kamailio binds each address present at start; one added later is not
     served until a restart."""
     require_root()
@@ -266,7 +236,7 @@ def test_address_added_after_start_is_not_bound(own: list[Instance], tmp_path: P
         text = text.replace(line + "\n", "")
     instance.config.write_text(text.replace("debug=2", "debug=2\nport=SIP_PORT"))
     instance.ws_port = instance.sip_port  # xhttp serves on the SIP TCP port now
-    own.append(instance)
+    own_kamailio.append(instance)
     instance.start()
     added = "127.0.0.77/32"
     subprocess.run([ip, "addr", "add", added, "dev", "lo"], check=True)
@@ -284,7 +254,7 @@ def test_address_added_after_start_is_not_bound(own: list[Instance], tmp_path: P
 
 # ----------------------------------------------------------------- configurations not started
 def test_tls_listen_without_enable_tls(tmp_path: Path) -> None:
-    _require_kamailio()
+    require_kamailio()
     instance = new_instance(tmp_path, head=f"listen=tls:127.0.0.1:{free_port()}")
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     tls = finding(result, "kamailio.tls-disabled")
@@ -300,7 +270,7 @@ def test_tls_listen_without_enable_tls(tmp_path: Path) -> None:
 
 
 def test_tls_cfg_names_missing_certificate(tmp_path: Path) -> None:
-    _require_kamailio()
+    require_kamailio()
     require("kamailio-tls-modules", os.path.exists(f"{MODULES}/tls.so"))
     (tmp_path / "present.key").write_text("not a real key\n")
     tls_cfg = tmp_path / "tls.cfg"
@@ -325,7 +295,7 @@ def test_tls_cfg_names_missing_certificate(tmp_path: Path) -> None:
 
 
 def test_missing_module_names_the_package(tmp_path: Path) -> None:
-    _require_kamailio()
+    require_kamailio()
     if os.path.exists(f"{MODULES}/db_mysql.so"):
         pytest.skip("db_mysql.so is installed here; the test needs it absent")
     instance = new_instance(tmp_path, body='loadmodule "db_mysql.so"')
@@ -358,7 +328,7 @@ def test_module_deleted_from_an_installed_package_suggests_reinstall(snapshot: S
 
 
 def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
-    _require_kamailio()
+    require_kamailio()
     include = tmp_path / "extra.cfg"
     include.write_text("debug=2\nthis is not kamailio syntax;\n")
     instance = new_instance(tmp_path, body=f'include_file "{include}"')

@@ -12,74 +12,38 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from conftest import (
-    NOBODY,
-    codes,
-    finding,
-    report_of,
-    require,
-    require_nobody_can_run,
-    run_preflight,
-    world_readable_dir,
-)
-from kamailio_support import (
+from support.cli import NOBODY, codes, finding
+from support.components import require, require_nobody_can_run, world_readable_dir
+from support.kamailio import (
     MODULES,
     Instance,
+    check_kamailio,
     free_port,
+    judged,
     kamailio_binary,
     main_kamailio_with,
     new_instance,
     preflight_config,
+    restart_step_of,
+    restarted_by,
+    run_step,
     stop_pid,
     wait_listening,
 )
+from support.snapshot import Snapshot
 
-
-def check(*args: str, user: int | None = None) -> tuple[int, dict[str, Any]]:
-    run = run_preflight("check", "kamailio", "--format", "json", *args, user=user)
-    (result,) = report_of(run)["checks"]
-    return run.returncode, result
-
-
-@pytest.fixture
-def own() -> Iterator[list[Instance]]:
-    require("kamailio", kamailio_binary() is not None)
-    require("kamailio-websocket-modules", os.path.exists(f"{MODULES}/websocket.so"))
-    started: list[Instance] = []
-    yield started
-    for instance in started:
-        instance.stop()
-
-
-@pytest.fixture
-def started_pids() -> Iterator[list[int]]:
-    """Kamailio main pids a test's steps started; each is stopped by its pid."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        stop_pid(pid)
-
-
-def run_step(step: str, log: Path) -> tuple[int, str]:
-    """Run a remediation step as an operator pastes it. Output goes to a file, not a pipe: a
-    daemon the step starts keeps its stdout and stderr open."""
-    with open(log, "wb") as out:
-        code = subprocess.run(["sh", "-c", step], stdout=out, stderr=out, timeout=60).returncode
-    return code, log.read_text(errors="replace")
+check = check_kamailio
 
 
 # ------------------------------------------------------------------ how the config is named
-def test_relative_config_in_the_foreground(own: list[Instance], tmp_path: Path) -> None:
+def test_relative_config_in_the_foreground(own_kamailio: list[Instance], tmp_path: Path) -> None:
     """`cd /srv/sip && kamailio -f kamailio.cfg`: judged against that folder's config, and
     its children are its own, never 'another process'."""
     instance = new_instance(tmp_path)
     instance.config_arg = "kamailio.cfg"
-    own.append(instance)
+    own_kamailio.append(instance)
     pid = instance.start(cwd=tmp_path)
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     assert code == 0, result
@@ -120,7 +84,9 @@ def test_relative_config_daemonized(tmp_path: Path, started_pids: list[int]) -> 
     assert result["details"]["pid"] == pid
 
 
-def test_symlinked_config_and_a_symlink_swap_deploy(own: list[Instance], tmp_path: Path) -> None:
+def test_symlinked_config_and_a_symlink_swap_deploy(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
     """`-f /srv/sip/current/k.cfg` with current -> release1 is the instance of release1's
     config; swapping the link to a release copied with old mtimes (cp -p) is a change."""
     release1 = tmp_path / "release1"
@@ -129,7 +95,7 @@ def test_symlinked_config_and_a_symlink_swap_deploy(own: list[Instance], tmp_pat
     current = tmp_path / "current"
     current.symlink_to("release1")
     instance.config_arg = str(current / "kamailio.cfg")
-    own.append(instance)
+    own_kamailio.append(instance)
     old = time.time() - 3600
     os.utime(instance.config, (old, old))
     pid = instance.start()
@@ -152,9 +118,11 @@ def test_symlinked_config_and_a_symlink_swap_deploy(own: list[Instance], tmp_pat
     assert f"pid {pid}" in changed["message"]
 
 
-def test_rsync_deploy_with_old_mtime_is_a_change(own: list[Instance], tmp_path: Path) -> None:
+def test_rsync_deploy_with_old_mtime_is_a_change(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
     instance = new_instance(tmp_path)
-    own.append(instance)
+    own_kamailio.append(instance)
     pid = instance.start()
     time.sleep(1.1)
     old = time.time() - 3600
@@ -163,6 +131,156 @@ def test_rsync_deploy_with_old_mtime_is_a_change(own: list[Instance], tmp_path: 
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     assert code == 1, result
     assert f"pid {pid}" in finding(result, "kamailio.config-changed")["message"]
+
+
+# ------------------------------------------------------------- several instances, each its own
+def test_two_instances_only_the_drifted_one_is_named_and_restarted(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """Two Kamailio started by hand, each with its own config. One config gains a listen=
+    after its instance started: every finding names that instance (pid and config), the
+    healthy one gets none, and the restart step (its pid, its exact argv), run verbatim,
+    restarts exactly that instance; the healthy one keeps running and the check passes. A
+    `config` nobody runs is not-running for that config, and both instances are still
+    judged."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    healthy, drifted = new_instance(tmp_path / "a"), new_instance(tmp_path / "b")
+    own_kamailio.extend([healthy, drifted])
+    healthy_pid, drifted_pid = healthy.start(), drifted.start()
+    code, result = check()
+    assert code == 0, result
+    for pid, instance in ((healthy_pid, healthy), (drifted_pid, drifted)):
+        assert judged(result, pid)["findings"] == []
+        assert judged(result, pid)["config"] == str(instance.config)
+        assert judged(result, pid)["resolved_by"] == "kamailio -c"
+
+    time.sleep(1.1)  # start times are whole clock ticks after a boot time in whole seconds
+    new_port = free_port()
+    listen = "listen=udp:127.0.0.1:SIP_PORT\n"
+    text = drifted.config.read_text()
+    drifted.config.write_text(text.replace(listen, f"{listen}listen=udp:127.0.0.1:{new_port}\n"))
+    code, result = check()
+    assert code == 2, result
+    assert judged(result, healthy_pid)["findings"] == []
+    assert sorted(judged(result, drifted_pid)["findings"]) == [
+        "kamailio.config-changed",
+        "kamailio.listener-missing",
+    ]
+    for found in result["findings"]:
+        assert found["message"].startswith(f"Kamailio pid {drifted_pid} ({drifted.config}): ")
+        assert f"pid {healthy_pid}" not in str(found) and str(healthy.config) not in str(found)
+    missing = finding(result, "kamailio.listener-missing")
+    assert f"does not listen on udp:127.0.0.1:{new_port}" in missing["message"]
+    restart = restart_step_of(drifted)
+    assert missing["remediation"][-1] == restart
+    assert finding(result, "kamailio.config-changed")["remediation"] == [restart]
+
+    (tmp_path / "c").mkdir()
+    absent = new_instance(tmp_path / "c")  # configured, never started
+    code, result = check("--config", str(preflight_config(tmp_path / "c", absent.config)))
+    assert code == 2, result
+    assert result["details"]["pid"] is None
+    assert result["details"]["config"] == str(absent.config)
+    assert finding(result, "kamailio.not-running")["message"].startswith(
+        f"{absent.config} (no Kamailio runs it): Kamailio is not running with {absent.config}"
+    )
+    assert judged(result, healthy_pid)["findings"] == []
+    assert "kamailio.config-changed" in judged(result, drifted_pid)["findings"]
+
+    with restarted_by(restart, drifted.config, drifted_pid, drifted.ws_port) as new_pid:
+        assert drifted.process is not None and drifted.process.wait(timeout=5) is not None
+        assert wait_listening(new_port, "udp")
+        code, result = check()
+        assert code == 0, result
+        assert healthy.process is not None and healthy.process.poll() is None
+        assert judged(result, healthy_pid)["findings"] == []
+        assert judged(result, new_pid)["findings"] == []
+        assert f"udp:127.0.0.1:{new_port}" in judged(result, new_pid)["actual"]
+        assert drifted_pid not in [i["pid"] for i in result["details"]["instances"]]
+
+
+def test_relative_and_symlinked_instances_judged_side_by_side(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """A `cd DIR && kamailio -f kamailio.cfg` instance and one started through a symlinked
+    folder (current -> release1) run together: each is judged against its own config, neither
+    one's children nor sockets are the other's 'other process'; a change to the linked one's
+    config names only that instance."""
+    (tmp_path / "sip").mkdir()
+    (tmp_path / "release1").mkdir()
+    relative = new_instance(tmp_path / "sip")
+    relative.config_arg = "kamailio.cfg"
+    linked = new_instance(tmp_path / "release1")
+    (tmp_path / "current").symlink_to("release1")
+    linked.config_arg = str(tmp_path / "current" / "kamailio.cfg")
+    own_kamailio.extend([relative, linked])
+    relative_pid = relative.start(cwd=tmp_path / "sip")
+    linked_pid = linked.start()
+    code, result = check()
+    assert code == 0, result
+    assert judged(result, relative_pid)["config"] == str(relative.config)
+    assert judged(result, relative_pid)["started"]["start_dir"] == str(tmp_path / "sip")
+    assert judged(result, linked_pid)["config"] == linked.config_arg
+    for pid in (relative_pid, linked_pid):
+        entry = judged(result, pid)
+        assert entry["findings"] == [] and entry["resolved_by"] == "kamailio -c"
+        assert sorted(entry["expected"]) == sorted(entry["actual"])
+
+    # `config` names the real file behind the link: that instance is the primary one, and
+    # the relative one is judged all the same.
+    toml = str(preflight_config(tmp_path, linked.config))
+    code, result = check("--config", toml)
+    assert code == 0, result
+    assert result["details"]["pid"] == linked_pid
+    assert judged(result, relative_pid)["findings"] == []
+
+    time.sleep(1.1)
+    linked.config.write_text(linked.config.read_text() + "\n# new routing\n")
+    code, result = check("--config", toml)
+    assert code == 1, result
+    assert codes(result) == ["kamailio.config-changed"]
+    changed = finding(result, "kamailio.config-changed")
+    # Judged as the config `config` names (the same file): the message names that path.
+    assert changed["message"].startswith(f"Kamailio pid {linked_pid} ({linked.config}): ")
+    assert f"pid {relative_pid}" not in str(changed)
+    assert judged(result, relative_pid)["findings"] == []
+
+
+def test_second_instance_of_the_same_config_shares_the_port_and_is_stopped_alone(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """The same config started twice (tcp_reuse_port=yes lets the second bind every socket):
+    port-shared once per socket (not once from each side), naming both instances; the step
+    stops only the second one, and run verbatim it leaves the first serving alone."""
+    first = new_instance(tmp_path, head="tcp_reuse_port=yes")
+    (tmp_path / "run2").mkdir()
+    second = Instance(first.config, tmp_path / "run2", first.sip_port, first.ws_port)
+    own_kamailio.extend([first, second])
+    first_pid, second_pid = first.start(), second.start()
+    code, result = check()
+    assert code == 2, result
+    shared = [f for f in result["findings"] if f["code"] == "kamailio.port-shared"]
+    ports = [f"udp:127.0.0.1:{first.sip_port}", f"tcp:127.0.0.1:{first.sip_port}"]
+    assert sorted(f["message"].split(": ")[1].split(" ")[0] for f in shared) == sorted(
+        [*ports, f"tcp:127.0.0.1:{first.ws_port}"]
+    )
+    for found in shared:
+        assert (
+            f"held by Kamailio (pid {first_pid}) and also by Kamailio pid {second_pid}"
+            in (found["message"])
+        )
+        assert not any(f"pid {child}," in found["message"] for child in first.children)
+    (step,) = shared[0]["remediation"]
+    assert step.startswith(f"kill {second_pid} && ")
+    returncode, output = run_step(step, tmp_path / "step.log")
+    assert returncode == 0, output
+    assert first.process is not None and first.process.poll() is None
+    code, result = check()
+    assert code == 0, result
+    assert [
+        i["pid"] for i in result["details"]["instances"] if i["config"] == str(first.config)
+    ] == [first_pid]
 
 
 # ------------------------------------------------------------------------------ processes
@@ -191,12 +309,12 @@ def test_zombie_is_never_an_instance(tmp_path: Path) -> None:
 
 
 def test_sip_port_shared_with_another_process_fails_naming_both(
-    own: list[Instance], tmp_path: Path
+    own_kamailio: list[Instance], tmp_path: Path
 ) -> None:
     """A second socket on Kamailio's UDP port (SO_REUSEADDR, as Kamailio binds it) takes part
     of the traffic: a failure naming Kamailio and the other process."""
     instance = new_instance(tmp_path)
-    own.append(instance)
+    own_kamailio.append(instance)
     pid = instance.start()
     other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -215,7 +333,9 @@ def test_sip_port_shared_with_another_process_fails_naming_both(
     assert not any(f"pid {child}," in shared["message"] for child in instance.children)
 
 
-def test_declared_ctl_and_evapi_listeners_are_expected(own: list[Instance], tmp_path: Path) -> None:
+def test_declared_ctl_and_evapi_listeners_are_expected(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
     """ctl's binrpc over TCP and evapi's bind_addr are Kamailio's own declared listeners:
     not 'unexpected' (which would block a Puppet gate forever)."""
     require("kamailio-extra-modules (evapi)", os.path.exists(f"{MODULES}/evapi.so"))
@@ -229,7 +349,7 @@ def test_declared_ctl_and_evapi_listeners_are_expected(own: list[Instance], tmp_
         f'modparam("evapi", "bind_addr", "127.0.0.1:{evapi_port}")',
     )
     instance.config.write_text(text)
-    own.append(instance)
+    own_kamailio.append(instance)
     instance.start()
     assert wait_listening(ctl_port) and wait_listening(evapi_port)
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
@@ -257,7 +377,7 @@ def test_listen_address_not_on_any_interface(tmp_path: Path) -> None:
     assert result["details"]["resolved_by"] == "kamailio -c"
 
 
-def test_non_root_unreadable_include_is_unknown_not_invalid(own: list[Instance]) -> None:
+def test_non_root_unreadable_include_is_unknown_not_invalid(own_kamailio: list[Instance]) -> None:
     """As an unprivileged user, a root-only include_file is the checker's limit, not a broken
     config: reported as unreadable (a warning), never config-invalid."""
     require_nobody_can_run()
@@ -266,7 +386,7 @@ def test_non_root_unreadable_include_is_unknown_not_invalid(own: list[Instance])
         secret.write_text('#!define DBURL "mysql://k:pw@db/k"\n')
         secret.chmod(0o600)
         instance = new_instance(folder, body=f'include_file "{secret}"')
-        own.append(instance)
+        own_kamailio.append(instance)
         instance.start()
         code, result = check(
             "--config", str(preflight_config(folder, instance.config)), user=NOBODY
@@ -280,12 +400,12 @@ def test_non_root_unreadable_include_is_unknown_not_invalid(own: list[Instance])
 
 # ----------------------------------------------------------------- remediation, verbatim
 def test_restart_step_applies_a_changed_config(
-    own: list[Instance], tmp_path: Path, started_pids: list[int]
+    own_kamailio: list[Instance], tmp_path: Path, started_pids: list[int]
 ) -> None:
     """config-changed on a hand-started instance: the step checks the config, stops that pid
     and starts the exact same command line again; afterwards the check passes."""
     instance = new_instance(tmp_path)
-    own.append(instance)
+    own_kamailio.append(instance)
     pid = instance.start()
     time.sleep(1.1)
     instance.config.write_text(instance.config.read_text() + "\n# new routing\n")
@@ -293,32 +413,11 @@ def test_restart_step_applies_a_changed_config(
     code, result = check("--config", toml)
     assert code == 1, result
     (step,) = finding(result, "kamailio.config-changed")["remediation"]
-    runner = subprocess.Popen(
-        ["sh", "-c", step],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd="/",
-    )
-    try:
-        deadline = time.monotonic() + 20
-        new: list[int] = []
-        while time.monotonic() < deadline:
-            new = [p for p in main_kamailio_with(instance.config) if p != pid]
-            if new and wait_listening(instance.ws_port, timeout=0.2):
-                break
-            time.sleep(0.1)
-        assert new, "the restart step started no Kamailio"
-        started_pids.extend(new)
+    with restarted_by(step, instance.config, pid, instance.ws_port) as new:
         assert instance.process is not None and instance.process.wait(timeout=5) is not None
-        time.sleep(0.5)  # the children hand the sockets over
         code, result = check("--config", toml)
         assert code == 0, result
-        assert result["details"]["pid"] == new[0]
-    finally:
-        for p in main_kamailio_with(instance.config):
-            stop_pid(p)
-        runner.wait(timeout=10)
+        assert result["details"]["pid"] == new
 
 
 def test_port_steps_free_the_port_and_start_kamailio(
@@ -366,12 +465,10 @@ def test_port_steps_free_the_port_and_start_kamailio(
             stop_pid(p)
 
 
-def test_cfgfile_of_etc_default_is_the_config_judged(tmp_path: Path) -> None:
+def test_cfgfile_of_etc_default_is_the_config_judged(snapshot: Snapshot) -> None:
     """Debian's init script and unit start CFGFILE from /etc/default/kamailio (`export` too):
     with nothing running, that is the config checked, and RUN_KAMAILIO=yes is recognised."""
-    from conftest import Snapshot
-
-    snap = Snapshot(tmp_path / "host")
+    snap = snapshot
     snap.write("usr/sbin/kamailio", "", mode=0o755)
     snap.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)
     snap.write("proc/1/comm", "init\n")
@@ -386,3 +483,28 @@ def test_cfgfile_of_etc_default_is_the_config_judged(tmp_path: Path) -> None:
     assert steps[-1] == "/usr/sbin/kamailio -c -f /srv/sip/k.cfg && service kamailio start"
     assert not any("RUN_KAMAILIO" in step for step in steps)
     assert shlex.split(steps[-1])[:4] == ["/usr/sbin/kamailio", "-c", "-f", "/srv/sip/k.cfg"]
+
+
+def test_snapshot_with_two_instances_judges_each_against_its_own_config(
+    snapshot: Snapshot,
+) -> None:
+    """Under --root (no command runs) every instance of the snapshot's process list is read
+    against its own config: the broken include is reported for the instance that runs it,
+    named by pid and config, and not for the other."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    for pid, config in ((4100, "a.cfg"), (4200, "b.cfg")):
+        stat = f"{pid} (kamailio) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
+        snapshot.write(f"proc/{pid}/stat", stat)
+        snapshot.write(f"proc/{pid}/status", "Name:\tkamailio\nUid:\t0\t0\t0\t0\n")
+        snapshot.write(f"proc/{pid}/cmdline", f"/usr/sbin/kamailio\0-f\0/etc/kamailio/{config}\0")
+    snapshot.write("etc/kamailio/a.cfg", "listen=udp:127.0.0.1:5060\n")
+    snapshot.write("etc/kamailio/b.cfg", 'listen=udp:127.0.0.1:5070\ninclude_file "gone.cfg"\n')
+    code, result = check("--root", str(snapshot))
+    assert code == 2, result
+    assert judged(result, 4100)["findings"] == []
+    assert judged(result, 4200)["findings"] == ["kamailio.config-invalid"]
+    invalid = finding(result, "kamailio.config-invalid")
+    assert invalid["message"].startswith("Kamailio pid 4200 (/etc/kamailio/b.cfg): ")
+    assert "/etc/kamailio/gone.cfg" in invalid["message"]
+    assert judged(result, 4200)["resolved_by"] == "best effort"
+    assert judged(result, 4100)["expected"] == ["udp:127.0.0.1:5060"]

@@ -9,29 +9,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import (
-    NOBODY,
-    as_user,
-    codes,
-    finding,
-    report_of,
-    require,
-    require_command,
-    require_nobody_can_run,
-    run_preflight,
-    world_readable_dir,
+from support.cli import NOBODY, as_user, codes, finding
+from support.components import require, require_command, require_nobody_can_run, world_readable_dir
+from support.kamailio import (
+    MODULES,
+    check_kamailio,
+    free_port,
+    kamailio_binary,
+    preflight_config,
+    stop_pid,
+    wait_listening,
 )
-from kamailio_support import MODULES, free_port, kamailio_binary, preflight_config
 
 # The exported symbols Kamailio 5.6 checks before it accepts a module (MODULE_VERSION and
 # `exports`); the constructor runs at dlopen, before any of them is looked at.
@@ -53,10 +48,7 @@ struct { const char *name; unsigned int dlflags; void *cmds, *params, *rpc, *pv,
 """
 
 
-def check(*args: str) -> tuple[int, dict[str, Any]]:
-    run = run_preflight("check", "kamailio", "--format", "json", *args)
-    (result,) = report_of(run)["checks"]
-    return run.returncode, result
+check = check_kamailio
 
 
 def _kamailio_build() -> tuple[str, str]:
@@ -132,15 +124,6 @@ def legit(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         yield config, port
 
 
-def _udp_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 def start_as_nobody(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -152,7 +135,7 @@ def start_as_nobody(argv: list[str], port: int, log: Path) -> subprocess.Popen[b
             start_new_session=True,
         )
     deadline = time.monotonic() + 10
-    while not _udp_bound(port):
+    while not wait_listening(port, "udp", timeout=0.05):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(proc)
             pytest.fail(f"the attacker's kamailio did not start: {log.read_text()[-2000:]}")
@@ -161,14 +144,9 @@ def start_as_nobody(argv: list[str], port: int, log: Path) -> subprocess.Popen[b
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the attacker's main process by its pid; its children follow it."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    """Stop the attacker's main process and its children by its pid, and reap it."""
+    stop_pid(proc.pid)
+    proc.wait(timeout=5)
 
 
 @pytest.mark.parametrize("binary", ["own-copy", "system"])

@@ -4,53 +4,26 @@ followed verbatim."""
 
 from __future__ import annotations
 
-import os
 import pwd
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from conftest import (
-    Snapshot,
-    codes,
-    finding,
-    report_of,
-    require,
-    require_command,
-    require_root,
-    run_preflight,
-    world_readable_dir,
-)
-from kamailio_support import (
-    MODULES,
+from support.cli import codes, finding
+from support.components import require, require_root, world_readable_dir
+from support.kamailio import (
     Instance,
+    check_kamailio,
     free_port,
-    kamailio_binary,
-    main_kamailio_with,
+    make_pair,
     new_instance,
     preflight_config,
-    stop_pid,
+    restarted_by,
+    tls_instance,
     wait_listening,
 )
+from support.snapshot import Snapshot
 
-
-def check(*args: str) -> tuple[int, dict[str, Any]]:
-    run = run_preflight("check", "kamailio", "--format", "json", *args)
-    (result,) = report_of(run)["checks"]
-    return run.returncode, result
-
-
-@pytest.fixture
-def tls_ready() -> Iterator[list[Instance]]:
-    require("kamailio", kamailio_binary() is not None)
-    require("kamailio-tls-modules", os.path.exists(f"{MODULES}/tls.so"))
-    started: list[Instance] = []
-    yield started
-    for instance in started:
-        instance.stop()
+check = check_kamailio
 
 
 def _account_exists(name: str) -> bool:
@@ -61,29 +34,8 @@ def _account_exists(name: str) -> bool:
     return True
 
 
-def make_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """A real self-signed certificate and its key (openssl)."""
-    openssl = require_command("openssl")
-    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
-        + ["-out", str(cert), "-days", "3", "-subj", f"/CN={name}"],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-def tls_instance(folder: Path, tls_port: int, params: str = "") -> Instance:
-    return new_instance(
-        folder,
-        head=f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}",
-        body=f'loadmodule "tls.so"\n{params}',
-    )
-
-
 def test_no_tls_modparam_means_cert_pem_next_to_the_config(
-    tls_ready: list[Instance], tmp_path: Path
+    tls_kamailio: list[Instance], tmp_path: Path
 ) -> None:
     """Without a tls modparam Kamailio loads DIR/cert.pem (not Debian's selfsigned files)."""
     instance = tls_instance(tmp_path, free_port())
@@ -97,7 +49,7 @@ def test_no_tls_modparam_means_cert_pem_next_to_the_config(
     assert "selfsigned" not in str(result["findings"])
 
 
-def test_mismatched_key_and_certificate(tls_ready: list[Instance], tmp_path: Path) -> None:
+def test_mismatched_key_and_certificate(tls_kamailio: list[Instance], tmp_path: Path) -> None:
     cert, _key = make_pair(tmp_path, "a")
     _cert, other_key = make_pair(tmp_path, "b")
     instance = tls_instance(
@@ -131,12 +83,12 @@ def test_missing_crl_in_tls_cfg(snapshot: Snapshot) -> None:
     assert "TLS crl /etc/kamailio/revoked.pem (/etc/kamailio/tls.cfg:4)" in missing["message"]
 
 
-def test_enable_tls_without_tls_module(tls_ready: list[Instance], tmp_path: Path) -> None:
+def test_enable_tls_without_tls_module(tls_kamailio: list[Instance], tmp_path: Path) -> None:
     """Kamailio runs but drops the tls: listener: the fix is loading tls.so, not a restart,
     and the dropped socket is not a 'missing listener' to restart for."""
     tls_port = free_port()
     instance = new_instance(tmp_path, head=f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}")
-    tls_ready.append(instance)
+    tls_kamailio.append(instance)
     instance.start()
     assert "tls support enabled, but no tls engine" in instance.log()
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
@@ -148,7 +100,7 @@ def test_enable_tls_without_tls_module(tls_ready: list[Instance], tmp_path: Path
     assert f"before that: TLS certificate {tmp_path}/cert.pem" in steps[1]
 
 
-def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_ready: list[Instance]) -> None:
+def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[Instance]) -> None:
     """Kamailio runs as `-u kamailio`; the key becomes root-only (a renewal hook): the next
     start would fail with Permission denied. The steps (chgrp/chmod, then check and restart
     the instance as it was started) fix it, and the check passes."""
@@ -165,7 +117,7 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_ready: list[Inst
         )
         subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
         instance.extra = ["-u", "kamailio", "-g", "kamailio"]
-        tls_ready.append(instance)
+        tls_kamailio.append(instance)
         pid = instance.start()
         assert wait_listening(tls_port)
         toml = str(preflight_config(folder, instance.config))
@@ -180,26 +132,7 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_ready: list[Inst
         chmod_step, restart_step = unreadable["remediation"]
         assert chmod_step == f"chgrp kamailio {key} && chmod 640 {key}"
         assert subprocess.run(["sh", "-c", chmod_step], check=False).returncode == 0
-        runner = subprocess.Popen(
-            ["sh", "-c", restart_step],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd="/",
-        )
-        try:
-            deadline = time.monotonic() + 20
-            new: list[int] = []
-            while time.monotonic() < deadline and not new:
-                new = [p for p in main_kamailio_with(instance.config) if p != pid]
-                time.sleep(0.1)
-            assert new, "the restart step started no Kamailio"
-            assert wait_listening(tls_port) and wait_listening(instance.ws_port)
-            time.sleep(0.5)
+        with restarted_by(restart_step, instance.config, pid, tls_port, instance.ws_port) as new:
             code, result = check("--config", toml)
             assert code == 0, result
-            assert result["details"]["pid"] == new[0]
-        finally:
-            for p in main_kamailio_with(instance.config):
-                stop_pid(p)
-            runner.wait(timeout=10)
+            assert result["details"]["pid"] == new

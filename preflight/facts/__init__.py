@@ -10,13 +10,13 @@ and nothing else. Each module here derives one kind of fact from what Host reads
 | running kernel: release, `uname -v`, cmdline, modules, boot time | kernel | `kernel_release` |
 | virtualization, container, provider, service manager, hostname | platform | `container` |
 | installed packages (dpkg, rpm) and version order | packages | `packages` |
-| processes (ROOT/proc; details by psutil when live) | processes | `processes` |
+| processes (ROOT/proc, live and under --root alike) | processes | `processes` |
 | listening TCP / bound UDP sockets and their owners | sockets | `sockets` |
 | users and groups by number | users | `users` |
 | this process's capabilities | capabilities | `capabilities` |
 
 Unknown is None, never a guess. Each module is imported when one of its facts is first asked for
-(psutil and distro with it).
+(distro with it).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class HostFacts:
 
     @shared_fact
     def processes(self) -> ProcessTable:
-        """Every process, from ROOT/proc; a process's details by psutil on the live host."""
+        """Every process, from ROOT/proc; a process's details read when first asked for."""
         from preflight.facts.processes import ProcessTable
 
         return ProcessTable(self._host)

@@ -3,10 +3,11 @@
 The table itself (pid, ppid, name, start time, zombie state) is read once per run from
 ROOT/proc/<pid>/stat through Host, live and under ``--root`` alike: one small file per process,
 ~2 ms for 130 processes, where psutil.process_iter() takes 11-23 ms for the same table (bench/
-RESULTS.md), which every Kamailio check would pay. A process's uid, user, argv, exe and cwd are
-read on first use, because a check asks for them of a handful of processes while a host runs
-hundreds: on the live host through psutil (which knows how each fails for a process that is gone,
-a zombie or another user's), under ``--root`` from the snapshot's files.
+RESULTS.md), which every Kamailio check would pay. A process's uids (real and effective), user,
+argv, exe and cwd are read on first use, because a check asks for them of a handful of processes
+while a host runs hundreds: from the same files live and under ``--root`` (the exe link as the
+kernel names it, " (deleted)" included), a live read confirmed by the process's start time so a
+reused pid never lends its details to the process the table read.
 
 Everything here is what another user's process says about itself: data, never a command.
 """
@@ -75,7 +76,13 @@ class Process:
     @property
     def uid(self) -> int | None:
         """The real uid."""
-        return self._get("uid")
+        uids = self._get("uids")
+        return None if uids is None else uids[0]
+
+    @property
+    def uids(self) -> tuple[int, int] | None:
+        """The real and the effective uid (a setuid program's differ)."""
+        return self._get("uids")
 
     @property
     def user(self) -> str | None:
@@ -88,7 +95,7 @@ class ProcessTable:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        self._handles: dict[int, Any] = {}  # live: pid -> psutil.Process, made on first use
+        self._start_ticks: dict[int, int | None] = {}  # pid -> start, in clock ticks after boot
         self.processes: list[Process] = self._read_stat_files()
         self._by_pid = {p.pid: p for p in self.processes}
         self._children: dict[int, list[Process]] = {}
@@ -131,19 +138,14 @@ class ProcessTable:
         return [p for p in self.processes if p.name == name]
 
     # ------------------------------------------------------------ the live host
-    def _live(self, proc: Process, method: str) -> Any:
-        """psutil's answer for `proc`; None when it is gone, a zombie or not ours to inspect."""
-        import psutil
-
-        try:
-            handle = self._handles.get(proc.pid)
-            if handle is None:
-                handle = self._handles[proc.pid] = psutil.Process(proc.pid)
-            if proc.start_time is not None and abs(handle.create_time() - proc.start_time) > 1:
-                return None  # the pid was reused since the table was read
-            return getattr(handle, method)()
-        except (psutil.Error, OSError):
-            return None
+    def _same_process(self, proc: Process) -> bool:
+        """Whether ROOT/proc/<pid> still is the process the table read: a pid is reused when a
+        process ends and another starts. Checked after a detail was read, so the detail is the
+        process's own (a snapshot does not change)."""
+        if not self.host.is_live:
+            return True
+        fields = parse_stat(self.host.read_text(f"proc/{proc.pid}/stat", limit=4096))
+        return fields is not None and fields[3] == self._start_ticks.get(proc.pid)
 
     # --------------------------------------------------------------- the table
     def _read_stat_files(self) -> list[Process]:
@@ -157,32 +159,33 @@ class ProcessTable:
             if fields is None:
                 continue
             ppid, comm, state, starttime = fields
+            self._start_ticks[int(name)] = starttime
             start = None if boot is None or starttime is None else boot + starttime / ticks
             processes.append(Process(self, int(name), ppid, comm, start, state == "Z"))
         return sorted(processes, key=lambda p: p.pid)
 
     # ------------------------------------------------------------ the lazy parts
+    # Read from ROOT/proc/<pid> through Host, live and under --root alike (psutil reads the same
+    # files; importing it costs 15-25 ms, more than every read a check asks for). A process gone,
+    # a zombie, or another user's that this run may not inspect gives [] or None.
     def _read_argv(self, proc: Process) -> list[str]:
-        if self.host.is_live:
-            return list(self._live(proc, "cmdline") or [])
         raw = self.host.read_bytes(f"proc/{proc.pid}/cmdline", limit=CMDLINE_LIMIT) or b""
-        return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+        argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+        return argv if self._same_process(proc) else []
 
     def _read_exe(self, proc: Process) -> str | None:
-        if self.host.is_live:
-            return self._live(proc, "exe") or None
-        return self.host.readlink(f"proc/{proc.pid}/exe")
+        # The link as the kernel names it: " (deleted)" for an executable removed or replaced
+        # since the start, which trust rules must see.
+        exe = self.host.readlink(f"proc/{proc.pid}/exe")
+        return exe if self._same_process(proc) else None
 
     def _read_cwd(self, proc: Process) -> str | None:
-        if self.host.is_live:
-            return self._live(proc, "cwd") or None
-        return self.host.readlink(f"proc/{proc.pid}/cwd")
+        cwd = self.host.readlink(f"proc/{proc.pid}/cwd")
+        return cwd if self._same_process(proc) else None
 
-    def _read_uid(self, proc: Process) -> int | None:
-        if self.host.is_live:
-            uids = self._live(proc, "uids")
-            return None if uids is None else int(uids.real)
-        return parse_status_uid(self.host.read_text(f"proc/{proc.pid}/status", STATUS_LIMIT))
+    def _read_uids(self, proc: Process) -> tuple[int, int] | None:
+        uids = parse_status_uids(self.host.read_text(f"proc/{proc.pid}/status", STATUS_LIMIT))
+        return uids if self._same_process(proc) else None
 
     def _read_user(self, proc: Process) -> str | None:
         return None if proc.uid is None else self.host.users.user_name(proc.uid)
@@ -209,10 +212,12 @@ def parse_stat(text: str | None) -> tuple[int, str, str, int | None] | None:
     return ppid, comm, fields[0], starttime
 
 
-def parse_status_uid(text: str | None) -> int | None:
-    """The real uid on the `Uid:` line of proc/<pid>/status."""
+def parse_status_uids(text: str | None) -> tuple[int, int] | None:
+    """The real and effective uid on the `Uid:` line of proc/<pid>/status."""
     for line in (text or "").splitlines():
         if line.startswith("Uid:"):
-            values = line.split()
-            return int(values[1]) if len(values) > 1 and values[1].isdecimal() else None
+            values = line.split()[1:3]
+            if len(values) == 2 and all(v.isdecimal() for v in values):
+                return int(values[0]), int(values[1])
+            return None
     return None

@@ -1,15 +1,18 @@
-"""The `kamailio` check: is Kamailio running, and listening exactly where its configuration says?
+"""The `kamailio` check: is every Kamailio running, and listening exactly where its own
+configuration says?
 
+Each trusted instance (a main process and its descendants) is judged on its own (`judge`).
 Expected sockets come from Kamailio itself (`kamailio -c -f FILE` prints the resolved `Listening
 on` block after every preprocessor directive) plus `[checks.kamailio] expect`; under `--root`, where
 nothing is executed, from a best-effort reading of the configuration. Actual sockets are the TCP
-listening and UDP bound sockets held by any process of the Kamailio tree, read from the kernel's
-socket tables. Configuration content is never quoted: configs hold database passwords, so reports
-name a file and line and Kamailio's own message, with URL credentials masked.
+listening and UDP bound sockets held by any process of that instance's tree, read from the
+kernel's socket tables. Configuration content is never quoted: configs hold database passwords,
+so reports name a file and line and Kamailio's own message, with URL credentials masked.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
@@ -19,7 +22,8 @@ from preflight_checks.kamailio.config import MODULE_DIRS
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from preflight_checks.kamailio.config import CheckOutput, ParsedConfig
+    from preflight.facts.processes import Process
+    from preflight_checks.kamailio.config import CheckOutput, ParsedConfig, Socket
     from preflight_checks.kamailio.facts import Instance
     from preflight_checks.kamailio.findings import Report
 
@@ -28,17 +32,23 @@ class KamailioCheck(Check):
     id = "kamailio"
     title = "Kamailio listeners and configuration drift"
     description = (
-        "Is Kamailio running, and listening exactly where its configuration says? The expected "
-        "sockets are those `kamailio -c -f FILE` resolves for the running main process's config "
-        "(its -f argument, else `config`, else /etc/kamailio/kamailio.cfg) plus `expect`; under "
+        "Is every Kamailio that runs listening exactly where its own configuration says, and "
+        "does the configuration that should run run? Each trusted Kamailio main process (not "
+        "a zombie) is judged against its own config: its -f resolved where it was started, "
+        "its -A defines, its -u user. The expected sockets are those `kamailio -c -f FILE` "
+        "resolves for that config, plus `expect` for the instance running `config`; under "
         "--root, where no command runs, a best-effort reading of listen=/port= lines through "
-        "include_file/import_file and #!define. They are compared with the TCP listening and UDP "
-        "bound sockets of the Kamailio process tree. The check also finds modules whose .so is "
-        "missing, TLS listeners that enable_tls=yes is missing for, certificate files tls.cfg "
-        "names that do not exist (kamailio -c does not notice them; the start fails), and a "
-        "config edited after the running process started (a restart is pending). Reports never "
-        "quote configuration content, only file, line and Kamailio's own message, credentials "
-        "in URLs masked."
+        "include_file/import_file and #!define. They are compared with the TCP listening and "
+        "UDP bound sockets of that instance's process tree. When `config` (else "
+        "/etc/default/kamailio's CFGFILE, else /etc/kamailio/kamailio.cfg, when nothing runs) "
+        "is run by no instance, it is not running. With several instances, every message "
+        "names the instance (pid and config) and its remediation acts on that instance as it "
+        "was started (its unit, the init script, or its pid and exact command line). The "
+        "check also finds modules whose .so is missing, TLS listeners that enable_tls=yes is "
+        "missing for, certificate files tls.cfg names that do not exist (kamailio -c does not "
+        "notice them; the start fails), and a config edited after its instance started (a "
+        "restart is pending). Reports never quote configuration content, only file, line and "
+        "Kamailio's own message, credentials in URLs masked."
     )
     findings = {
         "kamailio.ok": FindingDoc(
@@ -190,11 +200,16 @@ class KamailioCheck(Check):
         "config": Option(
             str,
             None,
-            "Kamailio config file (default: the running main process's "
-            "-f, else /etc/kamailio/kamailio.cfg)",
+            "the Kamailio config that must run (not-running when no instance runs it; every "
+            "other instance is judged against its own config all the same); default: the "
+            "instances that run, else CFGFILE of /etc/default/kamailio, else "
+            "/etc/kamailio/kamailio.cfg",
         ),
         "expect": Option(
-            list, [], 'sockets that must be listening, e.g. ["udp:0.0.0.0:5060", "tcp:[::]:8080"]'
+            list,
+            [],
+            "sockets the instance running `config` must hold, e.g. "
+            '["udp:0.0.0.0:5060", "tcp:[::]:8080"]',
         ),
         "binary": Option(
             str,
@@ -263,19 +278,143 @@ class KamailioCheck(Check):
         return run_check(ctx)
 
 
+# Instances judged in one run (each may run `kamailio -c` once); more are listed, not judged.
+MAX_JUDGED = 16
+
+
+@dataclass
+class Judging:
+    """What every judgement of one run shares."""
+
+    ctx: CheckContext
+    binary: str | None
+    instances: list[Instance]  # every trusted instance
+    processes: list[Process]  # the host's, untrusted Kamailio trees left out
+    proc_visible: bool
+    labelled: bool  # several judged: each message names its instance
+    # `kamailio -c` output by (binary, config, defines): instances of one config run it once
+    kamailio_c: dict[tuple[str, ...], CheckOutput | None] = field(default_factory=dict)
+    shared_reported: set[tuple[frozenset[int], str]] = field(default_factory=set)
+
+
 def run_check(ctx: CheckContext) -> list[Finding]:
     # The helpers are imported here, not above: the engine imports this module to validate
     # [checks.kamailio] even when the check does not run, and they cost ~15 ms.
     from preflight.model import worst_finding
-    from preflight_checks.kamailio.config import declared_listeners, parse_config
     from preflight_checks.kamailio.facts import (
         choose_instance,
-        expected_from_config,
         expected_from_option,
         find_instances,
-        list_processes,
         trust_processes,
     )
+    from preflight_checks.kamailio.findings import Report, report_foreign
+
+    host = ctx.host
+    report = Report(host, ctx.details)
+    expect = expected_from_option(report, ctx.options.get("expect") or [])
+    found = find_instances(host)
+    trust_processes(host, found, ctx.options.get("user"))
+    instances = [i for i in found if i.untrusted is None]
+    foreign = [i for i in found if i.untrusted is not None]
+    binary = ctx.options.get("binary") or host.which("kamailio")
+    package = host.packages.get("kamailio")
+    report.details.update({"binary": binary, "package": package.version if package else None})
+    # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
+    # The primary judgement: the instance running the config that should run, or that config
+    # when no instance runs it. Every other trusted instance is judged against its own config.
+    primary, config_rel, source = choose_instance(host, instances, ctx.options.get("config"))
+    others = [i for i in instances if i is not primary]
+    if len(others) >= MAX_JUDGED:
+        report.notes.append(
+            f"{len(instances)} Kamailio instances run: only {MAX_JUDGED} of them are judged"
+        )
+        others = others[: MAX_JUDGED - 1]
+    # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
+    proc_visible = host.processes.visible
+    foreign_pids = {pid for i in foreign for pid in i.pids}
+    judging = Judging(
+        ctx,
+        binary,
+        instances,
+        [p for p in host.processes if p.pid not in foreign_pids],
+        proc_visible,
+        labelled=bool(others),
+    )
+    judgements = [
+        judge(judging, primary, config_rel, source, expect),
+        *(judge(judging, i, i.config_rel, "running process", []) for i in others),
+    ]
+    first = judgements[0]
+    # The primary's details keep the keys of one judged instance (the JSON contract); every
+    # judged instance is in `instances`.
+    report.details.update(first.details)
+    report.details.pop("notes", None)
+    report.details["instances"] = [
+        {**j.details, "findings": [f.code for f in j.findings]}
+        for j in judgements
+        if j.instance is not None
+    ]
+    for judgement in judgements:
+        report.findings += judgement.findings
+        prefix = f"{judgement.label}: " if judgement.label else ""
+        report.notes += [prefix + note for note in judgement.notes]
+    all_expected = [s for j in judgements for s in j.expected]
+    report_foreign(report, foreign, all_expected)
+    best_effort = any(j.best_effort for j in judgements)
+
+    if report.notes:
+        report.details["notes"] = report.notes
+    if not report.findings and not proc_visible:
+        # Contract section 6: what it needs is missing, so it skips and says which file.
+        report.add(
+            "running-unknown",
+            Status.SKIP,
+            f"{host.display('proc')} holds no process list: whether Kamailio runs is unknown "
+            "(its configuration is consistent)",
+        )
+    elif not report.findings:
+        judged = [j for j in judgements if j.instance is not None]
+        if len(judged) > 1:
+            pids = ", ".join(f"pid {j.instance.main.pid}" for j in judged if j.instance)
+            what = f"{len(judged)} Kamailio instances ({pids}) each listen where their configs say"
+        elif primary is not None:
+            what = (
+                f"Kamailio (pid {primary.main.pid}) listens on all "
+                f"{len(first.expected)} expected sockets"
+            )
+        else:
+            what = "Kamailio's configuration is consistent"
+        report.add("ok", Status.PASS, what)
+    if best_effort:
+        worst = worst_finding(report.findings)
+        if worst is not None:  # never None: `ok` is added when nothing else is
+            worst.summary = (
+                worst.message + " (best effort: the configuration was read "
+                "without Kamailio's preprocessor)"
+            )
+    return report.findings
+
+
+def instance_label(instance: Instance | None, config: str) -> str:
+    """How a message names the judged instance when several are judged."""
+    if instance is None:
+        return f"{config} (no Kamailio runs it)"
+    return f"Kamailio pid {instance.main.pid} ({config})"
+
+
+def judge(
+    judging: Judging,
+    instance: Instance | None,
+    config_rel: str,
+    source: str,
+    expect: list[Socket],
+) -> Report:
+    """One instance judged against its own config (its -f as it resolves, its -A defines, its
+    user), with remediation that acts on it as it was started; or, with `instance` None, the
+    config that should run when no instance runs it. `expect`: the option's sockets (the
+    primary judgement only)."""
+    from preflight_checks.kamailio.config import declared_listeners, parse_config
+    from preflight_checks.kamailio.facts import expected_from_config
     from preflight_checks.kamailio.findings import (
         Listeners,
         Report,
@@ -283,42 +422,34 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         check_changed,
         check_tls,
         compare_listeners,
-        report_foreign,
         report_held_ports,
         report_not_running,
     )
 
-    host = ctx.host
-    report = Report(host, ctx.details)
-    expect = expected_from_option(report, ctx.options.get("expect") or [])
-    processes = list_processes(host)
-    found = find_instances(host, processes)
-    trust_processes(host, found, ctx.options.get("user"))
-    instances = [i for i in found if i.main.untrusted is None]
-    foreign = [i for i in found if i.main.untrusted is not None]
-    binary = ctx.options.get("binary") or host.which("kamailio")
-    package = host.packages.get("kamailio")
-    report.details.update({"binary": binary, "package": package.version if package else None})
-    # Nothing of Kamailio here is the engine's `kamailio.not-installed` (KamailioCheck.applies).
-    instance, config_rel, source = choose_instance(report, instances, ctx.options.get("config"))
+    ctx, host = judging.ctx, judging.ctx.host
     config = host.display(config_rel)
+    label = instance_label(instance, config) if judging.labelled else None
+    report = Report(host, {}, label)
+    report.shared_reported = judging.shared_reported
     report.instance = instance
-    report.check_command = check_command(binary or "kamailio", config, instance)
+    report.check_command = check_command(judging.binary or "kamailio", config, instance)
     report.details.update(
         {
             "config": config,
             "config_source": source,
+            "binary": judging.binary,
             "pid": instance.main.pid if instance else None,
             "pids": instance.pids if instance else [],
         }
     )
     if instance is not None:
+        uids = instance.main.uids
         report.details["started"] = {
             "manager": instance.manager,
             "unit": instance.unit,
-            "argv": [printable(a) for a in instance.main.argv[:64]],
+            "argv": [printable(a) for a in instance.argv[:64]],
             "start_dir": instance.start_dir,
-            "user": instance.main.uids[1] if instance.main.uids else None,
+            "user": uids[1] if uids else None,
         }
     argv_options = instance.options if instance else {}
     defines: dict[str, str | None] = {}
@@ -326,9 +457,9 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         name, _, val = value.partition("=")
         defines[name] = val
     parsed = parse_config(host, config_rel, defines)
-    check_out = check_with_kamailio(report, ctx, instance, parsed)
-    best_effort = check_out is None
-    report.details["resolved_by"] = "best effort" if best_effort else "kamailio -c"
+    check_out = check_with_kamailio(report, ctx, instance, parsed, judging.kamailio_c)
+    report.best_effort = check_out is None
+    report.details["resolved_by"] = "best effort" if report.best_effort else "kamailio -c"
     check_config(report, config_rel, parsed, check_out, argv_options)
 
     expected = expected_from_config(report, parsed, check_out)
@@ -340,20 +471,16 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     for sock in expect:
         if sock not in all_expected:
             all_expected.append(sock)
+    report.expected = all_expected
     report.details["expected"] = [str(s) for s in all_expected]
     check_addresses(report, all_expected, parsed)
 
-    # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
-    proc_visible = host.is_live or bool(processes)
-    foreign_pids = {pid for i in foreign for pid in i.pids}
-    report_foreign(report, foreign, all_expected)
-    processes = [p for p in processes if p.pid not in foreign_pids]
     explicit_listen = bool(argv_options.get("l")) or (parsed is not None and parsed.explicit_listen)
     if instance is None:
-        if proc_visible:
-            report_not_running(report, config, instances, check_out)
+        if judging.proc_visible:
+            report_not_running(report, config, judging.instances, check_out)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
-            report_held_ports(report, all_expected, processes, instances)
+            report_held_ports(report, all_expected, judging.processes, judging.instances)
         else:
             report.notes.append(
                 "the snapshot has no process list (ROOT/proc/<pid>): whether "
@@ -371,39 +498,13 @@ def run_check(ctx: CheckContext) -> list[Finding]:
                 declared_listeners(parsed) if parsed else [],
                 set(expected or []),
             ),
-            processes,
-            instances,
+            judging.processes,
+            judging.instances,
         )
         check_changed(report, instance, parsed, config)
-
     if report.notes:
         report.details["notes"] = report.notes
-    if not report.findings and not proc_visible:
-        # Contract section 6: what it needs is missing, so it skips and says which file.
-        report.add(
-            "running-unknown",
-            Status.SKIP,
-            f"{host.display('proc')} holds no process list: whether Kamailio runs is unknown "
-            "(its configuration is consistent)",
-        )
-    elif not report.findings:
-        what = (
-            (
-                f"Kamailio (pid {instance.main.pid}) listens on all "
-                f"{len(all_expected)} expected sockets"
-            )
-            if instance
-            else "Kamailio's configuration is consistent"
-        )
-        report.add("ok", Status.PASS, what)
-    if best_effort:
-        worst = worst_finding(report.findings)
-        if worst is not None:  # never None: `ok` is added when nothing else is
-            worst.summary = (
-                worst.message + " (best effort: the configuration was read "
-                "without Kamailio's preprocessor)"
-            )
-    return report.findings
+    return report
 
 
 def check_command(binary: str, config: str, instance: Instance | None) -> str:
@@ -419,10 +520,15 @@ def check_command(binary: str, config: str, instance: Instance | None) -> str:
 
 
 def check_with_kamailio(
-    report: Report, ctx: CheckContext, instance: Instance | None, parsed: ParsedConfig | None
+    report: Report,
+    ctx: CheckContext,
+    instance: Instance | None,
+    parsed: ParsedConfig | None,
+    done: dict[tuple[str, ...], CheckOutput | None],
 ) -> CheckOutput | None:
     """`kamailio -c` on the config, on a live host, when the binary and every config file
-    are safe for this run to execute and read (issue 18: nothing another user controls)."""
+    are safe for this run to execute and read (issue 18: nothing another user controls).
+    `done`: the outputs of this run so far (two instances of one config run it once)."""
     from preflight_checks.kamailio.facts import (
         choose_binary,
         config_risk,
@@ -457,7 +563,10 @@ def check_with_kamailio(
     defines, note = instance_defines(host, instance)
     if note:
         report.notes.append(note)
-    return run_kamailio_c(report, binary, host.display(parsed.main), defines, ctx.timeout)
+    key = (binary, host.display(parsed.main), *defines)
+    if key not in done:
+        done[key] = run_kamailio_c(report, binary, key[1], defines, ctx.timeout)
+    return done[key]
 
 
 def check_config(

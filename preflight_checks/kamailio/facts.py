@@ -11,7 +11,7 @@ import ipaddress
 import os
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Status
@@ -33,6 +33,7 @@ from preflight_checks.kamailio.config import (
 )
 
 if TYPE_CHECKING:
+    from preflight.facts.processes import Process
     from preflight.host import Host
     from preflight_checks.kamailio.findings import Report
 
@@ -52,19 +53,6 @@ _LONG_WITH_ARG = {
     "substdef",
     "substdefs",
 }
-
-
-@dataclass
-class Process:
-    pid: int
-    ppid: int
-    comm: str
-    started: float | None  # epoch seconds
-    state: str = ""  # Z: a zombie, gone but not reaped
-    argv: list[str] = field(default_factory=list)
-    uids: tuple[int, int] | None = None  # real and effective; None: unknown (a snapshot)
-    exe: str | None = None  # the executable's path; None: not readable (not root)
-    untrusted: str | None = None  # why this is not a trusted Kamailio (trust_processes)
 
 
 def parse_argv(argv: list[str]) -> dict[str, list[str]]:
@@ -98,39 +86,20 @@ def parse_argv(argv: list[str]) -> dict[str, list[str]]:
     return options
 
 
-def read_uids(host: Host, pid: int) -> tuple[int, int] | None:
-    """The real and effective uid of a process (its status file); None when unknown."""
-    text = host.read_text(f"proc/{pid}/status", limit=16 * 1024) or ""
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
-            ids = line.split()[1:3]
-            if len(ids) == 2 and all(i.isdecimal() for i in ids):
-                return int(ids[0]), int(ids[1])
-    return None
-
-
-def read_exe(host: Host, pid: int) -> str | None:
-    """The path of a process's executable; None when hidden (another user's, not root)."""
-    return host.readlink(f"proc/{pid}/exe")
-
-
-def list_processes(host: Host) -> list[Process]:
-    """Every process of the host, from the run's shared process table (preflight.facts)."""
-    return [
-        Process(p.pid, p.ppid, p.name, p.start_time, "Z" if p.zombie else "")
-        for p in host.processes
-    ]
-
-
 @dataclass
 class Instance:
-    main: Process
+    main: Process  # from the host's process table (preflight.facts.processes)
     members: list[Process]  # the main process and every descendant
     options: dict[str, list[str]]  # the main process's command line, parsed once (parse_argv)
     config_rel: str = DEFAULT_CONFIG  # the config it runs, root-relative (config_path)
     start_dir: str | None = None  # where it was started (a relative -f is resolved there)
     manager: str = "by hand"  # "systemd", "init-script" or "by hand" (instance_manager)
     unit: str | None = None  # its systemd unit
+    untrusted: str | None = None  # why its main process is not a trusted Kamailio
+
+    @property
+    def argv(self) -> list[str]:
+        return self.main.argv
 
     @property
     def pids(self) -> list[int]:
@@ -143,14 +112,14 @@ class Instance:
         return values[-1] if values else None
 
 
-def config_path(host: Host, pid: int, given: str | None) -> tuple[str, str | None]:
+def config_path(host: Host, proc: Process, given: str | None) -> tuple[str, str | None]:
     """The config a process runs, root-relative, and the folder it was started in: -f as
     given, a relative one resolved there. Kamailio reads it before it daemonizes and moves to
     /, so the start folder is the process's cwd while in the foreground, else the PWD its
     starting shell exported."""
-    cwd = host.readlink(f"proc/{pid}/cwd")
+    cwd = proc.cwd
     bases = [cwd] if cwd and cwd != "/" else []
-    environ = host.read_bytes(f"proc/{pid}/environ", limit=256 * 1024) or b""
+    environ = host.read_bytes(f"proc/{proc.pid}/environ", limit=256 * 1024) or b""
     for entry in environ.split(b"\0"):
         if entry.startswith(b"PWD=/"):
             bases.append(entry[4:].decode("utf-8", "replace"))
@@ -182,42 +151,25 @@ def instance_manager(host: Host, pid: int) -> tuple[str, str | None]:
     return "by hand", None
 
 
-def find_instances(host: Host, processes: list[Process]) -> list[Instance]:
-    """Kamailio trees: a main process (its parent is not Kamailio) and its descendants."""
-    by_pid = {p.pid: p for p in processes}
-    children: dict[int, list[Process]] = {}
-    for proc in processes:
-        children.setdefault(proc.ppid, []).append(proc)
+def find_instances(host: Host) -> list[Instance]:
+    """Kamailio trees of the host's process table: a main process (its parent is not a live
+    Kamailio) and its descendants. A zombie (a failed start's leftover, `[kamailio]
+    <defunct>`) holds nothing and is never an instance."""
+    table = host.processes
     instances = []
-    for proc in processes:
-        # A zombie (a failed start's leftover child, `[kamailio] <defunct>`) holds nothing.
-        if proc.comm != PROC_NAME or proc.state == "Z":
+    for proc in table.named(PROC_NAME):
+        if proc.zombie:
             continue
-        parent = by_pid.get(proc.ppid)
-        if parent is not None and parent.comm == PROC_NAME and parent.state != "Z":
+        parent = table.get(proc.ppid)
+        if parent is not None and parent.name == PROC_NAME and not parent.zombie:
             continue
-        cmdline = host.read_bytes(f"proc/{proc.pid}/cmdline", limit=64 * 1024) or b""
-        proc.argv = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
-        proc.uids = read_uids(host, proc.pid)
-        proc.exe = read_exe(host, proc.pid)
-        members = [proc]
-        queue = [proc.pid]
-        while queue:
-            for child in children.get(queue.pop(), []):
-                if child not in members:
-                    members.append(child)
-                    queue.append(child.pid)
+        members = [proc, *table.descendants(proc.pid)]
         options = parse_argv(proc.argv)
         given = options["f"][-1] if options.get("f") else None
-        config, start_dir = config_path(host, proc.pid, given)
+        config, start_dir = config_path(host, proc, given)
         manager, unit = instance_manager(host, proc.pid)
         instances.append(Instance(proc, members, options, config, start_dir, manager, unit))
-    return sorted(instances, key=lambda inst: inst.main.pid)
-
-
-def start_time(host: Host, proc: Process) -> float | None:
-    """When the process started (epoch seconds)."""
-    return proc.started
+    return instances
 
 
 def covers(bound: BoundSocket, want: Socket, bindv6only: bool) -> bool:
@@ -265,16 +217,13 @@ def expected_from_option(report: Report, raw: list[Any]) -> list[Socket]:
 
 
 def choose_instance(
-    report: Report, instances: list[Instance], option: str | None
+    host: Host, instances: list[Instance], option: str | None
 ) -> tuple[Instance | None, str, str]:
-    """The trusted instance to judge, its config (root-relative) and where the config came
-    from. A config is matched by the file it really is (symlinks resolved)."""
-    host = report.host
+    """The primary judgement: the trusted instance running the config that should run (the
+    `config` option, else the default config, else the lowest pid), that config
+    (root-relative), and where it came from; (None, config, source) when no instance runs
+    it. A config is matched by the file it really is (symlinks resolved)."""
     wanted = normalize_path(option) if option else None
-    if len(instances) > 1:
-        report.details["instances"] = [
-            {"pid": i.main.pid, "config": host.display(i.config_rel)} for i in instances
-        ]
     if wanted is not None:
         real = host.realpath(wanted)
         match = next(
@@ -352,7 +301,7 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
     if instance is None or not instance.options.get("A"):
         return [], None
     proc = instance.main
-    if proc.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
+    if instance.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
         return [], (
             f"the -A defines of pid {proc.pid} were not passed to `kamailio -c`: its "
             "process belongs to another user"
@@ -640,10 +589,10 @@ def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str |
 
 
 def trust_processes(host: Host, instances: list[Instance], option_user: str | None) -> None:
-    """Mark every instance's main process trusted or not (Process.untrusted)."""
+    """Mark every instance trusted or not (Instance.untrusted: why not)."""
     owners = trusted_owners(host, option_user)
     for instance in instances:
-        instance.main.untrusted = untrusted_reason(host, instance.main, owners)
+        instance.untrusted = untrusted_reason(host, instance.main, owners)
 
 
 # ------------------------------------------------------------------------ local addresses

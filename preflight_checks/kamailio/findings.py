@@ -53,20 +53,18 @@ from preflight_checks.kamailio.facts import (
     group_name,
     holders,
     local_addresses,
-    read_socket_tables,
-    read_uids,
     service_config,
     service_users,
     shell_vars,
     socket_inodes,
-    start_time,
     user_name,
 )
 
 if TYPE_CHECKING:
+    from preflight.facts.processes import Process
     from preflight.host import Host
     from preflight_checks.kamailio.config import CheckOutput, ParsedConfig
-    from preflight_checks.kamailio.facts import BoundSocket, Instance, Process
+    from preflight_checks.kamailio.facts import BoundSocket, Instance
 
 
 # --- from kamailio_report.py
@@ -177,13 +175,22 @@ def instance_commands(
 
 
 class Report:
-    def __init__(self, host: Host, details: dict[str, Any]) -> None:
+    """The judgement of one instance (or of the config that should run when none runs it):
+    its findings, details and notes. With several judged, `label` names the instance in
+    every message."""
+
+    def __init__(self, host: Host, details: dict[str, Any], label: str | None = None) -> None:
         self.host = host
         self.details = details
+        self.label = label
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.instance: Instance | None = None  # the judged one
         self.check_command = "kamailio -c -f /etc/kamailio/kamailio.cfg"  # with its -A defines
+        self.expected: list[Socket] = []  # the sockets it should hold
+        self.best_effort = False  # the config was read without `kamailio -c`
+        # port-shared between two judged instances, reported once (by the first judged)
+        self.shared_reported: set[tuple[frozenset[int], str]] = set()
 
     @cached_property
     def service(self) -> ServiceCommands:
@@ -205,6 +212,8 @@ class Report:
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None
     ) -> None:
+        if self.label:
+            message = f"{self.label}: {message}"
         self.findings.append(
             Finding(
                 f"kamailio.{code}",
@@ -249,7 +258,7 @@ def check_changed(
     deploy with `rsync -a`, `tar` or `cp -p` keeps old mtimes, and a symlink swap changes
     neither file."""
     host = report.host
-    started = start_time(host, instance.main)
+    started = instance.main.start_time
     report.details["started_at"] = iso_utc(started)
     if started is None or parsed is None:
         return
@@ -299,9 +308,9 @@ def describe_holder(report: Report, proc: Process, instances: list[Instance]) ->
                 f"({report.host.display(instance.config_rel)}, {instance.manager})"
             )
             return what, f"{commands.stop}  # stops {what}; or move one of them to another port"
-    uids = proc.uids or read_uids(report.host, proc.pid)
+    uids = proc.uids
     user = f", {user_name(uids[1])}" if uids else ""
-    what = f"{printable(proc.comm)} (pid {proc.pid}{user})"
+    what = f"{printable(proc.name)} (pid {proc.pid}{user})"
     return what, f"kill {proc.pid}  # stops {what}; or move it to another port"
 
 
@@ -309,7 +318,7 @@ def report_held_ports(
     report: Report, expected: list[Socket], processes: list[Process], instances: list[Instance]
 ) -> None:
     """One listener-missing per expected socket another process holds (Kamailio not running)."""
-    tables, _missing = read_socket_tables(report.host)
+    tables = report.host.sockets.bound
     for sock, holder in port_holders(report.host, expected, tables, set(), processes).items():
         who, stop = describe_holder(report, holder, instances)
         report.add(
@@ -366,7 +375,7 @@ def compare_listeners(
 ) -> None:
     host = report.host
     expected = want.expected
-    tables, missing_tables = read_socket_tables(host)
+    tables, missing_tables = host.sockets.bound, host.sockets.missing
     if len(missing_tables) == 4:
         report.notes.append(
             "no socket tables (ROOT/proc/net/{tcp,tcp6,udp,udp6}): listeners not compared"
@@ -481,6 +490,13 @@ def report_shared_ports(
     or SO_REUSEPORT: the kernel splits the traffic between them)."""
     served = [s for s in expected if any(b.inode in inodes and conflicts(b, s) for b in tables)]
     for sock, holder in port_holders(report.host, served, tables, inodes, others).items():
+        other = next((i for i in instances if holder.pid in i.pids), None)
+        if other is not None:
+            # Two judged instances sharing a port: one finding, from the first judged.
+            pair = (frozenset({instance.main.pid, other.main.pid}), str(sock))
+            if pair in report.shared_reported:
+                continue
+            report.shared_reported.add(pair)
         who, stop = describe_holder(report, holder, instances)
         report.add(
             "port-shared",
@@ -898,7 +914,7 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
     if not foreign:
         return
     host = report.host
-    tables, _missing = read_socket_tables(host)
+    tables = host.sockets.bound
     for instance in foreign:
         proc = instance.main
         inodes: set[int] = set()
@@ -916,7 +932,7 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
         exe = printable(proc.exe) if proc.exe else "executable unknown"
         message = (
             f"pid {proc.pid} ({owner}, {exe}) runs as kamailio but is not a trusted Kamailio: "
-            f"{printable(proc.untrusted or '')}; it is not taken as Kamailio"
+            f"{printable(instance.untrusted or '')}; it is not taken as Kamailio"
         )
         if held:
             message += f", and it holds {', '.join(held[:5])}"

@@ -5,4 +5,6 @@
 - `support.components`: require real components (`require`, `require_command`, `live_machine`)
 - `support.plugins`: the scripted and demo plugins, third-party distributions
 - `support.audit`: run the CLI under audit hooks (what it wrote, what it started)
+- `support.kamailio`: real Kamailio instances on loopback high ports, the check's report of
+  them, remediation steps run verbatim
 """
