@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kamailio_support import (
+from support.cli import codes, finding, report_of, run_preflight
+from support.components import require, require_root
+from support.kamailio import (
     MODULES,
     Instance,
     free_port,
@@ -25,8 +27,6 @@ from kamailio_support import (
     preflight_config,
     wait_listening,
 )
-from support.cli import codes, finding, report_of, run_preflight
-from support.components import require, require_root
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kamailio_support import free_port, kamailio_binary, preflight_config
 from support.cli import codes, finding, report_of, run_preflight
 from support.components import require
+from support.kamailio import free_port, kamailio_binary, preflight_config
 from support.snapshot import Snapshot
 
 from preflight.host import Host
