@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight.text import printable
-from preflight_checks.kamailio.config import MODULE_DIRS
+from preflight_checks.kamailio.config import DEFAULT_CONFIG, MODULE_DIRS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from preflight.facts.processes import Process
+    from preflight.host import Host
     from preflight_checks.kamailio.config import CheckOutput, ParsedConfig, Socket
     from preflight_checks.kamailio.facts import Instance
-    from preflight_checks.kamailio.findings import Report
+    from preflight_checks.kamailio.findings import Report, Service
 
 
 class KamailioCheck(Check):
@@ -307,7 +308,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         find_instances,
         trust_processes,
     )
-    from preflight_checks.kamailio.findings import Report, report_foreign
+    from preflight_checks.kamailio.findings import Report, host_service, report_foreign
 
     host = ctx.host
     report = Report(host, ctx.details)
@@ -332,28 +333,57 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
     proc_visible = host.processes.visible
     foreign_pids = {pid for i in foreign for pid in i.pids}
+    # The service (init script or unit) starts its own config: judged too when its instance
+    # runs another config (a restart switches to it) or, enabled, runs not at all.
+    service = host_service(host) if proc_visible else None
+    service_instance = next((i for i in instances if service and service.runs(i)), None)
+    service_config_rel = service_judged(host, service, service_instance, primary, config_rel)
     judging = Judging(
         ctx,
         binary,
         instances,
         [p for p in host.processes if p.pid not in foreign_pids],
         proc_visible,
-        labelled=bool(others),
+        labelled=bool(others) or bool(service_config_rel),
     )
+    restart_into = service_config_rel if service_instance is not None else ""
     judgements = [
-        judge(judging, primary, config_rel, source, expect),
-        *(judge(judging, i, i.config_rel, "running process", []) for i in others),
+        judge(judging, i, c, src, exp, restart_into if i is service_instance else "")
+        for i, c, src, exp in [
+            (primary, config_rel, source, expect),
+            *((i, i.config_rel, "running process", []) for i in others),
+        ]
     ]
-    first = judgements[0]
-    # The primary's details keep the keys of one judged instance (the JSON contract); every
-    # judged instance is in `instances`.
-    report.details.update(first.details)
-    report.details.pop("notes", None)
-    report.details["instances"] = [
-        {**j.details, "findings": [f.code for f in j.findings]}
-        for j in judgements
-        if j.instance is not None
-    ]
+    service_judgement = None
+    if service_config_rel and service is not None:
+        service_judgement = judge(
+            judging,
+            None,
+            service_config_rel,
+            "CFGFILE" if service_config_rel != DEFAULT_CONFIG else "default",
+            [],
+            pending_for=service_instance,
+            enabled_by=service.enabled_by,
+        )
+    for judgement in judgements:
+        blocked = ""
+        if (
+            service_judgement is not None
+            and judgement.instance is service_instance
+            and service_judgement.blocking()
+        ):
+            blocked = (
+                f"no restart yet: a restart through the service starts "
+                f"{host.display(service_config_rel)} (CFGFILE of /etc/default/kamailio), "
+                "which cannot start: fix the findings about it first, then run this "
+                "check again"
+            )
+        judgement.order_steps(blocked)
+    if service_judgement is not None:
+        service_judgement.order_steps()
+        # What the service starts comes first: its findings decide whether a restart works.
+        judgements.insert(0, service_judgement)
+    first = next(j for j in judgements if j is not service_judgement)
     for judgement in judgements:
         report.findings += judgement.findings
         prefix = f"{judgement.label}: " if judgement.label else ""
@@ -361,6 +391,22 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     all_expected = [s for j in judgements for s in j.expected]
     report_foreign(report, foreign, all_expected)
     best_effort = any(j.best_effort for j in judgements)
+    # The top-level details describe the judgement that decided the status (its worst
+    # finding), so `code` and `pid`/`config`/`expected` never speak of two instances;
+    # every judged instance is in `instances`, the deciding one named in `decided_by`.
+    worst = worst_finding(report.findings)
+    deciding = next((j for j in judgements if any(f is worst for f in j.findings)), first)
+    report.details.update(deciding.details)
+    report.details.pop("notes", None)
+    report.details["decided_by"] = {
+        "pid": deciding.details.get("pid"),
+        "config": deciding.details.get("config"),
+    }
+    report.details["instances"] = [
+        {**j.details, "findings": [f.code for f in j.findings]}
+        for j in judgements
+        if j.instance is not None
+    ]
 
     if report.notes:
         report.details["notes"] = report.notes
@@ -402,17 +448,56 @@ def instance_label(instance: Instance | None, config: str) -> str:
     return f"Kamailio pid {instance.main.pid} ({config})"
 
 
+def service_judged(
+    host: Host,
+    service: Service | None,
+    service_instance: Instance | None,
+    primary: Instance | None,
+    config_rel: str,
+) -> str:
+    """The service's config when it needs a judgement of its own (else ""): its instance
+    runs another config (a restart through the service switches to this one), or it is
+    enabled and none of its instances runs (not judged already as the primary config)."""
+    if service is None:
+        return ""
+    if service_instance is not None:
+        return (
+            ""
+            if same_config(host, service.config_rel, service_instance.config_rel)
+            else (service.config_rel)
+        )
+    if not service.enabled:
+        return ""
+    if primary is None and same_config(host, config_rel, service.config_rel):
+        return ""
+    return service.config_rel
+
+
+def same_config(host: Host, one: str, other: str) -> bool:
+    """Do two root-relative config paths name the same file (symlinks resolved)?"""
+    if one == other:
+        return True
+    real = host.realpath(one)
+    return real is not None and real == host.realpath(other)
+
+
 def judge(
     judging: Judging,
     instance: Instance | None,
     config_rel: str,
     source: str,
     expect: list[Socket],
+    restart_into: str = "",
+    pending_for: Instance | None = None,
+    enabled_by: str = "",
 ) -> Report:
     """One instance judged against its own config (its -f as it resolves, its -A defines, its
     user), with remediation that acts on it as it was started; or, with `instance` None, the
     config that should run when no instance runs it. `expect`: the option's sockets (the
-    primary judgement only)."""
+    primary judgement only). `restart_into`: the config a restart of this instance starts
+    when it is not the running one (the service's CFGFILE). `pending_for`: the service's
+    running instance, when this is the config its restart would switch to (not-running is
+    not reported then); `enabled_by`: what enables the service whose config this is."""
     from preflight_checks.kamailio.config import declared_listeners, parse_config
     from preflight_checks.kamailio.facts import expected_from_config
     from preflight_checks.kamailio.findings import (
@@ -429,10 +514,18 @@ def judge(
     ctx, host = judging.ctx, judging.ctx.host
     config = host.display(config_rel)
     label = instance_label(instance, config) if judging.labelled else None
+    if pending_for is not None:
+        label = f"{config} (what a restart of Kamailio pid {pending_for.main.pid} starts)"
     report = Report(host, {}, label)
     report.shared_reported = judging.shared_reported
     report.instance = instance
     report.check_command = check_command(judging.binary or "kamailio", config, instance)
+    if restart_into and instance is not None:
+        into = host.display(restart_into)
+        report.restart_check = check_command(judging.binary or "kamailio", into, None)
+        report.restart_note = (
+            f"  # starts {into} (CFGFILE of /etc/default/kamailio), not the running {config}"
+        )
     report.details.update(
         {
             "config": config,
@@ -476,9 +569,14 @@ def judge(
     check_addresses(report, all_expected, parsed)
 
     explicit_listen = bool(argv_options.get("l")) or (parsed is not None and parsed.explicit_listen)
-    if instance is None:
+    if pending_for is not None:
+        report.notes.append(
+            f"Kamailio pid {pending_for.main.pid} runs {host.display(pending_for.config_rel)}; "
+            f"a restart through its service starts {config} instead"
+        )
+    elif instance is None:
         if judging.proc_visible:
-            report_not_running(report, config, judging.instances, check_out)
+            report_not_running(report, config, judging.instances, check_out, enabled_by)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
             report_held_ports(report, all_expected, judging.processes, judging.instances)
         else:
@@ -487,6 +585,8 @@ def judge(
                 "Kamailio runs is unknown"
             )
     else:
+        # First: a pending restart explains missing and unexpected listeners.
+        check_changed(report, instance, parsed, config)
         compare_listeners(
             report,
             instance,
@@ -501,7 +601,6 @@ def judge(
             judging.processes,
             judging.instances,
         )
-        check_changed(report, instance, parsed, config)
     if report.notes:
         report.details["notes"] = report.notes
     return report
