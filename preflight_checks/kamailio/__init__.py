@@ -380,7 +380,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             )
         judgement.order_steps(blocked)
     if service_judgement is not None:
-        service_judgement.order_steps()
+        service_judgement.order_steps(own_restart=service_instance is None)
         # What the service starts comes first: its findings decide whether a restart works.
         judgements.insert(0, service_judgement)
     first = next(j for j in judgements if j is not service_judgement)

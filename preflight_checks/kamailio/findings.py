@@ -342,14 +342,16 @@ class Report:
         """The findings that keep this config from starting."""
         return [f for f in self.findings if f.code in START_BLOCKING]
 
-    def order_steps(self, blocked_by: str = "") -> None:
+    def order_steps(self, blocked_by: str = "", own_restart: bool = True) -> None:
         """Steps that work when followed from the top: every finding loses its own restart
         (or start) step, and the instance gets one, last, after every step that clears what
         would keep it from starting (a missing address, a port another process holds, a
         broken config or TLS file). It goes on config-changed (or not-running) when that is
         reported, else on the last finding of the least severe status, which is listed
         last. `blocked_by`: why no restart may be offered at all (the config it would start
-        cannot start); that reason is the step instead."""
+        cannot start); that reason is the step instead. Without `own_restart` (the config a
+        restart of another judged instance switches to) no restart is added here: that
+        instance's judgement carries it."""
         start = self.instance is None and any(
             f.code == "kamailio.not-running" for f in self.findings
         )
@@ -364,7 +366,7 @@ class Report:
             if len(kept) < len(finding.remediation):
                 needing.append(finding)
                 finding.remediation = kept
-        if not needing:
+        if not needing or not own_restart:
             return
         last_rank = max(_STEP_ORDER.get(f.status, 3) for f in needing)
         candidates = [f for f in needing if _STEP_ORDER.get(f.status, 3) == last_rank]
