@@ -14,6 +14,7 @@ from typing import Any
 from kamailio_support import free_port, kamailio_binary
 from support.cli import codes
 from support.components import require, require_command, require_root
+from support.kamailio import Instance, check_kamailio, new_instance
 from support.namespace import Namespace
 
 CONFIG = """#!KAMAILIO
@@ -282,3 +283,35 @@ def test_steps_from_the_top_fix_an_address_and_a_held_port_before_the_one_restar
         assert result["details"]["pid"] != pid
     finally:
         ns.stop()
+
+
+def test_top_level_details_are_the_instance_that_decided_the_status(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """Two Kamailio started by hand; the second one's config gains a listen=. The top-level
+    code is its finding, so the top-level details (pid, config, expected) are its own, never
+    the healthy first instance's, and `decided_by` names it; `instances` lists both."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    healthy, drifted = new_instance(tmp_path / "a"), new_instance(tmp_path / "b")
+    own_kamailio.extend([healthy, drifted])
+    healthy_pid, drifted_pid = healthy.start(), drifted.start()
+    time.sleep(1.1)  # start times are whole clock ticks
+    new_port = free_port()
+    listen = "listen=udp:127.0.0.1:SIP_PORT\n"
+    text = drifted.config.read_text()
+    drifted.config.write_text(text.replace(listen, f"{listen}listen=udp:127.0.0.1:{new_port}\n"))
+    code, result = check_kamailio()
+    assert code == 2, result
+    assert result["code"] == "kamailio.listener-missing"
+    details = result["details"]
+    assert details["decided_by"] == {"pid": drifted_pid, "config": str(drifted.config)}
+    assert details["pid"] == drifted_pid and details["config"] == str(drifted.config)
+    assert f"udp:127.0.0.1:{new_port}" in details["expected"]
+    assert sorted(i["pid"] for i in details["instances"]) == sorted([healthy_pid, drifted_pid])
+
+    drifted.config.write_text(text)
+    drifted.stop()
+    code, result = check_kamailio()
+    assert code == 0, result
+    assert result["details"]["decided_by"]["pid"] == healthy_pid

@@ -44,7 +44,10 @@ class KamailioCheck(Check):
         "/etc/default/kamailio's CFGFILE, else /etc/kamailio/kamailio.cfg, when nothing runs) "
         "is run by no instance, it is not running. With several instances, every message "
         "names the instance (pid and config) and its remediation acts on that instance as it "
-        "was started (its unit, the init script, or its pid and exact command line). The "
+        "was started (its unit, the init script, or its pid and exact command line), and "
+        "details.decided_by names the judgement that decided the status. A restart through "
+        "the init script or the unit checks and judges the config it really starts (CFGFILE), "
+        "and steps come in an order that works from the top: one restart, last. The "
         "check also finds modules whose .so is missing, TLS listeners that enable_tls=yes is "
         "missing for, certificate files tls.cfg names that do not exist (kamailio -c does not "
         "notice them; the start fails), and a config edited after its instance started (a "
@@ -68,10 +71,14 @@ class KamailioCheck(Check):
         ),
         "kamailio.not-running": FindingDoc(
             Status.FAIL,
-            "no Kamailio process runs with the configuration",
+            "no Kamailio process runs with the configuration; or the service is enabled "
+            "(RUN_KAMAILIO=yes in /etc/default/kamailio, or an enabled unit where systemd "
+            "runs) and its Kamailio is down, even while other instances run",
             "systemctl status kamailio; journalctl -u kamailio; fix the first error of "
             "`kamailio -c -f FILE`; systemctl start kamailio (without systemd: "
-            "service kamailio status/start)",
+            "service kamailio status/start, turning RUN_KAMAILIO=yes on first as a step of "
+            "its own when the init script would refuse; with no syslog file or journal, "
+            "`kamailio -DD -E -f FILE` in the foreground prints why a start failed)",
         ),
         "kamailio.config-invalid": FindingDoc(
             Status.FAIL,
@@ -81,14 +88,17 @@ class KamailioCheck(Check):
         "kamailio.listener-missing": FindingDoc(
             Status.FAIL,
             "an expected socket is not held by Kamailio (one finding per socket; "
-            "another process holding the port is named with its pid)",
-            "free the port or fix listen=, then restart Kamailio",
+            "another process holding the port is named with its pid; a missing address "
+            "points to address-missing). After a config change it says 'restart pending' "
+            "and stays a failure: until the restart nothing serves that socket, so clients "
+            "sent to it fail now",
+            "free the port or fix listen=, then the one restart step, last",
         ),
         "kamailio.listener-unexpected": FindingDoc(
             Status.WARN,
-            "Kamailio holds a socket its configuration does not resolve to (it "
-            "runs an older configuration)",
-            "restart Kamailio",
+            "Kamailio holds a socket its configuration does not resolve to: the config "
+            "changed after start (restart pending), or an older configuration runs",
+            "the restart step (on config-changed when reported)",
         ),
         "kamailio.tls-disabled": FindingDoc(
             Status.WARN,
@@ -134,8 +144,10 @@ class KamailioCheck(Check):
         "kamailio.config-changed": FindingDoc(
             Status.WARN,
             "the config or an included file changed after the running main "
-            "process started: the change is not applied",
-            "kamailio -c -f FILE, then restart Kamailio",
+            "process started: the change is not applied (a restart is pending)",
+            "kamailio -c -f FILE, then restart Kamailio: this finding carries the instance's "
+            "one restart step, checking the config the restart really starts (CFGFILE for "
+            "the init script and the unit); none while that config cannot start",
         ),
         "kamailio.address-not-bound": FindingDoc(
             Status.WARN,
