@@ -132,6 +132,15 @@ def test_init_script_restart_checks_and_starts_the_config_cfgfile_names(tmp_path
         assert not any("service kamailio restart" in s for s in steps_from_the_top(result))
         assert result["details"]["decided_by"] == {"pid": None, "config": "/etc/kamailio/bad.cfg"}
 
+        # CFGFILE names a config Kamailio rejects: its config-invalid first, no restart.
+        (etc / "broken.cfg").write_text(config(bad_port) + "no_such_core_parameter=1\n")
+        default.write_text(defaults.replace("ini.cfg", "broken.cfg"))
+        code, result = ns.check("kamailio")
+        assert code == 2, result
+        assert result["findings"][0]["code"] == "kamailio.config-invalid"
+        assert "/etc/kamailio/broken.cfg" in result["findings"][0]["message"]
+        assert not any("service kamailio restart" in s for s in steps_from_the_top(result))
+
         # CFGFILE names a config that can start: the restart checks and names it.
         default.write_text(defaults.replace("ini.cfg", "new.cfg"))
         code, result = ns.check("kamailio")

@@ -85,6 +85,7 @@ class ServiceCommands:
 
 
 DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
+UNIT = "kamailio.service"  # Debian's unit
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
 SYSLOG = "var/log/syslog"
 
@@ -184,7 +185,7 @@ class Service:
     def runs(self, instance: Instance) -> bool:
         """Was `instance` started by this service?"""
         if self.kind == "systemd":
-            return instance.unit == "kamailio.service"
+            return instance.unit == UNIT
         return instance.manager == "init-script"
 
 
