@@ -340,8 +340,14 @@ class Report:
         )
 
     def blocking(self) -> list[Finding]:
-        """The findings that keep this config from starting."""
-        return [f for f in self.findings if f.code in START_BLOCKING]
+        """The findings that keep this config from starting (every failing TLS finding: the
+        tls module refuses to start on each)."""
+        return [
+            f
+            for f in self.findings
+            if f.code in START_BLOCKING
+            or (f.code.startswith("kamailio.tls-") and f.status is Status.FAIL)
+        ]
 
     def order_steps(self, blocked_by: str = "", own_restart: bool = True) -> None:
         """Steps that work when followed from the top: every finding loses its own restart
