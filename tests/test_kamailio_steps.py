@@ -16,6 +16,7 @@ from support.cli import codes
 from support.components import require, require_command, require_root
 from support.kamailio import Instance, check_kamailio, new_instance
 from support.namespace import Namespace
+from support.snapshot import Snapshot
 
 CONFIG = """#!KAMAILIO
 debug=2
@@ -324,3 +325,36 @@ def test_top_level_details_are_the_instance_that_decided_the_status(
     code, result = check_kamailio()
     assert code == 0, result
     assert result["details"]["decided_by"]["pid"] == healthy_pid
+
+
+def test_enabled_unit_down_fails_while_a_hand_started_instance_runs(snapshot: Snapshot) -> None:
+    """Where systemd runs, an enabled kamailio unit whose Kamailio is not running fails even
+    though a hand-started instance runs (a snapshot: the unit cannot run here); the step
+    checks and starts the unit's config. Not enabled: the hand-started one alone passes."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.mkdir("run/systemd/system")
+    snapshot.write("lib/systemd/system/kamailio.service", "[Service]\nUser=kamailio\n")
+    pid = 4100
+    stat = f"{pid} (kamailio) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
+    snapshot.write(f"proc/{pid}/stat", stat)
+    snapshot.write(f"proc/{pid}/status", "Name:\tkamailio\nUid:\t0\t0\t0\t0\n")
+    snapshot.write(f"proc/{pid}/cmdline", "/usr/sbin/kamailio\0-f\0/srv/hand.cfg\0")
+    snapshot.write(f"proc/{pid}/cgroup", "0::/user.slice/user-0.slice/session-1.scope\n")
+    snapshot.write("srv/hand.cfg", "listen=udp:127.0.0.1:5070\n")
+    snapshot.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
+    code, result = check_kamailio("--root", str(snapshot))
+    assert "kamailio.not-running" not in codes(result), result
+
+    snapshot.write("etc/systemd/system/multi-user.target.wants/kamailio.service", "")
+    code, result = check_kamailio("--root", str(snapshot))
+    assert code == 2, result
+    down = finding(result, "kamailio.not-running")
+    assert down["message"].startswith(
+        "/etc/kamailio/kamailio.cfg (no Kamailio runs it): the Kamailio service is enabled "
+        "(/etc/systemd/system/multi-user.target.wants/kamailio.service exists) but not running"
+    )
+    assert f"pid {pid} with /srv/hand.cfg" in down["message"]
+    assert down["remediation"][-1] == (
+        "/usr/sbin/kamailio -c -f /etc/kamailio/kamailio.cfg && systemctl start kamailio"
+    )
+    assert result["details"]["decided_by"] == {"pid": None, "config": "/etc/kamailio/kamailio.cfg"}

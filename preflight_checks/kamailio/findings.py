@@ -197,8 +197,9 @@ def host_service(host: Host) -> Service | None:
     if manager == "systemd":
         if not any(host.is_file(unit) for unit in UNIT_FILES):
             return None
-        wants = host.glob("etc/systemd/system/*.wants/kamailio.service")
-        return Service("systemd", config, bool(wants), "systemctl enable kamailio")
+        wants = host.glob(f"etc/systemd/system/*.wants/{UNIT}")
+        enabled_by = f"{host.display(wants[0])} exists" if wants else ""
+        return Service("systemd", config, bool(wants), enabled_by)
     if manager is None or not host.is_file(INIT_SCRIPT_FILE):
         return None
     return Service(
