@@ -347,7 +347,7 @@ class Report:
             f
             for f in self.findings
             if f.code in START_BLOCKING
-            or (f.code.startswith("kamailio.tls-") and f.status is Status.FAIL)
+            or (f.code.partition(".")[2].startswith("tls-") and f.status is Status.FAIL)
         ]
 
     def order_steps(self, blocked_by: str = "", own_restart: bool = True) -> None:
