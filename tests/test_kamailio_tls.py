@@ -17,7 +17,6 @@ from support.kamailio import (
     make_pair,
     new_instance,
     preflight_config,
-    restarted_by,
     tls_instance,
     wait_listening,
 )
@@ -102,8 +101,9 @@ def test_enable_tls_without_tls_module(tls_kamailio: list[Instance], tmp_path: P
 
 def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[Instance]) -> None:
     """Kamailio runs as `-u kamailio`; the key becomes root-only (a renewal hook): the next
-    start would fail with Permission denied. The steps (chgrp/chmod, then check and restart
-    the instance as it was started) fix it, and the check passes."""
+    start would fail with Permission denied. The chgrp/chmod step, followed verbatim, fixes
+    it: after a restart the check passes. The restart step repeats no command line: the
+    process runs as kamailio, so its command line is that account's data."""
     require_root()
     require("account kamailio (Debian package kamailio)", _account_exists("kamailio"))
     with world_readable_dir("pf-kam-tls-") as folder:
@@ -132,7 +132,12 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[I
         chmod_step, restart_step = unreadable["remediation"]
         assert chmod_step == f"chgrp kamailio {key} && chmod 640 {key}"
         assert subprocess.run(["sh", "-c", chmod_step], check=False).returncode == 0
-        with restarted_by(restart_step, instance.config, pid, tls_port, instance.ws_port) as new:
-            code, result = check("--config", toml)
-            assert code == 0, result
-            assert result["details"]["pid"] == new
+        # It runs as kamailio (-u): nothing shows root started it, so its command line is
+        # data, never a step (REVIEW-13 item 2); the operator restarts it the way they know.
+        assert restart_step.startswith(f"pid {pid} was started by hand and it runs as user kam")
+        assert "not a command to run as root" in restart_step
+        instance.stop()
+        new = instance.start()
+        code, result = check("--config", toml)
+        assert code == 0, result
+        assert result["details"]["pid"] == new

@@ -191,6 +191,12 @@ class Report:
         self.best_effort = False  # the config was read without `kamailio -c`
         # port-shared between two judged instances, reported once (by the first judged)
         self.shared_reported: set[tuple[frozenset[int], str]] = set()
+        # What the operator must verify first when no command may be suggested: the config
+        # or its start folder is another account's, or the instance runs in another mount
+        # namespace (every finding's only step is this text); or only its command line is
+        # another account's (no restart or start step repeats it: this text instead).
+        self.gate: str | None = None
+        self.restart_gate: str | None = None
 
     @cached_property
     def service(self) -> ServiceCommands:
@@ -204,9 +210,13 @@ class Report:
 
     def restart_steps(self) -> list[str]:
         """Check the config with the real `kamailio -c` before anything restarts it."""
+        if self.restart_gate:
+            return [self.restart_gate]
         return [f"{self.check_command} && {self.service.restart}"]
 
     def start_steps(self) -> list[str]:
+        if self.restart_gate:
+            return [self.restart_gate]
         return [f"{self.check_command} && {self.service.start}"]
 
     def add(
@@ -214,6 +224,8 @@ class Report:
     ) -> None:
         if self.label:
             message = f"{self.label}: {message}"
+        if self.gate is not None:
+            remediation = [self.gate]
         self.findings.append(
             Finding(
                 f"kamailio.{code}",
