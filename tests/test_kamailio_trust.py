@@ -27,6 +27,7 @@ from support.kamailio import (
     kamailio_binary,
     new_instance,
     preflight_config,
+    stop_pid,
     wait_listening,
 )
 from support.snapshot import Snapshot
@@ -288,3 +289,92 @@ def test_root_config_run_by_another_account_gets_no_command_line_step(
     assert step.startswith(f"pid {pid} was started by hand and it runs as user kamailio")
     assert "not a command to run as root" in step
     assert_no_runnable_step(result, f"kill {pid}", "-P ")
+
+
+# ------------------------------------------------------------------------------- item 6
+def test_instance_in_another_mount_namespace_is_judged_on_its_own_files(tmp_path: Path) -> None:
+    """A Kamailio in its own mount namespace (a container on the host's network): tmpfs over
+    /etc/kamailio there, its kamailio.cfg on a free port. The host's check reads its config
+    through /proc/PID/root, finds it healthy (no listener-missing for the host's config), and
+    after a change inside suggests no host command: it says who must restart it."""
+    unshare = require_command("unshare")
+    require("kamailio", kamailio_binary() is not None)
+    port = free_port()
+    config = textwrap.dedent(f"""\
+        #!KAMAILIO
+        children=1
+        log_stderror=yes
+        listen=udp:127.0.0.1:{port}
+        mpath="{MODULES}/"
+        loadmodule "sl.so"
+        request_route {{ sl_send_reply("404", "Not here"); }}
+        """)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    script = (
+        "mount -t tmpfs pf-test /etc/kamailio && "
+        'printf "%s" "$1" >/etc/kamailio/kamailio.cfg && '
+        f'exec "$2" -DD -E -f /etc/kamailio/kamailio.cfg -P {run_dir}/k.pid -Y {run_dir} '
+        "-m 16 -M 4"
+    )
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen(
+            [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", config]
+            + [kamailio_binary() or "kamailio"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        assert wait_listening(port, "udp"), (tmp_path / "log").read_text()
+        inside = f"/proc/{proc.pid}/root/etc/kamailio/kamailio.cfg"
+        assert os.readlink(f"/proc/{proc.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        code, result = check()
+        assert code == 0, result
+        assert result["code"] == "kamailio.ok"
+        assert result["details"]["pid"] == proc.pid
+        assert result["details"]["config"] == inside
+        assert result["details"]["expected"] == [f"udp:127.0.0.1:{port}"]
+        # A change inside the namespace (written through the kernel's view of its files).
+        with open(inside, "a") as edited:
+            edited.write("# edited\n")
+        stat = os.stat(inside)
+        os.utime(inside, (stat.st_atime, stat.st_mtime + 5))
+        code, result = check()
+        changed = finding(result, "kamailio.config-changed")
+        assert inside in changed["message"]
+        (step,) = changed["remediation"]
+        assert step.startswith(f"pid {proc.pid} runs in another mount namespace")
+        assert "with whatever manages it" in step
+        assert_no_runnable_step(result, "/etc/kamailio/kamailio.cfg")
+    finally:
+        stop_pid(proc.pid)
+        proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------- item 8
+def test_non_root_run_cannot_resolve_a_relative_config_it_is_unknown(
+    own_kamailio: list[Instance],
+) -> None:
+    """A root instance started as `cd DIR && kamailio -f kamailio.cfg`: uid NOBODY may not
+    read /proc/PID/cwd (nor its environ), so which config it runs is unknown: a warning that
+    says so, never config-invalid "/kamailio.cfg is missing"; root resolves it and passes."""
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-rel-") as folder:
+        instance = new_instance(folder)
+        instance.config_arg = "kamailio.cfg"
+        own_kamailio.append(instance)
+        pid = instance.start(cwd=folder)
+        for args in ((), ("--config", str(preflight_config(folder, instance.config)))):
+            code, result = check(*args, user=NOBODY)
+            assert "kamailio.config-invalid" not in codes(result), result
+            assert "kamailio.not-running" not in codes(result), result
+            unknown = finding(result, "kamailio.config-unreadable")
+            assert unknown["message"].startswith(
+                f"the configuration Kamailio (pid {pid}) runs is unknown: its -f kamailio.cfg "
+                f"is relative and the folder it was started in (/proc/{pid}/cwd) cannot be read"
+            ), unknown
+            assert code == 1, result
+        code, result = check("--config", str(preflight_config(folder, instance.config)))
+        assert code == 0, result

@@ -276,6 +276,18 @@ def choose_instance(
             ),
             None,
         )
+        if match is None:
+            # Not root: an instance whose relative -f cannot be resolved may run it; its
+            # config is unknown (config-unreadable), not "not running".
+            match = next(
+                (
+                    i
+                    for i in instances
+                    if i.config_unknown
+                    and posixpath.basename(i.config_rel) == posixpath.basename(wanted)
+                ),
+                None,
+            )
         return match, wanted, "option"
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
