@@ -399,6 +399,8 @@ def instance_label(instance: Instance | None, config: str) -> str:
     """How a message names the judged instance when several are judged."""
     if instance is None:
         return f"{config} (no Kamailio runs it)"
+    if instance.config_unknown:
+        return f"Kamailio pid {instance.main.pid} (config unknown)"
     return f"Kamailio pid {instance.main.pid} ({config})"
 
 
