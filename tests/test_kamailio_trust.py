@@ -243,7 +243,7 @@ def test_another_accounts_instance_gets_no_runnable_step(
     assert f"it starts in {folder}" in untrusted["message"]
     assert f"folder {folder} is owned by user kamailio" in untrusted["message"]
     (step,) = untrusted["remediation"]
-    assert step.startswith("verify before running anything for this instance as root: ")
+    assert step.startswith("verify before running anything for this Kamailio as root: ")
     assert_no_runnable_step(result, "e.cfg", f"kill {pid}")
 
 
@@ -381,3 +381,27 @@ def test_non_root_run_cannot_resolve_a_relative_config_it_is_unknown(
             ) in unknown["message"]
         code, result = check("--config", str(preflight_config(folder, instance.config)))
         assert judged(result, pid)["findings"] == []
+
+
+def test_trust_check_follows_the_start_folder_include(own_kamailio: list[Instance]) -> None:
+    """The include Kamailio really loaded is the start folder's: that file (owned by uid
+    NOBODY in a root-only folder) is the one the trust check names, not the root-owned file
+    of the same name next to the main config."""
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-cwd-") as srv:
+        start = srv / "cwd"
+        start.mkdir()
+        start.chmod(0o755)
+        instance = new_instance(srv, body='include_file "inc.cfg"')
+        port = free_port()
+        (start / "inc.cfg").write_text(f"listen=udp:127.0.0.1:{port}\n")
+        os.chown(start / "inc.cfg", NOBODY, NOBODY)
+        (srv / "inc.cfg").write_text(f"listen=udp:127.0.0.1:{free_port()}\n")
+        own_kamailio.append(instance)
+        pid = instance.start(cwd=start)
+        code, result = check("--config", str(preflight_config(srv, instance.config)))
+    assert result["details"]["pid"] == pid
+    untrusted = finding(result, "kamailio.untrusted-file")
+    assert f"file {start}/inc.cfg is owned by user nobody" in untrusted["message"]
+    assert f"udp:127.0.0.1:{port}" in result["details"]["expected"]
+    assert_no_runnable_step(result)

@@ -613,8 +613,8 @@ def check_with_kamailio(
     )
 
     host = report.host
-    if not host.is_live or parsed is None or parsed.unreadable:
-        return None  # a file it may not read would make kamailio -c fail for our reasons
+    if not host.is_live or parsed is None:
+        return None
     cwd_rel = instance.cwd_rel if instance else ""
     if instance is not None and instance.fs_root:
         report.notes.append(
@@ -623,24 +623,18 @@ def check_with_kamailio(
             "this host cannot see its files)"
         )
         return None
-    if cwd_rel is None:
-        report.notes.append(
-            "the folder Kamailio was started in cannot be read (not root?): relative includes "
-            "are unknown, `kamailio -c` is not run"
-        )
-        return None
     binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
     what = "`kamailio -c` is not run"
     if binary is not None:
         what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
         # Where the real start looked up relative includes first: an account that may
         # write there could add one (and a module it loads).
-        problem = start_folder_risk(host, cwd_rel) or config_risk(
-            host, [*parsed.files, *module_files(host, parsed)]
+        problem = (start_folder_risk(host, cwd_rel) if cwd_rel is not None else None) or (
+            config_risk(host, [*parsed.files, *module_files(host, parsed)])
         )
     if problem is not None:
         report.gate = (
-            f"verify before running anything for this instance as root: {problem}, so an "
+            f"verify before running anything for this Kamailio as root: {problem}, so an "
             "account other than root may have changed the configuration, the files it "
             "includes or the folder it starts in; make them owned by root and writable by "
             "root only, then run preflight again (no command is suggested until then)"
@@ -656,7 +650,13 @@ def check_with_kamailio(
             ],
         )
         return None
-    if binary is None:
+    if binary is None or parsed.unreadable:
+        return None  # a file it may not read would make kamailio -c fail for our reasons
+    if cwd_rel is None:
+        report.notes.append(
+            "the folder Kamailio was started in cannot be read (not root?): relative includes "
+            "are unknown, `kamailio -c` is not run"
+        )
         return None
     report.details["binary"] = binary
     defines, note = instance_defines(host, instance)
