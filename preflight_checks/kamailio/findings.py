@@ -158,6 +158,16 @@ def instance_commands(
             return service_commands(host)
         command = f"{shell_arg(binary)} -f {shell_arg(config)}"
         return ServiceCommands(command, command, (syslog_step(host),))
+    if instance.fs_root:
+        # A container's Kamailio: this host's unit, init script or command line is not how
+        # it starts; whatever manages the container is.
+        managed = f"with whatever manages the container pid {instance.main.pid} runs in"
+        return ServiceCommands(
+            f"start it {managed}",
+            f"restart it {managed}",
+            (f"ps -o pid,user,args -p {instance.main.pid}",),
+            f"stop it {managed} (another mount namespace)",
+        )
     if instance.unit:
         return systemd_commands(instance.unit)
     if instance.manager == "init-script":
