@@ -350,6 +350,17 @@ def test_instance_in_another_mount_namespace_is_judged_on_its_own_files(tmp_path
         assert step.startswith(f"pid {proc.pid} runs in another mount namespace")
         assert "with whatever manages it" in step
         assert_no_runnable_step(result, "/etc/kamailio/kamailio.cfg")
+        # The host's own config on the same port is not running: the container's Kamailio
+        # holds the port, and the step to free it is not a host kill.
+        host_config = tmp_path / "host.cfg"
+        host_config.write_text(config)
+        code, result = check("--config", str(preflight_config(tmp_path, host_config)))
+        held = [f for f in result["findings"] if f"held by Kamailio pid {proc.pid}" in f["message"]]
+        assert held, result
+        assert held[0]["remediation"][0].startswith(
+            f"stop it with whatever manages the container pid {proc.pid} runs in"
+        )
+        assert f"kill {proc.pid}" not in " ".join(held[0]["remediation"])
     finally:
         stop_pid(proc.pid)
         proc.wait(timeout=10)
