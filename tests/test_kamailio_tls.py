@@ -8,6 +8,8 @@ import pwd
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from support.cli import codes, finding
 from support.components import require, require_root, world_readable_dir
 from support.kamailio import (
@@ -49,20 +51,107 @@ def test_no_tls_modparam_means_cert_pem_next_to_the_config(
     assert "selfsigned" not in str(result["findings"])
 
 
-def test_mismatched_key_and_certificate(tls_kamailio: list[Instance], tmp_path: Path) -> None:
-    cert, _key = make_pair(tmp_path, "a")
-    _cert, other_key = make_pair(tmp_path, "b")
+@pytest.mark.parametrize(
+    ("cert_kind", "key_kind", "kamailio_says"),
+    [
+        ("ec", "rsa", "does not match the public key of the certificate"),
+        ("rsa", "ec", "does not match the public key of the certificate"),
+        ("rsa", "rsa", "key values mismatch"),
+    ],
+)
+def test_mismatched_key_and_certificate(
+    tls_kamailio: list[Instance], tmp_path: Path, cert_kind: str, key_kind: str, kamailio_says: str
+) -> None:
+    """A key of another pair (another type: OpenSSL says NO_CERTIFICATE_ASSIGNED) is a
+    mismatch, never an invalid certificate with a DER conversion step."""
+    cert, _key = make_pair(tmp_path, "a", cert_kind)
+    _cert, other_key = make_pair(tmp_path, "b", key_kind)
     instance = tls_instance(
         tmp_path,
         free_port(),
         f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{other_key}")',
     )
     assert instance.start(expect_failure=True) != 0  # the real start fails on it
+    assert kamailio_says in instance.log()
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     assert code == 2
     mismatch = finding(result, "kamailio.tls-key-mismatch")
     assert str(other_key) in mismatch["message"] and str(cert) in mismatch["message"]
+    assert "kamailio.tls-cert-invalid" not in codes(result)
+    assert "-inform der" not in str(result)
     assert "PRIVATE KEY" not in str(result)  # key content never reported
+
+
+def test_der_certificate_gets_the_conversion_step(
+    tls_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """A certificate that really is DER: the start fails, and the step converts it; followed
+    verbatim (and the tls modparam pointed at the .pem), Kamailio starts."""
+    pem, key = make_pair(tmp_path, "server")
+    der = tmp_path / "server.der"
+    subprocess.run(["openssl", "x509", "-in", str(pem), "-outform", "der", "-out", str(der)])
+    pem.unlink()
+    port = free_port()
+    instance = tls_instance(
+        tmp_path,
+        port,
+        f'modparam("tls", "certificate", "{der}")\nmodparam("tls", "private_key", "{key}")',
+    )
+    assert instance.start(expect_failure=True) != 0
+    assert f"Unable to load certificate file '{der}'" in instance.log()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 2
+    invalid = finding(result, "kamailio.tls-cert-invalid")
+    assert f"TLS certificate {der} is DER, not PEM" in invalid["message"]
+    convert = invalid["remediation"][1]
+    assert convert.startswith(f"openssl x509 -inform der -in {der} -out {der}.pem")
+    assert subprocess.run(["sh", "-c", convert], check=False).returncode == 0
+    instance.config.write_text(instance.config.read_text().replace(f'{der}"', f'{der}.pem"'))
+    tls_kamailio.append(instance)
+    instance.start()
+    assert wait_listening(port)
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 0, result
+
+
+@pytest.mark.parametrize(
+    ("content", "form"),
+    [(b"", "not a PEM certificate"), (b"not a certificate\n", "not a PEM certificate")],
+)
+def test_a_certificate_that_is_not_der_gets_no_conversion_step(
+    snapshot: Snapshot, content: bytes, form: str
+) -> None:
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        'enable_tls=yes\nlisten=tls:0.0.0.0:5061\nloadmodule "tls.so"\n'
+        'modparam("tls", "certificate", "/etc/kamailio/c.pem")\n'
+        'modparam("tls", "private_key", "/etc/kamailio/k.pem")\n',
+    )
+    snapshot.write("etc/kamailio/c.pem", content.decode())
+    snapshot.write("etc/kamailio/k.pem", "x")
+    _code, result = check("--root", str(snapshot))
+    invalid = finding(result, "kamailio.tls-cert-invalid")
+    assert f"TLS certificate /etc/kamailio/c.pem is {form}" in invalid["message"]
+    assert "-inform der" not in str(invalid["remediation"])
+
+
+def test_key_that_is_not_a_key(tls_kamailio: list[Instance], tmp_path: Path) -> None:
+    cert, key = make_pair(tmp_path, "server")
+    key.write_text("not a key\n")
+    instance = tls_instance(
+        tmp_path,
+        free_port(),
+        f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+    )
+    assert instance.start(expect_failure=True) != 0
+    assert f"Unable to load private key '{key}'" in instance.log()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 2
+    assert f"TLS private key {key} is not a PEM private key" in (
+        finding(result, "kamailio.tls-key-invalid")["message"]
+    )
+    assert "kamailio.tls-cert-invalid" not in codes(result)
 
 
 def test_missing_crl_in_tls_cfg(snapshot: Snapshot) -> None:
