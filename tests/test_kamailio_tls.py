@@ -4,12 +4,14 @@ followed verbatim."""
 
 from __future__ import annotations
 
+import grp
+import os
 import pwd
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
-
 from support.cli import codes, finding
 from support.components import require, require_root, world_readable_dir
 from support.kamailio import (
@@ -24,6 +26,9 @@ from support.kamailio import (
     wait_listening,
 )
 from support.snapshot import Snapshot
+
+from preflight.host import Host
+from preflight_checks.kamailio.findings import access_step
 
 check = check_kamailio
 
@@ -148,8 +153,9 @@ def test_key_that_is_not_a_key(tls_kamailio: list[Instance], tmp_path: Path) -> 
     assert f"Unable to load private key '{key}'" in instance.log()
     code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
     assert code == 2
-    assert f"TLS private key {key} is not a PEM private key" in (
-        finding(result, "kamailio.tls-key-invalid")["message"]
+    assert (
+        f"TLS private key {key} is not a PEM private key"
+        in (finding(result, "kamailio.tls-key-invalid")["message"])
     )
     assert "kamailio.tls-cert-invalid" not in codes(result)
 
@@ -225,3 +231,72 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[I
             code, result = check("--config", toml)
             assert code == 0, result
             assert result["details"]["pid"] == new
+
+
+def test_key_behind_a_closed_folder_then_fixed_verbatim(tls_kamailio: list[Instance]) -> None:
+    """The key itself is readable by the kamailio group, but its folder is root-only (mode
+    700, as /etc/kamailio/private often is): the step opens that folder for the run group
+    (a chmod of the key alone cannot help); followed verbatim with the restart step, the
+    instance runs again as -u kamailio and the check passes."""
+    require_root()
+    require("account kamailio (Debian package kamailio)", _account_exists("kamailio"))
+    with world_readable_dir("pf-kam-tls-") as folder:
+        private = folder / "private"
+        private.mkdir()
+        cert, key = make_pair(private, "server")
+        subprocess.run(["chgrp", "kamailio", str(key)], check=True)
+        key.chmod(0o640)
+        cert.chmod(0o644)
+        private.chmod(0o755)
+        tls_port = free_port()
+        instance = tls_instance(
+            folder,
+            tls_port,
+            f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+        )
+        subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
+        instance.extra = ["-u", "kamailio", "-g", "kamailio"]
+        tls_kamailio.append(instance)
+        pid = instance.start()
+        assert wait_listening(tls_port)
+        toml = str(preflight_config(folder, instance.config))
+        code, result = check("--config", toml)
+        assert code == 0, result
+
+        private.chmod(0o700)
+        code, result = check("--config", toml)
+        assert code == 2, result
+        unreadable = finding(result, "kamailio.tls-key-unreadable")
+        assert f"folder {private} is mode 700" in unreadable["message"]
+        folder_step, restart_step = unreadable["remediation"]
+        assert folder_step == f"chgrp kamailio {private} && chmod g+x {private}"
+        assert subprocess.run(["sh", "-c", folder_step], check=False).returncode == 0
+        with restarted_by(restart_step, instance.config, pid, tls_port, instance.ws_port) as new:
+            code, result = check("--config", toml)
+            assert code == 0, result
+            assert result["details"]["pid"] == new
+            main = psutil.Process(new)
+            assert {p.username() for p in [main, *main.children()]} == {"kamailio"}
+
+
+def test_key_in_a_group_folder_the_run_user_is_not_in() -> None:
+    """Debian's /etc/ssl/private is root:ssl-cert 710: the step adds the run user to that
+    group (Kamailio calls initgroups for -u, systemd for User=) instead of a chgrp that would
+    lock the group's other members out; a folder of the run group only gets g+x."""
+    require_root()
+    with world_readable_dir("pf-kam-tls-") as folder:
+        private = folder / "private"
+        private.mkdir(mode=0o700)
+        shared = grp.getgrnam("nogroup")
+        os.chown(private, 0, shared.gr_gid)
+        private.chmod(0o710)
+        host = Host("/")
+        rel = str(private).lstrip("/")
+        step = access_step(host, rel, private.stat(), False, "kamailio", "kamailio", {109})
+        assert step == "usermod -a -G nogroup kamailio"
+        private.chmod(0o700)
+        step = access_step(host, rel, private.stat(), False, "kamailio", "kamailio", {109})
+        assert step == f"chgrp kamailio {private} && chmod g+x {private}"
+        os.chown(private, 0, 109)
+        step = access_step(host, rel, private.stat(), False, "kamailio", "kamailio", {109})
+        assert step == f"chmod g+x {private}"
