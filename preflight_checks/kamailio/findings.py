@@ -758,7 +758,7 @@ def check_tls_profiles(
             continue
         header = printable(f"[{profile.kind}:{profile.address}]")
         if profile.address.lower() == "any" and not profile.server_name:
-            fix = (
+            fix = printable(
                 f"add server_name = NAME (the host name clients ask for) to {header} at "
                 f"{profile.where}"
             )
@@ -797,7 +797,7 @@ def check_tls_profiles(
         ):
             steps = [
                 f"printf '%s\\n' {shell_arg(f'listen={sock}')} >> {shell_arg(config)}"
-                f"  # or change {header} at {profile.where} to a socket Kamailio listens on"
+                + printable(f"  # or change {header} at {profile.where} to a socket it listens on")
             ]
         report.add(
             "tls-profile-no-listen",
