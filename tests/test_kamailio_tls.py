@@ -300,3 +300,27 @@ def test_key_in_a_group_folder_the_run_user_is_not_in() -> None:
         os.chown(private, 0, 109)
         step = access_step(host, rel, private.stat(), False, "kamailio", "kamailio", {109})
         assert step == f"chmod g+x {private}"
+
+
+def test_tls_cfg_without_server_default_loads_cert_pem(
+    tls_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """A tls.cfg with no [server:default]: the tls module builds that profile from its own
+    defaults (cert.pem next to the config), ignoring the certificate modparams."""
+    cert, key = make_pair(tmp_path, "server")
+    (tmp_path / "tls.cfg").write_text("[client:default]\nverify_certificate = no\n")
+    instance = tls_instance(
+        tmp_path,
+        free_port(),
+        f'modparam("tls", "config", "{tmp_path}/tls.cfg")\n'
+        f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+    )
+    assert instance.start(expect_failure=True) != 0
+    assert f"Unable to load certificate file '{tmp_path}/cert.pem'" in instance.log()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 2
+    missing = finding(result, "kamailio.tls-files-missing")
+    assert (
+        f"TLS certificate {tmp_path}/cert.pem ({tmp_path}/tls.cfg has no [server:default])"
+        in missing["message"]
+    )
