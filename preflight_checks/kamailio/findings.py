@@ -752,6 +752,9 @@ def check_tls_profiles(
     tls_cfg = host.display(tls_rel)
     profiles = tls_profiles(host.read_text(tls_rel) or "", tls_cfg)
     has_default = any(p.kind == "server" and p.address.lower() == "default" for p in profiles)
+    instance = report.instance
+    if instance is not None and instance.options.get("l"):
+        sockets = None  # -l on its command line: kamailio -c -f does not list those sockets
     listening = {(ipaddress.ip_address(s.addr).compressed, s.port) for s in sockets or []}
     for profile in profiles:
         if profile.kind != "server":
@@ -789,12 +792,7 @@ def check_tls_profiles(
             f"change {header} at {profile.where} to a tls: socket Kamailio listens on ({where}), "
             f"or add listen={sock} to {config}"
         ]
-        instance = report.instance
-        if (
-            parsed.explicit_listen
-            and not (instance and instance.options.get("l"))
-            and local_addresses(host).can_bind(sock.addr) is not False
-        ):
+        if parsed.explicit_listen and local_addresses(host).can_bind(sock.addr) is not False:
             steps = [
                 f"printf '%s\\n' {shell_arg(f'listen={sock}')} >> {shell_arg(config)}"
                 + printable(f"  # or change {header} at {profile.where} to a socket it listens on")
