@@ -94,7 +94,9 @@ def test_der_certificate_gets_the_conversion_step(
     verbatim (and the tls modparam pointed at the .pem), Kamailio starts."""
     pem, key = make_pair(tmp_path, "server")
     der = tmp_path / "server.der"
-    subprocess.run(["openssl", "x509", "-in", str(pem), "-outform", "der", "-out", str(der)])
+    subprocess.run(
+        ["openssl", "x509", "-in", str(pem), "-outform", "der", "-out", str(der)], check=True
+    )
     pem.unlink()
     port = free_port()
     instance = tls_instance(
@@ -324,3 +326,149 @@ def test_tls_cfg_without_server_default_loads_cert_pem(
         f"TLS certificate {tmp_path}/cert.pem ({tmp_path}/tls.cfg has no [server:default])"
         in missing["message"]
     )
+
+
+def test_certificate_the_run_user_cannot_read(tls_kamailio: list[Instance]) -> None:
+    """The tls module loads every file after Kamailio switched to -u: a certificate behind a
+    root-only folder fails the start as a key does (Permission denied)."""
+    require_root()
+    require("account kamailio (Debian package kamailio)", _account_exists("kamailio"))
+    with world_readable_dir("pf-kam-tls-") as folder:
+        closed = folder / "closed"
+        closed.mkdir(mode=0o700)
+        cert, key = make_pair(closed, "server")
+        key = key.rename(folder / "server.key")
+        key.chmod(0o644)
+        cert.chmod(0o644)
+        instance = tls_instance(
+            folder,
+            free_port(),
+            f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+        )
+        subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
+        instance.extra = ["-u", "kamailio", "-g", "kamailio"]
+        assert instance.start(expect_failure=True) != 0
+        assert f"Unable to load certificate file '{cert}'" in instance.log()
+        assert "Permission denied" in instance.log()
+        # The check learns the run user from a running instance's -u: start it with the
+        # folder open, then close the folder again (a permissions "hardening" run).
+        closed.chmod(0o755)
+        tls_kamailio.append(instance)
+        instance.start()
+        closed.chmod(0o700)
+        code, result = check("--config", str(preflight_config(folder, instance.config)))
+        assert code == 2, result
+        unreadable = finding(result, "kamailio.tls-file-unreadable")
+        assert f"TLS certificate {cert} is not readable by kamailio" in unreadable["message"]
+        assert unreadable["remediation"][0] == f"chgrp kamailio {closed} && chmod g+x {closed}"
+        assert "kamailio.tls-key-unreadable" not in codes(result)
+
+
+def _tls_cfg(folder: Path, cert: Path, key: Path, profiles: str) -> str:
+    """modparam naming a tls.cfg in `folder` with a valid [server:default] and `profiles`."""
+    tls_cfg = folder / "tls.cfg"
+    tls_cfg.write_text(f"{profiles}\n[server:default]\ncertificate = {cert}\nprivate_key = {key}\n")
+    return f'modparam("tls", "config", "{tls_cfg}")'
+
+
+START_FAILURES = {
+    # case: (what the tls modparams / tls.cfg say, Kamailio's error, the check's code)
+    "empty crl": ("crl=empty", "Unable to load certificate revocation list", "tls-crl-invalid"),
+    "crl not pem": ("crl=garbage", "Unable to load certificate revocation list", "tls-crl-invalid"),
+    "ca_list not pem": ("ca_list=garbage", "Unable to load CA list file", "tls-ca-invalid"),
+    "profile without listen": (
+        "[server:127.0.0.1:OTHER]",
+        "No listening socket found",
+        "tls-profile-no-listen",
+    ),
+    "any without server_name, with default": (
+        "[server:any]",
+        "duplicate definition for a tls profile (same address) and no server name",
+        "tls-profile-no-server-name",
+    ),
+    "any without server_name, alone": (
+        "[server:any] alone",
+        "tls domain for any address but no server name",
+        "tls-profile-no-server-name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(START_FAILURES))
+def test_tls_start_failures_kamailio_c_misses(
+    tls_kamailio: list[Instance], tmp_path: Path, case: str
+) -> None:
+    """Each state passes `kamailio -c` and fails the real start with the tls module's error;
+    the check names it with its own code."""
+    setting, kamailio_says, code_name = START_FAILURES[case]
+    cert, key = make_pair(tmp_path, "server")
+    pair = f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")'
+    port = free_port()
+    files = f"certificate = {cert}\nprivate_key = {key}\n"
+    if setting.startswith(("crl=", "ca_list=")):
+        name, _, content = setting.partition("=")
+        bad = tmp_path / f"{name}.pem"
+        bad.write_text("" if content == "empty" else "-----BEGIN X509 CRL-----\nnope\n")
+        params = f'{pair}\nmodparam("tls", "{name}", "{bad}")'
+    elif setting == "[server:any] alone":
+        (tmp_path / "cert.pem").write_text(cert.read_text() + key.read_text())
+        (tmp_path / "tls.cfg").write_text(f"[server:any]\n{files}")
+        params = f'modparam("tls", "config", "{tmp_path}/tls.cfg")'
+    else:
+        profile = setting.replace("OTHER", str(free_port()))
+        params = _tls_cfg(tmp_path, cert, key, f"{profile}\n{files}")
+    instance = tls_instance(tmp_path, port, params)
+    checked = subprocess.run(
+        ["kamailio", "-c", "-f", str(instance.config)], capture_output=True, check=False
+    )
+    assert checked.returncode == 0  # kamailio -c does not see it
+    assert instance.start(expect_failure=True) != 0
+    assert kamailio_says in instance.log()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 2
+    assert f"kamailio.{code_name}" in codes(result), result
+
+
+BROKEN_PROFILES = {
+    # case: how tls.cfg is broken from a healthy [server:default]
+    "profile without listen": "append a profile for another port",
+    "any without server_name": "[server:default] becomes [server:any]",
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_PROFILES))
+def test_tls_profile_fix_followed_verbatim(
+    tls_kamailio: list[Instance], tmp_path: Path, case: str
+) -> None:
+    """A running instance; tls.cfg gets a profile the next start refuses. The first step and
+    the restart step, pasted as given, bring Kamailio back with the profile, and the check
+    passes."""
+    cert, key = make_pair(tmp_path, "server")
+    files = f"certificate = {cert}\nprivate_key = {key}\n"
+    tls_port = free_port()
+    instance = tls_instance(tmp_path, tls_port, _tls_cfg(tmp_path, cert, key, ""))
+    tls_kamailio.append(instance)
+    pid = instance.start()
+    assert wait_listening(tls_port)
+    toml = str(preflight_config(tmp_path, instance.config))
+    code, result = check("--config", toml)
+    assert code == 0, result
+
+    tls_cfg = tmp_path / "tls.cfg"
+    ports = [tls_port, instance.ws_port]
+    if case == "profile without listen":
+        other = free_port()
+        ports.append(other)
+        tls_cfg.write_text(tls_cfg.read_text() + f"\n[server:127.0.0.1:{other}]\n{files}")
+        code_name = "kamailio.tls-profile-no-listen"
+    else:
+        tls_cfg.write_text(tls_cfg.read_text().replace("[server:default]", "[server:any]"))
+        code_name = "kamailio.tls-profile-no-server-name"
+    code, result = check("--config", toml)
+    assert code == 2, result
+    fix_step, restart_step = finding(result, code_name)["remediation"]
+    assert subprocess.run(["sh", "-c", fix_step], check=False).returncode == 0
+    with restarted_by(restart_step, instance.config, pid, *ports) as new:
+        code, result = check("--config", toml)
+        assert code == 0, result
+        assert result["details"]["pid"] == new

@@ -116,6 +116,13 @@ class KamailioCheck(Check):
             "way that blocks it chmod g+x (after chgrp GROUP, or usermod -a -G for a group "
             "that already has access), then restart",
         ),
+        "kamailio.tls-file-unreadable": FindingDoc(
+            Status.FAIL,
+            "a TLS certificate, CA list or CRL file (or a folder above it) the user Kamailio "
+            "runs as cannot read: the tls module loads it after the switch to that user, so "
+            "the start fails with Permission denied",
+            "let the user through as for tls-key-unreadable, then restart",
+        ),
         "kamailio.tls-key-mismatch": FindingDoc(
             Status.FAIL,
             "the TLS private key does not belong to its certificate (checked by loading the "

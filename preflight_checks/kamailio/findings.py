@@ -654,8 +654,11 @@ def check_tls_files(
                     [f"create {host.display(rel)} (or {fix})", *report.restart_steps()],
                 )
                 continue
-            if account is not None and key == "private_key":
-                broken |= check_key_access(report, rel, account)
+            if account is not None:
+                # A combined cert.pem holds the key: reported as the key it is.
+                holds_key = resolved.get("private_key", ("", where))[0] == rel
+                kind = "private_key" if holds_key else key
+                broken |= check_key_access(report, rel, account, kind)
             if key in TRUST_FILES:
                 check_trust_file(report, key, rel, place)
         cert, private_key = resolved.get("certificate"), resolved.get("private_key")
@@ -833,10 +836,14 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
     return account_of(host, name)
 
 
-def check_key_access(report: Report, rel: str, account: tuple[str, int, set[int]]) -> bool:
-    """tls-key-unreadable: the run user cannot open the key (mode bits of the file and every
-    folder above it); True when reported. The steps open each folder that blocks and the key
-    itself: a chmod of the key alone cannot help while a folder above it stays closed."""
+def check_key_access(
+    report: Report, rel: str, account: tuple[str, int, set[int]], key: str = "private_key"
+) -> bool:
+    """tls-key-unreadable (the key) and tls-file-unreadable (certificate, CA list, CRL): the
+    run user cannot open the file (mode bits of the file and every folder above it), and the
+    tls module loads them after Kamailio switched to that user; True when reported. The steps
+    open each folder that blocks and the file itself: a chmod of the file alone cannot help
+    while a folder above it stays closed."""
     host = report.host
     name, uid, gids = account
     problem = access_problem(host, rel, uid, gids)
@@ -847,10 +854,11 @@ def check_key_access(report: Report, rel: str, account: tuple[str, int, set[int]
         access_step(host, path, st, path == rel.strip("/"), name, group, gids)
         for path, st in access_blockers(host, rel, uid, gids) or []
     ]
+    what = "private key" if key == "private_key" else key
     report.add(
-        "tls-key-unreadable",
+        "tls-key-unreadable" if key == "private_key" else "tls-file-unreadable",
         Status.FAIL,
-        f"TLS private key {host.display(rel)} is not readable by {name}, the user Kamailio "
+        f"TLS {what} {host.display(rel)} is not readable by {name}, the user Kamailio "
         f"runs as: {problem}; the start fails (Permission denied)",
         [*steps, *report.restart_steps()],
     )
@@ -861,17 +869,18 @@ def access_step(
     host: Host,
     rel: str,
     st: os.stat_result,
-    is_key: bool,
+    is_file: bool,
     user: str,
     group: str,
     gids: set[int],
 ) -> str:
-    """The command that lets `user` (run group `group`) through one folder or read the key.
-    A group that already has the access (Debian's ssl-cert for /etc/ssl/private) gets the
-    user as a member, so no other member loses it; else the run group is given it."""
+    """The command that lets `user` (run group `group`) read a TLS file (`is_file`) or pass
+    through a folder on its path. A group that already has the access (Debian's ssl-cert for
+    /etc/ssl/private) gets the user as a member, so no other member loses it; else the run
+    group is given it."""
     path = shell_arg(host.display(rel))
-    bit, mode = ("r", "640") if is_key else ("x", "")
-    group_has_it = bool(st.st_mode & (0o040 if is_key else 0o010))
+    bit, mode = ("r", "640") if is_file else ("x", "")
+    group_has_it = bool(st.st_mode & (0o040 if is_file else 0o010))
     if st.st_gid in gids:
         return f"chmod g+{bit} {path}"
     if st.st_gid != 0 and group_has_it:
