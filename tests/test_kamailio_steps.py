@@ -216,6 +216,34 @@ def test_enabled_init_script_down_fails_while_a_hand_started_instance_runs(
         ns.stop()
 
 
+def test_enabled_service_down_while_its_config_runs_by_hand_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    """RUN_KAMAILIO=yes, the init script's Kamailio is not running, and the service's own
+    config runs, started by hand: no step stops that healthy instance to let the service
+    take its ports (an outage, not a fix); the note says the service would not restart it."""
+    port = free_port()
+    ns, etc, _default = init_script_namespace(tmp_path, "RUN_KAMAILIO=yes\n")
+    try:
+        (etc / "kamailio.cfg").write_text(config(port))
+        ns.run("mkdir", "/run/hand")
+        hand = ["/usr/sbin/kamailio", "-f", "/etc/kamailio/kamailio.cfg", "-P", "/run/hand/k.pid"]
+        ns.run(*hand, "-Y", "/run/hand", "-m", "16", "-M", "4")
+        assert wait_for(lambda: listening(ns, "udp", "127.0.0.1", port))
+        hand_pid = int(ns.run("cat", "/run/hand/k.pid").stdout)
+        time.sleep(0.5)
+
+        code, result = ns.check("kamailio")
+        steps = [s for f in result["findings"] for s in f["remediation"]]
+        assert not any(str(hand_pid) in step for step in steps), steps
+        assert code == 0, result
+        notes = " ".join(result["details"].get("notes", []))
+        assert f"runs as pid {hand_pid}, started another way" in notes
+        assert listening(ns, "udp", "127.0.0.1", port)
+    finally:
+        ns.stop()
+
+
 def test_steps_from_the_top_fix_an_address_and_a_held_port_before_the_one_restart(
     tmp_path: Path,
 ) -> None:

@@ -395,6 +395,23 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     service = host_service(host) if proc_visible else None
     service_instance = next((i for i in instances if service and service.runs(i)), None)
     service_config_rel = service_judged(host, service, service_instance, primary, config_rel)
+    by_hand = next(
+        (
+            i
+            for i in instances
+            if service_config_rel and same_config(host, i.config_rel, service_config_rel)
+        ),
+        None,
+    )
+    if by_hand is not None and service is not None and service_instance is None:
+        # The enabled service is down but its config runs, started another way. Stopping that
+        # healthy instance so the service can take its ports is an outage, not a fix: say it.
+        report.notes.append(
+            f"the Kamailio service is enabled ({service.enabled_by}) but not running; its config "
+            f"{host.display(service_config_rel)} runs as pid {by_hand.main.pid}, started "
+            "another way: `service kamailio restart` would not restart that instance"
+        )
+        service_config_rel = ""
     judging = Judging(
         ctx,
         binary,
