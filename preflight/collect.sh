@@ -33,7 +33,10 @@ OUT=${1:-}
 [ -n "$OUT" ] || fail "usage: sh $0 OUT.tar.gz|- [ROOT]"
 ROOT=${2:-/}
 [ -d "$ROOT" ] || fail "ROOT $ROOT: not a directory"
+# Absolute, so no name the script hands to find can read as an option.
+case $ROOT in /*) ;; *) ROOT=$(cd "$ROOT" && pwd) || fail "ROOT $2: cannot enter it" ;; esac
 ROOT=${ROOT%/}
+ME=$(id -u)
 
 # The output: "-" is stdout, a character device or FIFO is written in place, a regular file (or
 # nothing) is replaced through a temp file made by mktemp (O_EXCL, random name) in its folder.
@@ -56,7 +59,6 @@ else
     if [ ${#OUT_NAME} -gt 200 ]; then
         fail "$OUT: the name is too long for its temporary file (at most 200 bytes)"
     fi
-    ME=$(id -u)
     if [ -n "$(find "$OUT_DIR/." -prune ! -user 0 ! -user "$ME" -print)" ]; then
         fail "$OUT: folder $OUT_DIR belongs to another account, which could swap the temp file; write to a folder of root's, or to stdout (-)"
     fi
@@ -79,6 +81,7 @@ AWK_FILE=$WORK/redact.awk
 : > "$WORK/redacted"
 : > "$WORK/skipped"
 : > "$WORK/metadata"
+: > "$WORK/reasons"
 
 cat > "$AWK_FILE" <<'PREFLIGHT_AWK'
 # Secrets masked by structure, one line at a time, in time linear in the line's length: only
@@ -300,15 +303,15 @@ note() {  # $1: list (withheld, redacted, skipped), $2: path, $3: reason for ski
     fi
 }
 
-# RESOLVED: the ROOT-relative path of $1 with every symbolic link resolved inside ROOT (an
-# absolute target counts from ROOT, as `preflight check --root` reads it), so a link such as
-# etc/kamailio/tls.cfg -> /etc/shadow names ROOT/etc/shadow, never this machine's. 1 on a loop.
+# RESOLVED: the ROOT-relative path of $1 with every symbolic link resolved inside ROOT, the way
+# the kernel walks a name: component by component, `..` going up from where the walk is (the
+# folder a link led to, not the link's name), an absolute target counting from ROOT, so a link
+# such as etc/kamailio/tls.cfg -> /etc/shadow names ROOT/etc/shadow, never this machine's.
+# SEEN: ROOT and every entry the walk looked at (each folder, each link, the last name), one a
+# line, for trusted(). 1 on a loop (more than 40 links).
 resolve() {
     RESOLVED=
-    if [ -z "$ROOT" ]; then
-        RESOLVED=$1
-        return 0
-    fi
+    SEEN=$ROOT/
     r_todo=$1
     r_hops=0
     while [ -n "$r_todo" ]; do
@@ -323,6 +326,8 @@ resolve() {
                 continue ;;
         esac
         r_path=${RESOLVED:+$RESOLVED/}$r_name
+        SEEN="$SEEN
+$ROOT/$r_path"
         if [ -L "$ROOT/$r_path" ]; then
             r_hops=$((r_hops + 1))
             [ "$r_hops" -le 40 ] || return 1
@@ -334,6 +339,46 @@ resolve() {
         fi
     done
     return 0
+}
+
+# Whether the content of what resolve() last walked may be copied: every entry SEEN (ROOT, each
+# folder, each link on the way, the file) is owned by root (or by the account running this) and
+# no one else can change it: a file or folder not writable by group or others; a group- or
+# world-writable folder only when sticky, where others cannot rename the root-owned entries
+# (but can hard-link to a file, so there the file must have one link). Checked after the walk:
+# an entry another account controls is in SEEN whatever it pointed to then, so a swap after the
+# readlink changes nothing; one that vanished meanwhile makes find fail, which is untrusted too.
+# Else UNTRUSTED says which entry and why, and nothing through that path is read.
+trusted() {
+    UNTRUSTED=
+    t_ifs=$IFS
+    IFS='
+'
+    set -f
+    # shellcheck disable=SC2086
+    t_bad=$(find $SEEN -prune \( \( ! -user 0 ! -user "$ME" \) \
+        -o \( ! -type l ! -type d \( -perm -020 -o -perm -002 \) \) \
+        -o \( -type d \( -perm -020 -o -perm -002 \) ! -perm -1000 \) \) -print 2>&1 | head -n 1)
+    # shellcheck disable=SC2086
+    if [ -z "$t_bad" ] && [ -n "$(find $SEEN -prune -type d \( -perm -020 -o -perm -002 \) -print 2>&1)" ]; then
+        # shellcheck disable=SC2086
+        t_bad=$(find $SEEN -prune ! -type d -links +1 -print 2>&1 | head -n 1)
+    fi
+    set +f
+    IFS=$t_ifs
+    [ -n "$t_bad" ] || return 0
+    if [ -e "$t_bad" ] || [ -L "$t_bad" ]; then
+        t_ifs=$IFS
+        IFS=' '
+        # shellcheck disable=SC2046
+        set -- $(ls -ldn "$t_bad" 2>/dev/null)
+        IFS=$t_ifs
+        t_what="${t_bad#"$ROOT"} (${1:-?}, owner ${3:-?}:${4:-?}, ${2:-?} links)"
+        UNTRUSTED="not copied: $t_what can be changed by an account other than root"
+    else
+        UNTRUSTED="not copied: the path changed while it was checked ($t_bad)"
+    fi
+    return 1
 }
 
 # Every ROOT-relative path matching pattern $1, one a line. The folders before the first
@@ -370,9 +415,11 @@ store_empty() {  # $1: rel, $2: source; an empty file with the source's mode, ow
     touch -r "$2" "$SNAP/$1" 2>/dev/null
 }
 
-withhold() {  # $1: rel, $2: source; stored empty, listed, its metadata in the manifest
+withhold() {  # $1: rel, $2: source, $3: why; stored empty, listed, its metadata and the
+    # reason in the manifest
     store_empty "$1" "$2"
     note withheld "$1"
+    printf '%s\t%s\n' "$1" "$3" >> "$WORK/reasons"
     w_ifs=$IFS
     IFS=' '
     # shellcheck disable=SC2046
@@ -441,13 +488,23 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
         if [ -e "$src" ]; then note skipped "$rel" "not a regular file, folder or device"; fi
         return 0
     fi
+    # Kernel files cannot be swapped for links; anything else is read only through a path
+    # that root alone controls.
+    case $RESOLVED in
+        proc/* | sys/*) ;;
+        *)
+            if ! trusted; then
+                withhold "$rel" "$src" "$UNTRUSTED"
+                return 0
+            fi ;;
+    esac
     if [ ! -r "$src" ]; then
         note skipped "$rel" "permission denied"
         return 0
     fi
     case $rel in
         @WITHHELD_SUFFIX_CASE@)
-            withhold "$rel" "$src"  # never even read: a key stays on its host
+            withhold "$rel" "$src" "a private key: never read"
             return 0 ;;
         proc/* | sys/*) ;;
         *)
@@ -484,7 +541,7 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
                 || ! awk -v mode=text -f "$AWK_FILE" "$raw" > "$out" \
                 || ! drop_key_blocks "$out" \
                 || grep -F @WITHHELD_MARKER_ARGS@ "$out" >/dev/null 2>&1; then
-                withhold "$rel" "$src"
+                withhold "$rel" "$src" "not text, or key material left after redaction"
                 return 0
             fi ;;
     esac
@@ -525,11 +582,12 @@ PREFLIGHT_PATTERNS
 
 # Files that files already collected name, read as the check reading them does (a `paths` entry
 # `kamailio-config:PATTERN`, or `kamailio-defaults:PATTERN` for /etc/default/kamailio and its
-# CFGFILE=): a Kamailio config's include_file/import_file (relative to the
-# including file), the tls module's config file, certificate, CA, CRL and key files (relative
+# CFGFILE=): a Kamailio config's include_file/import_file (a relative one in the working folder
+# /, else next to the including file), the tls module's config file, certificate, CA, CRL and key files (relative
 # to the main config's folder), cdp's config_file (relative to /, Kamailio's working folder);
-# then the tls config's own files. Only files owned by root and writable by no one else are
-# followed, so another account cannot point root's collector at /etc/shadow; at most
+# then the tls config's own files. Only files reached through a path root alone controls are
+# copied and followed (see trusted), so another account cannot point root's collector at
+# /etc/shadow; at most
 # @MAX_FOLLOWED@ files, @MAX_FOLLOW_DEPTH@ levels deep. Keys: metadata only (withhold), unless the file
 # also holds certificates, which are kept without the key.
 FOLLOW_AWK=$WORK/follow.awk
@@ -640,9 +698,13 @@ kind == "kamailio-config" {
 PREFLIGHT_FOLLOW_AWK
 
 # NORMAL: $2 (a path as a file names it) as a ROOT-relative name: an absolute one from ROOT, a
-# relative one from folder $1; `.` and `..` resolved by name, never above ROOT.
+# relative one from folder $1; `.` and `..` taken by name, never above ROOT. The kernel takes
+# `..` from where the walk is, so after a linked folder (current -> releases/7) a name with
+# `..` can mean another file than it reads: then NORMAL is empty and the name is listed as
+# skipped (the check reads names by name: a copy under either name would mislead it).
 normalize() {
     case $2 in /*) n_todo=$2 ;; *) n_todo=$1/$2 ;; esac
+    n_joined=$n_todo
     NORMAL=
     while [ -n "$n_todo" ]; do
         case $n_todo in
@@ -655,6 +717,14 @@ normalize() {
             *) NORMAL=${NORMAL:+$NORMAL/}$n_name ;;
         esac
     done
+    case /$n_joined/ in */../*) ;; *) return 0 ;; esac
+    n_kernel=
+    if resolve "$n_joined"; then n_kernel=$RESOLVED; fi
+    if resolve "$NORMAL" && [ -n "$n_kernel" ] && [ "$RESOLVED" = "$n_kernel" ]; then
+        return 0
+    fi
+    note skipped "$NORMAL" "named $2: with \`..\` after a symbolic link it is another file than by name"
+    NORMAL=
 }
 
 keep_folders() {  # $1: a stored ROOT-relative file; its folders take their source's mode and
@@ -666,10 +736,6 @@ keep_folders() {  # $1: a stored ROOT-relative file; its folders take their sour
         chown --reference="$ROOT/$RESOLVED" "$SNAP/$k_dir" 2>/dev/null
         chmod --reference="$ROOT/$RESOLVED" "$SNAP/$k_dir" 2>/dev/null
     done
-}
-
-trusted() {  # $1: a file on this machine: owned by root, writable by root only
-    [ -n "$(find "$1" -prune -user 0 ! -perm -020 ! -perm -002 -print 2>/dev/null)" ]
 }
 
 FOLLOW_QUEUE=$WORK/follow-queue  # lines: KIND<TAB>MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>REL
@@ -712,12 +778,17 @@ PREFLIGHT_FOLLOW_LINE
     [ -f "$f_src" ] || continue
     f_count=$((f_count + 1))
     printf '%s\n' "$f_rel" >> "$WORK/followed"
+    # Read (here, by copy_one, and for the names inside) only through a path root controls.
+    f_trusted=
+    if trusted; then f_trusted=1; fi
     if [ "$f_kind" = key ]; then
         if [ ! -e "$SNAP/$f_rel" ] && [ ! -L "$SNAP/$f_rel" ]; then
-            if [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
+            if [ -z "$f_trusted" ]; then
+                withhold "$f_rel" "$f_src" "$UNTRUSTED"
+            elif [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
                 copy_one "$f_rel"  # a certificate with its key: the certificates are kept
             else
-                withhold "$f_rel" "$f_src"
+                withhold "$f_rel" "$f_src" "a private key: never copied"
             fi
         fi
         keep_folders "$f_rel"
@@ -726,7 +797,7 @@ PREFLIGHT_FOLLOW_LINE
     copy_one "$f_rel"
     keep_folders "$f_rel"
     case $f_kind in kamailio-config | kamailio-tls | kamailio-defaults) ;; *) continue ;; esac
-    [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && trusted "$f_src" || continue
+    [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && [ -n "$f_trusted" ] || continue
     case $f_rel in */*) f_here=${f_rel%/*} ;; *) f_here= ;; esac
     awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 200 > "$WORK/named"
     while IFS='	' read -r f_what f_path; do
@@ -735,7 +806,21 @@ PREFLIGHT_FOLLOW_LINE
             main)
                 normalize "" "$f_path"; f_next=kamailio-config
                 case $NORMAL in */*) f_folder=${NORMAL%/*} ;; *) f_folder= ;; esac ;;
-            cfg) normalize "$f_here" "$f_path"; f_next=kamailio-config ;;
+            cfg)
+                # Kamailio opens a relative include in its working folder first (/ for a
+                # service start), then next to the including file.
+                f_next=kamailio-config
+                case $f_path in
+                    /*) ;;
+                    *)
+                        normalize "" "$f_path"
+                        [ -n "$NORMAL" ] || continue
+                        if resolve "$NORMAL" && [ -e "$ROOT/$RESOLVED" ]; then
+                            enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL"
+                            continue
+                        fi ;;
+                esac
+                normalize "$f_here" "$f_path" ;;
             tls) normalize "$f_main" "$f_path"; f_next=kamailio-tls ;;
             pem) normalize "$f_main" "$f_path"; f_next=pem ;;
             key) normalize "$f_main" "$f_path"; f_next=key ;;
@@ -800,6 +885,8 @@ PREFLIGHT_MARKERS
     sort -u "$WORK/withheld" | json_lines
     printf '],\n  "withheld_metadata": {'
     sort -u "$WORK/metadata" | json_lines 1
+    printf '},\n  "withheld_reasons": {'
+    sort -u "$WORK/reasons" | json_lines 1
     printf '},\n  "followed": ['
     sort -u "$WORK/followed" | json_lines
     printf '],\n  "skipped": {'

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hostdata import DEBIAN7_OS_RELEASE
 from snapshots_kernel import DEBIAN7_PROC_VERSION
-from support.cli import NOBODY, as_user, check_of, report_of, run_preflight
+from support.cli import NOBODY, as_user, check_of, preflight_argv, report_of, run_preflight
 from support.components import (
     require_command,
     require_nobody_can_run,
@@ -753,3 +753,132 @@ def test_the_init_scripts_cfgfile_is_collected_with_its_includes(
         names = set(archive.getnames())
     assert {"srv/sip/main.cfg", "srv/sip/part.cfg", "srv/sip/tls.cfg"} <= names
     assert content(tarball, "srv/sip/certs/c.pem") == CERTIFICATE.encode()
+
+
+# ------------------------------------- whose path it is (review 13, items 4, 17, 18 and 12)
+def swapped_host(tmp_path: Path) -> Path:
+    """Review 13 item 4, as the reviewer set it up: root's config (a root-only /etc/kamailio)
+    includes /srv/c/userdir/inc.cfg and its tls.cfg names /srv/c/userdir/user.crt; userdir is
+    owned by nobody, who replaced both with links to /etc/shadow and /etc/gshadow. Besides: a
+    sticky world-writable root folder holding a root-owned include (trustworthy: others cannot
+    rename it), nobody's link and nobody's file (not trustworthy), and a second hard link to a
+    root-only file (a kernel without protected_hardlinks lets anyone make one there); and a
+    root-only certificate (copied, so the test sees that following still works)."""
+    stage = tmp_path / "stage"
+    etc, c = stage / "etc-kamailio", stage / "srv/c"
+    for folder in (etc, c / "userdir", c / "drop", c / "certs", c / "private"):
+        folder.mkdir(parents=True)
+    (etc / "kamailio.cfg").write_text(
+        "#!KAMAILIO\n"
+        'include_file "/srv/c/userdir/inc.cfg"\n'
+        'include_file "/srv/c/drop/root.cfg"\n'
+        'include_file "/srv/c/drop/evil.cfg"\n'
+        'include_file "/srv/c/drop/mine.cfg"\n'
+        'include_file "/srv/c/drop/hard.cfg"\n'
+        'loadmodule "tls.so"\n'
+        'modparam("tls", "config", "/srv/c/tls.cfg")\n'
+    )
+    (c / "tls.cfg").write_text(
+        "[server:default]\ncertificate = /srv/c/userdir/user.crt\nca_list = /srv/c/certs/ca.pem\n"
+    )
+    (c / "certs/ca.pem").write_text(CERTIFICATE)
+    (c / "userdir/x").write_text("listen=udp:127.0.0.1:5060\n")
+    (c / "userdir/inc.cfg").symlink_to("/etc/shadow")
+    (c / "userdir/user.crt").symlink_to("/etc/gshadow")
+    (c / "drop/root.cfg").write_text("listen=udp:127.0.0.1:5062\n")
+    (c / "drop/evil.cfg").symlink_to("/etc/shadow")
+    (c / "drop/mine.cfg").write_text("listen=udp:127.0.0.1:5063\n")
+    (c / "private/secret").write_text("root-only: hunter2\n")
+    (c / "private").chmod(0o700)
+    os.link(c / "private/secret", c / "drop/hard.cfg")
+    for entry in (c / "userdir", c / "userdir/x", c / "userdir/inc.cfg", c / "userdir/user.crt",
+                  c / "drop/evil.cfg", c / "drop/mine.cfg"):  # fmt: skip
+        os.lchown(entry, NOBODY, NOBODY)
+    (c / "drop").chmod(0o1777)
+    return stage
+
+
+def secret_lines() -> list[bytes]:
+    """Every entry of this machine's shadow and gshadow files (their real content)."""
+    lines = [
+        line
+        for name in ("/etc/shadow", "/etc/gshadow")
+        for line in Path(name).read_bytes().splitlines()
+        if line.strip()
+    ]
+    assert lines
+    return [*lines, b"hunter2"]
+
+
+def leaked(tarball: Path, secrets: list[bytes]) -> list[str]:
+    """Members of the tarball holding any of `secrets`."""
+    found = []
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            handle = archive.extractfile(member) if member.isfile() else None
+            data = handle.read() if handle else b""
+            found += [f"{member.name}: {s[:12]!r}" for s in secrets if s in data]
+    return found
+
+
+def test_a_followed_name_another_account_can_swap_is_never_read(tmp_path: Path) -> None:
+    """Review 13 item 4: `collect` copied /etc/shadow through a folder nobody owns. Now the
+    content of a file is copied only when root alone controls every entry of its path; the
+    others are stored empty, listed as withheld with the entry that made them untrusted."""
+    require_root()
+    require_command("unshare")
+    stage = swapped_host(tmp_path)
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--no-plugins", prefix=in_private_mounts(stage))
+    assert run.returncode == 0, run.stderr
+    assert leaked(tarball, secret_lines()) == []
+    manifest = json.loads(content(tarball, MANIFEST))
+    reasons = manifest["withheld_reasons"]
+    # nobody's folder (whatever it holds), nobody's entries in a sticky folder, a hard link
+    assert "/srv/c/userdir " in reasons["srv/c/userdir/inc.cfg"]
+    assert "/srv/c/userdir " in reasons["srv/c/userdir/user.crt"]
+    assert "/srv/c/drop/evil.cfg " in reasons["srv/c/drop/evil.cfg"]
+    assert "owner 65534:65534" in reasons["srv/c/drop/mine.cfg"]
+    assert "/srv/c/drop/hard.cfg (" in reasons["srv/c/drop/hard.cfg"]
+    for name in reasons:
+        assert content(tarball, name) == b"", name
+    # What root alone controls is still copied and followed, a sticky root folder included.
+    assert content(tarball, "srv/c/tls.cfg").startswith(b"[server:default]")
+    assert content(tarball, "srv/c/certs/ca.pem") == CERTIFICATE.encode()
+    assert content(tarball, "srv/c/drop/root.cfg") == b"listen=udp:127.0.0.1:5062\n"
+    assert set(manifest["withheld"]) == set(reasons)
+
+
+def test_swapping_links_while_collect_runs_never_leaks(tmp_path: Path) -> None:
+    """Item 4, the race: nobody keeps swapping inc.cfg between its own file and a link to
+    /etc/shadow (and user.crt to /etc/gshadow) while root collects, several times."""
+    require_root()
+    require_command("unshare")
+    require_command("setpriv")
+    stage = swapped_host(tmp_path)
+    swapper = (
+        "cd /srv/c/userdir || exit 1; while :; do "
+        "ln -s /etc/shadow n.tmp; mv -f n.tmp inc.cfg; cp x n.tmp; mv -f n.tmp inc.cfg; "
+        "ln -s /etc/gshadow n.tmp; mv -f n.tmp user.crt; cp x n.tmp; mv -f n.tmp user.crt; "
+        "done"
+    )
+    rounds = 3
+    race = (
+        f'{" ".join(as_user(NOBODY))} sh -c "$0" & swapper=$!; '
+        f"for i in $(seq {rounds}); do "
+        f'"$@" collect {tmp_path}/race-$i.tar.gz --no-plugins || {{ kill $swapper; exit 1; }}; '
+        "done; kill $swapper"
+    )
+    run = subprocess.run(
+        [*in_private_mounts(stage), "sh", "-c", race, swapper, *preflight_argv()],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    secrets = secret_lines()
+    for i in range(1, rounds + 1):
+        tarball = tmp_path / f"race-{i}.tar.gz"
+        assert leaked(tarball, secrets) == [], i
+        # withheld (stored empty), or skipped when it was swapped in the middle of a readlink
+        if "srv/c/userdir/inc.cfg" in members(tarball):
+            assert content(tarball, "srv/c/userdir/inc.cfg") == b""
+        assert content(tarball, "srv/c/drop/root.cfg") == b"listen=udp:127.0.0.1:5062\n"
