@@ -882,3 +882,71 @@ def test_swapping_links_while_collect_runs_never_leaks(tmp_path: Path) -> None:
         if "srv/c/userdir/inc.cfg" in members(tarball):
             assert content(tarball, "srv/c/userdir/inc.cfg") == b""
         assert content(tarball, "srv/c/drop/root.cfg") == b"listen=udp:127.0.0.1:5062\n"
+
+
+def kamailio_sockets(config: Path, cwd: Path) -> str:
+    """What real `kamailio -c` lists for `config` when started in `cwd`."""
+    run = subprocess.run(
+        [require_command("kamailio"), "-c", "-f", str(config)],
+        capture_output=True, text=True, cwd=cwd, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_relative_include_is_looked_up_in_the_working_folder_first(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 18: Kamailio opens a relative include in its working folder first, then
+    next to the including file. A service starts in /, so the collector looks in ROOT first."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("etc/default/kamailio", 'CFGFILE="/srv/sip/main.cfg"\n')
+    snapshot.write(
+        "srv/sip/main.cfg", 'include_file "inc.cfg"\ninclude_file "only-here.cfg"\n'
+    )
+    snapshot.write("inc.cfg", "listen=udp:127.0.0.1:25311\n")
+    snapshot.write("srv/sip/inc.cfg", "listen=udp:127.0.0.1:25312\n")
+    snapshot.write("srv/sip/only-here.cfg", "listen=udp:127.0.0.1:25313\n")
+    # The truth: Kamailio started in the root folder reads root's inc.cfg and the other one
+    # next to main.cfg.
+    listed = kamailio_sockets(snapshot.root / "srv/sip/main.cfg", cwd=snapshot.root)
+    assert "127.0.0.1:25311" in listed and "127.0.0.1:25313" in listed, listed
+    assert "127.0.0.1:25312" not in listed, listed
+    for tarball in both_collectors(snapshot, tmp_path):
+        names = members(tarball)
+        assert content(tarball, "inc.cfg") == b"listen=udp:127.0.0.1:25311\n"
+        assert content(tarball, "srv/sip/only-here.cfg") == b"listen=udp:127.0.0.1:25313\n"
+        assert "srv/sip/inc.cfg" not in names
+
+
+def test_dotdot_after_a_linked_folder_is_not_read_by_name(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 17: `current/../shared.cfg` with current -> releases/7 is, for the kernel
+    (and Kamailio), releases/shared.cfg, not srv/sip/shared.cfg. Such a name is not followed
+    (the manifest says why); `..` that follows no link is followed as before."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        'include_file "/srv/sip/current/../shared.cfg"\n'
+        'include_file "/srv/sip/releases/7/../common.cfg"\n',
+    )
+    snapshot.write("srv/sip/releases/7/routes.cfg", "")
+    snapshot.symlink("srv/sip/current", "releases/7")
+    snapshot.write("srv/sip/shared.cfg", "listen=udp:127.0.0.1:25321\n")
+    snapshot.write("srv/sip/releases/shared.cfg", "listen=udp:127.0.0.1:25322\n")
+    snapshot.write("srv/sip/releases/common.cfg", "listen=udp:127.0.0.1:25323\n")
+    # The truth, with the same tree at its real place: the kernel's reading.
+    real = tmp_path / "real.cfg"
+    real.write_text(
+        f'include_file "{snapshot.root}/srv/sip/current/../shared.cfg"\n'
+        f'include_file "{snapshot.root}/srv/sip/releases/7/../common.cfg"\n'
+    )
+    listed = kamailio_sockets(real, cwd=tmp_path)
+    assert "127.0.0.1:25322" in listed and "127.0.0.1:25321" not in listed, listed
+    for tarball in both_collectors(snapshot, tmp_path):
+        names = members(tarball)
+        assert "srv/sip/shared.cfg" not in names
+        assert content(tarball, "srv/sip/releases/common.cfg") == b"listen=udp:127.0.0.1:25323\n"
+        skipped = json.loads(content(tarball, MANIFEST))["skipped"]
+        assert "`..` after a symbolic link" in skipped["srv/sip/shared.cfg"]
