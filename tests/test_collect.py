@@ -901,9 +901,7 @@ def test_relative_include_is_looked_up_in_the_working_folder_first(
     next to the including file. A service starts in /, so the collector looks in ROOT first."""
     snapshot.write("usr/sbin/kamailio", "", mode=0o755)
     snapshot.write("etc/default/kamailio", 'CFGFILE="/srv/sip/main.cfg"\n')
-    snapshot.write(
-        "srv/sip/main.cfg", 'include_file "inc.cfg"\ninclude_file "only-here.cfg"\n'
-    )
+    snapshot.write("srv/sip/main.cfg", 'include_file "inc.cfg"\ninclude_file "only-here.cfg"\n')
     snapshot.write("inc.cfg", "listen=udp:127.0.0.1:25311\n")
     snapshot.write("srv/sip/inc.cfg", "listen=udp:127.0.0.1:25312\n")
     snapshot.write("srv/sip/only-here.cfg", "listen=udp:127.0.0.1:25313\n")
