@@ -948,3 +948,46 @@ def test_dotdot_after_a_linked_folder_is_not_read_by_name(
         assert content(tarball, "srv/sip/releases/common.cfg") == b"listen=udp:127.0.0.1:25323\n"
         skipped = json.loads(content(tarball, MANIFEST))["skipped"]
         assert "`..` after a symbolic link" in skipped["srv/sip/shared.cfg"]
+
+
+def test_collect_with_a_config_copies_the_kamailio_config_it_names(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 12: `collect -c pf.toml` copies `[checks.kamailio] config` (a name with
+    wildcard characters taken literally) and what it includes, so `check --root` on the
+    snapshot with the same pf.toml reads the configuration the host has, not "missing"."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("srv/r/sip[1].cfg", 'include_file "inc.cfg"\n')
+    snapshot.write("srv/r/inc.cfg", "listen=udp:127.0.0.1:25331\n")
+    snapshot.write("srv/r/sip1.cfg", "listen=udp:127.0.0.1:25332\n")  # what [1] would match
+    pf_toml = tmp_path / "pf.toml"
+    pf_toml.write_text('[checks.kamailio]\nconfig = "/srv/r/sip[1].cfg"\n')
+    results = {}
+    for name, extra in (("with", ["-c", str(pf_toml)]), ("without", [])):
+        tarball = tmp_path / f"{name}.tar.gz"
+        run = run_preflight("collect", str(tarball), "--root", str(snapshot), *extra)
+        assert run.returncode == 0, run.stderr
+        snap = extract(tarball, tmp_path / name)
+        results[name] = snap
+    snap = results["with"]
+    assert (snap / "srv/r/sip[1].cfg").read_text() == 'include_file "inc.cfg"\n'
+    assert (snap / "srv/r/inc.cfg").read_text() == "listen=udp:127.0.0.1:25331\n"
+    assert not (snap / "srv/r/sip1.cfg").exists()
+    live, from_snapshot = (
+        check_of(
+            report_of(
+                run_preflight(
+                    "check", "kamailio", "-f", "json", "--root", str(r), "-c", str(pf_toml)
+                )
+            ),
+            "kamailio",
+        )
+        for r in (snapshot.root, snap)
+    )
+    assert live["details"]["files"] == ["/srv/r/sip[1].cfg", "/srv/r/inc.cfg"], live
+    assert from_snapshot["details"]["files"] == live["details"]["files"]
+    assert from_snapshot["details"]["expected"] == ["udp:127.0.0.1:25331"]
+    assert [f["code"] for f in from_snapshot["findings"]] == [f["code"] for f in live["findings"]]
+    assert "kamailio.config-invalid" not in [f["code"] for f in live["findings"]]
+    # Without -c the collector does not know that config: the snapshot lacks it.
+    assert not (results["without"] / "srv/r/sip[1].cfg").exists()
