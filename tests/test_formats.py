@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support.cli import Run
+from support.cli import Run, run_preflight
 from support.components import require_command
 from support.plugins import SCRIPTED_FINDINGS_B, script, scripted
 from support.snapshot import Snapshot
@@ -163,3 +163,30 @@ def test_every_format_writes_to_output(fmt: str, snapshot: Snapshot, tmp_path: P
     assert "\x1b[" not in text  # no colour codes in a file
     printed = scripted("check", "scripted", "--root", str(snapshot), "-f", fmt)
     assert len(printed.stdout.splitlines()) == len(text.splitlines())
+
+
+def test_a_long_step_is_printed_on_one_line_and_runs_as_printed(tmp_path: Path) -> None:
+    """A remediation step longer than the report's width stays one line: pasted into a shell
+    as printed it does the whole job (a line break inside it would run half a command)."""
+    from support.declared import spec, spec_id
+
+    folder = tmp_path / ("a folder with a long name, " * 3).strip().replace(",", "")
+    folder.mkdir()
+    target = folder / "settings file with spaces and 'quotes'.conf"
+    target.write_text("x\n")
+    target.chmod(0o644)
+    text = spec(
+        "long-step",
+        f'name = "mode"\nkind = "file"\npath = {json.dumps(str(target))}\nmode = "0600"',
+    )
+    config = tmp_path / "declared.toml"
+    config.write_text(text)
+    argv = ("check", spec_id(text), "--config", str(config), "--format", "human")
+    run = run_preflight(*argv)
+    assert run.returncode == 2, run.stdout + run.stderr
+    steps = [line for line in run.stdout.splitlines() if re.match(r"\s+\d+\. ", line)]
+    chmod = [line.split(". ", 1)[1] for line in steps if "chmod" in line]
+    assert len(chmod) == 1 and len(chmod[0]) > 100, steps
+    subprocess.run(["sh", "-c", chmod[0]], check=True, timeout=30)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert run_preflight(*argv).returncode == 0

@@ -92,16 +92,12 @@ def _remediation(console: Console, report: Report) -> None:
                 (f"  [{finding.code}]", "dim"),
             )
         )
-        steps = finding.remediation
-        # A grid keeps wrapped steps indented under their own text, not under the number.
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(overflow="fold")
-        for text in steps:
+        for text in finding.remediation:
             step += 1
-            grid.add_row(Text(f"  {step}."), Text(text))
-        if steps:
-            console.print(grid)
+            # One line per step, never broken by the reporter: a step is pasted into a shell as
+            # printed, and a line break inside it runs half a command (a `kill` without the
+            # start that follows it). The terminal wraps it for the eye only.
+            console.print(Text.assemble(f"  {step}. ", text), soft_wrap=True)
     console.print()
 
 
