@@ -738,18 +738,21 @@ keep_folders() {  # $1: a stored ROOT-relative file; its folders take their sour
     done
 }
 
-FOLLOW_QUEUE=$WORK/follow-queue  # lines: KIND<TAB>MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>REL
+# lines: KIND<TAB>/MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>/WORKING-FOLDER<TAB>REL (the folders behind a
+# "/", so that an empty one is still a field for `read`)
+FOLLOW_QUEUE=$WORK/follow-queue
 : > "$FOLLOW_QUEUE"
 : > "$WORK/followed"
 : > "$WORK/queued"
-enqueue() {  # $1 kind, $2 main config folder, $3 depth, $4 rel: once each, at most 10 x the
-    # files followed in all (names that are not files do not count toward that)
+enqueue() {  # $1 kind, $2 main config folder, $3 depth, $4 rel, $5 the working folder of the
+    # Kamailio that reads it (default: /): once each, at most 10 x the files followed in all
+    # (names that are not files do not count toward that)
     if [ "$(wc -l < "$WORK/queued")" -ge $((10 * @MAX_FOLLOWED@)) ] \
         || grep -F -x -e "$1	$4" "$WORK/queued" >/dev/null 2>&1; then
         return 0
     fi
     printf '%s\t%s\n' "$1" "$4" >> "$WORK/queued"
-    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$FOLLOW_QUEUE"
+    printf '%s\t/%s\t%s\t/%s\t%s\n' "$1" "$2" "$3" "${5:-}" "$4" >> "$FOLLOW_QUEUE"
 }
 while IFS= read -r f_entry; do
     f_kind=${f_entry%% *}
@@ -764,15 +767,49 @@ done <<'PREFLIGHT_FOLLOW'
 @FOLLOW@
 PREFLIGHT_FOLLOW
 
+# The config each running Kamailio was started with (`-f FILE`, a relative one from its working
+# folder), on a live host, for the processes the kamailio check trusts alone: every uid root's
+# or the kamailio account's, the executable a root-owned file reached through root-only folders
+# (the same trusted() walk). Only the name is taken from the command line: nothing of it is
+# stored, and the file itself is copied and followed under the rules above.
+if [ -z "$ROOT" ]; then
+    p_kamailio=$(awk -F: '$1 == "kamailio" { print $3; exit }' /etc/passwd 2>/dev/null)
+    for p_dir in /proc/[0-9]*; do
+        p_exe=$(readlink "$p_dir/exe" 2>/dev/null) || continue
+        case $p_exe in */kamailio) ;; *) continue ;; esac
+        p_ok=1
+        p_uid=
+        for p_uid in $(awk '$1 == "Uid:" { print $2; print $3; print $4; print $5; exit }' \
+            "$p_dir/status" 2>/dev/null); do
+            [ "$p_uid" = 0 ] || [ "$p_uid" = "$p_kamailio" ] || p_ok=
+        done
+        [ -n "$p_ok" ] && [ -n "${p_uid:-}" ] || continue
+        resolve "${p_exe#/}" && [ -f "/$RESOLVED" ] && trusted || continue
+        # -f FILE or -fFILE (Kamailio's getopt), the first one
+        p_conf=$(tr '\000' '\n' < "$p_dir/cmdline" 2>/dev/null | head -n 64 | awk '
+            NR > 1 && want { print; exit }
+            NR > 1 && $0 == "-f" { want = 1; next }
+            NR > 1 && substr($0, 1, 2) == "-f" && length($0) > 2 { print substr($0, 3); exit }')
+        [ -n "$p_conf" ] || continue
+        p_cwd=$(readlink "$p_dir/cwd" 2>/dev/null) || continue
+        normalize "${p_cwd#/}" "$p_conf"
+        [ -n "$NORMAL" ] || continue
+        case $NORMAL in */*) p_folder=${NORMAL%/*} ;; *) p_folder= ;; esac
+        enqueue kamailio-config "$p_folder" 0 "$NORMAL" "${p_cwd#/}"
+    done
+fi
+
 f_index=0
 f_count=0
 while [ "$f_count" -lt @MAX_FOLLOWED@ ]; do
     f_index=$((f_index + 1))
     f_line=$(sed -n "${f_index}p" "$FOLLOW_QUEUE")
     [ -n "$f_line" ] || break
-    IFS='	' read -r f_kind f_main f_depth f_rel <<PREFLIGHT_FOLLOW_LINE
+    IFS='	' read -r f_kind f_main f_depth f_cwd f_rel <<PREFLIGHT_FOLLOW_LINE
 $f_line
 PREFLIGHT_FOLLOW_LINE
+    f_main=${f_main#/}
+    f_cwd=${f_cwd#/}
     resolve "$f_rel" || continue
     f_src=$ROOT/$RESOLVED
     [ -f "$f_src" ] || continue
@@ -802,21 +839,23 @@ PREFLIGHT_FOLLOW_LINE
     awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 200 > "$WORK/named"
     while IFS='	' read -r f_what f_path; do
         f_folder=$f_main
+        f_next_cwd=$f_cwd
         case $f_what in
             main)
-                normalize "" "$f_path"; f_next=kamailio-config
+                # the init script's config: started in /
+                normalize "" "$f_path"; f_next=kamailio-config f_next_cwd=
                 case $NORMAL in */*) f_folder=${NORMAL%/*} ;; *) f_folder= ;; esac ;;
             cfg)
                 # Kamailio opens a relative include in its working folder first (/ for a
-                # service start), then next to the including file.
+                # service start, a running instance's own), then next to the including file.
                 f_next=kamailio-config
                 case $f_path in
                     /*) ;;
                     *)
-                        normalize "" "$f_path"
+                        normalize "$f_cwd" "$f_path"
                         [ -n "$NORMAL" ] || continue
                         if resolve "$NORMAL" && [ -e "$ROOT/$RESOLVED" ]; then
-                            enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL"
+                            enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" "$f_cwd"
                             continue
                         fi ;;
                 esac
@@ -824,11 +863,11 @@ PREFLIGHT_FOLLOW_LINE
             tls) normalize "$f_main" "$f_path"; f_next=kamailio-tls ;;
             pem) normalize "$f_main" "$f_path"; f_next=pem ;;
             key) normalize "$f_main" "$f_path"; f_next=key ;;
-            file) normalize "" "$f_path"; f_next=file ;;
+            file) normalize "$f_cwd" "$f_path"; f_next=file ;;
             *) continue ;;
         esac
         [ -n "$NORMAL" ] || continue
-        enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL"
+        enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" "$f_next_cwd"
     done < "$WORK/named"
 done
 

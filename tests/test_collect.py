@@ -23,6 +23,7 @@ from support.components import (
     require_root,
     world_readable_dir,
 )
+from support.kamailio import free_port
 from support.plugins import script, scripted
 from support.snapshot import Snapshot
 
@@ -991,3 +992,54 @@ def test_collect_with_a_config_copies_the_kamailio_config_it_names(
     assert "kamailio.config-invalid" not in [f["code"] for f in live["findings"]]
     # Without -c the collector does not know that config: the snapshot lacks it.
     assert not (results["without"] / "srv/r/sip[1].cfg").exists()
+
+
+def test_a_running_instances_config_is_collected_only_when_it_is_trusted(tmp_path: Path) -> None:
+    """Review 13 item 12: a Kamailio started by hand (`cd /srv/r && kamailio -f conf/main.cfg`)
+    on a config outside /etc/kamailio: the live collector copies that config and its relative
+    include, looked up in that instance's working folder first, as Kamailio does. The same
+    start by nobody is not trusted: its config is not followed."""
+    require_root()
+    require_command("unshare")
+    require_command("setpriv")
+    kamailio = require_command("kamailio")
+    port, in_cwd, beside = free_port(), free_port(), free_port()
+    stage = tmp_path / "stage"
+    (stage / "etc-kamailio").mkdir(parents=True)
+    (stage / "srv/r/conf").mkdir(parents=True)
+    (stage / "srv/r/conf/main.cfg").write_text(
+        f'listen=udp:127.0.0.1:{port}\ninclude_file "routes.cfg"\nrequest_route {{\n    drop;\n}}\n'
+    )
+    (stage / "srv/r/routes.cfg").write_text(f"listen=udp:127.0.0.1:{in_cwd}\n")
+    (stage / "srv/r/conf/routes.cfg").write_text(f"listen=udp:127.0.0.1:{beside}\n")
+    listed = kamailio_sockets(stage / "srv/r/conf/main.cfg", cwd=stage / "srv/r")
+    assert f"127.0.0.1:{in_cwd}" in listed and f"127.0.0.1:{beside}" not in listed, listed
+    (stage / "srv/u").mkdir()
+    (stage / "srv/u/conf").mkdir()
+    (stage / "srv/u/conf/main.cfg").write_text(
+        f"listen=udp:127.0.0.1:{free_port()}\nrequest_route {{\n    drop;\n}}\n"
+    )
+    for entry in ("srv/u", "srv/u/conf", "srv/u/conf/main.cfg"):
+        os.chown(stage / entry, NOBODY, NOBODY)
+    start = f"{kamailio} -DD -E -m 16 -M 4 -f conf/main.cfg"
+    scenario = (
+        f"mkdir /srv/run-a /srv/run-b && chown {NOBODY} /srv/run-b; "
+        f"(cd /srv/r && exec {start} -P /srv/run-a/pid -Y /srv/run-a) >/dev/null 2>&1 & a=$!; "
+        f"(cd /srv/u && exec {' '.join(as_user(NOBODY))} {start} -P /srv/run-b/pid "
+        "-Y /srv/run-b) >/dev/null 2>&1 & b=$!; "
+        "for i in $(seq 100); do [ -s /srv/run-a/pid ] && [ -s /srv/run-b/pid ] && break; "
+        "sleep 0.1; done; kill -0 $a && kill -0 $b || { kill $a $b; exit 3; }; "
+        '"$@"; rc=$?; kill $a $b; wait; exit $rc'
+    )
+    tarball = tmp_path / "host.tar.gz"
+    run = subprocess.run(
+        [*in_private_mounts(stage), "sh", "-c", scenario, "scenario",
+         *preflight_argv("collect", str(tarball), "--no-plugins")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    names = members(tarball)
+    assert content(tarball, "srv/r/conf/main.cfg").startswith(b"listen=udp:127.0.0.1:")
+    assert content(tarball, "srv/r/routes.cfg") == f"listen=udp:127.0.0.1:{in_cwd}\n".encode()
+    assert "srv/r/conf/routes.cfg" not in names
+    assert "srv/u/conf/main.cfg" not in names
