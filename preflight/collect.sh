@@ -312,6 +312,18 @@ note() {  # $1: list (withheld, redacted, skipped), $2: path, $3: reason for ski
 resolve() {
     RESOLVED=
     SEEN=$ROOT/
+    if [ -z "$ROOT" ]; then
+        # This machine's proc and sys files as the kernel names them (proc/self is the reader
+        # itself: a readlink here would name the readlink), unless the name goes on through a
+        # process's folder links (cwd, root, fd): those lead into folders anyone may own.
+        case /$1/ in
+            */../* | /proc/*/cwd/* | /proc/*/root/* | /proc/*/fd/* | /proc/*/map_files/*) ;;
+            /proc/* | /sys/*)
+                RESOLVED=$1
+                SEEN=/$1
+                return 0 ;;
+        esac
+    fi
     r_todo=$1
     r_hops=0
     while [ -n "$r_todo" ]; do
@@ -791,9 +803,24 @@ if [ -z "$ROOT" ]; then
             NR > 1 && $0 == "-f" { want = 1; next }
             NR > 1 && substr($0, 1, 2) == "-f" && length($0) > 2 { print substr($0, 3); exit }')
         [ -n "$p_conf" ] || continue
-        p_cwd=$(readlink "$p_dir/cwd" 2>/dev/null) || continue
-        normalize "${p_cwd#/}" "$p_conf"
-        [ -n "$NORMAL" ] || continue
+        # The folder it was started in, as the check finds it: Kamailio reads its config, then
+        # moves to /; so its cwd while it is not /, else the PWD its starting shell exported.
+        # A relative -f: in the first of those where it is a file.
+        p_bases=$(readlink "$p_dir/cwd" 2>/dev/null | grep -v -x /
+            tr '\000' '\n' < "$p_dir/environ" 2>/dev/null | sed -n 's|^PWD=/|/|p' | head -n 4)
+        p_cwd=$(printf '%s\n' "$p_bases" | head -n 1)
+        p_found=
+        for p_base in $p_bases; do
+            case $p_conf in /*) break ;; esac
+            normalize "${p_base#/}" "$p_conf"
+            if [ -n "$NORMAL" ] && resolve "$NORMAL" && [ -f "/$RESOLVED" ]; then
+                p_cwd=$p_base p_found=$NORMAL
+                break
+            fi
+        done
+        [ -n "$p_found" ] || normalize "${p_cwd#/}" "$p_conf"
+        [ -n "${p_found:-$NORMAL}" ] || continue
+        NORMAL=${p_found:-$NORMAL}
         case $NORMAL in */*) p_folder=${NORMAL%/*} ;; *) p_folder= ;; esac
         enqueue kamailio-config "$p_folder" 0 "$NORMAL" "${p_cwd#/}"
     done
