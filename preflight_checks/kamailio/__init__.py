@@ -112,7 +112,16 @@ class KamailioCheck(Check):
             Status.FAIL,
             "the TLS private key is not readable by the user Kamailio runs as (-u, the unit's "
             "User=, the init script's USER): the start fails with Permission denied",
-            "chgrp GROUP KEY && chmod 640 KEY, then restart",
+            "let the user through: chgrp GROUP KEY && chmod 640 KEY, and for a folder on the "
+            "way that blocks it chmod g+x (after chgrp GROUP, or usermod -a -G for a group "
+            "that already has access), then restart",
+        ),
+        "kamailio.tls-file-unreadable": FindingDoc(
+            Status.FAIL,
+            "a TLS certificate, CA list or CRL file (or a folder above it) the user Kamailio "
+            "runs as cannot read: the tls module loads it after the switch to that user, so "
+            "the start fails with Permission denied",
+            "let the user through as for tls-key-unreadable, then restart",
         ),
         "kamailio.tls-key-mismatch": FindingDoc(
             Status.FAIL,
@@ -122,8 +131,44 @@ class KamailioCheck(Check):
         ),
         "kamailio.tls-cert-invalid": FindingDoc(
             Status.FAIL,
-            "the TLS certificate or key is not PEM the tls module can load",
-            "convert it to PEM and point the tls config at it, then restart",
+            "the TLS certificate holds no PEM certificate the tls module can load (a DER "
+            "file is named as such): the start fails",
+            "install the PEM certificate (convert a DER one with openssl x509 -inform der), "
+            "then restart",
+        ),
+        "kamailio.tls-key-invalid": FindingDoc(
+            Status.FAIL,
+            "the TLS private key is not a PEM key the tls module can load (checked with "
+            "Python's ssl): the start fails (Unable to load private key)",
+            "install the PEM private key of the certificate, then restart",
+        ),
+        "kamailio.tls-crl-invalid": FindingDoc(
+            Status.FAIL,
+            "the TLS crl file holds no CRL OpenSSL can load (empty, not PEM): the start "
+            "fails (Unable to load certificate revocation list); kamailio -c passes",
+            "install the CA's current CRL in PEM, or remove the crl setting, then restart",
+        ),
+        "kamailio.tls-ca-invalid": FindingDoc(
+            Status.FAIL,
+            "the TLS ca_list file holds no certificate OpenSSL can load (empty, not PEM): "
+            "the start fails (Unable to load CA list file); kamailio -c passes",
+            "install the CA certificates in PEM, or remove the ca_list setting, then restart",
+        ),
+        "kamailio.tls-profile-no-listen": FindingDoc(
+            Status.FAIL,
+            "a tls.cfg [server:IP:PORT] profile for a socket no listen= opens (a wildcard "
+            "listen does not count): the start fails (No listening socket found); "
+            "kamailio -c passes",
+            "add the listen=tls:IP:PORT (a command is given when the config lists its "
+            "sockets) or change the profile to a tls: socket Kamailio opens, then restart",
+        ),
+        "kamailio.tls-profile-no-server-name": FindingDoc(
+            Status.FAIL,
+            "a tls.cfg [server:any] profile without server_name: the start fails (tls domain "
+            "for any address but no server name, or a duplicate of [server:default]); "
+            "kamailio -c passes",
+            "add server_name = NAME to it, or make it [server:default] where none exists, "
+            "then restart",
         ),
         "kamailio.module-missing": FindingDoc(
             Status.FAIL,

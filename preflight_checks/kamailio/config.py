@@ -846,3 +846,32 @@ def tls_files(text: str, display: str) -> list[tuple[str, str, Location]]:
         for _name, files in tls_domains(text, display)
         for key, (path, where) in files.items()
     ]
+
+
+@dataclass(frozen=True)
+class TlsProfile:
+    """One `[server:...]`/`[client:...]` profile of a tls.cfg."""
+
+    kind: str  # server | client
+    address: str  # default, any, or IP:PORT as written
+    where: Location  # its [header] line
+    server_name: bool  # it sets server_name (SNI)
+
+
+def tls_profiles(text: str, display: str) -> list[TlsProfile]:
+    """Every profile header of a tls.cfg, and whether the profile names a server_name."""
+    from dataclasses import replace
+
+    profiles: list[TlsProfile] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            kind, _, address = line[1:-1].strip().partition(":")
+            profiles.append(
+                TlsProfile(kind.strip().lower(), address.strip(), Location(display, number), False)
+            )
+            continue
+        key, sep, value = line.partition("=")
+        if profiles and sep and key.strip().lower() == "server_name" and value.strip(" \"'"):
+            profiles[-1] = replace(profiles[-1], server_name=True)
+    return profiles

@@ -673,19 +673,23 @@ def group_name(host: Host, gid: int) -> str:
     return str(gid)
 
 
-def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
-    """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
-    of every folder above it; None when it can (or root)."""
+def access_blockers(
+    host: Host, rel: str, uid: int, gids: set[int]
+) -> list[tuple[str, os.stat_result]] | None:
+    """Every folder above ROOT/rel the account (uid, gids) cannot enter and, last, the file
+    itself when it cannot read it, with their stat. Where this run cannot look further (a
+    folder it may not enter), the ones found so far; None when nothing blocks that far and
+    the path is missing or hidden."""
     if uid == 0:
-        return None
+        return []
+    blockers: list[tuple[str, os.stat_result]] = []
     parts = rel.strip("/").split("/")
     for depth in range(len(parts) + 1):
         path = "/".join(parts[:depth])
         st = host.stat(path)
         if st is None:
-            return None  # reported elsewhere (missing)
-        is_file = depth == len(parts)
-        need = 0o4 if is_file else 0o1
+            return blockers or None  # missing: reported elsewhere
+        need = 0o4 if depth == len(parts) else 0o1
         if st.st_uid == uid:
             bits = (st.st_mode >> 6) & 0o7
         elif st.st_gid in gids:
@@ -693,6 +697,16 @@ def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None
         else:
             bits = st.st_mode & 0o7
         if not bits & need:
-            what = "the file" if is_file else f"folder {host.display(path)}"
-            return f"{what} is mode {st.st_mode & 0o7777:o}, owner uid {st.st_uid} gid {st.st_gid}"
-    return None
+            blockers.append((path, st))
+    return blockers
+
+
+def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
+    """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
+    of every folder above it (the first that blocks); None when it can (or root)."""
+    blockers = access_blockers(host, rel, uid, gids)
+    if not blockers:
+        return None
+    path, st = blockers[0]
+    what = "the file" if path == rel.strip("/") else f"folder {host.display(path)}"
+    return f"{what} is mode {st.st_mode & 0o7777:o}, owner uid {st.st_uid} gid {st.st_gid}"

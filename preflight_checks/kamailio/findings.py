@@ -9,11 +9,13 @@ the main process started, so a restart is pending).
 Comparing the sockets Kamailio should hold with the ones it holds: listener-missing,
 listener-unexpected and address-not-bound, naming whichever other process holds a port.
 
-Kamailio's TLS: a tls: listen that enable_tls=yes is missing for, and certificate, key and CA
-files that tls.cfg or modparam("tls", ...) names but that do not exist.
+Kamailio's TLS: a tls: listen that enable_tls=yes is missing for; certificate, key, CA and
+CRL files that tls.cfg or modparam("tls", ...) names but that are missing, unreadable by the
+run user, not loadable by OpenSSL or not a matching pair; tls.cfg profiles the tls module
+refuses at start.
 
-`kamailio -c` notices neither: the first silently drops the listener, the second fails the
-start. Certificate and key files are only looked at, never opened.
+`kamailio -c` notices none of these: the first silently drops the listener, the others fail
+the start. Keys are loaded in memory only (live), never reported or copied.
 
 Kamailio's modules: is every loadmodule's .so on the module path, and which Debian package
 ships a missing one?
@@ -24,13 +26,14 @@ a package is not installed; the remediation names it.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
-from preflight.text import printable, shell_arg
+from preflight.text import plausible_name, printable, shell_arg
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
     MODULE_DIRS,
@@ -44,8 +47,10 @@ from preflight_checks.kamailio.config import (
     module_basename,
     path_from_config,
     tls_domains,
+    tls_profiles,
 )
 from preflight_checks.kamailio.facts import (
+    access_blockers,
     access_problem,
     account_of,
     conflicts,
@@ -518,14 +523,15 @@ def check_tls(
 ) -> None:
     if parsed is None or not (parsed.loads_tls or parsed.enable_tls or parsed.tls_listens()):
         return
+    sockets = tls_sockets(parsed, check_out)
     if tls_active(parsed, check_out):
-        check_tls_files(report, parsed, config)
+        check_tls_files(report, parsed, config, sockets)
         return
     # TLS is off: the certificate problems are not failures yet, but the step that turns TLS
     # on must not lead straight into them, so they become its first step.
     advice = Report(report.host, {})
     advice.instance, advice.check_command = report.instance, report.check_command
-    check_tls_files(advice, parsed, config)
+    check_tls_files(advice, parsed, config, sockets)
     check_tls_enabled(report, parsed, check_out, config, [f.message for f in advice.findings])
 
 
@@ -595,28 +601,45 @@ def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[Tls
                 ],
             )
             return None
-        domains = [files for _name, files in tls_domains(text, host.display(tls_rel))]
-        return [{**parsed.tls_params, **files} for files in domains] or [parsed.tls_params]
+        named = tls_domains(text, host.display(tls_rel))
+        domains = [{**parsed.tls_params, **files} for _name, files in named]
+        if not any("".join(name.split()).lower() == "server:default" for name, _ in named):
+            # Without a [server:default] the tls module builds it from its built-in defaults
+            # (cert.pem next to the main config); the tls modparams do not count then.
+            where = Location(host.display(tls_rel), 0)
+            domains.append({k: (v, where) for k, v in TLS_DEFAULT_FILES.items()})
+        return domains
     where = Location(config, 0)
     defaults = {k: (v, where) for k, v in TLS_DEFAULT_FILES.items()}
     return [{**defaults, **parsed.tls_params}]
 
 
-def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
+def check_tls_files(
+    report: Report, parsed: ParsedConfig, config: str, sockets: list[Socket] | None
+) -> None:
     host = report.host
     config_dir = posixpath.dirname(parsed.main)
     domains = tls_file_sets(report, parsed, config)
     if domains is None:
         return
+    check_tls_profiles(report, parsed, config, sockets)
     account = run_account(report)
     if account is not None:
         report.details["tls_run_user"] = account[0]
     seen: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
     for files in domains:
         resolved = {k: (path_from_config(v, config_dir), w) for k, (v, w) in files.items()}
         broken = False
         for key, (rel, where) in resolved.items():
-            place = f"{where}" if where.line else f"{config}: no tls modparam names it"
+            if where.line:
+                place, fix = str(where), f"fix {where}"
+            elif where.file == config:
+                place = f"{config}: no tls modparam names it"
+                fix = f'point modparam("tls", "{key}", ...) in {config} at the right file'
+            else:  # the tls module's own default for a tls.cfg without [server:default]
+                place = f"{where.file} has no [server:default]"
+                fix = f"add a [server:default] with certificate and private_key to {where.file}"
             if rel in seen:
                 continue
             seen.add(rel)
@@ -628,13 +651,163 @@ def check_tls_files(report: Report, parsed: ParsedConfig, config: str) -> None:
                     Status.FAIL,
                     f"TLS {key} {host.display(rel)} ({place}) is {problem}; "
                     "Kamailio will not start with it",
-                    [f"create {host.display(rel)} (or fix {place})", *report.restart_steps()],
+                    [f"create {host.display(rel)} (or {fix})", *report.restart_steps()],
                 )
                 continue
-            if account is not None and key == "private_key":
-                broken |= check_key_access(report, rel, account)
-        if not broken and "certificate" in resolved and "private_key" in resolved:
-            check_key_pair(report, resolved["certificate"][0], resolved["private_key"][0])
+            if account is not None:
+                # A combined cert.pem holds the key: reported as the key it is.
+                holds_key = resolved.get("private_key", ("", where))[0] == rel
+                kind = "private_key" if holds_key else key
+                broken |= check_key_access(report, rel, account, kind)
+            if key in TRUST_FILES:
+                check_trust_file(report, key, rel, place)
+        cert, private_key = resolved.get("certificate"), resolved.get("private_key")
+        if not broken and cert and private_key and (cert[0], private_key[0]) not in pairs:
+            pairs.add((cert[0], private_key[0]))
+            check_key_pair(report, cert[0], private_key[0])
+
+
+# The files the tls module loads with SSL_CTX_load_verify_locations: a file in which OpenSSL
+# finds no PEM certificate or CRL fails the start, as an empty CRL does.
+TRUST_FILES = {
+    "crl": ("tls-crl-invalid", "certificate revocation list", "X509 CRL", "openssl crl -noout -in"),
+    "ca_list": ("tls-ca-invalid", "CA list", "CERTIFICATE", "openssl x509 -noout -subject -in"),
+}
+
+
+def check_trust_file(report: Report, key: str, rel: str, place: str) -> None:
+    """tls-crl-invalid and tls-ca-invalid: the file loaded as the tls module loads it (with
+    the standard library's ssl, which calls the same OpenSSL function)."""
+    import ssl
+
+    host = report.host
+    path = host.resolve(rel)
+    if path is None or not host.is_file(rel) or host.is_readable(rel) is False:
+        return
+    code, what, pem_label, openssl = TRUST_FILES[key]
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        shown = host.display(rel)
+        report.add(
+            code,
+            Status.FAIL,
+            f"TLS {key} {shown} ({place}) holds no PEM {what} OpenSSL can load "
+            f"({printable(exc.reason or 'unreadable')}): the start fails (Unable to load "
+            f"{'certificate revocation list' if key == 'crl' else 'CA list file'})",
+            [
+                f"{openssl} {shell_arg(shown)}  # must succeed",
+                f"install the current {what} from your CA as {shown}, in PEM "
+                f"(-----BEGIN {pem_label}-----), or remove {key} at {place}",
+                *report.restart_steps(),
+            ],
+        )
+    except OSError:
+        return
+
+
+def tls_sockets(parsed: ParsedConfig, check_out: CheckOutput | None) -> list[Socket] | None:
+    """The tls: sockets a start opens, by address: kamailio -c's list, else the listen= lines;
+    None when unknown (no listen= binds every address present at start, a name)."""
+    import ipaddress
+
+    if check_out is not None and check_out.ok:
+        found = check_out.sockets
+    elif parsed.explicit_listen:
+        found = parsed.expected_sockets()
+    else:
+        return None
+    sockets = [s for s in found if s.proto == "tls"]
+    for sock in sockets:
+        try:
+            ipaddress.ip_address(sock.addr)
+        except ValueError:
+            return None
+    return sockets
+
+
+def profile_socket(address: str) -> Socket | None:
+    """The tls: socket a `[server:IP:PORT]` profile is for; None for anything else."""
+    import ipaddress
+
+    addr, _, port = address.rpartition(":")
+    if not port.isdecimal() or not 0 < int(port) < 65536:
+        return None
+    try:
+        ip = ipaddress.ip_address(addr.strip().strip("[]"))
+    except ValueError:
+        return None
+    return Socket("tls", ip.compressed, int(port))
+
+
+def check_tls_profiles(
+    report: Report, parsed: ParsedConfig, config: str, sockets: list[Socket] | None
+) -> None:
+    """tls-profile-no-listen and tls-profile-no-server-name: tls.cfg server profiles the tls
+    module refuses at start, though `kamailio -c` passes ("No listening socket found"; "tls
+    domain for any address but no server name")."""
+    import ipaddress
+
+    host = report.host
+    if not parsed.tls_config:
+        return
+    tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
+    tls_cfg = host.display(tls_rel)
+    profiles = tls_profiles(host.read_text(tls_rel) or "", tls_cfg)
+    has_default = any(p.kind == "server" and p.address.lower() == "default" for p in profiles)
+    instance = report.instance
+    if instance is not None and instance.options.get("l"):
+        sockets = None  # -l on its command line: kamailio -c -f does not list those sockets
+    listening = {(ipaddress.ip_address(s.addr).compressed, s.port) for s in sockets or []}
+    for profile in profiles:
+        if profile.kind != "server":
+            continue
+        header = printable(f"[{profile.kind}:{profile.address}]")
+        if profile.address.lower() == "any" and not profile.server_name:
+            fix = printable(
+                f"add server_name = NAME (the host name clients ask for) to {header} at "
+                f"{profile.where}"
+            )
+            if not has_default:
+                fix = (
+                    f"sed -i '{profile.where.line}s/.*/[server:default]/' {shell_arg(tls_cfg)}"
+                    f"  # or {fix}"
+                )
+            report.add(
+                "tls-profile-no-server-name",
+                Status.FAIL,
+                f"TLS profile {header} ({profile.where}) has no server_name: the tls module "
+                "refuses it at start ("
+                + (
+                    "duplicate definition for a tls profile (same address) and no server name"
+                    if has_default
+                    else "tls domain for any address but no server name"
+                )
+                + ")",
+                [fix, *report.restart_steps()],
+            )
+            continue
+        sock = profile_socket(profile.address)
+        if sock is None or sockets is None or (sock.addr, sock.port) in listening:
+            continue
+        where = ", ".join(str(s) for s in sockets[:5]) or "none"
+        steps = [
+            f"change {header} at {profile.where} to a tls: socket Kamailio listens on ({where}), "
+            f"or add listen={sock} to {config}"
+        ]
+        if parsed.explicit_listen and local_addresses(host).can_bind(sock.addr) is not False:
+            steps = [
+                f"printf '%s\\n' {shell_arg(f'listen={sock}')} >> {shell_arg(config)}"
+                + printable(f"  # or change {header} at {profile.where} to a socket it listens on")
+            ]
+        report.add(
+            "tls-profile-no-listen",
+            Status.FAIL,
+            f"TLS profile {header} ({profile.where}) is for {sock}, which no listen= opens "
+            f"(tls: sockets: {where}): the tls module refuses it at start (No listening "
+            "socket found)",
+            [*steps, *report.restart_steps()],
+        )
 
 
 def run_account(report: Report) -> tuple[str, int, set[int]] | None:
@@ -663,49 +836,103 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
     return account_of(host, name)
 
 
-def check_key_access(report: Report, rel: str, account: tuple[str, int, set[int]]) -> bool:
-    """tls-key-unreadable: the run user cannot open the key (mode bits of the file and every
-    folder above it); True when reported."""
+def check_key_access(
+    report: Report, rel: str, account: tuple[str, int, set[int]], key: str = "private_key"
+) -> bool:
+    """tls-key-unreadable (the key) and tls-file-unreadable (certificate, CA list, CRL): the
+    run user cannot open the file (mode bits of the file and every folder above it), and the
+    tls module loads them after Kamailio switched to that user; True when reported. The steps
+    open each folder that blocks and the file itself: a chmod of the file alone cannot help
+    while a folder above it stays closed."""
     host = report.host
     name, uid, gids = account
     problem = access_problem(host, rel, uid, gids)
     if problem is None:
         return False
     group = group_name(host, min(gids)) if gids else name
-    key = host.display(rel)
+    steps = [
+        access_step(host, path, st, path == rel.strip("/"), name, group, gids)
+        for path, st in access_blockers(host, rel, uid, gids) or []
+    ]
+    what = "private key" if key == "private_key" else key
     report.add(
-        "tls-key-unreadable",
+        "tls-key-unreadable" if key == "private_key" else "tls-file-unreadable",
         Status.FAIL,
-        f"TLS private key {key} is not readable by {name}, the user Kamailio runs as: "
-        f"{problem}; the start fails (Permission denied)",
-        [
-            f"chgrp {shell_arg(group)} {shell_arg(key)} && chmod 640 {shell_arg(key)}",
-            *report.restart_steps(),
-        ],
+        f"TLS {what} {host.display(rel)} is not readable by {name}, the user Kamailio "
+        f"runs as: {problem}; the start fails (Permission denied)",
+        [*steps, *report.restart_steps()],
     )
     return True
 
 
+def access_step(
+    host: Host,
+    rel: str,
+    st: os.stat_result,
+    is_file: bool,
+    user: str,
+    group: str,
+    gids: set[int],
+) -> str:
+    """The command that lets `user` (run group `group`) read a TLS file (`is_file`) or pass
+    through a folder on its path. A group that already has the access (Debian's ssl-cert for
+    /etc/ssl/private) gets the user as a member, so no other member loses it; else the run
+    group is given it."""
+    path = shell_arg(host.display(rel))
+    bit, mode = ("r", "640") if is_file else ("x", "")
+    group_has_it = bool(st.st_mode & (0o040 if is_file else 0o010))
+    if st.st_gid in gids:
+        return f"chmod g+{bit} {path}"
+    if st.st_gid != 0 and group_has_it:
+        other = group_name(host, st.st_gid)
+        if plausible_name(other):
+            return f"usermod -a -G {shell_arg(other)} {shell_arg(user)}"
+    return f"chgrp {shell_arg(group)} {path} && chmod {mode or 'g+' + bit} {path}"
+
+
 def check_key_pair(report: Report, cert_rel: str, key_rel: str) -> None:
-    """tls-cert-invalid and tls-key-mismatch: what loading the pair with the standard
-    library's ssl says (the key is read in memory only, never reported)."""
+    """tls-cert-invalid, tls-key-invalid and tls-key-mismatch, in the order the tls module
+    loads them: the certificate (from its content, so a snapshot is judged too), then the
+    key with it (the standard library's ssl; live only, the key is read in memory and never
+    reported)."""
     import ssl
 
     host = report.host
-    if not host.is_live or host.is_readable(key_rel) is not True:
-        return
     cert, key = host.display(cert_rel), host.display(key_rel)
+    cert_form = certificate_form(host.read_bytes(cert_rel, MAX_PEM))
+    if cert_form in ("der", "invalid"):
+        steps = [f"openssl x509 -noout -subject -in {shell_arg(cert)}  # must print a subject"]
+        if cert_form == "der":
+            steps.append(
+                f"openssl x509 -inform der -in {shell_arg(cert)} -out {shell_arg(cert)}.pem  "
+                f"# then point the tls config at {cert}.pem"
+            )
+        else:
+            steps.append(f"install the PEM certificate (-----BEGIN CERTIFICATE-----) as {cert}")
+        report.add(
+            "tls-cert-invalid",
+            Status.FAIL,
+            f"TLS certificate {cert} is "
+            + ("DER, not PEM" if cert_form == "der" else "not a PEM certificate")
+            + ": the start fails (Unable to load certificate file)",
+            [*steps, *report.restart_steps()],
+        )
+        return
+    if cert_form is None or not host.is_live or host.is_readable(key_rel) is not True:
+        return
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         # An empty password: an encrypted key fails here instead of prompting on a terminal.
         context.load_cert_chain(cert, key, password=lambda: b"")
     except ssl.SSLError as exc:
-        text = str(exc)
-        if "KEY_VALUES_MISMATCH" in text:
+        # Same key type, other key: KEY_VALUES_MISMATCH; another type (an EC certificate
+        # with an RSA key): NO_CERTIFICATE_ASSIGNED. Kamailio says "does not match" for both.
+        if exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             report.add(
                 "tls-key-mismatch",
                 Status.FAIL,
-                f"TLS private key {key} does not belong to certificate {cert}: the start fails",
+                f"TLS private key {key} does not belong to certificate {cert}: the start "
+                "fails (Key ... does not match the public key of the certificate)",
                 [
                     f"openssl x509 -noout -pubkey -in {shell_arg(cert)} | sha256sum; "
                     f"openssl pkey -pubout -in {shell_arg(key)} | sha256sum  # must match",
@@ -713,23 +940,47 @@ def check_key_pair(report: Report, cert_rel: str, key_rel: str) -> None:
                     *report.restart_steps(),
                 ],
             )
-        elif "bad decrypt" in text or "BAD_DECRYPT" in text:
+        elif exc.reason == "BAD_DECRYPT" or "bad decrypt" in str(exc):
             report.notes.append(f"TLS private key {key} is encrypted: the pair was not checked")
         else:
             report.add(
-                "tls-cert-invalid",
+                "tls-key-invalid",
                 Status.FAIL,
-                f"TLS certificate {cert} or key {key} is not PEM Kamailio can load "
-                f"({printable(exc.reason or 'unreadable')})",
+                f"TLS private key {key} is not a PEM private key Kamailio can load: the start "
+                "fails (Unable to load private key)",
                 [
-                    f"openssl x509 -noout -subject -in {shell_arg(cert)}  # must print a subject",
-                    f"convert them to PEM (openssl x509 -inform der -in {shell_arg(cert)} "
-                    f"-out {shell_arg(cert)}.pem) and point the tls config at it",
+                    f"openssl pkey -noout -in {shell_arg(key)}  # must succeed",
+                    f"install the PEM private key of {cert} as {key}",
                     *report.restart_steps(),
                 ],
             )
     except OSError:
         return
+
+
+MAX_PEM = 1 << 20  # certificates, chains, CRLs: far larger is not a certificate file
+
+
+def certificate_form(data: bytes | None) -> str | None:
+    """How the tls module would take a certificate file: "pem" (a PEM certificate it loads),
+    "der" (a DER certificate, which it cannot load), "invalid"; None: unreadable here."""
+    import ssl
+
+    if data is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=data.decode("ascii"))
+        if context.cert_store_stats()["x509"]:
+            return "pem"
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+        pass
+    der = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        der.load_verify_locations(cadata=data)
+    except (ssl.SSLError, ValueError):
+        return "invalid"
+    return "der" if der.cert_store_stats()["x509"] else "invalid"
 
 
 def file_problem(host: Host, rel: str) -> str | None:

@@ -358,12 +358,15 @@ def restarted_by(step: str, config: Path, old_pid: int, *ports: int) -> Iterator
         runner.wait(timeout=10)
 
 
-def make_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """A real self-signed certificate and its key (openssl)."""
+def make_pair(folder: Path, name: str, kind: str = "rsa") -> tuple[Path, Path]:
+    """A real self-signed certificate and its key (openssl): `kind` rsa or ec (P-256)."""
     openssl = require_command("openssl")
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    newkey = ["-newkey", "rsa:2048"]
+    if kind == "ec":
+        newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
+        [openssl, "req", "-x509", *newkey, "-nodes", "-keyout", str(key)]
         + ["-out", str(cert), "-days", "3", "-subj", f"/CN={name}"],
         check=True,
         capture_output=True,
