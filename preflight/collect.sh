@@ -500,16 +500,17 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
         if [ -e "$src" ]; then note skipped "$rel" "not a regular file, folder or device"; fi
         return 0
     fi
-    # Kernel files cannot be swapped for links; anything else is read only through a path
-    # that root alone controls.
-    case $RESOLVED in
-        proc/* | sys/*) ;;
-        *)
-            if ! trusted; then
-                withhold "$rel" "$src" "$UNTRUSTED"
-                return 0
-            fi ;;
+    # Kernel files cannot be swapped for links; anything else (a process's cwd or root folder
+    # included) is read only through a path that root alone controls.
+    c_kernel=
+    case /$RESOLVED/ in
+        /proc/*/cwd/* | /proc/*/root/* | /proc/*/fd/* | /proc/*/map_files/*) ;;
+        /proc/* | /sys/*) c_kernel=1 ;;
     esac
+    if [ -z "$c_kernel" ] && ! trusted; then
+        withhold "$rel" "$src" "$UNTRUSTED"
+        return 0
+    fi
     if [ ! -r "$src" ]; then
         note skipped "$rel" "permission denied"
         return 0
