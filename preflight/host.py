@@ -306,9 +306,12 @@ class Host(HostFacts):
         found = self.which_all(name, [*self.search_path(), *extra])
         return found[0] if found else None
 
-    def run(self, argv: list[str], timeout: float | None = None) -> CommandResult | None:
-        """Run a command without a shell; None when the root is not `/` (nothing is executed
-        for a snapshot). The whole process group is killed at the timeout."""
+    def run(
+        self, argv: list[str], timeout: float | None = None, cwd: str | None = None
+    ) -> CommandResult | None:
+        """Run a command without a shell (in `cwd`, else this process's working folder); None
+        when the root is not `/` (nothing is executed for a snapshot). The whole process group
+        is killed at the timeout."""
         if not self.is_live:
             return None
         limit = self.timeout if timeout is None else timeout
@@ -321,6 +324,7 @@ class Host(HostFacts):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,
             )
         except OSError as exc:

@@ -445,6 +445,8 @@ def instance_label(instance: Instance | None, config: str) -> str:
     """How a message names the judged instance when several are judged."""
     if instance is None:
         return f"{config} (no Kamailio runs it)"
+    if instance.config_unknown:
+        return f"Kamailio pid {instance.main.pid} (config unknown)"
     return f"Kamailio pid {instance.main.pid} ({config})"
 
 
@@ -502,17 +504,38 @@ def judge(
     for value in argv_options.get("A", []):
         name, _, val = value.partition("=")
         defines[name] = val
-    parsed = parse_config(host, config_rel, defines)
-    check_out = check_with_kamailio(report, ctx, instance, parsed, judging.kamailio_c)
+    gate_commands(report, instance)
+    parsed: ParsedConfig | None = None
+    if instance is not None and instance.config_unknown:
+        report.add(
+            "config-unreadable",
+            Status.WARN,
+            f"the configuration Kamailio (pid {instance.main.pid}) runs is unknown: "
+            f"{instance.config_unknown}",
+            ["run preflight as root"],
+        )
+        check_out = None
+    else:
+        # Kamailio looks a relative include up in the folder it starts in first: the
+        # instance's start folder; with none running, / (the init script's and systemd's).
+        cwd_rel = instance.cwd_rel if instance else ""
+        fs_root = instance.fs_root if instance else ""
+        if cwd_rel is None and not host.is_live:
+            cwd_rel = fs_root  # a snapshot without proc/PID/cwd: / (init script, systemd)
+        parsed = parse_config(host, config_rel, defines, cwd_rel, fs_root)
+        check_out = check_with_kamailio(report, ctx, instance, parsed, judging.kamailio_c)
+        check_config(
+            report, config_rel, without_host_paths(report, parsed, fs_root), check_out, argv_options
+        )
     report.best_effort = check_out is None
     report.details["resolved_by"] = "best effort" if report.best_effort else "kamailio -c"
-    check_config(report, config_rel, parsed, check_out, argv_options)
 
     expected = expected_from_config(report, parsed, check_out)
     if expected is not None and parsed is not None and not parsed.loads_tls:
         # Without tls.so Kamailio drops tls: sockets at start (tls-module-missing says so).
         expected = [s for s in expected if s.proto != "tls"]
-    check_tls(report, parsed, check_out, config)
+    if not (instance and instance.fs_root):
+        check_tls(report, parsed, check_out, config)
     all_expected = list(expected or [])
     for sock in expect:
         if sock not in all_expected:
@@ -553,6 +576,57 @@ def judge(
     return report
 
 
+def without_host_paths(
+    report: Report, parsed: ParsedConfig | None, fs_root: str
+) -> ParsedConfig | None:
+    """For an instance in another mount namespace, its config without what names files by
+    absolute paths of its own (modules; TLS files are skipped by the caller): this host's
+    files at those paths are not its files."""
+    import dataclasses
+
+    if not fs_root or parsed is None:
+        return parsed
+    report.notes.append(
+        "its modules and TLS files were not checked: it runs in another mount namespace"
+    )
+    return dataclasses.replace(parsed, modules=[])
+
+
+def gate_commands(report: Report, instance: Instance | None) -> None:
+    """No runnable step for an instance whose command line is another account's (a
+    hand-started one run by a non-root user, or started in a folder others can write) or
+    that runs in another mount namespace: its command line is data, not a command for root."""
+    import os
+
+    from preflight_checks.kamailio.facts import start_folder_risk, user_name
+
+    if instance is None:
+        return
+    pid = instance.main.pid
+    if instance.fs_root:
+        report.gate = (
+            f"pid {pid} runs in another mount namespace (a container on this host's network): "
+            "restart it with whatever manages it (its container runtime or orchestrator), "
+            "not with this host's service or config"
+        )
+        return
+    if instance.manager != "by hand":
+        return  # the unit or init script is root's own configuration
+    own = {0, os.geteuid()} if report.host.is_live else {0}
+    others = [uid for uid in instance.main.uids or () if uid not in own]
+    why = f"it runs as {user_name(others[0])}" if others else None
+    if why is None and instance.cwd_rel is not None:
+        why = start_folder_risk(report.host, instance.cwd_rel)
+    if why is None:
+        return
+    report.restart_gate = (
+        f"pid {pid} was started by hand and {why}: its command line (ps -o user,args -p "
+        f"{pid}; details: started) is data another account controls, not a command to run "
+        "as root; verify it, its config and every file it names, or ask the account that "
+        "runs it to restart it"
+    )
+
+
 def check_command(binary: str, config: str, instance: Instance | None) -> str:
     """The `kamailio -c` an operator runs before a restart: the instance's own -A defines,
     every value shell-quoted."""
@@ -581,17 +655,36 @@ def check_with_kamailio(
         instance_defines,
         module_files,
         run_kamailio_c,
+        start_folder_risk,
     )
 
     host = report.host
-    if not host.is_live or parsed is None or parsed.unreadable:
-        return None  # a file it may not read would make kamailio -c fail for our reasons
+    if not host.is_live or parsed is None:
+        return None
+    cwd_rel = instance.cwd_rel if instance else ""
+    if instance is not None and instance.fs_root:
+        report.notes.append(
+            f"pid {instance.main.pid} runs in another mount namespace (a container): its "
+            f"files were read through /{instance.fs_root}, best effort (`kamailio -c` of "
+            "this host cannot see its files)"
+        )
+        return None
     binary, problem = choose_binary(report, ctx.options.get("binary"), instance)
     what = "`kamailio -c` is not run"
     if binary is not None:
-        problem = config_risk(host, [*parsed.files, *module_files(host, parsed)])
         what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
+        # Where the real start looked up relative includes first: an account that may
+        # write there could add one (and a module it loads).
+        problem = (start_folder_risk(host, cwd_rel) if cwd_rel is not None else None) or (
+            config_risk(host, [*parsed.files, *module_files(host, parsed)])
+        )
     if problem is not None:
+        report.gate = (
+            f"verify before running anything for this Kamailio as root: {problem}, so an "
+            "account other than root may have changed the configuration, the files it "
+            "includes or the folder it starts in; make them owned by root and writable by "
+            "root only, then run preflight again (no command is suggested until then)"
+        )
         report.add(
             "untrusted-file",
             Status.WARN,
@@ -603,15 +696,22 @@ def check_with_kamailio(
             ],
         )
         return None
-    if binary is None:
+    if binary is None or parsed.unreadable:
+        return None  # a file it may not read would make kamailio -c fail for our reasons
+    if cwd_rel is None:
+        report.notes.append(
+            "the folder Kamailio was started in cannot be read (not root?): relative includes "
+            "are unknown, `kamailio -c` is not run"
+        )
         return None
     report.details["binary"] = binary
     defines, note = instance_defines(host, instance)
     if note:
         report.notes.append(note)
-    key = (binary, host.display(parsed.main), *defines)
+    cwd = host.display(cwd_rel)
+    key = (binary, host.display(parsed.main), cwd, *defines)
     if key not in done:
-        done[key] = run_kamailio_c(report, binary, key[1], defines, ctx.timeout)
+        done[key] = run_kamailio_c(report, binary, key[1], defines, ctx.timeout, cwd)
     return done[key]
 
 

@@ -181,6 +181,9 @@ class ParsedConfig:
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
+    # Relative include names looked up only next to the including file: the folder Kamailio
+    # was started in (looked up first) is unknown.
+    cwd_unknown: list[str] = field(default_factory=list)
     # Lines whose #!subst/#!define expansion passed MAX_EXPANDED_LINE (left unexpanded), and
     # directives dropped for passing a count or size bound.
     oversized: list[str] = field(default_factory=list)
@@ -383,8 +386,17 @@ class _TooLarge(Exception):
 
 
 class _Parser:
-    def __init__(self, host: Host, main: str, defines: dict[str, str | None]) -> None:
+    def __init__(
+        self,
+        host: Host,
+        main: str,
+        defines: dict[str, str | None],
+        cwd: str | None = "",
+        fs_root: str = "",
+    ) -> None:
         self.host = host
+        self.cwd = cwd  # root-relative working folder of the start; None: unknown
+        self.fs_root = fs_root  # root-relative folder absolute names start from
         self.result = ParsedConfig(main=main)
         self.defines: dict[str, str | None] = dict(defines)
         self.substs: list[tuple[str, str, bool]] = []  # pattern, replacement, g flag
@@ -443,11 +455,18 @@ class _Parser:
         self.defines[name] = value
 
     def resolve_include(self, name: str, including: str) -> str:
+        """The file Kamailio opens for include_file/import_file `name`: an absolute name as
+        it is (inside `fs_root`); a relative one in the working folder Kamailio was started
+        in first (fopen of the name as given), then next to the including file."""
         if name.startswith("/"):
-            return name.lstrip("/")
-        # Kamailio tries the path as given, then next to the including file; the daemon's
-        # working directory is "/" so the second is what works in practice.
-        return posixpath.normpath(posixpath.join(posixpath.dirname(including), name))
+            return normalize_path(posixpath.join(self.fs_root, name.lstrip("/")))
+        if self.cwd is not None:
+            in_cwd = normalize_path(posixpath.join(self.cwd, name))
+            if self.host.exists(in_cwd):
+                return in_cwd
+        else:
+            self.result.cwd_unknown.append(name)
+        return normalize_path(posixpath.join(posixpath.dirname(including), name))
 
     def parse_file(self, rel: str, stack: tuple[str, ...]) -> bool:
         if len(stack) >= MAX_INCLUDE_DEPTH:
@@ -514,13 +533,17 @@ class _Parser:
             include = _INCLUDE.match(line)
             if include:
                 kind, name = include.group(1), include.group(2)
-                target = self.resolve_include(self.substitute(name, where), rel)
+                name = self.substitute(name, where)
+                target = self.resolve_include(name, rel)
                 if target in stack:
                     self.result.problems.append(
                         f"include cycle: {where} includes {self.host.display(target)} again"
                     )
                     continue
-                if not self.parse_file(target, stack) and kind == "include_file":
+                found = self.parse_file(target, stack)
+                if not found and kind == "include_file" and name in self.result.cwd_unknown:
+                    continue  # it may be in the unknown start folder: unknown, not missing
+                if not found and kind == "include_file":
                     self.result.missing_includes.append((self.host.display(target), where))
                 continue
             self.parse_statement(line, where)
@@ -702,10 +725,17 @@ def resolve_address(addr: str) -> str | None:
 
 
 def parse_config(
-    host: Host, main: str, defines: dict[str, str | None] | None = None
+    host: Host,
+    main: str,
+    defines: dict[str, str | None] | None = None,
+    cwd: str | None = "",
+    fs_root: str = "",
 ) -> ParsedConfig | None:
-    """Read `main` (root-relative) and what it includes; None if the main file is unreadable."""
-    parser = _Parser(host, main, defines or {})
+    """Read `main` (root-relative) and what it includes; None if the main file is unreadable.
+    `cwd`: the root-relative folder Kamailio is started in (relative includes are looked up
+    there first; None: unknown); `fs_root`: where absolute names start (proc/PID/root for an
+    instance in another mount namespace)."""
+    parser = _Parser(host, main, defines or {}, cwd, fs_root)
     if not parser.parse_file(main, ()):
         return None
     parser.finish()

@@ -22,6 +22,7 @@ from preflight.facts.sockets import SOCKET_TABLE_LIMIT as SOCKET_TABLE_LIMIT
 from preflight.facts.sockets import holders as holders
 from preflight.facts.sockets import read_socket_tables as read_socket_tables
 from preflight.facts.sockets import socket_inodes as socket_inodes
+from preflight.text import printable
 from preflight_checks.kamailio.config import (
     DEFAULT_CONFIG,
     CheckOutput,
@@ -96,6 +97,18 @@ class Instance:
     manager: str = "by hand"  # "systemd", "init-script" or "by hand" (instance_manager)
     unit: str | None = None  # its systemd unit
     untrusted: str | None = None  # why its main process is not a trusted Kamailio
+    # proc/PID/root when it runs in another mount namespace (a container on the host's
+    # network): its files as the kernel shows them to it; "" in this run's namespace.
+    fs_root: str = ""
+    config_unknown: str | None = None  # why the config it runs cannot be told
+
+    @property
+    def cwd_rel(self) -> str | None:
+        """The root-relative folder it was started in (relative includes are looked up
+        there first); None: unknown."""
+        if self.start_dir is None:
+            return None
+        return normalize_path(posixpath.join(self.fs_root, self.start_dir.lstrip("/")))
 
     @property
     def argv(self) -> list[str]:
@@ -112,11 +125,14 @@ class Instance:
         return values[-1] if values else None
 
 
-def config_path(host: Host, proc: Process, given: str | None) -> tuple[str, str | None]:
-    """The config a process runs, root-relative, and the folder it was started in: -f as
-    given, a relative one resolved there. Kamailio reads it before it daemonizes and moves to
-    /, so the start folder is the process's cwd while in the foreground, else the PWD its
-    starting shell exported."""
+def config_path(
+    host: Host, proc: Process, given: str | None, fs_root: str = ""
+) -> tuple[str | None, str | None]:
+    """The config a process runs, root-relative (None: unknown), and the folder it was
+    started in (as the process names it; None: unknown): -f as given, a relative one resolved
+    there. Kamailio reads it before it daemonizes and moves to /, so the start folder is the
+    process's cwd while in the foreground, else the PWD its starting shell exported.
+    `fs_root`: where the process's absolute names start (Instance.fs_root)."""
     cwd = proc.cwd
     bases = [cwd] if cwd and cwd != "/" else []
     environ = host.read_bytes(f"proc/{proc.pid}/environ", limit=256 * 1024) or b""
@@ -124,15 +140,32 @@ def config_path(host: Host, proc: Process, given: str | None) -> tuple[str, str 
         if entry.startswith(b"PWD=/"):
             bases.append(entry[4:].decode("utf-8", "replace"))
     start_dir = bases[0] if bases else cwd
+
+    def inside(path: str) -> str:
+        return normalize_path(posixpath.join(fs_root, path.lstrip("/")))
+
     if given is None:
-        return DEFAULT_CONFIG, start_dir
+        return inside(DEFAULT_CONFIG), start_dir
     if given.startswith("/"):
-        return normalize_path(given), start_dir
+        return inside(given), start_dir
     for base in bases:
-        rel = normalize_path(posixpath.join(base, given))
+        rel = inside(posixpath.join(base, given))
         if host.is_file(rel):
             return rel, base
-    return normalize_path(posixpath.join(start_dir or "/", given)), start_dir
+    if start_dir is None and host.is_live:
+        return None, None  # the folder a relative -f names a file in cannot be read
+    # A snapshot without proc/PID/cwd: / (where the init script and systemd start it).
+    return inside(posixpath.join(start_dir or "/", given)), start_dir
+
+
+def mount_namespace_root(host: Host, pid: int) -> str:
+    """proc/PID/root when the process runs in another mount namespace than this run (a
+    container): its files are read through it. "" when it is this run's, or unknown."""
+    if not host.is_live:
+        return ""
+    theirs = host.readlink(f"proc/{pid}/ns/mnt")
+    ours = host.readlink("proc/self/ns/mnt")
+    return f"proc/{pid}/root" if theirs and ours and theirs != ours else ""
 
 
 INIT_PIDFILES = ("run/kamailio/kamailio.pid", "var/run/kamailio/kamailio.pid")
@@ -166,9 +199,18 @@ def find_instances(host: Host) -> list[Instance]:
         members = [proc, *table.descendants(proc.pid)]
         options = parse_argv(proc.argv)
         given = options["f"][-1] if options.get("f") else None
-        config, start_dir = config_path(host, proc, given)
+        fs_root = mount_namespace_root(host, proc.pid)
+        config, start_dir = config_path(host, proc, given, fs_root)
         manager, unit = instance_manager(host, proc.pid)
-        instances.append(Instance(proc, members, options, config, start_dir, manager, unit))
+        instance = Instance(proc, members, options, config or DEFAULT_CONFIG, start_dir)
+        instance.manager, instance.unit, instance.fs_root = manager, unit, fs_root
+        if config is None:
+            instance.config_rel = normalize_path(given or DEFAULT_CONFIG)
+            instance.config_unknown = (
+                f"its -f {printable(given or '')} is relative and the folder it was started "
+                f"in (/proc/{proc.pid}/cwd) cannot be read (not root?)"
+            )
+        instances.append(instance)
     return instances
 
 
@@ -234,6 +276,18 @@ def choose_instance(
             ),
             None,
         )
+        if match is None:
+            # Not root: an instance whose relative -f cannot be resolved may run it; its
+            # config is unknown (config-unreadable), not "not running".
+            match = next(
+                (
+                    i
+                    for i in instances
+                    if i.config_unknown
+                    and posixpath.basename(i.config_rel) == posixpath.basename(wanted)
+                ),
+                None,
+            )
         return match, wanted, "option"
     if instances:
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
@@ -349,16 +403,29 @@ def config_risk(host: Host, files: list[str]) -> str | None:
     return None
 
 
+def start_folder_risk(host: Host, cwd_rel: str) -> str | None:
+    """Why the folder Kamailio starts in (where it looks a relative include up first) could
+    hold a file another account put there; None when it is root-only (or not live)."""
+    if not host.is_live:
+        return None
+    problem = path_risk(host.display(cwd_rel), run_owners(host), folder=True)
+    if problem is None:
+        return None
+    folder = host.display(cwd_rel)
+    return f"it starts in {folder}, where relative includes are looked up first: {problem}"
+
+
 def run_kamailio_c(
-    report: Report, binary: str, config: str, defines: list[str], timeout: float
+    report: Report, binary: str, config: str, defines: list[str], timeout: float, cwd: str
 ) -> CheckOutput | None:
     """`kamailio -c -f CONFIG` with only arguments built here (no module, path or substitution
-    taken from a process); None where it cannot run (then: best effort)."""
+    taken from a process), in `cwd`: the folder the real start runs in, where Kamailio looks
+    up a relative include first; None where it cannot run (then: best effort)."""
     host = report.host
     argv = [binary, "-c", "-f", config]
     for value in defines:
         argv += ["-A", value]
-    result = host.run(argv, timeout=max(1.0, timeout / 2))
+    result = host.run(argv, timeout=max(1.0, timeout / 2), cwd=cwd)
     if result is None:
         return None
     if result.returncode is None:

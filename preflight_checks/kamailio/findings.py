@@ -163,6 +163,16 @@ def instance_commands(
             return service_commands(host)
         command = f"{shell_arg(binary)} -f {shell_arg(config)}"
         return ServiceCommands(command, command, (syslog_step(host),))
+    if instance.fs_root:
+        # A container's Kamailio: this host's unit, init script or command line is not how
+        # it starts; whatever manages the container is.
+        managed = f"with whatever manages the container pid {instance.main.pid} runs in"
+        return ServiceCommands(
+            f"start it {managed}",
+            f"restart it {managed}",
+            (f"ps -o pid,user,args -p {instance.main.pid}",),
+            f"stop it {managed} (another mount namespace)",
+        )
     if instance.unit:
         return systemd_commands(instance.unit)
     if instance.manager == "init-script":
@@ -196,6 +206,12 @@ class Report:
         self.best_effort = False  # the config was read without `kamailio -c`
         # port-shared between two judged instances, reported once (by the first judged)
         self.shared_reported: set[tuple[frozenset[int], str]] = set()
+        # What the operator must verify first when no command may be suggested: the config
+        # or its start folder is another account's, or the instance runs in another mount
+        # namespace (every finding's only step is this text); or only its command line is
+        # another account's (no restart or start step repeats it: this text instead).
+        self.gate: str | None = None
+        self.restart_gate: str | None = None
 
     @cached_property
     def service(self) -> ServiceCommands:
@@ -209,9 +225,13 @@ class Report:
 
     def restart_steps(self) -> list[str]:
         """Check the config with the real `kamailio -c` before anything restarts it."""
+        if self.restart_gate:
+            return [self.restart_gate]
         return [f"{self.check_command} && {self.service.restart}"]
 
     def start_steps(self) -> list[str]:
+        if self.restart_gate:
+            return [self.restart_gate]
         return [f"{self.check_command} && {self.service.start}"]
 
     def add(
@@ -219,6 +239,8 @@ class Report:
     ) -> None:
         if self.label:
             message = f"{self.label}: {message}"
+        if self.gate is not None:
+            remediation = [self.gate]
         self.findings.append(
             Finding(
                 f"kamailio.{code}",
