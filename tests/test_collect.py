@@ -916,6 +916,12 @@ def test_relative_include_is_looked_up_in_the_working_folder_first(
         assert content(tarball, "inc.cfg") == b"listen=udp:127.0.0.1:25311\n"
         assert content(tarball, "srv/sip/only-here.cfg") == b"listen=udp:127.0.0.1:25313\n"
         assert "srv/sip/inc.cfg" not in names
+    # The check reading the snapshot looks the includes up in the same order: the sockets the
+    # real Kamailio listed.
+    snap = extract(tmp_path / "sh.tar.gz", tmp_path / "snap")
+    judged = run_preflight("check", "kamailio", "-f", "json", "--root", str(snap))
+    result = check_of(report_of(judged), "kamailio")
+    assert result["details"]["expected"] == ["udp:127.0.0.1:25311", "udp:127.0.0.1:25313"]
 
 
 def test_dotdot_after_a_linked_folder_is_not_read_by_name(
