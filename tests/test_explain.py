@@ -18,7 +18,7 @@ def codes_in_source(check_id: str) -> set[str]:
         text = path.read_text()
         found |= set(re.findall(rf"""["']({check_id}\.[a-z][a-z-]+)["']""", text))
         found |= {f"{check_id}.{r}" for r in re.findall(r"""\.add\(\s*["']([a-z-]+)["']""", text)}
-    return {code for code in found if not code.endswith((".py", ".rb", ".cfg", ".so"))}
+    return {code for code in found if not code.endswith((".py", ".rb", ".cfg", ".so", ".service"))}
 
 
 @pytest.mark.parametrize("check_id", BUILTIN)

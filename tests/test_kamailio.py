@@ -212,11 +212,20 @@ def test_config_edited_after_start_then_stopped(
     # The service starts /etc/kamailio/kamailio.cfg, not this config: the step starts
     # Kamailio on this config itself, after checking it.
     cfg = shlex.quote(str(instance.config))
-    assert steps[-1] == f"/usr/sbin/kamailio -c -f {cfg} && /usr/sbin/kamailio -f {cfg}"
+    start = f"/usr/sbin/kamailio -c -f {cfg} && /usr/sbin/kamailio -f {cfg}"
     assert not any("service kamailio" in step or "systemctl" in step for step in steps)
-    # Only a log that exists on this host is named.
-    if not os.path.exists("/var/log/syslog"):
+    # Only a log that exists on this host is named; with none, the step after the start is
+    # the exact foreground command (its config, shell-quoted) that prints the start's errors.
+    if os.path.exists("/var/log/syslog") or os.path.exists("/run/systemd/journal/socket"):
+        assert steps[-1] == start
+    else:
         assert not any("/var/log/syslog" in step for step in steps)
+        assert steps[-2:] == [
+            start,
+            f"/usr/sbin/kamailio -DD -E -f {cfg}  # only if it did not start: no syslog file "
+            "or journal here, so this prints its errors (Ctrl-C stops it)",
+        ]
+        assert not any("run it in the foreground" in step for step in steps)
 
 
 def test_address_added_after_start_is_not_bound(
@@ -401,23 +410,27 @@ def test_root_includes_cycles_and_missing_files(snapshot: Snapshot) -> None:
     assert "kamailio.not-running" not in codes(result)
 
 
+ENABLE_STEP = (
+    "sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' /etc/default/kamailio  # turns "
+    "RUN_KAMAILIO=yes on in /etc/default/kamailio: without it the init script refuses to "
+    "start Kamailio; it also starts Kamailio at every boot"
+)
+
+
 @pytest.mark.parametrize(
     ("init", "restart"),
     [
-        ("systemd", "systemctl restart kamailio"),
-        ("sysvinit", "service kamailio restart"),
-        # Debian's /etc/default/kamailio as shipped: the init script refuses to start.
-        (
-            "sysvinit-unconfigured",
-            "sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' /etc/default/kamailio"
-            " && service kamailio restart",
-        ),
+        ("systemd", ["systemctl restart kamailio"]),
+        ("sysvinit", ["service kamailio restart"]),
+        # Debian's /etc/default/kamailio as shipped: the init script refuses to start, so
+        # turning RUN_KAMAILIO on is a step of its own that says so (and that it means boot).
+        ("sysvinit-unconfigured", [ENABLE_STEP, "service kamailio restart"]),
         # Configured as the init script reads it, quoted: no sed step.
-        ("sysvinit-quoted", "service kamailio restart"),
+        ("sysvinit-quoted", ["service kamailio restart"]),
     ],
 )
 def test_remediation_names_the_hosts_service_manager(
-    snapshot: Snapshot, init: str, restart: str
+    snapshot: Snapshot, init: str, restart: list[str]
 ) -> None:
     snapshot.write("usr/sbin/kamailio", "", mode=0o755)
     snapshot.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)  # shipped by Debian's package
@@ -435,7 +448,13 @@ def test_remediation_names_the_hosts_service_manager(
         snapshot.write("etc/default/kamailio", 'RUN_KAMAILIO="yes"\n')
     code, result = check("--root", str(snapshot))
     steps = finding(result, "kamailio.tls-disabled")["remediation"]
-    assert steps[-1] == f"/usr/sbin/kamailio -c -f /etc/kamailio/kamailio.cfg && {restart}"
+    *enable, command = restart
+    assert steps[-1 - len(enable) :] == [
+        *enable,
+        f"/usr/sbin/kamailio -c -f /etc/kamailio/kamailio.cfg && {command}",
+    ]
+    # Never folded into the restart: the step that turns autostart on is its own.
+    assert "RUN_KAMAILIO" not in steps[-1]
     if init != "systemd":
         assert not any("systemctl" in step for step in steps)
 

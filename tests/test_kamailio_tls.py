@@ -480,7 +480,13 @@ def test_tls_profile_fix_followed_verbatim(
         code_name = "kamailio.tls-profile-no-server-name"
     code, result = check("--config", toml)
     assert code == 2, result
-    fix_step, restart_step = finding(result, code_name)["remediation"]
+    # The fix first; the instance's one restart step last (on config-changed when tls.cfg
+    # changed after the start).
+    fix_step = finding(result, code_name)["remediation"][0]
+    steps = [step for found in result["findings"] for step in found["remediation"]]
+    restarts = [step for step in steps if f"kill {pid} " in step]
+    assert restarts == [steps[-1]], steps
+    restart_step = steps[-1]
     assert subprocess.run(["sh", "-c", fix_step], check=False).returncode == 0
     with restarted_by(restart_step, instance.config, pid, *ports) as new:
         code, result = check("--config", toml)

@@ -28,6 +28,7 @@ import pytest
 from kamailio_support import free_port, kamailio_binary
 from support.cli import NOBODY, PREFLIGHT, as_user, check_of, codes, report_of, run_preflight
 from support.components import require, require_command, require_nobody_can_run, require_root
+from support.namespace import Namespace
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 SSL_LIBS = ("libssl.so.3", "libcrypto.so.3")
@@ -388,67 +389,6 @@ def test_a_login_users_processes_are_an_outdated_session(libdir: Path) -> None:
 
 
 # ------------------------------------------------------------------ namespaces
-class Namespace:
-    """Private mount and pid namespaces whose pid 1 reaps orphans (like init) after running
-    `init_code`; commands enter both namespaces with nsenter."""
-
-    REAPER = (
-        "import os, time\n"
-        "print('ready', flush=True)\n"
-        "while True:\n"
-        "    try:\n"
-        "        os.wait()\n"
-        "    except ChildProcessError:\n"
-        "        time.sleep(0.1)\n"
-    )
-
-    def __init__(self, env: dict[str, str] | None = None, init_code: str = "") -> None:
-        require_command("unshare")
-        require_command("nsenter")
-        self.holder = subprocess.Popen(
-            [
-                "unshare",
-                "--mount",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--propagation",
-                "private",
-                DEBIAN_PYTHON,
-                "-c",
-                init_code + self.REAPER,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})},
-        )
-        assert self.holder.stdout is not None
-        assert self.holder.stdout.readline().strip() == "ready"
-        import psutil
-
-        self.init = psutil.Process(self.holder.pid).children()[0].pid
-
-    def run(self, *argv: str, check: bool = True, timeout: float = 120) -> Any:
-        return subprocess.run(
-            ["nsenter", "-t", str(self.init), "-m", "-p", "--", *argv],
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-            cwd="/",
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-
-    def services(self) -> dict[str, Any]:
-        run = self.run(*PREFLIGHT, "check", "services", "--format", "json", check=False)
-        assert "Traceback" not in run.stderr, run.stderr
-        return check_of(json.loads(run.stdout), "services")
-
-    def stop(self) -> None:
-        os.kill(self.init, signal.SIGKILL)  # the namespace's init: every process in it goes
-        self.holder.wait(timeout=10)
-
-
 def test_pid_1_running_replaced_code_is_self_and_needs_a_reboot(libdir: Path) -> None:
     ns = Namespace({"LD_LIBRARY_PATH": str(libdir)}, init_code="import ssl\n")
     try:

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
 from preflight.text import printable
-from preflight_checks.kamailio.config import MODULE_DIRS
+from preflight_checks.kamailio.config import DEFAULT_CONFIG, MODULE_DIRS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from preflight.facts.processes import Process
+    from preflight.host import Host
     from preflight_checks.kamailio.config import CheckOutput, ParsedConfig, Socket
     from preflight_checks.kamailio.facts import Instance
-    from preflight_checks.kamailio.findings import Report
+    from preflight_checks.kamailio.findings import Report, Service
 
 
 class KamailioCheck(Check):
@@ -43,7 +44,10 @@ class KamailioCheck(Check):
         "/etc/default/kamailio's CFGFILE, else /etc/kamailio/kamailio.cfg, when nothing runs) "
         "is run by no instance, it is not running. With several instances, every message "
         "names the instance (pid and config) and its remediation acts on that instance as it "
-        "was started (its unit, the init script, or its pid and exact command line). The "
+        "was started (its unit, the init script, or its pid and exact command line), and "
+        "details.decided_by names the judgement that decided the status. A restart through "
+        "the init script or the unit checks and judges the config it really starts (CFGFILE), "
+        "and steps come in an order that works from the top: one restart, last. The "
         "check also finds modules whose .so is missing, TLS listeners that enable_tls=yes is "
         "missing for, certificate files tls.cfg names that do not exist (kamailio -c does not "
         "notice them; the start fails), and a config edited after its instance started (a "
@@ -67,10 +71,14 @@ class KamailioCheck(Check):
         ),
         "kamailio.not-running": FindingDoc(
             Status.FAIL,
-            "no Kamailio process runs with the configuration",
+            "no Kamailio process runs with the configuration; or the service is enabled "
+            "(RUN_KAMAILIO=yes in /etc/default/kamailio, or an enabled unit where systemd "
+            "runs) and its Kamailio is down, even while other instances run",
             "systemctl status kamailio; journalctl -u kamailio; fix the first error of "
             "`kamailio -c -f FILE`; systemctl start kamailio (without systemd: "
-            "service kamailio status/start)",
+            "service kamailio status/start, turning RUN_KAMAILIO=yes on first as a step of "
+            "its own when the init script would refuse; with no syslog file or journal, "
+            "`kamailio -DD -E -f FILE` in the foreground prints why a start failed)",
         ),
         "kamailio.config-invalid": FindingDoc(
             Status.FAIL,
@@ -80,14 +88,17 @@ class KamailioCheck(Check):
         "kamailio.listener-missing": FindingDoc(
             Status.FAIL,
             "an expected socket is not held by Kamailio (one finding per socket; "
-            "another process holding the port is named with its pid)",
-            "free the port or fix listen=, then restart Kamailio",
+            "another process holding the port is named with its pid; a missing address "
+            "points to address-missing). After a config change it says 'restart pending' "
+            "and stays a failure: until the restart nothing serves that socket, so clients "
+            "sent to it fail now",
+            "free the port or fix listen=, then the one restart step, last",
         ),
         "kamailio.listener-unexpected": FindingDoc(
             Status.WARN,
-            "Kamailio holds a socket its configuration does not resolve to (it "
-            "runs an older configuration)",
-            "restart Kamailio",
+            "Kamailio holds a socket its configuration does not resolve to: the config "
+            "changed after start (restart pending), or an older configuration runs",
+            "the restart step (on config-changed when reported)",
         ),
         "kamailio.tls-disabled": FindingDoc(
             Status.WARN,
@@ -178,8 +189,10 @@ class KamailioCheck(Check):
         "kamailio.config-changed": FindingDoc(
             Status.WARN,
             "the config or an included file changed after the running main "
-            "process started: the change is not applied",
-            "kamailio -c -f FILE, then restart Kamailio",
+            "process started: the change is not applied (a restart is pending)",
+            "kamailio -c -f FILE, then restart Kamailio: this finding carries the instance's "
+            "one restart step, checking the config the restart really starts (CFGFILE for "
+            "the init script and the unit); none while that config cannot start",
         ),
         "kamailio.address-not-bound": FindingDoc(
             Status.WARN,
@@ -353,7 +366,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         find_instances,
         trust_processes,
     )
-    from preflight_checks.kamailio.findings import Report, report_foreign
+    from preflight_checks.kamailio.findings import Report, host_service, report_foreign
 
     host = ctx.host
     report = Report(host, ctx.details)
@@ -378,28 +391,57 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # A snapshot may hold a few proc/<pid> files (proc/1/environ) without a process list.
     proc_visible = host.processes.visible
     foreign_pids = {pid for i in foreign for pid in i.pids}
+    # The service (init script or unit) starts its own config: judged too when its instance
+    # runs another config (a restart switches to it) or, enabled, runs not at all.
+    service = host_service(host) if proc_visible else None
+    service_instance = next((i for i in instances if service and service.runs(i)), None)
+    service_config_rel = service_judged(host, service, service_instance, primary, config_rel)
     judging = Judging(
         ctx,
         binary,
         instances,
         [p for p in host.processes if p.pid not in foreign_pids],
         proc_visible,
-        labelled=bool(others),
+        labelled=bool(others) or bool(service_config_rel),
     )
+    restart_into = service_config_rel if service_instance is not None else ""
     judgements = [
-        judge(judging, primary, config_rel, source, expect),
-        *(judge(judging, i, i.config_rel, "running process", []) for i in others),
+        judge(judging, i, c, src, exp, restart_into if i is service_instance else "")
+        for i, c, src, exp in [
+            (primary, config_rel, source, expect),
+            *((i, i.config_rel, "running process", []) for i in others),
+        ]
     ]
-    first = judgements[0]
-    # The primary's details keep the keys of one judged instance (the JSON contract); every
-    # judged instance is in `instances`.
-    report.details.update(first.details)
-    report.details.pop("notes", None)
-    report.details["instances"] = [
-        {**j.details, "findings": [f.code for f in j.findings]}
-        for j in judgements
-        if j.instance is not None
-    ]
+    service_judgement = None
+    if service_config_rel and service is not None:
+        service_judgement = judge(
+            judging,
+            None,
+            service_config_rel,
+            "CFGFILE" if service_config_rel != DEFAULT_CONFIG else "default",
+            [],
+            pending_for=service_instance,
+            enabled_by=service.enabled_by,
+        )
+    for judgement in judgements:
+        blocked = ""
+        if (
+            service_judgement is not None
+            and judgement.instance is service_instance
+            and service_judgement.blocking()
+        ):
+            blocked = (
+                f"no restart yet: a restart through the service starts "
+                f"{host.display(service_config_rel)} (CFGFILE of /etc/default/kamailio), "
+                "which cannot start: fix the findings about it first, then run this "
+                "check again"
+            )
+        judgement.order_steps(blocked)
+    if service_judgement is not None:
+        service_judgement.order_steps(own_restart=service_instance is None)
+        # What the service starts comes first: its findings decide whether a restart works.
+        judgements.insert(0, service_judgement)
+    first = next(j for j in judgements if j is not service_judgement)
     for judgement in judgements:
         report.findings += judgement.findings
         prefix = f"{judgement.label}: " if judgement.label else ""
@@ -407,6 +449,22 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     all_expected = [s for j in judgements for s in j.expected]
     report_foreign(report, foreign, all_expected)
     best_effort = any(j.best_effort for j in judgements)
+    # The top-level details describe the judgement that decided the status (its worst
+    # finding), so `code` and `pid`/`config`/`expected` never speak of two instances;
+    # every judged instance is in `instances`, the deciding one named in `decided_by`.
+    worst = worst_finding(report.findings)
+    deciding = next((j for j in judgements if any(f is worst for f in j.findings)), first)
+    report.details.update(deciding.details)
+    report.details.pop("notes", None)
+    report.details["decided_by"] = {
+        "pid": deciding.details.get("pid"),
+        "config": deciding.details.get("config"),
+    }
+    report.details["instances"] = [
+        {**j.details, "findings": [f.code for f in j.findings]}
+        for j in judgements
+        if j.instance is not None
+    ]
 
     if report.notes:
         report.details["notes"] = report.notes
@@ -450,17 +508,56 @@ def instance_label(instance: Instance | None, config: str) -> str:
     return f"Kamailio pid {instance.main.pid} ({config})"
 
 
+def service_judged(
+    host: Host,
+    service: Service | None,
+    service_instance: Instance | None,
+    primary: Instance | None,
+    config_rel: str,
+) -> str:
+    """The service's config when it needs a judgement of its own (else ""): its instance
+    runs another config (a restart through the service switches to this one), or it is
+    enabled and none of its instances runs (not judged already as the primary config)."""
+    if service is None:
+        return ""
+    if service_instance is not None:
+        return (
+            ""
+            if same_config(host, service.config_rel, service_instance.config_rel)
+            else (service.config_rel)
+        )
+    if not service.enabled:
+        return ""
+    if primary is None and same_config(host, config_rel, service.config_rel):
+        return ""
+    return service.config_rel
+
+
+def same_config(host: Host, one: str, other: str) -> bool:
+    """Do two root-relative config paths name the same file (symlinks resolved)?"""
+    if one == other:
+        return True
+    real = host.realpath(one)
+    return real is not None and real == host.realpath(other)
+
+
 def judge(
     judging: Judging,
     instance: Instance | None,
     config_rel: str,
     source: str,
     expect: list[Socket],
+    restart_into: str = "",
+    pending_for: Instance | None = None,
+    enabled_by: str = "",
 ) -> Report:
     """One instance judged against its own config (its -f as it resolves, its -A defines, its
     user), with remediation that acts on it as it was started; or, with `instance` None, the
     config that should run when no instance runs it. `expect`: the option's sockets (the
-    primary judgement only)."""
+    primary judgement only). `restart_into`: the config a restart of this instance starts
+    when it is not the running one (the service's CFGFILE). `pending_for`: the service's
+    running instance, when this is the config its restart would switch to (not-running is
+    not reported then); `enabled_by`: what enables the service whose config this is."""
     from preflight_checks.kamailio.config import declared_listeners, parse_config
     from preflight_checks.kamailio.facts import expected_from_config
     from preflight_checks.kamailio.findings import (
@@ -477,10 +574,18 @@ def judge(
     ctx, host = judging.ctx, judging.ctx.host
     config = host.display(config_rel)
     label = instance_label(instance, config) if judging.labelled else None
+    if pending_for is not None:
+        label = f"{config} (what a restart of Kamailio pid {pending_for.main.pid} starts)"
     report = Report(host, {}, label)
     report.shared_reported = judging.shared_reported
     report.instance = instance
     report.check_command = check_command(judging.binary or "kamailio", config, instance)
+    if restart_into and instance is not None:
+        into = host.display(restart_into)
+        report.restart_check = check_command(judging.binary or "kamailio", into, None)
+        report.restart_note = (
+            f"  # starts {into} (CFGFILE of /etc/default/kamailio), not the running {config}"
+        )
     report.details.update(
         {
             "config": config,
@@ -545,9 +650,14 @@ def judge(
     check_addresses(report, all_expected, parsed)
 
     explicit_listen = bool(argv_options.get("l")) or (parsed is not None and parsed.explicit_listen)
-    if instance is None:
+    if pending_for is not None:
+        report.notes.append(
+            f"Kamailio pid {pending_for.main.pid} runs {host.display(pending_for.config_rel)}; "
+            f"a restart through its service starts {config} instead"
+        )
+    elif instance is None:
         if judging.proc_visible:
-            report_not_running(report, config, judging.instances, check_out)
+            report_not_running(report, config, judging.instances, check_out, enabled_by)
             # A port already held elsewhere is the usual reason a start fails: name the holder.
             report_held_ports(report, all_expected, judging.processes, judging.instances)
         else:
@@ -556,6 +666,8 @@ def judge(
                 "Kamailio runs is unknown"
             )
     else:
+        # First: a pending restart explains missing and unexpected listeners.
+        check_changed(report, instance, parsed, config)
         compare_listeners(
             report,
             instance,
@@ -570,7 +682,6 @@ def judge(
             judging.processes,
             judging.instances,
         )
-        check_changed(report, instance, parsed, config)
     if report.notes:
         report.details["notes"] = report.notes
     return report

@@ -50,6 +50,7 @@ from preflight_checks.kamailio.config import (
     tls_profiles,
 )
 from preflight_checks.kamailio.facts import (
+    UNIT_FILES,
     access_blockers,
     access_problem,
     account_of,
@@ -75,15 +76,21 @@ if TYPE_CHECKING:
 # --- from kamailio_report.py
 @dataclass(frozen=True)
 class ServiceCommands:
-    """How this host starts Kamailio: remediation must name commands that exist here."""
+    """How this host starts Kamailio: remediation must name commands that exist here.
+    `enable`: a separate, explained step that must run before `start`/`restart` can work
+    (RUN_KAMAILIO=yes for Debian's init script); never folded silently into them.
+    `diagnose`: where no log exists, Kamailio in the foreground after a start that failed."""
 
     start: str
     restart: str
     status: tuple[str, ...]
     stop: str = ""
+    enable: str = ""
+    diagnose: str = ""
 
 
 DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
+UNIT = "kamailio.service"  # Debian's unit
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
 SYSLOG = "var/log/syslog"
 
@@ -98,37 +105,111 @@ def systemd_commands(unit: str) -> ServiceCommands:
     )
 
 
-def syslog_step(host: Host) -> str:
+def syslog_step(host: Host) -> str | None:
     """Where Kamailio's syslog messages are on this host: the syslog file where rsyslog
-    writes one, else the journal (journald-only hosts, containers with systemd)."""
+    writes one, else the journal (journald-only hosts, containers with systemd); None: no
+    step (see `diagnose_step`)."""
     if host.is_file(SYSLOG):
         return f"grep kamailio {host.display(SYSLOG)} | tail -n 50"
     if host.exists("run/systemd/journal/socket"):  # journald runs
         return "journalctl -t kamailio -n 50 --no-pager"
-    return "no syslog file or journal here: run it in the foreground to see its errors"
+    return None
 
 
-def init_script_commands(host: Host) -> ServiceCommands:
-    """Debian's init script through `service`, enabling RUN_KAMAILIO first when the script
-    would refuse to start ("Kamailio not yet configured")."""
+def diagnose_step(host: Host, foreground: str) -> str:
+    """With no syslog file or journal, a start's errors are seen only by starting Kamailio
+    in the foreground. It comes after the start step: when the start worked, it stops at
+    once on the sockets the running one holds, so following every step is harmless."""
+    if not foreground or syslog_step(host) is not None:
+        return ""
+    return (
+        f"{foreground}  # only if it did not start: no syslog file or journal here, so this "
+        "prints its errors (Ctrl-C stops it)"
+    )
+
+
+def foreground_command(binary: str, config: str, defines: list[str] | None = None) -> str:
+    """Kamailio started in the foreground with its log on stderr (`-DD`: the creator does
+    not daemonize; `-E`: log to stderr), every word shell-quoted."""
+    words = [binary, "-DD", "-E", "-f", config]
+    for value in defines or []:
+        words += ["-A", value]
+    return " ".join(shell_arg(w) for w in words)
+
+
+def _steps(*steps: str | None) -> tuple[str, ...]:
+    return tuple(step for step in steps if step)
+
+
+def init_script_commands(host: Host, foreground: str = "") -> ServiceCommands:
+    """Debian's init script through `service`. When RUN_KAMAILIO is not yes the script
+    refuses to start ("Kamailio not yet configured"): turning it on is a step of its own that
+    says it also starts Kamailio at boot."""
     start, restart = "service kamailio start", "service kamailio restart"
-    status = ("service kamailio status", syslog_step(host))
+    status = _steps("service kamailio status", syslog_step(host))
     stop = "service kamailio stop"
+    enable = ""
+    if not init_script_enabled(host):
+        defaults = host.display(DEFAULTS)
+        enable = (
+            f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {shell_arg(defaults)}  "
+            f"# turns RUN_KAMAILIO=yes on in {defaults}: without it the init script refuses "
+            "to start Kamailio; it also starts Kamailio at every boot"
+        )
+    return ServiceCommands(start, restart, status, stop, enable, diagnose_step(host, foreground))
+
+
+def init_script_enabled(host: Host) -> bool:
+    """RUN_KAMAILIO=yes in /etc/default/kamailio: the init script starts Kamailio (at boot
+    too). A missing file: the script's own default, no."""
     defaults = host.read_text(DEFAULTS, 64 * 1024)
-    if defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") != "yes":
-        enable = f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {host.display(DEFAULTS)}"
-        return ServiceCommands(f"{enable} && {start}", f"{enable} && {restart}", status, stop)
-    return ServiceCommands(start, restart, status, stop)
+    return defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") == "yes"
 
 
-def service_commands(host: Host) -> ServiceCommands:
+def service_commands(host: Host, foreground: str = "") -> ServiceCommands:
     """How this host starts Kamailio when none runs: systemctl where systemd runs (or nothing
     says otherwise); Debian's init script where something else is pid 1 (sysvinit, a
     container, a microVM)."""
     manager = host.service_manager
     if manager in (None, "systemd") or not host.is_file(INIT_SCRIPT_FILE):
         return systemd_commands("kamailio")
-    return init_script_commands(host)
+    return init_script_commands(host, foreground)
+
+
+@dataclass(frozen=True)
+class Service:
+    """The service that starts Kamailio on this host (Debian's init script, or the kamailio
+    unit where systemd runs): the config it starts (CFGFILE of /etc/default/kamailio, else
+    the default), and whether it is enabled (starts at boot)."""
+
+    kind: str  # "init-script" or "systemd"
+    config_rel: str
+    enabled: bool
+    enabled_by: str  # what says it is enabled, for messages
+
+    def runs(self, instance: Instance) -> bool:
+        """Was `instance` started by this service?"""
+        if self.kind == "systemd":
+            return instance.unit == UNIT
+        return instance.manager == "init-script"
+
+
+def host_service(host: Host) -> Service | None:
+    """This host's Kamailio service, or None when neither an init script nor a unit of
+    systemd (as pid 1) would start Kamailio."""
+    config = service_config(host)
+    manager = host.service_manager
+    if manager == "systemd":
+        if not any(host.is_file(unit) for unit in UNIT_FILES):
+            return None
+        wants = host.glob(f"etc/systemd/system/*.wants/{UNIT}")
+        enabled_by = f"{host.display(wants[0])} exists" if wants else ""
+        return Service("systemd", config, bool(wants), enabled_by)
+    if manager is None or not host.is_file(INIT_SCRIPT_FILE):
+        return None
+    return Service(
+        "init-script", config, init_script_enabled(host), f"RUN_KAMAILIO=yes in /{DEFAULTS}"
+    )
 
 
 def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
@@ -144,13 +225,15 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
     # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
     stop = f"kill {pid} && while ps -o stat= -p {pid} | grep -qv Z; do sleep 0.2; done"
     log = host.readlink(f"proc/{pid}/fd/2") or ""
-    status = [f"ps -o pid,user,args -p {pid}"]
-    status.append(
+    # It runs: a second one in the foreground would only fail on its ports, so no log step
+    # when no log file, syslog or journal exists.
+    status = _steps(
+        f"ps -o pid,user,args -p {pid}",
         f"tail -n 50 {shell_arg(log)}"
         if log.startswith("/") and host.is_file(log.lstrip("/"))
-        else syslog_step(host)
+        else syslog_step(host),
     )
-    return ServiceCommands(command, f"{stop} && {command}", tuple(status), stop)
+    return ServiceCommands(command, f"{stop} && {command}", status, stop)
 
 
 def instance_commands(
@@ -159,10 +242,16 @@ def instance_commands(
     """The commands that act on the judged instance as it was started; with none running,
     the service when it starts `config`, else Kamailio started on `config` itself."""
     if instance is None:
+        foreground = foreground_command(binary, config) if config else ""
         if not config or config == host.display(service_config(host)):
-            return service_commands(host)
+            return service_commands(host, foreground)
         command = f"{shell_arg(binary)} -f {shell_arg(config)}"
-        return ServiceCommands(command, command, (syslog_step(host),))
+        return ServiceCommands(
+            command,
+            command,
+            _steps(syslog_step(host)),
+            diagnose=diagnose_step(host, foreground),
+        )
     if instance.fs_root:
         # A container's Kamailio: this host's unit, init script or command line is not how
         # it starts; whatever manages the container is.
@@ -184,9 +273,27 @@ def instance_commands(
     return ServiceCommands(
         f"start Kamailio again as pid {pid} was started",
         f"stop pid {pid} and start it again as it was started",
-        (f"ps -o pid,user,args -p {pid}", syslog_step(host)),
+        _steps(f"ps -o pid,user,args -p {pid}", syslog_step(host)),
         f"kill {pid}",
     )
+
+
+# Findings that keep Kamailio from starting: a restart before they are cleared takes it down.
+START_BLOCKING = frozenset(
+    f"kamailio.{code}"
+    for code in (
+        "config-invalid",
+        "module-missing",
+        "address-missing",
+        "tls-files-missing",
+        "tls-key-unreadable",
+        "tls-key-mismatch",
+        "tls-cert-invalid",
+    )
+)
+# The finding that carries an instance's one restart (or start) step, when it has one.
+STEP_CARRIERS = ("kamailio.config-changed", "kamailio.not-running")
+_STEP_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2}
 
 
 class Report:
@@ -202,8 +309,14 @@ class Report:
         self.notes: list[str] = []
         self.instance: Instance | None = None  # the judged one
         self.check_command = "kamailio -c -f /etc/kamailio/kamailio.cfg"  # with its -A defines
+        # What a restart starts when it is not the running config (the init script or unit
+        # starts CFGFILE's): the `kamailio -c` of that config, and a comment naming it.
+        self.restart_check = ""
+        self.restart_note = ""
         self.expected: list[Socket] = []  # the sockets it should hold
         self.best_effort = False  # the config was read without `kamailio -c`
+        self.missing_addresses: set[str] = set()  # address-missing reported for these
+        self.changed: list[str] = []  # files changed after the instance started
         # port-shared between two judged instances, reported once (by the first judged)
         self.shared_reported: set[tuple[frozenset[int], str]] = set()
         # What the operator must verify first when no command may be suggested: the config
@@ -224,15 +337,19 @@ class Report:
         )
 
     def restart_steps(self) -> list[str]:
-        """Check the config with the real `kamailio -c` before anything restarts it."""
+        """Check the config with the real `kamailio -c` before anything restarts it: the
+        config the restart really starts."""
         if self.restart_gate:
             return [self.restart_gate]
-        return [f"{self.check_command} && {self.service.restart}"]
+        enable = [self.service.enable] if self.service.enable else []
+        check = self.restart_check or self.check_command
+        return [*enable, f"{check} && {self.service.restart}{self.restart_note}"]
 
     def start_steps(self) -> list[str]:
         if self.restart_gate:
             return [self.restart_gate]
-        return [f"{self.check_command} && {self.service.start}"]
+        enable = [self.service.enable] if self.service.enable else []
+        return [*enable, f"{self.check_command} && {self.service.start}"]
 
     def add(
         self, code: str, status: Status, message: str, remediation: list[str] | None = None
@@ -250,15 +367,72 @@ class Report:
             )
         )
 
+    def blocking(self) -> list[Finding]:
+        """The findings that keep this config from starting (every failing TLS finding: the
+        tls module refuses to start on each)."""
+        return [
+            f
+            for f in self.findings
+            if f.code in START_BLOCKING
+            or (f.code.partition(".")[2].startswith("tls-") and f.status is Status.FAIL)
+        ]
+
+    def order_steps(self, blocked_by: str = "", own_restart: bool = True) -> None:
+        """Steps that work when followed from the top: every finding loses its own restart
+        (or start) step, and the instance gets one, last, after every step that clears what
+        would keep it from starting (a missing address, a port another process holds, a
+        broken config or TLS file). It goes on config-changed (or not-running) when that is
+        reported, else on the last finding of the least severe status, which is listed
+        last. `blocked_by`: why no restart may be offered at all (the config it would start
+        cannot start); that reason is the step instead. Without `own_restart` (the config a
+        restart of another judged instance switches to) no restart is added here: that
+        instance's judgement carries it."""
+        start = self.instance is None and any(
+            f.code == "kamailio.not-running" for f in self.findings
+        )
+        final = self.start_steps() if start else self.restart_steps()
+        diagnose = mask_secrets(self.service.diagnose) if self.service.diagnose else ""
+        drop = {mask_secrets(step) for step in (*self.restart_steps(), *self.start_steps())}
+        drop.add(diagnose)
+        diagnosed = any(diagnose in f.remediation for f in self.findings) if diagnose else False
+        needing: list[Finding] = []
+        for finding in self.findings:
+            kept = [step for step in finding.remediation if step not in drop]
+            if len(kept) < len(finding.remediation):
+                needing.append(finding)
+                finding.remediation = kept
+        if not needing or not own_restart:
+            return
+        last_rank = max(_STEP_ORDER.get(f.status, 3) for f in needing)
+        candidates = [f for f in needing if _STEP_ORDER.get(f.status, 3) == last_rank]
+        carrier = next((f for f in candidates if f.code in STEP_CARRIERS), candidates[-1])
+        self.findings.remove(carrier)
+        self.findings.append(carrier)
+        steps = [blocked_by] if blocked_by else final
+        carrier.remediation += [mask_secrets(step) for step in steps]
+        if diagnosed and not blocked_by:
+            carrier.remediation.append(diagnose)
+
 
 # --- from kamailio_service.py
 MTIME_SLACK = 1.0  # btime is whole seconds: a start time read from /proc can be ~1 s early
 
 
 def report_not_running(
-    report: Report, config: str, instances: list[Instance], check_out: CheckOutput | None
+    report: Report,
+    config: str,
+    instances: list[Instance],
+    check_out: CheckOutput | None,
+    enabled_by: str = "",
 ) -> None:
+    """not-running: no instance runs `config`. `enabled_by`: what enables the service that
+    starts it (a failure even while other instances run: the service is down)."""
     message = f"Kamailio is not running with {config}"
+    if enabled_by:
+        message = (
+            f"the Kamailio service is enabled ({enabled_by}) but not running: no Kamailio "
+            f"it started runs {config}"
+        )
     if instances:
         message += (
             " (other instances: "
@@ -274,6 +448,8 @@ def report_not_running(
             f"{check_out.first_error or 'see its output'}"
         )
     steps += report.start_steps()
+    if report.service.diagnose:
+        steps.append(report.service.diagnose)
     report.add("not-running", Status.FAIL, message, steps)
 
 
@@ -295,12 +471,14 @@ def check_changed(
         if when is not None and when > started + MTIME_SLACK:
             changed.append(host.display(rel))
     if changed:
+        report.changed = changed
         report.details["changed_files"] = changed
         report.add(
             "config-changed",
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
-            f"started at {iso_utc(started)}: the running process does not use it yet",
+            f"started at {iso_utc(started)}: the running process does not use it yet "
+            "(a restart is pending)",
             report.restart_steps(),
         )
 
@@ -459,7 +637,14 @@ def compare_listeners(
             )
             continue
         holder = holder_of.get(sock)
-        if holder:
+        if sock.addr in report.missing_addresses:
+            # address-missing says why and how to fix it; a restart before that cannot help.
+            message = (
+                f"Kamailio (pid {instance.main.pid}) does not listen on {sock}: no interface "
+                f"has {sock.addr} (kamailio.address-missing)"
+            )
+            steps = []
+        elif holder:
             who, stop = describe_holder(report, holder, instances)
             message = (
                 f"{sock} is not held by Kamailio (pid {instance.main.pid}): {who} holds the port"
@@ -476,6 +661,13 @@ def compare_listeners(
                 "[checks.kamailio] expect)",
                 *report.restart_steps(),
             ]
+        elif report.changed:
+            # Still a failure: the socket is not served until the restart happens.
+            message = (
+                f"Kamailio (pid {instance.main.pid}) does not listen on {sock}: the config "
+                "changed after start: restart pending (kamailio.config-changed)"
+            )
+            steps = report.restart_steps()
         else:
             message = f"Kamailio (pid {instance.main.pid}) does not listen on {sock}"
             steps = [*report.service.status, *report.restart_steps()]
@@ -494,12 +686,17 @@ def compare_listeners(
         if key in reported or any(covers(bound, s, bindv6only) for s in [*expected, *declared]):
             continue
         reported.add(key)
+        why = (
+            "the config changed after start: restart pending (kamailio.config-changed)"
+            if report.changed
+            else "an older configuration is running?"
+        )
         report.add(
             "listener-unexpected",
             Status.WARN,
             f"Kamailio (pid {instance.main.pid}) listens on {_fmt(bound)}, which neither its "
-            "listen= sockets nor a module's declared listener (ctl, evapi, ...) resolve to "
-            "(an older configuration is running?)",
+            f"listen= sockets nor a module's declared listener (ctl, evapi, ...) resolve to "
+            f"({why})",
             report.restart_steps(),
         )
 
@@ -1237,6 +1434,7 @@ def check_addresses(report: Report, expected: list[Socket], parsed: ParsedConfig
         if sock.addr in reported or local.can_bind(sock.addr) is not False:
             continue
         reported.add(sock.addr)
+        report.missing_addresses.add(sock.addr)
         where = next(
             (
                 str(entry.where)
