@@ -11,7 +11,8 @@ A pattern ending in `/**` copies that directory's whole tree; any other pattern 
 directory adds the directory itself (a check asking `is_dir` sees it) but not its content. A
 pattern written `FOLLOWER:PATTERN` (FOLLOWER one of FOLLOWERS) is collected as PATTERN, and the
 script also copies the files each match names, read the way that follower in the script reads
-them (Kamailio's includes, tls config and certificates).
+them (Kamailio's includes, tls config and certificates). A pattern written `{OPTION}` is the
+value of that option of the check as configured (`-c`), when it is an absolute path.
 """
 
 from __future__ import annotations
@@ -85,12 +86,24 @@ def _declared(plan: list[Planned], attr: str) -> list[str]:
         check = planned.loaded.check
         declared = getattr(check, attr, ()) if check is not None else ()
         if isinstance(declared, (list, tuple)):
-            patterns.extend(
-                p.strip().lstrip("/")
-                for p in declared
-                if isinstance(p, str) and p.strip().strip("/")
-            )
+            entries = (_with_option(p, planned.options) for p in declared if isinstance(p, str))
+            patterns.extend(p.strip().lstrip("/") for p in entries if p and p.strip().strip("/"))
     return list(dict.fromkeys(patterns))
+
+
+def _with_option(entry: str, options: dict[str, object]) -> str | None:
+    """`entry` with a pattern written `{OPTION}` (after an optional `FOLLOWER:`) replaced by
+    that option's value, an absolute path taken literally (its wildcards escaped); None when
+    the option is unset or not such a path. Any other entry as it is."""
+    follower, sep, pattern = entry.partition(":")
+    if not (sep and follower in FOLLOWERS):
+        follower, sep, pattern = "", "", entry
+    if not (pattern.startswith("{") and pattern.endswith("}")):
+        return entry
+    value = options.get(pattern[1:-1])
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        return None
+    return follower + sep + re.sub(r"([][*?])", r"[\1]", value)
 
 
 def check_paths(plan: list[Planned]) -> list[str]:

@@ -33,7 +33,10 @@ OUT=${1:-}
 [ -n "$OUT" ] || fail "usage: sh $0 OUT.tar.gz|- [ROOT]"
 ROOT=${2:-/}
 [ -d "$ROOT" ] || fail "ROOT $ROOT: not a directory"
+# Absolute, so no name the script hands to find can read as an option.
+case $ROOT in /*) ;; *) ROOT=$(cd "$ROOT" && pwd) || fail "ROOT $2: cannot enter it" ;; esac
 ROOT=${ROOT%/}
+ME=$(id -u)
 
 # The output: "-" is stdout, a character device or FIFO is written in place, a regular file (or
 # nothing) is replaced through a temp file made by mktemp (O_EXCL, random name) in its folder.
@@ -56,7 +59,6 @@ else
     if [ ${#OUT_NAME} -gt 200 ]; then
         fail "$OUT: the name is too long for its temporary file (at most 200 bytes)"
     fi
-    ME=$(id -u)
     if [ -n "$(find "$OUT_DIR/." -prune ! -user 0 ! -user "$ME" -print)" ]; then
         fail "$OUT: folder $OUT_DIR belongs to another account, which could swap the temp file; write to a folder of root's, or to stdout (-)"
     fi
@@ -79,6 +81,7 @@ AWK_FILE=$WORK/redact.awk
 : > "$WORK/redacted"
 : > "$WORK/skipped"
 : > "$WORK/metadata"
+: > "$WORK/reasons"
 
 cat > "$AWK_FILE" <<'PREFLIGHT_AWK'
 # Secrets masked by structure, one line at a time, in time linear in the line's length: only
@@ -300,14 +303,26 @@ note() {  # $1: list (withheld, redacted, skipped), $2: path, $3: reason for ski
     fi
 }
 
-# RESOLVED: the ROOT-relative path of $1 with every symbolic link resolved inside ROOT (an
-# absolute target counts from ROOT, as `preflight check --root` reads it), so a link such as
-# etc/kamailio/tls.cfg -> /etc/shadow names ROOT/etc/shadow, never this machine's. 1 on a loop.
+# RESOLVED: the ROOT-relative path of $1 with every symbolic link resolved inside ROOT, the way
+# the kernel walks a name: component by component, `..` going up from where the walk is (the
+# folder a link led to, not the link's name), an absolute target counting from ROOT, so a link
+# such as etc/kamailio/tls.cfg -> /etc/shadow names ROOT/etc/shadow, never this machine's.
+# SEEN: ROOT and every entry the walk looked at (each folder, each link, the last name), one a
+# line, for trusted(). 1 on a loop (more than 40 links).
 resolve() {
     RESOLVED=
+    SEEN=$ROOT/
     if [ -z "$ROOT" ]; then
-        RESOLVED=$1
-        return 0
+        # This machine's proc and sys files as the kernel names them (proc/self is the reader
+        # itself: a readlink here would name the readlink), unless the name goes on through a
+        # process's folder links (cwd, root, fd): those lead into folders anyone may own.
+        case /$1/ in
+            */../* | /proc/*/cwd/* | /proc/*/root/* | /proc/*/fd/* | /proc/*/map_files/*) ;;
+            /proc/* | /sys/*)
+                RESOLVED=$1
+                SEEN=/$1
+                return 0 ;;
+        esac
     fi
     r_todo=$1
     r_hops=0
@@ -323,6 +338,8 @@ resolve() {
                 continue ;;
         esac
         r_path=${RESOLVED:+$RESOLVED/}$r_name
+        SEEN="$SEEN
+$ROOT/$r_path"
         if [ -L "$ROOT/$r_path" ]; then
             r_hops=$((r_hops + 1))
             [ "$r_hops" -le 40 ] || return 1
@@ -334,6 +351,46 @@ resolve() {
         fi
     done
     return 0
+}
+
+# Whether the content of what resolve() last walked may be copied: every entry SEEN (ROOT, each
+# folder, each link on the way, the file) is owned by root (or by the account running this) and
+# no one else can change it: a file or folder not writable by group or others; a group- or
+# world-writable folder only when sticky, where others cannot rename the root-owned entries
+# (but can hard-link to a file, so there the file must have one link). Checked after the walk:
+# an entry another account controls is in SEEN whatever it pointed to then, so a swap after the
+# readlink changes nothing; one that vanished meanwhile makes find fail, which is untrusted too.
+# Else UNTRUSTED says which entry and why, and nothing through that path is read.
+trusted() {
+    UNTRUSTED=
+    t_ifs=$IFS
+    IFS='
+'
+    set -f
+    # shellcheck disable=SC2086
+    t_bad=$(find $SEEN -prune \( \( ! -user 0 ! -user "$ME" \) \
+        -o \( ! -type l ! -type d \( -perm -020 -o -perm -002 \) \) \
+        -o \( -type d \( -perm -020 -o -perm -002 \) ! -perm -1000 \) \) -print 2>&1 | head -n 1)
+    # shellcheck disable=SC2086
+    if [ -z "$t_bad" ] && [ -n "$(find $SEEN -prune -type d \( -perm -020 -o -perm -002 \) -print 2>&1)" ]; then
+        # shellcheck disable=SC2086
+        t_bad=$(find $SEEN -prune ! -type d -links +1 -print 2>&1 | head -n 1)
+    fi
+    set +f
+    IFS=$t_ifs
+    [ -n "$t_bad" ] || return 0
+    if [ -e "$t_bad" ] || [ -L "$t_bad" ]; then
+        t_ifs=$IFS
+        IFS=' '
+        # shellcheck disable=SC2046
+        set -- $(ls -ldn "$t_bad" 2>/dev/null)
+        IFS=$t_ifs
+        t_what="${t_bad#"$ROOT"} (${1:-?}, owner ${3:-?}:${4:-?}, ${2:-?} links)"
+        UNTRUSTED="not copied: $t_what can be changed by an account other than root"
+    else
+        UNTRUSTED="not copied: the path changed while it was checked ($t_bad)"
+    fi
+    return 1
 }
 
 # Every ROOT-relative path matching pattern $1, one a line. The folders before the first
@@ -370,9 +427,11 @@ store_empty() {  # $1: rel, $2: source; an empty file with the source's mode, ow
     touch -r "$2" "$SNAP/$1" 2>/dev/null
 }
 
-withhold() {  # $1: rel, $2: source; stored empty, listed, its metadata in the manifest
+withhold() {  # $1: rel, $2: source, $3: why; stored empty, listed, its metadata and the
+    # reason in the manifest
     store_empty "$1" "$2"
     note withheld "$1"
+    printf '%s\t%s\n' "$1" "$3" >> "$WORK/reasons"
     w_ifs=$IFS
     IFS=' '
     # shellcheck disable=SC2046
@@ -441,13 +500,24 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
         if [ -e "$src" ]; then note skipped "$rel" "not a regular file, folder or device"; fi
         return 0
     fi
+    # Kernel files cannot be swapped for links; anything else (a process's cwd or root folder
+    # included) is read only through a path that root alone controls.
+    c_kernel=
+    case /$RESOLVED/ in
+        /proc/*/cwd/* | /proc/*/root/* | /proc/*/fd/* | /proc/*/map_files/*) ;;
+        /proc/* | /sys/*) c_kernel=1 ;;
+    esac
+    if [ -z "$c_kernel" ] && ! trusted; then
+        withhold "$rel" "$src" "$UNTRUSTED"
+        return 0
+    fi
     if [ ! -r "$src" ]; then
         note skipped "$rel" "permission denied"
         return 0
     fi
     case $rel in
         @WITHHELD_SUFFIX_CASE@)
-            withhold "$rel" "$src"  # never even read: a key stays on its host
+            withhold "$rel" "$src" "a private key: never read"
             return 0 ;;
         proc/* | sys/*) ;;
         *)
@@ -484,7 +554,7 @@ copy_one() {  # $1: ROOT-relative path, stored under that name
                 || ! awk -v mode=text -f "$AWK_FILE" "$raw" > "$out" \
                 || ! drop_key_blocks "$out" \
                 || grep -F @WITHHELD_MARKER_ARGS@ "$out" >/dev/null 2>&1; then
-                withhold "$rel" "$src"
+                withhold "$rel" "$src" "not text, or key material left after redaction"
                 return 0
             fi ;;
     esac
@@ -525,11 +595,12 @@ PREFLIGHT_PATTERNS
 
 # Files that files already collected name, read as the check reading them does (a `paths` entry
 # `kamailio-config:PATTERN`, or `kamailio-defaults:PATTERN` for /etc/default/kamailio and its
-# CFGFILE=): a Kamailio config's include_file/import_file (relative to the
-# including file), the tls module's config file, certificate, CA, CRL and key files (relative
+# CFGFILE=): a Kamailio config's include_file/import_file (a relative one in the working folder
+# /, else next to the including file), the tls module's config file, certificate, CA, CRL and key files (relative
 # to the main config's folder), cdp's config_file (relative to /, Kamailio's working folder);
-# then the tls config's own files. Only files owned by root and writable by no one else are
-# followed, so another account cannot point root's collector at /etc/shadow; at most
+# then the tls config's own files. Only files reached through a path root alone controls are
+# copied and followed (see trusted), so another account cannot point root's collector at
+# /etc/shadow; at most
 # @MAX_FOLLOWED@ files, @MAX_FOLLOW_DEPTH@ levels deep. Keys: metadata only (withhold), unless the file
 # also holds certificates, which are kept without the key.
 FOLLOW_AWK=$WORK/follow.awk
@@ -640,9 +711,13 @@ kind == "kamailio-config" {
 PREFLIGHT_FOLLOW_AWK
 
 # NORMAL: $2 (a path as a file names it) as a ROOT-relative name: an absolute one from ROOT, a
-# relative one from folder $1; `.` and `..` resolved by name, never above ROOT.
+# relative one from folder $1; `.` and `..` taken by name, never above ROOT. The kernel takes
+# `..` from where the walk is, so after a linked folder (current -> releases/7) a name with
+# `..` can mean another file than it reads: then NORMAL is empty and the name is listed as
+# skipped (the check reads names by name: a copy under either name would mislead it).
 normalize() {
     case $2 in /*) n_todo=$2 ;; *) n_todo=$1/$2 ;; esac
+    n_joined=$n_todo
     NORMAL=
     while [ -n "$n_todo" ]; do
         case $n_todo in
@@ -655,6 +730,14 @@ normalize() {
             *) NORMAL=${NORMAL:+$NORMAL/}$n_name ;;
         esac
     done
+    case /$n_joined/ in */../*) ;; *) return 0 ;; esac
+    n_kernel=
+    if resolve "$n_joined"; then n_kernel=$RESOLVED; fi
+    if resolve "$NORMAL" && [ -n "$n_kernel" ] && [ "$RESOLVED" = "$n_kernel" ]; then
+        return 0
+    fi
+    note skipped "$NORMAL" "named $2: with \`..\` after a symbolic link it is another file than by name"
+    NORMAL=
 }
 
 keep_folders() {  # $1: a stored ROOT-relative file; its folders take their source's mode and
@@ -668,22 +751,21 @@ keep_folders() {  # $1: a stored ROOT-relative file; its folders take their sour
     done
 }
 
-trusted() {  # $1: a file on this machine: owned by root, writable by root only
-    [ -n "$(find "$1" -prune -user 0 ! -perm -020 ! -perm -002 -print 2>/dev/null)" ]
-}
-
-FOLLOW_QUEUE=$WORK/follow-queue  # lines: KIND<TAB>MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>REL
+# lines: KIND<TAB>/MAIN-CONFIG-FOLDER<TAB>DEPTH<TAB>/WORKING-FOLDER<TAB>REL (the folders behind a
+# "/", so that an empty one is still a field for `read`)
+FOLLOW_QUEUE=$WORK/follow-queue
 : > "$FOLLOW_QUEUE"
 : > "$WORK/followed"
 : > "$WORK/queued"
-enqueue() {  # $1 kind, $2 main config folder, $3 depth, $4 rel: once each, at most 10 x the
-    # files followed in all (names that are not files do not count toward that)
+enqueue() {  # $1 kind, $2 main config folder, $3 depth, $4 rel, $5 the working folder of the
+    # Kamailio that reads it (default: /): once each, at most 10 x the files followed in all
+    # (names that are not files do not count toward that)
     if [ "$(wc -l < "$WORK/queued")" -ge $((10 * @MAX_FOLLOWED@)) ] \
         || grep -F -x -e "$1	$4" "$WORK/queued" >/dev/null 2>&1; then
         return 0
     fi
     printf '%s\t%s\n' "$1" "$4" >> "$WORK/queued"
-    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$FOLLOW_QUEUE"
+    printf '%s\t/%s\t%s\t/%s\t%s\n' "$1" "$2" "$3" "${5:-}" "$4" >> "$FOLLOW_QUEUE"
 }
 while IFS= read -r f_entry; do
     f_kind=${f_entry%% *}
@@ -698,26 +780,80 @@ done <<'PREFLIGHT_FOLLOW'
 @FOLLOW@
 PREFLIGHT_FOLLOW
 
+# The config each running Kamailio was started with (`-f FILE`, a relative one from its working
+# folder), on a live host, for the processes the kamailio check trusts alone: every uid root's
+# or the kamailio account's, the executable a root-owned file reached through root-only folders
+# (the same trusted() walk). Only the name is taken from the command line: nothing of it is
+# stored, and the file itself is copied and followed under the rules above.
+if [ -z "$ROOT" ]; then
+    p_kamailio=$(awk -F: '$1 == "kamailio" { print $3; exit }' /etc/passwd 2>/dev/null)
+    for p_dir in /proc/[0-9]*; do
+        p_exe=$(readlink "$p_dir/exe" 2>/dev/null) || continue
+        case $p_exe in */kamailio) ;; *) continue ;; esac
+        p_ok=1
+        p_uid=
+        for p_uid in $(awk '$1 == "Uid:" { print $2; print $3; print $4; print $5; exit }' \
+            "$p_dir/status" 2>/dev/null); do
+            [ "$p_uid" = 0 ] || [ "$p_uid" = "$p_kamailio" ] || p_ok=
+        done
+        [ -n "$p_ok" ] && [ -n "${p_uid:-}" ] || continue
+        resolve "${p_exe#/}" && [ -f "/$RESOLVED" ] && trusted || continue
+        # -f FILE or -fFILE (Kamailio's getopt), the first one
+        p_conf=$(tr '\000' '\n' < "$p_dir/cmdline" 2>/dev/null | head -n 64 | awk '
+            NR > 1 && want { print; exit }
+            NR > 1 && $0 == "-f" { want = 1; next }
+            NR > 1 && substr($0, 1, 2) == "-f" && length($0) > 2 { print substr($0, 3); exit }')
+        [ -n "$p_conf" ] || continue
+        # The folder it was started in, as the check finds it: Kamailio reads its config, then
+        # moves to /; so its cwd while it is not /, else the PWD its starting shell exported.
+        # A relative -f: in the first of those where it is a file.
+        p_bases=$(readlink "$p_dir/cwd" 2>/dev/null | grep -v -x /
+            tr '\000' '\n' < "$p_dir/environ" 2>/dev/null | sed -n 's|^PWD=/|/|p' | head -n 4)
+        p_cwd=$(printf '%s\n' "$p_bases" | head -n 1)
+        p_found=
+        for p_base in $p_bases; do
+            case $p_conf in /*) break ;; esac
+            normalize "${p_base#/}" "$p_conf"
+            if [ -n "$NORMAL" ] && resolve "$NORMAL" && [ -f "/$RESOLVED" ]; then
+                p_cwd=$p_base p_found=$NORMAL
+                break
+            fi
+        done
+        [ -n "$p_found" ] || normalize "${p_cwd#/}" "$p_conf"
+        [ -n "${p_found:-$NORMAL}" ] || continue
+        NORMAL=${p_found:-$NORMAL}
+        case $NORMAL in */*) p_folder=${NORMAL%/*} ;; *) p_folder= ;; esac
+        enqueue kamailio-config "$p_folder" 0 "$NORMAL" "${p_cwd#/}"
+    done
+fi
+
 f_index=0
 f_count=0
 while [ "$f_count" -lt @MAX_FOLLOWED@ ]; do
     f_index=$((f_index + 1))
     f_line=$(sed -n "${f_index}p" "$FOLLOW_QUEUE")
     [ -n "$f_line" ] || break
-    IFS='	' read -r f_kind f_main f_depth f_rel <<PREFLIGHT_FOLLOW_LINE
+    IFS='	' read -r f_kind f_main f_depth f_cwd f_rel <<PREFLIGHT_FOLLOW_LINE
 $f_line
 PREFLIGHT_FOLLOW_LINE
+    f_main=${f_main#/}
+    f_cwd=${f_cwd#/}
     resolve "$f_rel" || continue
     f_src=$ROOT/$RESOLVED
     [ -f "$f_src" ] || continue
     f_count=$((f_count + 1))
     printf '%s\n' "$f_rel" >> "$WORK/followed"
+    # Read (here, by copy_one, and for the names inside) only through a path root controls.
+    f_trusted=
+    if trusted; then f_trusted=1; fi
     if [ "$f_kind" = key ]; then
         if [ ! -e "$SNAP/$f_rel" ] && [ ! -L "$SNAP/$f_rel" ]; then
-            if [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
+            if [ -z "$f_trusted" ]; then
+                withhold "$f_rel" "$f_src" "$UNTRUSTED"
+            elif [ -r "$f_src" ] && grep -F -e '-----BEGIN CERTIFICATE-----' "$f_src" >/dev/null 2>&1; then
                 copy_one "$f_rel"  # a certificate with its key: the certificates are kept
             else
-                withhold "$f_rel" "$f_src"
+                withhold "$f_rel" "$f_src" "a private key: never copied"
             fi
         fi
         keep_folders "$f_rel"
@@ -726,24 +862,40 @@ PREFLIGHT_FOLLOW_LINE
     copy_one "$f_rel"
     keep_folders "$f_rel"
     case $f_kind in kamailio-config | kamailio-tls | kamailio-defaults) ;; *) continue ;; esac
-    [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && trusted "$f_src" || continue
+    [ "$f_depth" -lt @MAX_FOLLOW_DEPTH@ ] && [ -r "$f_src" ] && [ -n "$f_trusted" ] || continue
     case $f_rel in */*) f_here=${f_rel%/*} ;; *) f_here= ;; esac
     awk -v kind="$f_kind" -f "$FOLLOW_AWK" "$f_src" 2>/dev/null | head -n 200 > "$WORK/named"
     while IFS='	' read -r f_what f_path; do
         f_folder=$f_main
+        f_next_cwd=$f_cwd
         case $f_what in
             main)
-                normalize "" "$f_path"; f_next=kamailio-config
+                # the init script's config: started in /
+                normalize "" "$f_path"; f_next=kamailio-config f_next_cwd=
                 case $NORMAL in */*) f_folder=${NORMAL%/*} ;; *) f_folder= ;; esac ;;
-            cfg) normalize "$f_here" "$f_path"; f_next=kamailio-config ;;
+            cfg)
+                # Kamailio opens a relative include in its working folder first (/ for a
+                # service start, a running instance's own), then next to the including file.
+                f_next=kamailio-config
+                case $f_path in
+                    /*) ;;
+                    *)
+                        normalize "$f_cwd" "$f_path"
+                        [ -n "$NORMAL" ] || continue
+                        if resolve "$NORMAL" && [ -e "$ROOT/$RESOLVED" ]; then
+                            enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" "$f_cwd"
+                            continue
+                        fi ;;
+                esac
+                normalize "$f_here" "$f_path" ;;
             tls) normalize "$f_main" "$f_path"; f_next=kamailio-tls ;;
             pem) normalize "$f_main" "$f_path"; f_next=pem ;;
             key) normalize "$f_main" "$f_path"; f_next=key ;;
-            file) normalize "" "$f_path"; f_next=file ;;
+            file) normalize "$f_cwd" "$f_path"; f_next=file ;;
             *) continue ;;
         esac
         [ -n "$NORMAL" ] || continue
-        enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL"
+        enqueue "$f_next" "$f_folder" "$((f_depth + 1))" "$NORMAL" "$f_next_cwd"
     done < "$WORK/named"
 done
 
@@ -800,6 +952,8 @@ PREFLIGHT_MARKERS
     sort -u "$WORK/withheld" | json_lines
     printf '],\n  "withheld_metadata": {'
     sort -u "$WORK/metadata" | json_lines 1
+    printf '},\n  "withheld_reasons": {'
+    sort -u "$WORK/reasons" | json_lines 1
     printf '},\n  "followed": ['
     sort -u "$WORK/followed" | json_lines
     printf '],\n  "skipped": {'

@@ -266,5 +266,6 @@ def collect_command(
     if not quiet:
         print(
             f"preflight: wrote {file}: {snapshot.files} files, {snapshot.redacted} redacted, "
-            f"{snapshot.withheld} withheld (keys, not text), {snapshot.skipped} skipped"
+            f"{snapshot.withheld} withheld (keys, not text, untrusted paths), "
+            f"{snapshot.skipped} skipped"
         )

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from hostdata import DEBIAN7_OS_RELEASE
 from snapshots_kernel import DEBIAN7_PROC_VERSION
-from support.cli import NOBODY, as_user, check_of, report_of, run_preflight
+from support.cli import NOBODY, as_user, check_of, preflight_argv, report_of, run_preflight
 from support.components import (
     require_command,
     require_nobody_can_run,
     require_root,
     world_readable_dir,
 )
+from support.kamailio import free_port
 from support.plugins import script, scripted
 from support.snapshot import Snapshot
 
@@ -753,3 +754,298 @@ def test_the_init_scripts_cfgfile_is_collected_with_its_includes(
         names = set(archive.getnames())
     assert {"srv/sip/main.cfg", "srv/sip/part.cfg", "srv/sip/tls.cfg"} <= names
     assert content(tarball, "srv/sip/certs/c.pem") == CERTIFICATE.encode()
+
+
+# ------------------------------------- whose path it is (review 13, items 4, 17, 18 and 12)
+def swapped_host(tmp_path: Path) -> Path:
+    """Review 13 item 4, as the reviewer set it up: root's config (a root-only /etc/kamailio)
+    includes /srv/c/userdir/inc.cfg and its tls.cfg names /srv/c/userdir/user.crt; userdir is
+    owned by nobody, who replaced both with links to /etc/shadow and /etc/gshadow. Besides: a
+    sticky world-writable root folder holding a root-owned include (trustworthy: others cannot
+    rename it), nobody's link and nobody's file (not trustworthy), and a second hard link to a
+    root-only file (a kernel without protected_hardlinks lets anyone make one there); and a
+    root-only certificate (copied, so the test sees that following still works)."""
+    stage = tmp_path / "stage"
+    etc, c = stage / "etc-kamailio", stage / "srv/c"
+    for folder in (etc, c / "userdir", c / "drop", c / "certs", c / "private"):
+        folder.mkdir(parents=True)
+    (etc / "kamailio.cfg").write_text(
+        "#!KAMAILIO\n"
+        'include_file "/srv/c/userdir/inc.cfg"\n'
+        'include_file "/srv/c/drop/root.cfg"\n'
+        'include_file "/srv/c/drop/evil.cfg"\n'
+        'include_file "/srv/c/drop/mine.cfg"\n'
+        'include_file "/srv/c/drop/hard.cfg"\n'
+        'loadmodule "tls.so"\n'
+        'modparam("tls", "config", "/srv/c/tls.cfg")\n'
+    )
+    (c / "tls.cfg").write_text(
+        "[server:default]\ncertificate = /srv/c/userdir/user.crt\nca_list = /srv/c/certs/ca.pem\n"
+    )
+    (c / "certs/ca.pem").write_text(CERTIFICATE)
+    (c / "userdir/x").write_text("listen=udp:127.0.0.1:5060\n")
+    (c / "userdir/inc.cfg").symlink_to("/etc/shadow")
+    (c / "userdir/user.crt").symlink_to("/etc/gshadow")
+    (c / "drop/root.cfg").write_text("listen=udp:127.0.0.1:5062\n")
+    (c / "drop/evil.cfg").symlink_to("/etc/shadow")
+    (c / "drop/mine.cfg").write_text("listen=udp:127.0.0.1:5063\n")
+    (c / "private/secret").write_text("root-only: hunter2\n")
+    (c / "private").chmod(0o700)
+    os.link(c / "private/secret", c / "drop/hard.cfg")
+    for entry in (c / "userdir", c / "userdir/x", c / "userdir/inc.cfg", c / "userdir/user.crt",
+                  c / "drop/evil.cfg", c / "drop/mine.cfg"):  # fmt: skip
+        os.lchown(entry, NOBODY, NOBODY)
+    (c / "drop").chmod(0o1777)
+    return stage
+
+
+def secret_lines() -> list[bytes]:
+    """Every entry of this machine's shadow and gshadow files (their real content)."""
+    lines = [
+        line
+        for name in ("/etc/shadow", "/etc/gshadow")
+        for line in Path(name).read_bytes().splitlines()
+        if line.strip()
+    ]
+    assert lines
+    return [*lines, b"hunter2"]
+
+
+def leaked(tarball: Path, secrets: list[bytes]) -> list[str]:
+    """Members of the tarball holding any of `secrets`."""
+    found = []
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            handle = archive.extractfile(member) if member.isfile() else None
+            data = handle.read() if handle else b""
+            found += [f"{member.name}: {s[:12]!r}" for s in secrets if s in data]
+    return found
+
+
+def test_a_followed_name_another_account_can_swap_is_never_read(tmp_path: Path) -> None:
+    """Review 13 item 4: `collect` copied /etc/shadow through a folder nobody owns. Now the
+    content of a file is copied only when root alone controls every entry of its path; the
+    others are stored empty, listed as withheld with the entry that made them untrusted."""
+    require_root()
+    require_command("unshare")
+    stage = swapped_host(tmp_path)
+    tarball = tmp_path / "host.tar.gz"
+    run = run_preflight("collect", str(tarball), "--no-plugins", prefix=in_private_mounts(stage))
+    assert run.returncode == 0, run.stderr
+    assert leaked(tarball, secret_lines()) == []
+    manifest = json.loads(content(tarball, MANIFEST))
+    reasons = manifest["withheld_reasons"]
+    # nobody's folder (whatever it holds), nobody's entries in a sticky folder, a hard link
+    assert "/srv/c/userdir " in reasons["srv/c/userdir/inc.cfg"]
+    assert "/srv/c/userdir " in reasons["srv/c/userdir/user.crt"]
+    assert "/srv/c/drop/evil.cfg " in reasons["srv/c/drop/evil.cfg"]
+    assert "owner 65534:65534" in reasons["srv/c/drop/mine.cfg"]
+    assert "/srv/c/drop/hard.cfg (" in reasons["srv/c/drop/hard.cfg"]
+    for name in reasons:
+        assert content(tarball, name) == b"", name
+    # What root alone controls is still copied and followed, a sticky root folder included.
+    assert content(tarball, "srv/c/tls.cfg").startswith(b"[server:default]")
+    assert content(tarball, "srv/c/certs/ca.pem") == CERTIFICATE.encode()
+    assert content(tarball, "srv/c/drop/root.cfg") == b"listen=udp:127.0.0.1:5062\n"
+    assert set(manifest["withheld"]) == set(reasons)
+
+
+def test_swapping_links_while_collect_runs_never_leaks(tmp_path: Path) -> None:
+    """Item 4, the race: nobody keeps swapping inc.cfg between its own file and a link to
+    /etc/shadow (and user.crt to /etc/gshadow) while root collects, several times."""
+    require_root()
+    require_command("unshare")
+    require_command("setpriv")
+    stage = swapped_host(tmp_path)
+    swapper = (
+        "cd /srv/c/userdir || exit 1; while :; do "
+        "ln -s /etc/shadow n.tmp; mv -f n.tmp inc.cfg; cp x n.tmp; mv -f n.tmp inc.cfg; "
+        "ln -s /etc/gshadow n.tmp; mv -f n.tmp user.crt; cp x n.tmp; mv -f n.tmp user.crt; "
+        "done"
+    )
+    rounds = 3
+    race = (
+        f'{" ".join(as_user(NOBODY))} sh -c "$0" & swapper=$!; '
+        f"for i in $(seq {rounds}); do "
+        f'"$@" collect {tmp_path}/race-$i.tar.gz --no-plugins || {{ kill $swapper; exit 1; }}; '
+        "done; kill $swapper"
+    )
+    run = subprocess.run(
+        [*in_private_mounts(stage), "sh", "-c", race, swapper, *preflight_argv()],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    secrets = secret_lines()
+    for i in range(1, rounds + 1):
+        tarball = tmp_path / f"race-{i}.tar.gz"
+        assert leaked(tarball, secrets) == [], i
+        # withheld (stored empty), or skipped when it was swapped in the middle of a readlink
+        if "srv/c/userdir/inc.cfg" in members(tarball):
+            assert content(tarball, "srv/c/userdir/inc.cfg") == b""
+        assert content(tarball, "srv/c/drop/root.cfg") == b"listen=udp:127.0.0.1:5062\n"
+
+
+def kamailio_sockets(config: Path, cwd: Path) -> str:
+    """What real `kamailio -c` lists for `config` when started in `cwd`."""
+    run = subprocess.run(
+        [require_command("kamailio"), "-c", "-f", str(config)],
+        capture_output=True, text=True, cwd=cwd, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_relative_include_is_looked_up_in_the_working_folder_first(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 18: Kamailio opens a relative include in its working folder first, then
+    next to the including file. A service starts in /, so the collector looks in ROOT first."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("etc/default/kamailio", 'CFGFILE="/srv/sip/main.cfg"\n')
+    snapshot.write("srv/sip/main.cfg", 'include_file "inc.cfg"\ninclude_file "only-here.cfg"\n')
+    snapshot.write("inc.cfg", "listen=udp:127.0.0.1:25311\n")
+    snapshot.write("srv/sip/inc.cfg", "listen=udp:127.0.0.1:25312\n")
+    snapshot.write("srv/sip/only-here.cfg", "listen=udp:127.0.0.1:25313\n")
+    # The truth: Kamailio started in the root folder reads root's inc.cfg and the other one
+    # next to main.cfg.
+    listed = kamailio_sockets(snapshot.root / "srv/sip/main.cfg", cwd=snapshot.root)
+    assert "127.0.0.1:25311" in listed and "127.0.0.1:25313" in listed, listed
+    assert "127.0.0.1:25312" not in listed, listed
+    for tarball in both_collectors(snapshot, tmp_path):
+        names = members(tarball)
+        assert content(tarball, "inc.cfg") == b"listen=udp:127.0.0.1:25311\n"
+        assert content(tarball, "srv/sip/only-here.cfg") == b"listen=udp:127.0.0.1:25313\n"
+        assert "srv/sip/inc.cfg" not in names
+    # The check reading the snapshot looks the includes up in the same order: the sockets the
+    # real Kamailio listed.
+    snap = extract(tmp_path / "sh.tar.gz", tmp_path / "snap")
+    judged = run_preflight("check", "kamailio", "-f", "json", "--root", str(snap))
+    result = check_of(report_of(judged), "kamailio")
+    assert result["details"]["expected"] == ["udp:127.0.0.1:25311", "udp:127.0.0.1:25313"]
+
+
+def test_dotdot_after_a_linked_folder_is_not_read_by_name(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 17: `current/../shared.cfg` with current -> releases/7 is, for the kernel
+    (and Kamailio), releases/shared.cfg, not srv/sip/shared.cfg. Such a name is not followed
+    (the manifest says why); `..` that follows no link is followed as before."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        'include_file "/srv/sip/current/../shared.cfg"\n'
+        'include_file "/srv/sip/releases/7/../common.cfg"\n',
+    )
+    snapshot.write("srv/sip/releases/7/routes.cfg", "")
+    snapshot.symlink("srv/sip/current", "releases/7")
+    snapshot.write("srv/sip/shared.cfg", "listen=udp:127.0.0.1:25321\n")
+    snapshot.write("srv/sip/releases/shared.cfg", "listen=udp:127.0.0.1:25322\n")
+    snapshot.write("srv/sip/releases/common.cfg", "listen=udp:127.0.0.1:25323\n")
+    # The truth, with the same tree at its real place: the kernel's reading.
+    real = tmp_path / "real.cfg"
+    real.write_text(
+        f'include_file "{snapshot.root}/srv/sip/current/../shared.cfg"\n'
+        f'include_file "{snapshot.root}/srv/sip/releases/7/../common.cfg"\n'
+    )
+    listed = kamailio_sockets(real, cwd=tmp_path)
+    assert "127.0.0.1:25322" in listed and "127.0.0.1:25321" not in listed, listed
+    for tarball in both_collectors(snapshot, tmp_path):
+        names = members(tarball)
+        assert "srv/sip/shared.cfg" not in names
+        assert content(tarball, "srv/sip/releases/common.cfg") == b"listen=udp:127.0.0.1:25323\n"
+        skipped = json.loads(content(tarball, MANIFEST))["skipped"]
+        assert "`..` after a symbolic link" in skipped["srv/sip/shared.cfg"]
+
+
+def test_collect_with_a_config_copies_the_kamailio_config_it_names(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """Review 13 item 12: `collect -c pf.toml` copies `[checks.kamailio] config` (a name with
+    wildcard characters taken literally) and what it includes, so `check --root` on the
+    snapshot with the same pf.toml reads the configuration the host has, not "missing"."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("srv/r/sip[1].cfg", 'include_file "inc.cfg"\n')
+    snapshot.write("srv/r/inc.cfg", "listen=udp:127.0.0.1:25331\n")
+    snapshot.write("srv/r/sip1.cfg", "listen=udp:127.0.0.1:25332\n")  # what [1] would match
+    pf_toml = tmp_path / "pf.toml"
+    pf_toml.write_text('[checks.kamailio]\nconfig = "/srv/r/sip[1].cfg"\n')
+    results = {}
+    for name, extra in (("with", ["-c", str(pf_toml)]), ("without", [])):
+        tarball = tmp_path / f"{name}.tar.gz"
+        run = run_preflight("collect", str(tarball), "--root", str(snapshot), *extra)
+        assert run.returncode == 0, run.stderr
+        snap = extract(tarball, tmp_path / name)
+        results[name] = snap
+    snap = results["with"]
+    assert (snap / "srv/r/sip[1].cfg").read_text() == 'include_file "inc.cfg"\n'
+    assert (snap / "srv/r/inc.cfg").read_text() == "listen=udp:127.0.0.1:25331\n"
+    assert not (snap / "srv/r/sip1.cfg").exists()
+    live, from_snapshot = (
+        check_of(
+            report_of(
+                run_preflight(
+                    "check", "kamailio", "-f", "json", "--root", str(r), "-c", str(pf_toml)
+                )
+            ),
+            "kamailio",
+        )
+        for r in (snapshot.root, snap)
+    )
+    assert live["details"]["files"] == ["/srv/r/sip[1].cfg", "/srv/r/inc.cfg"], live
+    assert from_snapshot["details"]["files"] == live["details"]["files"]
+    assert from_snapshot["details"]["expected"] == ["udp:127.0.0.1:25331"]
+    assert [f["code"] for f in from_snapshot["findings"]] == [f["code"] for f in live["findings"]]
+    assert "kamailio.config-invalid" not in [f["code"] for f in live["findings"]]
+    # Without -c the collector does not know that config: the snapshot lacks it.
+    assert not (results["without"] / "srv/r/sip[1].cfg").exists()
+
+
+def test_a_running_instances_config_is_collected_only_when_it_is_trusted(tmp_path: Path) -> None:
+    """Review 13 item 12: a Kamailio started by hand (`cd /srv/r && kamailio -f conf/main.cfg`)
+    on a config outside /etc/kamailio: the live collector copies that config and its relative
+    include, looked up in that instance's working folder first, as Kamailio does. The same
+    start by nobody is not trusted: its config is not followed."""
+    require_root()
+    require_command("unshare")
+    require_command("setpriv")
+    kamailio = require_command("kamailio")
+    port, in_cwd, beside = free_port(), free_port(), free_port()
+    stage = tmp_path / "stage"
+    (stage / "etc-kamailio").mkdir(parents=True)
+    (stage / "srv/r/conf").mkdir(parents=True)
+    (stage / "srv/r/conf/main.cfg").write_text(
+        f'listen=udp:127.0.0.1:{port}\ninclude_file "routes.cfg"\nrequest_route {{\n    drop;\n}}\n'
+    )
+    (stage / "srv/r/routes.cfg").write_text(f"listen=udp:127.0.0.1:{in_cwd}\n")
+    (stage / "srv/r/conf/routes.cfg").write_text(f"listen=udp:127.0.0.1:{beside}\n")
+    listed = kamailio_sockets(stage / "srv/r/conf/main.cfg", cwd=stage / "srv/r")
+    assert f"127.0.0.1:{in_cwd}" in listed and f"127.0.0.1:{beside}" not in listed, listed
+    (stage / "srv/u").mkdir()
+    (stage / "srv/u/conf").mkdir()
+    (stage / "srv/u/conf/main.cfg").write_text(
+        f"listen=udp:127.0.0.1:{free_port()}\nrequest_route {{\n    drop;\n}}\n"
+    )
+    for entry in ("srv/u", "srv/u/conf", "srv/u/conf/main.cfg"):
+        os.chown(stage / entry, NOBODY, NOBODY)
+    start = f"{kamailio} -DD -E -m 16 -M 4 -f conf/main.cfg"
+    scenario = (
+        f"mkdir /srv/run-a /srv/run-b && chown {NOBODY} /srv/run-b; "
+        f"(cd /srv/r && exec {start} -P /srv/run-a/pid -Y /srv/run-a) >/dev/null 2>&1 & a=$!; "
+        f"(cd /srv/u && exec {' '.join(as_user(NOBODY))} {start} -P /srv/run-b/pid "
+        "-Y /srv/run-b) >/dev/null 2>&1 & b=$!; "
+        "for i in $(seq 100); do [ -s /srv/run-a/pid ] && [ -s /srv/run-b/pid ] && break; "
+        "sleep 0.1; done; kill -0 $a && kill -0 $b || { kill $a $b; exit 3; }; "
+        '"$@"; rc=$?; kill $a $b; wait; exit $rc'
+    )
+    tarball = tmp_path / "host.tar.gz"
+    run = subprocess.run(
+        [*in_private_mounts(stage), "sh", "-c", scenario, "scenario",
+         *preflight_argv("collect", str(tarball), "--no-plugins")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    names = members(tarball)
+    assert content(tarball, "srv/r/conf/main.cfg").startswith(b"listen=udp:127.0.0.1:")
+    assert content(tarball, "srv/r/routes.cfg") == f"listen=udp:127.0.0.1:{in_cwd}\n".encode()
+    assert "srv/r/conf/routes.cfg" not in names
+    assert "srv/u/conf/main.cfg" not in names

@@ -294,6 +294,7 @@ class KamailioCheck(Check):
         # and its certificate, CA, CRL and key files, cdp's config_file; and CFGFILE's config.
         "kamailio-config:etc/kamailio/*.cfg",
         "kamailio-defaults:etc/default/kamailio",
+        "kamailio-config:{config}",  # `[checks.kamailio] config` of `collect -c`, followed too
         "etc/default/kamailio.d/*",
         "etc/systemd/system/kamailio.service",  # User=: who Kamailio runs as
         "lib/systemd/system/kamailio.service",
