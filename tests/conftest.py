@@ -150,3 +150,16 @@ def started_pids() -> Iterator[list[int]]:
     yield pids
     for pid in pids:
         stop_pid(pid)
+
+
+@pytest.fixture
+def nobody_home() -> Iterator[Path]:
+    """A folder uid NOBODY owns (its home, say), inside a folder root owns; Kamailio installed
+    (the tests that use it start one as that account)."""
+    require_nobody_can_run()
+    require_kamailio()
+    with world_readable_dir("pf-kam-nobody-") as outer:
+        home = outer / "home"
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        yield home

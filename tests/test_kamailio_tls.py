@@ -205,6 +205,43 @@ def assert_restart_is_data(step: str, pid: int) -> None:
     assert "not a command to run as root" in step
 
 
+def _start_as_kamailio(
+    tls_kamailio: list[Instance], folder: Path, cert: Path, key: Path
+) -> tuple[Instance, int, str]:
+    """A TLS instance on a free port running as `-u kamailio` with `cert` and `key`, judged
+    healthy first: (the instance, its pid, the preflight config naming its config)."""
+    tls_port = free_port()
+    instance = tls_instance(
+        folder,
+        tls_port,
+        f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+    )
+    subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
+    instance.extra = ["-u", "kamailio", "-g", "kamailio"]
+    tls_kamailio.append(instance)
+    pid = instance.start()
+    assert wait_listening(tls_port)
+    toml = str(preflight_config(folder, instance.config))
+    code, result = check("--config", toml)
+    assert code == 0, result
+    return instance, pid, toml
+
+
+def _fix_verbatim_and_restart(
+    instance: Instance, toml: str, fix_step: str, restart_step: str, pid: int
+) -> int:
+    """Run the fix step as printed; the restart step is data (the process runs as kamailio),
+    so the test restarts the instance itself; then the check passes: the new pid."""
+    assert subprocess.run(["sh", "-c", fix_step], check=False).returncode == 0
+    assert_restart_is_data(restart_step, pid)
+    instance.stop()
+    new = instance.start()
+    code, result = check("--config", toml)
+    assert code == 0, result
+    assert result["details"]["pid"] == new
+    return new
+
+
 def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[Instance]) -> None:
     """Kamailio runs as `-u kamailio`; the key becomes root-only (a renewal hook): the next
     start would fail with Permission denied. The chgrp/chmod step, followed verbatim, fixes
@@ -215,20 +252,7 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[I
     with world_readable_dir("pf-kam-tls-") as folder:
         cert, key = make_pair(folder, "server")
         key.chmod(0o644)
-        tls_port = free_port()
-        instance = tls_instance(
-            folder,
-            tls_port,
-            f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
-        )
-        subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
-        instance.extra = ["-u", "kamailio", "-g", "kamailio"]
-        tls_kamailio.append(instance)
-        pid = instance.start()
-        assert wait_listening(tls_port)
-        toml = str(preflight_config(folder, instance.config))
-        code, result = check("--config", toml)
-        assert code == 0, result
+        instance, pid, toml = _start_as_kamailio(tls_kamailio, folder, cert, key)
 
         key.chmod(0o600)
         code, result = check("--config", toml)
@@ -237,13 +261,7 @@ def test_key_unreadable_by_the_run_user_then_fixed_verbatim(tls_kamailio: list[I
         assert f"{key} is not readable by kamailio" in unreadable["message"]
         chmod_step, restart_step = unreadable["remediation"]
         assert chmod_step == f"chgrp kamailio {key} && chmod 640 {key}"
-        assert subprocess.run(["sh", "-c", chmod_step], check=False).returncode == 0
-        assert_restart_is_data(restart_step, pid)
-        instance.stop()
-        new = instance.start()
-        code, result = check("--config", toml)
-        assert code == 0, result
-        assert result["details"]["pid"] == new
+        _fix_verbatim_and_restart(instance, toml, chmod_step, restart_step, pid)
 
 
 def test_key_behind_a_closed_folder_then_fixed_verbatim(tls_kamailio: list[Instance]) -> None:
@@ -262,20 +280,7 @@ def test_key_behind_a_closed_folder_then_fixed_verbatim(tls_kamailio: list[Insta
         key.chmod(0o640)
         cert.chmod(0o644)
         private.chmod(0o755)
-        tls_port = free_port()
-        instance = tls_instance(
-            folder,
-            tls_port,
-            f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
-        )
-        subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
-        instance.extra = ["-u", "kamailio", "-g", "kamailio"]
-        tls_kamailio.append(instance)
-        pid = instance.start()
-        assert wait_listening(tls_port)
-        toml = str(preflight_config(folder, instance.config))
-        code, result = check("--config", toml)
-        assert code == 0, result
+        instance, pid, toml = _start_as_kamailio(tls_kamailio, folder, cert, key)
 
         private.chmod(0o700)
         code, result = check("--config", toml)
@@ -284,13 +289,7 @@ def test_key_behind_a_closed_folder_then_fixed_verbatim(tls_kamailio: list[Insta
         assert f"folder {private} is mode 700" in unreadable["message"]
         folder_step, restart_step = unreadable["remediation"]
         assert folder_step == f"chgrp kamailio {private} && chmod g+x {private}"
-        assert subprocess.run(["sh", "-c", folder_step], check=False).returncode == 0
-        assert_restart_is_data(restart_step, pid)
-        instance.stop()
-        new = instance.start()
-        code, result = check("--config", toml)
-        assert code == 0, result
-        assert result["details"]["pid"] == new
+        new = _fix_verbatim_and_restart(instance, toml, folder_step, restart_step, pid)
         main = psutil.Process(new)
         assert {p.username() for p in [main, *main.children()]} == {"kamailio"}
 

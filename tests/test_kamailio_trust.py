@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.cli import NOBODY, as_user, codes, finding, report_of, run_preflight
 from support.components import require, require_command, require_nobody_can_run, world_readable_dir
+from support.evil_module import build_evil_module
 from support.kamailio import (
     MODULES,
     Instance,
@@ -32,7 +32,6 @@ from support.kamailio import (
     wait_listening,
 )
 from support.snapshot import Snapshot
-from test_kamailio_security import build_evil_module
 
 check = check_kamailio
 
@@ -54,15 +53,9 @@ def assert_no_runnable_step(result: dict, *words: str) -> None:
 
 
 @pytest.fixture
-def nobody_folder() -> Iterator[Path]:
+def nobody_folder(nobody_home: Path) -> Path:
     """A folder uid NOBODY owns (its home, say), inside a folder root owns."""
-    require_nobody_can_run()
-    require("kamailio", kamailio_binary() is not None)
-    with world_readable_dir("pf-kam-trust-") as outer:
-        home = outer / "home"
-        home.mkdir()
-        os.chown(home, NOBODY, NOBODY)
-        yield home
+    return nobody_home
 
 
 def legit_config(folder: Path, port: int, extra: str = "") -> Path:

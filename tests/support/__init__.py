@@ -7,4 +7,7 @@
 - `support.audit`: run the CLI under audit hooks (what it wrote, what it started)
 - `support.kamailio`: real Kamailio instances on loopback high ports, the check's report of
   them, remediation steps run verbatim
+- `support.evil_module`: a gcc-built Kamailio module that leaves a marker when root loads it
+- `support.declared`: declared-check specs run through the real CLI
+- `support.namespace`: private mount/pid/net namespaces for replacing /etc files in a test
 """
