@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from support.cli import NOBODY, as_user, codes, finding
 from support.components import world_readable_dir
 from support.evil_module import build_evil_module
 from support.kamailio import (
-    MODULES,
     check_kamailio,
     free_port,
     kamailio_binary,
+    plain_config,
     preflight_config,
     stop_pid,
     wait_listening,
@@ -44,19 +43,7 @@ def legit(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     marker path only root can create."""
     with world_readable_dir("pf-kam-legit-") as folder:
         port = free_port()
-        config = folder / "kamailio.cfg"
-        config.write_text(
-            textwrap.dedent(f"""\
-                #!KAMAILIO
-                children=1
-                log_stderror=yes
-                listen=udp:127.0.0.1:{port}
-                mpath="{MODULES}/"
-                loadmodule "sl.so"
-                request_route {{ sl_send_reply("404", "Not here"); }}
-                """)
-        )
-        config.chmod(0o644)
+        config = plain_config(folder, port)
         yield config, port
 
 

@@ -27,6 +27,7 @@ from support.kamailio import (
     judged,
     kamailio_binary,
     new_instance,
+    plain_config,
     preflight_config,
     stop_pid,
     wait_listening,
@@ -58,25 +59,6 @@ def nobody_folder(nobody_home: Path) -> Path:
     return nobody_home
 
 
-def legit_config(folder: Path, port: int, extra: str = "") -> Path:
-    """The operator's config (root-owned, in a root-only folder) on a free SIP port."""
-    config = folder / "kamailio.cfg"
-    config.write_text(
-        textwrap.dedent(f"""\
-            #!KAMAILIO
-            children=1
-            log_stderror=yes
-            listen=udp:127.0.0.1:{port}
-            mpath="{MODULES}/"
-            loadmodule "sl.so"
-            """)
-        + extra
-        + 'request_route { sl_send_reply("404", "Not here"); }\n'
-    )
-    config.chmod(0o644)
-    return config
-
-
 # ------------------------------------------------------------------------------- item 1
 def test_relative_import_in_the_checkers_folder_is_never_loaded(
     nobody_folder: Path, tmp_path: Path
@@ -92,7 +74,7 @@ def test_relative_import_in_the_checkers_folder_is_never_loaded(
     local.write_text(f'loadmodule "{module}"\n')
     os.chown(local, NOBODY, NOBODY)
     with world_readable_dir("pf-kam-etc-") as etc:
-        config = legit_config(etc, free_port(), 'import_file "kamailio-local.cfg"\n')
+        config = plain_config(etc, free_port(), 'import_file "kamailio-local.cfg"\n')
         # The attack is real: the real `kamailio -c`, as root in that folder, loads it.
         subprocess.run(
             [kamailio_binary() or "kamailio", "-c", "-f", str(config)],
@@ -204,7 +186,7 @@ def test_another_accounts_instance_gets_no_runnable_step(
     folder = nobody_folder.parent / "kx"
     folder.mkdir()
     port = free_port()
-    config = legit_config(folder, port)
+    config = plain_config(folder, port)
     for path in (folder, config):
         os.chown(path, account.pw_uid, account.pw_gid)
     argv = [kamailio_binary() or "kamailio", "-f", "e.cfg", "-P", f"{folder}/k.pid"]
@@ -258,7 +240,7 @@ def test_root_config_run_by_another_account_gets_no_command_line_step(
     os.chown(run_dir, account.pw_uid, account.pw_gid)
     with world_readable_dir("pf-kam-etc-") as etc:
         port = free_port()
-        config = legit_config(etc, port)
+        config = plain_config(etc, port)
         argv = [kamailio_binary() or "kamailio", "-f", str(config), "-P", f"{run_dir}/k.pid"]
         argv += ["-Y", str(run_dir), "-m", "16", "-M", "4"]
         subprocess.run(

@@ -93,6 +93,26 @@ def sip_config(sip_port: int, ws_port: int, ctl: Path, head: str = "", body: str
         """)
 
 
+def plain_config(folder: Path, port: int, extra: str = "") -> Path:
+    """A minimal config (one UDP listener on 127.0.0.1:`port`, sl.so, a 404 route) written
+    root-owned and world-readable to `folder`/kamailio.cfg, `extra` lines before the route."""
+    config = folder / "kamailio.cfg"
+    config.write_text(
+        textwrap.dedent(f"""\
+            #!KAMAILIO
+            children=1
+            log_stderror=yes
+            listen=udp:127.0.0.1:{port}
+            mpath="{MODULES}/"
+            loadmodule "sl.so"
+            """)
+        + extra
+        + 'request_route { sl_send_reply("404", "Not here"); }\n'
+    )
+    config.chmod(0o644)
+    return config
+
+
 @dataclass
 class Instance:
     config: Path
