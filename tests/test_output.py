@@ -273,6 +273,18 @@ print(landed, refused, flush=True)
 """
 
 
+def _write_reports(path: str, count: int, mode: str) -> subprocess.CompletedProcess[str]:
+    """WRITER writing `count` reports to `path` the `mode` way, while another process races it:
+    its stdout is "LANDED REFUSED"."""
+    return subprocess.run(
+        [sys.executable, "-c", WRITER, path, str(count), mode],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
 def _swapper(folder: Path, victim: Path, seconds: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*as_user(NOBODY), sys.executable, "-c", SWAPPER, str(folder), str(victim), str(seconds)],
@@ -306,13 +318,7 @@ def test_a_service_account_swapping_temp_names_for_symlinks_changes_nothing_of_r
     swapper = _swapper(folder, victim, 30)
     try:
         time.sleep(0.3)  # the loop is running before the first write
-        writer = subprocess.run(
-            [sys.executable, "-c", WRITER, str(report), "300", "tmpfile"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
+        writer = _write_reports(str(report), 300, "tmpfile")
         cli = [
             scripted(
                 *("check", "scripted", "--root", str(failing_root), "-f", "prometheus"),
@@ -353,13 +359,7 @@ def test_without_o_tmpfile_a_swapped_temp_file_is_refused_never_followed(
     swapper = _swapper(folder, victim, 30)
     try:
         time.sleep(0.3)
-        writer = subprocess.run(
-            [sys.executable, "-c", WRITER, str(folder / "preflight.prom"), "200", "no-tmpfile"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
+        writer = _write_reports(str(folder / "preflight.prom"), 200, "no-tmpfile")
     finally:
         swapper.terminate()
         looks, swaps = swapper.communicate(timeout=30)[0].split() or ["0", "0"]
@@ -593,20 +593,7 @@ def test_a_parent_folder_swapped_for_a_link_never_redirects_the_report(
         )
         try:
             time.sleep(0.3)
-            writer = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    WRITER,
-                    str(parent / "reports/preflight.json"),
-                    "300",
-                    "unverified",
-                ],
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-                timeout=120,
-            )
+            writer = _write_reports(str(parent / "reports/preflight.json"), 300, "unverified")
         finally:
             swapper.terminate()
             swaps = int(swapper.communicate(timeout=30)[0] or 0)
