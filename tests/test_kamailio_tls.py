@@ -294,6 +294,66 @@ def test_key_behind_a_closed_folder_then_fixed_verbatim(tls_kamailio: list[Insta
         assert {p.username() for p in [main, *main.children()]} == {"kamailio"}
 
 
+def test_key_unreadable_by_an_instance_started_as_its_account_names_that_account(
+    tls_kamailio: list[Instance],
+) -> None:
+    """Kamailio started directly as the kamailio account (no -u): the run user comes from the
+    process, and the step names the account as the host does (chgrp kamailio), not a label;
+    followed verbatim, and the instance restarted, the check passes."""
+    require_root()
+    require("account kamailio (Debian package kamailio)", _account_exists("kamailio"))
+    with world_readable_dir("pf-kam-tls-") as folder:
+        cert, key = make_pair(folder, "server")
+        key.chmod(0o644)
+        instance = tls_instance(
+            folder,
+            tls_port := free_port(),
+            f'modparam("tls", "certificate", "{cert}")\nmodparam("tls", "private_key", "{key}")',
+        )
+        subprocess.run(["chown", "-R", "kamailio:kamailio", str(instance.rundir)], check=True)
+        instance.prefix = ["setpriv", "--reuid=kamailio", "--regid=kamailio", "--init-groups"]
+        tls_kamailio.append(instance)
+        pid = instance.start()
+        assert pid is not None and wait_listening(tls_port)
+        toml = str(preflight_config(folder, instance.config))
+
+        key.chmod(0o600)
+        code, result = check("--config", toml)
+        assert code == 2, result
+        unreadable = finding(result, "kamailio.tls-key-unreadable")
+        assert f"{key} is not readable by kamailio," in unreadable["message"]
+        chmod_step, restart_step = unreadable["remediation"]
+        assert chmod_step == f"chgrp kamailio {key} && chmod 640 {key}"
+        _fix_verbatim_and_restart(instance, toml, chmod_step, restart_step, pid)
+
+
+def test_key_in_a_folder_the_run_account_owns_gets_no_root_command(
+    tls_kamailio: list[Instance],
+) -> None:
+    """The key sits in a folder the kamailio account owns: that account could swap the key for
+    a link to /etc/shadow between the check and the step, and root's chgrp/chmod would follow
+    it. No command is given for it, only what must change first."""
+    require_root()
+    require("account kamailio (Debian package kamailio)", _account_exists("kamailio"))
+    with world_readable_dir("pf-kam-tls-") as folder:
+        owned = folder / "owned"
+        owned.mkdir()
+        cert, key = make_pair(owned, "server")
+        key.chmod(0o644)
+        cert.chmod(0o644)
+        subprocess.run(["chown", "kamailio:kamailio", str(owned)], check=True)
+        instance, pid, toml = _start_as_kamailio(tls_kamailio, folder, cert, key)
+
+        key.chmod(0o600)
+        code, result = check("--config", toml)
+        assert code == 2, result
+        unreadable = finding(result, "kamailio.tls-key-unreadable")
+        steps = unreadable["remediation"]
+        assert steps[0].startswith("not a command to run as root: "), steps
+        assert str(owned) in steps[0], steps
+        assert not any(step.startswith(("chgrp", "chmod", "usermod")) for step in steps), steps
+
+
 def test_key_in_a_group_folder_the_run_user_is_not_in() -> None:
     """Debian's /etc/ssl/private is root:ssl-cert 710: the step adds the run user to that
     group (Kamailio calls initgroups for -u, systemd for User=) instead of a chgrp that would

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from preflight.check import AppliesWhen, Check, CheckContext, Finding, FindingDoc, Option, Status
-from preflight.text import printable
+from preflight.text import printable, shell_arg
 from preflight_checks.kamailio.config import DEFAULT_CONFIG, MODULE_DIRS
 
 if TYPE_CHECKING:
@@ -873,7 +873,10 @@ def check_config(
             "config-invalid",
             Status.FAIL,
             f"Kamailio config {config} is {reason}",
-            [f"ls -l {config}", "set [checks.kamailio] config to the file Kamailio uses"],
+            [
+                f"ls -l {shell_arg(config)}",
+                "set [checks.kamailio] config to the file Kamailio uses",
+            ],
         )
     else:
         report.details["files"] = [host.display(f) for f in parsed.files]

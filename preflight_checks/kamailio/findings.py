@@ -59,6 +59,8 @@ from preflight_checks.kamailio.facts import (
     group_name,
     holders,
     local_addresses,
+    path_risk,
+    run_owners,
     service_config,
     service_users,
     shell_vars,
@@ -1041,7 +1043,13 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
             name = values[-1]
         elif instance.main.uids:
             uid = instance.main.uids[1]
-            return (user_name(uid), uid, set()) if uid else None
+            if not uid:
+                return None
+            # The account's name as the host (or snapshot) names it: it goes into chgrp and
+            # usermod steps, and its groups decide who can already read a file.
+            name = host.users.user_name(uid)
+            if name is None:
+                return (f"uid {uid}", uid, set())
     else:
         service = report.service
         if service.start.endswith("service kamailio start"):
@@ -1073,6 +1081,15 @@ def check_key_access(
         access_step(host, path, st, path == rel.strip("/"), name, group, gids)
         for path, st in access_blockers(host, rel, uid, gids) or []
     ]
+    folder = posixpath.dirname("/" + rel.strip("/"))
+    risk = path_risk(folder, run_owners(host), folder=True) if host.is_live else None
+    if risk:
+        # chgrp/chmod run by root follow a symbolic link another account could put in place
+        # of the file between this check and the step: no command on such a path.
+        steps = [
+            f"not a command to run as root: {risk}; make that folder root's alone first, "
+            "then run this check again for the exact steps"
+        ]
     what = "private key" if key == "private_key" else key
     report.add(
         "tls-key-unreadable" if key == "private_key" else "tls-file-unreadable",
@@ -1099,6 +1116,8 @@ def access_step(
     group is given it."""
     path = shell_arg(host.display(rel))
     bit, mode = ("r", "640") if is_file else ("x", "")
+    if not plausible_name(group):
+        return f"give {printable(user)} read access to {path} (its group is unknown here)"
     group_has_it = bool(st.st_mode & (0o040 if is_file else 0o010))
     if st.st_gid in gids:
         return f"chmod g+{bit} {path}"

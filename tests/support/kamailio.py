@@ -123,6 +123,7 @@ class Instance:
     children: list[int] = field(default_factory=list)
     config_arg: str | None = None  # -f as given on the command line (default: the full path)
     extra: list[str] = field(default_factory=list)  # more options (-u kamailio -g kamailio)
+    prefix: list[str] = field(default_factory=list)  # runs it as another account (setpriv ...)
 
     @property
     def pid(self) -> int:
@@ -153,7 +154,7 @@ class Instance:
         """Start in the foreground; return the main pid, or the exit code when it failed."""
         log = open(self.rundir / "kamailio.log", "wb")  # noqa: SIM115 - kept for the process
         self.process = subprocess.Popen(
-            self.argv,
+            [*self.prefix, *self.argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
