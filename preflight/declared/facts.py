@@ -90,11 +90,13 @@ class DeclaredFacts:
             groups.setdefault(fields[0], Group(fields[0], int(fields[2]), members))
         return groups
 
+    # An owner's name comes from the engine's account fact, as for every other check (one
+    # reading of passwd/group ids, the same as getpwuid's).
     def user_name(self, uid: int) -> str | None:
-        return next((a.name for a in (self.accounts or {}).values() if a.id == uid), None)
+        return self.host.users.user_name(uid)
 
     def group_name(self, gid: int) -> str | None:
-        return next((g.name for g in (self.groups or {}).values() if g.gid == gid), None)
+        return self.host.users.group_name(gid)
 
     @shared_fact
     def mounts(self) -> list[Mount] | None:

@@ -337,7 +337,7 @@ def check_process(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
         proc
         for proc in host.processes
         if (name is None or is_named(proc.name, name))
-        and (regex is None or regex.search(_command_line(host, proc.pid)))
+        and (regex is None or regex.search(" ".join(proc.argv)))
     ]
     count = len(found)
     if "count" in p:
@@ -359,13 +359,6 @@ def check_process(a: Assertion, facts: DeclaredFacts, host: Host) -> Outcome:
     out.compare("count", expected, count, ok, f"{count} running, expected {expected}", fix)
     out.observed["pids"] = [proc.pid for proc in found[:20]]
     return out
-
-
-def _command_line(host: Host, pid: int) -> str:
-    """ROOT/proc/PID/cmdline, arguments joined by blanks: a file read, not a psutil object per
-    process (an argv pattern is matched against every process)."""
-    raw = host.read_bytes(f"proc/{pid}/cmdline", MATCH_INPUT_LIMIT) or b""
-    return " ".join(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
 
 
 # ------------------------------------------------------------------------------ service
