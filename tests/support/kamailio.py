@@ -264,12 +264,14 @@ def new_instance(folder: Path, head: str = "", body: str = "") -> Instance:
 
 
 def main_kamailio_with(config: Path) -> list[int]:
-    """Main processes (parent not kamailio) of every Kamailio running `config`."""
+    """Main processes (parent not kamailio) of every Kamailio running `config`. A `kamailio -c`
+    config check that a restart step runs first is not an instance: it never listens."""
     found = []
     for proc in psutil.process_iter(["name", "cmdline", "ppid", "status"]):
         if proc.info["name"] != "kamailio" or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if str(config) not in " ".join(proc.info["cmdline"] or []):
+        argv = proc.info["cmdline"] or []
+        if str(config) not in " ".join(argv) or "-c" in argv:
             continue
         try:
             parent = psutil.Process(proc.info["ppid"]).name()
@@ -278,6 +280,14 @@ def main_kamailio_with(config: Path) -> list[int]:
         if parent != "kamailio":
             found.append(proc.pid)
     return found
+
+
+def _alive(pid: int) -> bool:
+    """`pid` exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def stop_pid(pid: int) -> None:
@@ -353,8 +363,8 @@ def restart_step_of(instance: Instance) -> str:
 def restarted_by(step: str, config: Path, old_pid: int, *ports: int) -> Iterator[int]:
     """Run a restart step verbatim, as an operator pastes it: in the background, since it
     starts Kamailio in the foreground (-DD) as the instance was started. Yields the new main
-    pid once it listens on `ports`; afterwards every Kamailio running `config` is stopped by
-    its pid."""
+    pid once the old one is gone and `ports` listen again (so they are the new instance's);
+    afterwards every Kamailio running `config` is stopped by its pid."""
     runner = subprocess.Popen(
         ["sh", "-c", step],
         stdout=subprocess.DEVNULL,
@@ -367,10 +377,12 @@ def restarted_by(step: str, config: Path, old_pid: int, *ports: int) -> Iterator
         new: list[int] = []
         while time.monotonic() < deadline:
             new = [p for p in main_kamailio_with(config) if p != old_pid]
-            if new and all(wait_listening(port, timeout=0.2) for port in ports):
+            old_gone = not _alive(old_pid)
+            if new and old_gone and all(wait_listening(port, timeout=0.2) for port in ports):
                 break
             time.sleep(0.1)
         assert new, f"the step started no Kamailio with {config}: {step}"
+        assert not _alive(old_pid), f"the step left pid {old_pid} running: {step}"
         time.sleep(0.5)  # the children take the sockets over
         yield new[0]
     finally:
