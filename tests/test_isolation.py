@@ -18,7 +18,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.cli import REPO, check_of, preflight_argv, preflight_env, report_of, run_preflight
+from support.cli import (
+    REPO,
+    check_of,
+    default_stop_signals,
+    preflight_argv,
+    preflight_env,
+    report_of,
+    run_preflight,
+)
 from support.plugins import demo, distribution
 from support.snapshot import Snapshot
 
@@ -277,6 +285,7 @@ def test_a_stop_signal_kills_started_commands_and_writes_no_report(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_stop_signals,  # noqa: PLW1509 - before exec, signals only
     )
     deadline = time.monotonic() + 20
     while not processes_running(no_leftovers):
@@ -292,6 +301,36 @@ def test_a_stop_signal_kills_started_commands_and_writes_no_report(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
     time.sleep(0.3)
     assert forks(str(out), proc.pid) == [], "the check's process outlived the run"
+
+
+def test_a_signal_the_caller_ignores_stays_ignored(
+    tmp_path: Path, hostile: dict[str, str], no_leftovers: str
+) -> None:
+    """Under `nohup` (SIGHUP ignored) a hang-up does not end the run; a SIGTERM still does."""
+    out = tmp_path / "report.json"
+
+    def nohup() -> None:
+        default_stop_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
+        env=preflight_env(hostile),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=nohup,  # noqa: PLW1509 - before exec, signals only
+    )
+    deadline = time.monotonic() + 20
+    while not processes_running(no_leftovers):
+        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert proc.poll() is None, "a SIGHUP under nohup ended the run"
+    proc.terminate()
+    _stdout, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 143 and "interrupted by SIGTERM" in stderr
 
 
 def test_a_stop_signal_during_a_human_run_prints_nothing(
@@ -417,7 +456,11 @@ def test_a_stop_signal_while_a_plugin_hangs_at_import_ends_list_and_its_children
     marker = f"--timeout={30 + uuid.uuid4().int % 1000}"  # a command line no other run has
     argv = preflight_argv("list", marker)
     proc = subprocess.Popen(
-        argv, env=preflight_env(hostile), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        argv,
+        env=preflight_env(hostile),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_stop_signals,  # noqa: PLW1509 - before exec, signals only
     )
 
     def forked() -> list[psutil.Process]:

@@ -326,11 +326,18 @@ def test_kill_9_of_a_slow_run_leaves_the_previous_report(
     try:
         time.sleep(1.0)  # the run is inside the hanging check now
         assert proc.poll() is None
+        checks = psutil.Process(proc.pid).children()
+        assert checks, "the run forked no check child"
     finally:
         proc.kill()
         proc.wait()
     assert report.read_bytes() == previous
     assert os.listdir(out) == ["report.json"]
+    # The checks die with the run: none keeps running (orphaned) until its 60 s deadline.
+    _gone, alive = psutil.wait_procs(checks, timeout=5)
+    for child in alive:
+        child.kill()
+    assert alive == [], f"check children outlived the killed run: {alive}"
 
 
 def test_concurrent_runs_writing_one_path_leave_one_complete_report(

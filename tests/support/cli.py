@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,14 @@ def preflight_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def default_stop_signals() -> None:
+    """A Popen `preexec_fn`: SIGTERM, SIGINT and SIGHUP at their defaults in the run, as a
+    terminal starts it. The test runner itself may have been started with some ignored (a
+    shell's `&` ignores SIGINT, `nohup` SIGHUP), and a run keeps a signal its caller ignores."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def as_user(uid: int) -> list[str]:
