@@ -304,3 +304,31 @@ def test_user_and_group_names_come_from_the_roots_own_files(snapshot: Snapshot) 
     users = Host(str(snapshot)).users
     assert (users.user_name(0), users.user_name(42), users.user_name(100)) == ("root", "_apt", None)
     assert (users.group_name(108), users.group_name(65534)) == ("netdev", None)
+
+
+def test_accounts_by_name_have_their_uid_primary_and_supplementary_groups(
+    snapshot: Snapshot,
+) -> None:
+    """What a process switched to an account may open: its uid, its primary group and every
+    group whose member list names it, all from the root's own files (the kamailio check asks
+    this of the account Kamailio runs as)."""
+    snapshot.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\n"
+        "kamailio:x:112:120::/run/kamailio:/usr/sbin/nologin\n"
+        "kamailio:x:999:999::/:/bin/sh\n"  # a second line of a name: getpwnam takes the first
+        "odd:x:0100:100::/:/usr/sbin/nologin\n",
+    )
+    snapshot.write(
+        "etc/group",
+        "root:x:0:\nssl-cert:x:110:postgres,kamailio\nkamailio:x:120:\naudio:x:29:kamailiox\n",
+    )
+    users = Host(str(snapshot)).users
+    account = users.account("kamailio")
+    assert account is not None
+    assert (account.uid, account.gid, account.gids) == (112, 120, frozenset({110, 120}))
+    assert users.uid_of("kamailio") == 112
+    assert users.uid_of("odd") is None and users.account("nosuch") is None
+    assert users.describe_user(112) == "user kamailio (uid 112)"
+    assert users.describe_user(4242) == "uid 4242"
+    assert (users.describe_group(110), users.describe_group(7)) == ("ssl-cert (gid 110)", "gid 7")

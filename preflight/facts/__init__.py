@@ -12,7 +12,7 @@ and nothing else. Each module here derives one kind of fact from what Host reads
 | installed packages (dpkg, rpm) and version order | packages | `packages` |
 | processes (ROOT/proc, live and under --root alike) | processes | `processes` |
 | listening TCP / bound UDP sockets and their owners | sockets | `sockets` |
-| users and groups by number | users | `users` |
+| users and groups: by number, accounts by name | users | `users` |
 | this process's capabilities | capabilities | `capabilities` |
 
 Unknown is None, never a guess. Each module is imported when one of its facts is first asked for

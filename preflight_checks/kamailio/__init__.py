@@ -726,7 +726,7 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
     that runs in another mount namespace: its command line is data, not a command for root."""
     import os
 
-    from preflight_checks.kamailio.facts import start_folder_risk, user_name
+    from preflight_checks.kamailio.facts import start_folder_risk
 
     if instance is None:
         return
@@ -742,7 +742,7 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
         return  # the unit or init script is root's own configuration
     own = {0, os.geteuid()} if report.host.is_live else {0}
     others = [uid for uid in instance.main.uids or () if uid not in own]
-    why = f"it runs as {user_name(others[0])}" if others else None
+    why = f"it runs as {report.host.users.describe_user(others[0])}" if others else None
     if why is None and instance.cwd_rel is not None:
         why = start_folder_risk(report.host, instance.cwd_rel)
     if why is None:

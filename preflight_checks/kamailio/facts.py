@@ -35,6 +35,7 @@ from preflight_checks.kamailio.config import (
 
 if TYPE_CHECKING:
     from preflight.facts.processes import Process
+    from preflight.facts.users import Accounts
     from preflight.host import Host
     from preflight_checks.kamailio.findings import Report
 
@@ -331,7 +332,7 @@ def choose_binary(
         return (candidates[0] if candidates else None), None
     problem = None
     for candidate in candidates:
-        problem = path_risk(candidate, run_owners(host))
+        problem = path_risk(host, candidate, run_owners(host))
         if problem is None:
             return candidate, None
     return None, problem
@@ -397,7 +398,7 @@ def config_risk(host: Host, files: list[str]) -> str | None:
     if not host.is_live:
         return None
     for rel in files:
-        problem = path_risk(host.display(rel), run_owners(host), folder=host.is_dir(rel))
+        problem = path_risk(host, host.display(rel), run_owners(host), folder=host.is_dir(rel))
         if problem:
             return problem
     return None
@@ -408,7 +409,7 @@ def start_folder_risk(host: Host, cwd_rel: str) -> str | None:
     hold a file another account put there; None when it is root-only (or not live)."""
     if not host.is_live:
         return None
-    problem = path_risk(host.display(cwd_rel), run_owners(host), folder=True)
+    problem = path_risk(host, host.display(cwd_rel), run_owners(host), folder=True)
     if problem is None:
         return None
     folder = host.display(cwd_rel)
@@ -467,9 +468,10 @@ MAX_PATH_HOPS = 40
 DELETED = " (deleted)"  # how /proc names the executable of a process whose file was replaced
 
 
-def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | None:
+def path_risk(host: Host, path: str, owners: frozenset[int], folder: bool = False) -> str | None:
     """Why `path` (absolute, on the live host) could have been written by an account outside
-    `owners`; None when it, and every folder and symlink on the way to it, is safe.
+    `owners`; None when it, and every folder and symlink on the way to it, is safe. Accounts
+    are named by the host's passwd and group files.
 
     A folder others may write is accepted only with the sticky bit and an entry owned by a
     trusted account (/tmp/x owned by root): the sticky bit keeps others from replacing it."""
@@ -483,7 +485,8 @@ def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | 
         st = os.lstat(current)
     except OSError as exc:
         return f"/ cannot be examined ({exc.strerror})"
-    problem = _folder_risk(current, st, owners)
+    accounts = host.users
+    problem = _folder_risk(accounts, current, st, owners)
     if problem:
         return problem
     sticky_open = False
@@ -501,7 +504,8 @@ def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | 
         except ValueError:
             return f"{candidate!r} is not a valid file name"
         if sticky_open and st.st_uid not in owners:
-            return f"{candidate} is owned by {user_name(st.st_uid)} in a folder others can write"
+            owner = accounts.describe_user(st.st_uid)
+            return f"{candidate} is owned by {owner} in a folder others can write"
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > MAX_PATH_HOPS:
@@ -514,7 +518,7 @@ def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | 
         if parts or folder:
             if not stat.S_ISDIR(st.st_mode):
                 return f"{candidate} is not a folder"
-            problem = _folder_risk(candidate, st, owners)
+            problem = _folder_risk(accounts, candidate, st, owners)
             if problem:
                 return problem
             sticky_open = bool(st.st_mode & 0o022)
@@ -524,54 +528,30 @@ def path_risk(path: str, owners: frozenset[int], folder: bool = False) -> str | 
             continue
         if not stat.S_ISREG(st.st_mode):
             return f"{candidate} is not a regular file"
-        return _owner_risk(candidate, st, owners, "file")
+        return _owner_risk(accounts, candidate, st, owners, "file")
     return None
 
 
-def _folder_risk(path: str, st: os.stat_result, owners: frozenset[int]) -> str | None:
+def _folder_risk(
+    accounts: Accounts, path: str, st: os.stat_result, owners: frozenset[int]
+) -> str | None:
     if st.st_mode & 0o1000:  # sticky: others may add entries but not replace trusted ones
-        return None if st.st_uid in owners else f"folder {path} is owned by {user_name(st.st_uid)}"
-    return _owner_risk(path, st, owners, "folder")
+        if st.st_uid in owners:
+            return None
+        return f"folder {path} is owned by {accounts.describe_user(st.st_uid)}"
+    return _owner_risk(accounts, path, st, owners, "folder")
 
 
-def _owner_risk(path: str, st: os.stat_result, owners: frozenset[int], what: str) -> str | None:
+def _owner_risk(
+    accounts: Accounts, path: str, st: os.stat_result, owners: frozenset[int], what: str
+) -> str | None:
     if st.st_uid not in owners:
-        return f"{what} {path} is owned by {user_name(st.st_uid)}"
+        return f"{what} {path} is owned by {accounts.describe_user(st.st_uid)}"
     if st.st_mode & 0o002:
         return f"{what} {path} is writable by every user"
     if st.st_mode & 0o020 and st.st_gid != 0:
-        return f"{what} {path} is writable by group {_group(st.st_gid)}"
+        return f"{what} {path} is writable by group {accounts.describe_group(st.st_gid)}"
     return None
-
-
-def user_name(uid: int) -> str:
-    """`user NAME (uid N)` for messages, from this machine's account database."""
-    import pwd
-
-    try:
-        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _group(gid: int) -> str:
-    import grp
-
-    try:
-        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
-    except KeyError:
-        return f"gid {gid}"
-
-
-def account_uids(host: Host, names: list[str]) -> set[int]:
-    """The uids of the accounts `names` in ROOT/etc/passwd (unknown names are left out)."""
-    wanted = set(names)
-    found: set[int] = set()
-    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[0] in wanted and fields[2].isdecimal():
-            found.add(int(fields[2]))
-    return found
 
 
 def service_users(host: Host) -> list[str]:
@@ -619,7 +599,8 @@ def trusted_owners(host: Host, option_user: str | None) -> frozenset[int]:
     names = service_users(host)
     if option_user:
         names.append(option_user)
-    uids = {0, *account_uids(host, names)}
+    found = (host.users.uid_of(name) for name in names)
+    uids = {0, *(uid for uid in found if uid is not None)}
     if host.is_live:
         uids.add(os.geteuid())
     return frozenset(uids)
@@ -630,7 +611,7 @@ def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str |
     if proc.uids is not None:
         outside = [uid for uid in proc.uids if uid not in owners]
         if outside:
-            return f"it runs as {user_name(outside[0])}"
+            return f"it runs as {host.users.describe_user(outside[0])}"
     elif host.is_live:
         return "its owner cannot be read"
     if not host.is_live:
@@ -644,13 +625,13 @@ def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str |
         st = os.stat(f"/proc/{proc.pid}/exe")
     except OSError:
         return "its executable cannot be examined"
-    problem = _owner_risk(path, st, frozenset({0}), "executable")
+    problem = _owner_risk(host.users, path, st, frozenset({0}), "executable")
     if problem is None:
         folder_owner = frozenset({0})
         problem = (
-            path_risk(os.path.dirname(path), folder_owner, folder=True)
+            path_risk(host, os.path.dirname(path), folder_owner, folder=True)
             if proc.exe.endswith(DELETED)
-            else path_risk(path, folder_owner)
+            else path_risk(host, path, folder_owner)
         )
     return problem
 
@@ -714,34 +695,8 @@ def local_addresses(host: Host) -> LocalAddresses:
 
 
 # ------------------------------------------------------------------------------ accounts
-def account_of(host: Host, name: str) -> tuple[str, int, set[int]] | None:
-    """(name, uid, gids) of an account in ROOT/etc/passwd and etc/group; None if unknown."""
-    uid = gid = None
-    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 3 and fields[0] == name and fields[2].isdecimal():
-            uid, gid = int(fields[2]), int(fields[3]) if fields[3].isdecimal() else None
-            break
-    if uid is None:
-        return None
-    gids = {gid} if gid is not None else set()
-    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdecimal():
-            gids.add(int(fields[2]))
-    return name, uid, gids
-
-
-def group_name(host: Host, gid: int) -> str:
-    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2] == str(gid):
-            return fields[0]
-    return str(gid)
-
-
 def access_blockers(
-    host: Host, rel: str, uid: int, gids: set[int]
+    host: Host, rel: str, uid: int, gids: frozenset[int]
 ) -> list[tuple[str, os.stat_result]] | None:
     """Every folder above ROOT/rel the account (uid, gids) cannot enter and, last, the file
     itself when it cannot read it, with their stat. Where this run cannot look further (a
@@ -768,7 +723,7 @@ def access_blockers(
     return blockers
 
 
-def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
+def access_problem(host: Host, rel: str, uid: int, gids: frozenset[int]) -> str | None:
     """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
     of every folder above it (the first that blocks); None when it can (or root)."""
     blockers = access_blockers(host, rel, uid, gids)

@@ -33,6 +33,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
+from preflight.facts.users import Account
 from preflight.text import plausible_name, printable, shell_arg
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
@@ -53,10 +54,8 @@ from preflight_checks.kamailio.facts import (
     UNIT_FILES,
     access_blockers,
     access_problem,
-    account_of,
     conflicts,
     covers,
-    group_name,
     holders,
     local_addresses,
     path_risk,
@@ -65,7 +64,6 @@ from preflight_checks.kamailio.facts import (
     service_users,
     shell_vars,
     socket_inodes,
-    user_name,
 )
 
 if TYPE_CHECKING:
@@ -516,7 +514,7 @@ def describe_holder(report: Report, proc: Process, instances: list[Instance]) ->
             )
             return what, f"{commands.stop}  # stops {what}; or move one of them to another port"
     uids = proc.uids
-    user = f", {user_name(uids[1])}" if uids else ""
+    user = f", {report.host.users.describe_user(uids[1])}" if uids else ""
     what = f"{printable(proc.name)} (pid {proc.pid}{user})"
     return what, f"kill {proc.pid}  # stops {what}; or move it to another port"
 
@@ -846,7 +844,7 @@ def check_tls_files(
     check_tls_profiles(report, parsed, config, sockets)
     account = run_account(report)
     if account is not None:
-        report.details["tls_run_user"] = account[0]
+        report.details["tls_run_user"] = account.name
     seen: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for files in domains:
@@ -1031,7 +1029,7 @@ def check_tls_profiles(
         )
 
 
-def run_account(report: Report) -> tuple[str, int, set[int]] | None:
+def run_account(report: Report) -> Account | None:
     """The account Kamailio runs as (or will, when started the usual way): -u of the judged
     instance, the unit's User=, the init script's USER (default kamailio); None: root."""
     host = report.host
@@ -1049,7 +1047,7 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
             # usermod steps, and its groups decide who can already read a file.
             name = host.users.user_name(uid)
             if name is None:
-                return (f"uid {uid}", uid, set())
+                return Account(f"uid {uid}", uid, None, frozenset())
     else:
         service = report.service
         if service.start.endswith("service kamailio start"):
@@ -1060,29 +1058,27 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
             name = users[-1] if len(users) > 1 else None
     if not name or name == "root":
         return None
-    return account_of(host, name)
+    return host.users.account(name)
 
 
-def check_key_access(
-    report: Report, rel: str, account: tuple[str, int, set[int]], key: str = "private_key"
-) -> bool:
+def check_key_access(report: Report, rel: str, account: Account, key: str = "private_key") -> bool:
     """tls-key-unreadable (the key) and tls-file-unreadable (certificate, CA list, CRL): the
     run user cannot open the file (mode bits of the file and every folder above it), and the
     tls module loads them after Kamailio switched to that user; True when reported. The steps
     open each folder that blocks and the file itself: a chmod of the file alone cannot help
     while a folder above it stays closed."""
     host = report.host
-    name, uid, gids = account
+    name, uid, gids = account.name, account.uid, account.gids
     problem = access_problem(host, rel, uid, gids)
     if problem is None:
         return False
-    group = group_name(host, min(gids)) if gids else name
+    group = (host.users.group_name(min(gids)) or str(min(gids))) if gids else name
     steps = [
         access_step(host, path, st, path == rel.strip("/"), name, group, gids)
         for path, st in access_blockers(host, rel, uid, gids) or []
     ]
     folder = posixpath.dirname("/" + rel.strip("/"))
-    risk = path_risk(folder, run_owners(host), folder=True) if host.is_live else None
+    risk = path_risk(host, folder, run_owners(host), folder=True) if host.is_live else None
     if risk:
         # chgrp/chmod run by root follow a symbolic link another account could put in place
         # of the file between this check and the step: no command on such a path.
@@ -1108,7 +1104,7 @@ def access_step(
     is_file: bool,
     user: str,
     group: str,
-    gids: set[int],
+    gids: frozenset[int],
 ) -> str:
     """The command that lets `user` (run group `group`) read a TLS file (`is_file`) or pass
     through a folder on its path. A group that already has the access (Debian's ssl-cert for
@@ -1122,7 +1118,7 @@ def access_step(
     if st.st_gid in gids:
         return f"chmod g+{bit} {path}"
     if st.st_gid != 0 and group_has_it:
-        other = group_name(host, st.st_gid)
+        other = host.users.group_name(st.st_gid) or str(st.st_gid)
         if plausible_name(other):
             return f"usermod -a -G {shell_arg(other)} {shell_arg(user)}"
     return f"chgrp {shell_arg(group)} {path} && chmod {mode or 'g+' + bit} {path}"
@@ -1417,7 +1413,7 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
                 if b.inode in inodes and conflicts(b, sock)
             }
         )
-        owner = user_name(proc.uids[1]) if proc.uids else "unknown user"
+        owner = host.users.describe_user(proc.uids[1]) if proc.uids else "unknown user"
         exe = printable(proc.exe) if proc.exe else "executable unknown"
         message = (
             f"pid {proc.pid} ({owner}, {exe}) runs as kamailio but is not a trusted Kamailio: "
