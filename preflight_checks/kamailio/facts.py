@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Status
+from preflight.facts.processes import cgroup_owner
 from preflight.facts.sockets import IPV4_ANY, IPV6_ANY, BoundSocket
 
 # The host's socket tables are an engine fact now; these names stay importable from here.
@@ -172,15 +173,15 @@ def mount_namespace_root(host: Host, pid: int) -> str:
 INIT_PIDFILES = ("run/kamailio/kamailio.pid", "var/run/kamailio/kamailio.pid")
 
 
-def instance_manager(host: Host, pid: int) -> tuple[str, str | None]:
-    """How an instance was started: its systemd unit (its cgroup), Debian's init script (its
-    pid file names it), else by hand."""
-    for line in (host.read_text(f"proc/{pid}/cgroup", limit=64 * 1024) or "").splitlines():
-        name = line.rsplit("/", 1)[-1]
-        if name.endswith(".service") and "/user@" not in line and "/session-" not in line:
-            return "systemd", name
+def instance_manager(host: Host, proc: Process) -> tuple[str, str | None]:
+    """How an instance was started: its systemd unit (its cgroup names a system unit, not a
+    login session's or a container's), Debian's init script (its pid file names it), else by
+    hand."""
+    owner = cgroup_owner(proc.cgroup)
+    if owner is not None and owner[0] == "systemd":
+        return "systemd", owner[1]
     for pidfile in INIT_PIDFILES:
-        if host.read_line(pidfile) == str(pid):
+        if host.read_line(pidfile) == str(proc.pid):
             return "init-script", None
     return "by hand", None
 
@@ -202,7 +203,7 @@ def find_instances(host: Host) -> list[Instance]:
         given = options["f"][-1] if options.get("f") else None
         fs_root = mount_namespace_root(host, proc.pid)
         config, start_dir = config_path(host, proc, given, fs_root)
-        manager, unit = instance_manager(host, proc.pid)
+        manager, unit = instance_manager(host, proc)
         instance = Instance(proc, members, options, config or DEFAULT_CONFIG, start_dir)
         instance.manager, instance.unit, instance.fs_root = manager, unit, fs_root
         if config is None:
