@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
 from support.cli import run_preflight
 from support.snapshot import Snapshot
@@ -332,3 +333,47 @@ def test_accounts_by_name_have_their_uid_primary_and_supplementary_groups(
     assert users.describe_user(112) == "user kamailio (uid 112)"
     assert users.describe_user(4242) == "uid 4242"
     assert (users.describe_group(110), users.describe_group(7)) == ("ssl-cert (gid 110)", "gid 7")
+
+
+@pytest.mark.parametrize(
+    ("dmi", "provider"),
+    [
+        # (sys_vendor, product_name, bios_vendor, chassis_asset_tag) as each platform writes them
+        (("DigitalOcean", "Droplet", "DigitalOcean", ""), "digitalocean"),
+        (("Amazon EC2", "m5.large", "Amazon EC2", "Amazon EC2"), "aws"),
+        (("Xen", "HVM domU", "Xen", ""), None),  # an EC2 Xen instance names no one in DMI
+        (("Google", "Google Compute Engine", "Google", ""), "gcp"),
+        (("Hetzner", "vServer", "Hetzner", ""), "hetzner"),
+        (("Vultr", "VC2", "SeaBIOS", ""), "vultr"),
+        (("Akamai", "Linode", "SeaBIOS", ""), "linode"),
+        (
+            ("QEMU", "Standard PC (i440FX + PIIX, 1996)", "SeaBIOS", "OracleCloud.com"),
+            "oracle",
+        ),
+        (
+            (
+                "Microsoft Corporation",
+                "Virtual Machine",
+                "Microsoft Corporation",
+                "7783-7084-3265-9085-8269-3286-77",
+            ),
+            "azure",
+        ),
+        # Hyper-V outside Azure writes the same names without Azure's asset tag
+        (("Microsoft Corporation", "Virtual Machine", "Microsoft Corporation", "None"), None),
+        # a libvirt or Proxmox VE guest: a hypervisor, no provider
+        (("QEMU", "Standard PC (Q35 + ICH9, 2009)", "SeaBIOS", ""), None),
+    ],
+)
+def test_the_provider_is_named_by_the_dmi_the_platform_writes(
+    snapshot: Snapshot, dmi: tuple[str, str, str, str], provider: str | None
+) -> None:
+    """One DMI vendor table for the report's provider and the kernel check's evidence."""
+    from preflight.facts.platform import DMI_FIELDS
+
+    for name, value in zip(DMI_FIELDS, dmi, strict=True):
+        if value:
+            snapshot.write(f"sys/class/dmi/id/{name}", value + "\n")
+    host = Host(str(snapshot))
+    assert host.provider == provider
+    assert host.dmi_vendor == (provider or ("qemu" if dmi[0] == "QEMU" else None))

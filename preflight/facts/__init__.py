@@ -145,6 +145,13 @@ class HostFacts:
         return container(self._host)
 
     @shared_fact
+    def dmi_vendor(self) -> str | None:
+        """Who made the (virtual) machine by its DMI names: a provider or a hypervisor."""
+        from preflight.facts.platform import dmi_vendor
+
+        return dmi_vendor(self._host)
+
+    @shared_fact
     def provider(self) -> str | None:
         from preflight.facts.platform import provider
 
