@@ -758,13 +758,13 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
 def check_command(binary: str, config: str, instance: Instance | None) -> str:
     """The `kamailio -c` an operator runs before a restart: the instance's own -A defines,
     every value shell-quoted."""
-    from preflight.text import shell_arg
+    from preflight.text import shell_join
     from preflight_checks.kamailio.facts import valid_defines
 
     words = [binary, "-c", "-f", config]
     for value in valid_defines(instance):
         words += ["-A", value]
-    return " ".join(shell_arg(w) for w in words)
+    return shell_join(words)
 
 
 def check_with_kamailio(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
 from preflight.facts.users import Account
-from preflight.text import plausible_name, printable, shell_arg
+from preflight.text import plausible_name, printable, shell_arg, shell_join
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
     MODULE_DIRS,
@@ -134,7 +134,7 @@ def foreground_command(binary: str, config: str, defines: list[str] | None = Non
     words = [binary, "-DD", "-E", "-f", config]
     for value in defines or []:
         words += ["-A", value]
-    return " ".join(shell_arg(w) for w in words)
+    return shell_join(words)
 
 
 def _steps(*steps: str | None) -> tuple[str, ...]:
@@ -219,7 +219,7 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
     if not argv or any(printable(a) != a for a in argv):
         return None
     pid = instance.main.pid
-    command = " ".join(shell_arg(a) for a in argv)
+    command = shell_join(argv)
     if instance.start_dir and instance.start_dir != "/":
         command = f"cd {shell_arg(instance.start_dir)} && {command}"
     # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
