@@ -22,9 +22,10 @@ Unknown is None, never a guess. Each module is imported when one of its facts is
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from preflight.facts.shared import shared_fact
+from preflight.facts.shared import compute_once, shared_fact
 
 if TYPE_CHECKING:
     from preflight.facts.capabilities import Capabilities
@@ -58,6 +59,9 @@ def __getattr__(name: str) -> Any:
 
 def _module(name: str) -> Any:
     return importlib.import_module(f"preflight.facts.{name}")
+
+
+T = TypeVar("T")
 
 
 class HostFacts:
@@ -202,6 +206,11 @@ class HostFacts:
         from preflight.facts.capabilities import own_capabilities
 
         return own_capabilities(self._host)
+
+    def check_fact(self, key: str, compute: Callable[[Host], T]) -> T:
+        """A fact only one check asks for (its `facts.py` computes it), computed once per run
+        and shared like the facts above: `key` names it, `<check id>.<fact>`."""
+        return compute_once(self, f"check-fact:{key}", lambda: compute(self._host))
 
     def summary(self) -> dict[str, Any]:
         """The report's `host` object (contract section 4)."""

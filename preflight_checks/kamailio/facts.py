@@ -29,9 +29,11 @@ from preflight_checks.kamailio.config import (
     CheckOutput,
     ParsedConfig,
     Socket,
+    TlsConfig,
     normalize_path,
     parse_check_output,
     parse_socket,
+    parse_tls_config,
 )
 
 if TYPE_CHECKING:
@@ -298,11 +300,35 @@ def choose_instance(
     return None, config, "default" if config == DEFAULT_CONFIG else "CFGFILE"
 
 
+DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
+
+
+def service_defaults(host: Host) -> dict[str, str] | None:
+    """The variables of /etc/default/kamailio (RUN_KAMAILIO, CFGFILE, USER), read once per run;
+    None when there is no such file."""
+
+    def read(host: Host) -> dict[str, str] | None:
+        text = host.read_text(DEFAULTS, 64 * 1024)
+        return None if text is None else shell_vars(text)
+
+    return host.check_fact("kamailio.defaults", read)
+
+
+def tls_config(host: Host, rel: str) -> TlsConfig | None:
+    """The tls.cfg at `rel` (root-relative), parsed once per run: the judgement of its files
+    and of its profiles both ask. None when it cannot be read."""
+
+    def read(host: Host) -> TlsConfig | None:
+        text = host.read_text(rel)
+        return None if text is None else parse_tls_config(text, host.display(rel))
+
+    return host.check_fact(f"kamailio.tls-config:{rel}", read)
+
+
 def service_config(host: Host) -> str:
     """The config the init script and the unit (its EnvironmentFile=) start Kamailio with:
     CFGFILE of /etc/default/kamailio, else the default."""
-    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
-    cfgfile = shell_vars(defaults).get("CFGFILE") if defaults else None
+    cfgfile = (service_defaults(host) or {}).get("CFGFILE")
     if cfgfile and cfgfile.startswith("/"):
         return normalize_path(cfgfile)
     return DEFAULT_CONFIG
@@ -557,19 +583,22 @@ def _owner_risk(
 
 def service_users(host: Host) -> list[str]:
     """The accounts root's own configuration runs Kamailio as: the package's `kamailio`,
-    USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit."""
-    names = ["kamailio"]
-    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
-    if defaults is not None:
-        user = shell_vars(defaults).get("USER")
+    USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit (read
+    once per run)."""
+
+    def read(host: Host) -> tuple[str, ...]:
+        names = ["kamailio"]
+        user = (service_defaults(host) or {}).get("USER")
         if user:
             names.append(user)
-    for unit in UNIT_FILES:
-        for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and key.strip() == "User" and value.strip():
-                names.append(value.strip())
-    return names
+        for unit in UNIT_FILES:
+            for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
+                key, sep, value = line.strip().partition("=")
+                if sep and key.strip() == "User" and value.strip():
+                    names.append(value.strip())
+        return tuple(names)
+
+    return list(host.check_fact("kamailio.service-users", read))
 
 
 UNIT_FILES = (

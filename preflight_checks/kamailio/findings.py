@@ -47,10 +47,9 @@ from preflight_checks.kamailio.config import (
     mask_secrets,
     module_basename,
     path_from_config,
-    tls_domains,
-    tls_profiles,
 )
 from preflight_checks.kamailio.facts import (
+    DEFAULTS,
     UNIT_FILES,
     access_blockers,
     access_problem,
@@ -61,9 +60,10 @@ from preflight_checks.kamailio.facts import (
     path_risk,
     run_owners,
     service_config,
+    service_defaults,
     service_users,
-    shell_vars,
     socket_inodes,
+    tls_config,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +89,6 @@ class ServiceCommands:
     diagnose: str = ""
 
 
-DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
 UNIT = "kamailio.service"  # Debian's unit
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
 SYSLOG = "var/log/syslog"
@@ -162,8 +161,7 @@ def init_script_commands(host: Host, foreground: str = "") -> ServiceCommands:
 def init_script_enabled(host: Host) -> bool:
     """RUN_KAMAILIO=yes in /etc/default/kamailio: the init script starts Kamailio (at boot
     too). A missing file: the script's own default, no."""
-    defaults = host.read_text(DEFAULTS, 64 * 1024)
-    return defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") == "yes"
+    return (service_defaults(host) or {}).get("RUN_KAMAILIO") == "yes"
 
 
 def service_commands(host: Host, foreground: str = "") -> ServiceCommands:
@@ -807,8 +805,8 @@ def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[Tls
     if parsed.tls_config:
         tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
         report.details["tls_config"] = host.display(tls_rel)
-        text = host.read_text(tls_rel)
-        if text is None:
+        tls = tls_config(host, tls_rel)
+        if tls is None:
             report.add(
                 "tls-files-missing",
                 Status.FAIL,
@@ -820,7 +818,7 @@ def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[Tls
                 ],
             )
             return None
-        named = tls_domains(text, host.display(tls_rel))
+        named = tls.domains
         domains = [{**parsed.tls_params, **files} for _name, files in named]
         if not any("".join(name.split()).lower() == "server:default" for name, _ in named):
             # Without a [server:default] the tls module builds it from its built-in defaults
@@ -972,7 +970,8 @@ def check_tls_profiles(
         return
     tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
     tls_cfg = host.display(tls_rel)
-    profiles = tls_profiles(host.read_text(tls_rel) or "", tls_cfg)
+    tls = tls_config(host, tls_rel)
+    profiles = tls.profiles if tls is not None else []
     has_default = any(p.kind == "server" and p.address.lower() == "default" for p in profiles)
     instance = report.instance
     if instance is not None and instance.options.get("l"):
@@ -1051,8 +1050,7 @@ def run_account(report: Report) -> Account | None:
     else:
         service = report.service
         if service.start.endswith("service kamailio start"):
-            defaults = host.read_text(DEFAULTS, 64 * 1024)
-            name = (shell_vars(defaults).get("USER") if defaults else None) or "kamailio"
+            name = (service_defaults(host) or {}).get("USER") or "kamailio"
         elif "systemctl" in service.start:
             users = service_users(host)
             name = users[-1] if len(users) > 1 else None
