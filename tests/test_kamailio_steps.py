@@ -415,10 +415,7 @@ def test_the_cgroup_says_which_unit_started_an_instance(
     facts, as the services check reads it): its restart goes through that unit."""
     snapshot.write("usr/sbin/kamailio", "", mode=0o755)
     pid = 4100
-    stat = f"{pid} (kamailio) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
-    snapshot.write(f"proc/{pid}/stat", stat)
-    snapshot.write(f"proc/{pid}/status", "Name:\tkamailio\nUid:\t0\t0\t0\t0\n")
-    snapshot.write(f"proc/{pid}/cmdline", "/usr/sbin/kamailio\0-f\0/etc/kamailio/kamailio.cfg\0")
+    snapshot.process(pid, "kamailio", 0, ["/usr/sbin/kamailio", "-f", "/etc/kamailio/kamailio.cfg"])
     snapshot.write(f"proc/{pid}/cgroup", cgroup)
     snapshot.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
     code, result = check_kamailio("--root", str(snapshot))

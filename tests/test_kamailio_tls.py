@@ -557,10 +557,8 @@ def test_a_run_reads_etc_default_and_tls_cfg_once(snapshot: Snapshot) -> None:
     """/etc/default/kamailio (which config the service starts, whether RUN_KAMAILIO is on, the
     USER it runs as) and tls.cfg (its files, its profiles) are each read and parsed once per
     run, however many of the judgement's questions ask them."""
-    from collections import Counter
+    from support.reads import run_counting
 
-    from preflight.check import CheckContext
-    from preflight.host import Host
     from preflight_checks.kamailio import KamailioCheck
 
     snapshot.write("usr/sbin/kamailio", "", mode=0o755)
@@ -582,17 +580,9 @@ def test_a_run_reads_etc_default_and_tls_cfg_once(snapshot: Snapshot) -> None:
         "[server:default]\ncertificate = /srv/sip/k.pem\nprivate_key = /srv/sip/k.pem\n"
         "crl = /srv/sip/revoked.pem\n[server:any]\ncertificate = /srv/sip/k.pem\n",
     )
-    reads: Counter[str] = Counter()
-
-    class CountingHost(Host):
-        def read_text(self, rel: str, limit: int = 1 << 20) -> str | None:
-            reads[rel.strip("/")] += 1
-            return super().read_text(rel, limit)
-
-    ctx = CheckContext(CountingHost(str(snapshot)), {}, 10.0, "kamailio")
-    findings = KamailioCheck().run(ctx)
+    findings, details, reads = run_counting(KamailioCheck(), snapshot)
     found = {f.code for f in findings}
     assert {"kamailio.tls-files-missing", "kamailio.tls-profile-no-server-name"} <= found, found
-    assert ctx.details["config"] == "/srv/sip/kamailio.cfg"
-    assert ctx.details["tls_run_user"] == "sip"
+    assert details["config"] == "/srv/sip/kamailio.cfg"
+    assert details["tls_run_user"] == "sip"
     assert (reads["etc/default/kamailio"], reads["srv/sip/tls.cfg"]) == (1, 1), reads

@@ -158,10 +158,8 @@ def test_a_snapshots_accounts_are_named_by_its_own_passwd(snapshot: Snapshot) ->
     snapshot.write("etc/group", "wheel:x:0:\nsipedge:x:33:\n")
     snapshot.write("usr/sbin/kamailio", "", mode=0o755)
     pid = 4300
-    stat = f"{pid} (kamailio) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
-    snapshot.write(f"proc/{pid}/stat", stat)
-    snapshot.write(f"proc/{pid}/status", "Name:\tkamailio\nUid:\t33\t33\t33\t33\n")
-    snapshot.write(f"proc/{pid}/cmdline", "/usr/sbin/kamailio\0-f\0/etc/kamailio/kamailio.cfg\0")
+    argv = ["/usr/sbin/kamailio", "-f", "/etc/kamailio/kamailio.cfg"]
+    snapshot.process(pid, "kamailio", 33, argv)
     snapshot.symlink(f"proc/{pid}/exe", "/usr/sbin/kamailio")
     snapshot.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
     code, result = check("--root", str(snapshot))

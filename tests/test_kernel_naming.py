@@ -211,10 +211,8 @@ def test_a_run_reads_each_boot_entry_and_kernel_image_once(
     """A UKI is read up to 4 MiB to find its release, and a kernel image is scanned for its
     build: one run of the kernel check reads each of them once, however many of its verdicts
     (does the machine boot itself, which kernel boots next, the report's boot entries) ask."""
-    from collections import Counter
+    from support.reads import run_counting
 
-    from preflight.check import CheckContext
-    from preflight.host import Host
     from preflight_checks.kernel import KernelCheck
 
     arch_host(snapshot, cmdline="root=UUID=2d0c rw quiet", dmi=("DigitalOcean", "Droplet"))
@@ -224,17 +222,9 @@ def test_a_run_reads_each_boot_entry_and_kernel_image_once(
     )
     uki = unified_kernel_image(tmp_path, new, ARCH_OS_RELEASE, "root=UUID=2d0c rw quiet")
     snapshot.write("boot/efi/EFI/Linux/arch-linux.efi", uki)
-    reads: Counter[str] = Counter()
-
-    class CountingHost(Host):
-        def read_bytes(self, rel: str, limit: int = 1 << 20) -> bytes | None:
-            reads[rel.strip("/")] += 1
-            return super().read_bytes(rel, limit)
-
-    ctx = CheckContext(CountingHost(str(snapshot)), {}, 10.0, "kernel")
-    findings = KernelCheck().run(ctx)
+    findings, details, reads = run_counting(KernelCheck(), snapshot)
     assert [f.code for f in findings] == ["kernel.reboot-required", "kernel.modules-missing"]
-    assert ctx.details["next_boot"]["source"].endswith("/boot/efi/EFI/Linux/arch-linux.efi")
+    assert details["next_boot"]["source"].endswith("/boot/efi/EFI/Linux/arch-linux.efi")
     assert reads["boot/efi/EFI/Linux/arch-linux.efi"] == 1, reads
     images = {rel: n for rel, n in reads.items() if "vmlinuz" in rel}
     assert images and set(images.values()) == {1}, reads
