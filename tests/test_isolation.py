@@ -66,6 +66,17 @@ PLUGINS = {
                 {SPIN}
                 return []
     """,
+    "waiter": """
+        import os
+        from preflight.check import Check
+
+        class WaiterCheck(Check):
+            title = "Waits for a command"
+
+            def run(self, ctx):
+                ctx.host.run([os.environ["PF_TEST_SLEEPER"], "303"], 600)
+                return []
+    """,
     "exiter": """
         import sys
         sys.exit(0)
@@ -195,6 +206,32 @@ def test_commands_of_a_check_killed_at_its_timeout_die_with_it(
     assert check_of(json.loads(proc.stdout), "spawner")["code"] == "spawner.timeout"
     time.sleep(0.3)
     # no_leftovers: neither the Host.run command (own session) nor the plain child survives.
+
+
+def test_a_command_a_check_started_dies_with_a_run_killed_with_sigkill(
+    hostile: dict[str, str], no_leftovers: str
+) -> None:
+    """kill -9 of the run (cron's or Puppet's timeout) can clean nothing up: the check's
+    process dies with the run, and the command it waits for (started through Host.run, in a
+    session of its own) with the check, long before either's 60 s deadline."""
+    proc = subprocess.Popen(
+        preflight_argv("check", "waiter", "--timeout", "60", "-f", "json"),
+        env=preflight_env(hostile),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not processes_running(no_leftovers):
+            assert time.monotonic() < deadline and proc.poll() is None, "no command started"
+            time.sleep(0.05)
+        checks = psutil.Process(proc.pid).children()
+        (command,) = processes_running(no_leftovers)
+    finally:
+        proc.kill()
+        proc.wait()
+    _gone, alive = psutil.wait_procs([*checks, command], timeout=5)
+    assert alive == [], f"outlived the killed run: {alive}"
 
 
 def test_a_check_that_exits_from_run_is_an_error_not_a_success(
