@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -290,6 +290,26 @@ def test_a_plugin_printing_to_stdout_does_not_corrupt_the_report(
 
 
 # ------------------------------------------------------------------ 11: stop signals
+def sleeper_run(
+    out: Path, hostile: dict[str, str], sleeper: str, preexec: Callable[[], None]
+) -> subprocess.Popen[str]:
+    """`check sleeper -o OUT` started with `preexec` (its signal dispositions), returned once
+    the check's command sleeps."""
+    proc = subprocess.Popen(
+        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
+        env=preflight_env(hostile),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - before exec, signals only
+    )
+    deadline = time.monotonic() + 20
+    while not processes_running(sleeper):
+        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
 )
@@ -298,18 +318,7 @@ def test_a_stop_signal_kills_started_commands_and_writes_no_report(
 ) -> None:
     out = tmp_path / "report.json"
     out.write_text("previous report\n")
-    proc = subprocess.Popen(
-        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
-        env=preflight_env(hostile),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_stop_signals,  # noqa: PLW1509 - before exec, signals only
-    )
-    deadline = time.monotonic() + 20
-    while not processes_running(no_leftovers):
-        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
-        time.sleep(0.05)
+    proc = sleeper_run(out, hostile, no_leftovers, default_stop_signals)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == code
@@ -332,18 +341,7 @@ def test_a_signal_the_caller_ignores_stays_ignored(
         default_stop_signals()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    proc = subprocess.Popen(
-        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
-        env=preflight_env(hostile),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=nohup,  # noqa: PLW1509 - before exec, signals only
-    )
-    deadline = time.monotonic() + 20
-    while not processes_running(no_leftovers):
-        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
-        time.sleep(0.05)
+    proc = sleeper_run(out, hostile, no_leftovers, nohup)
     proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     assert proc.poll() is None, "a SIGHUP under nohup ended the run"
