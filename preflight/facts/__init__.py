@@ -209,7 +209,8 @@ class HostFacts:
 
     def check_fact(self, key: str, compute: Callable[[Host], T]) -> T:
         """A fact only one check asks for (its `facts.py` computes it), computed once per run
-        and shared like the facts above: `key` names it, `<check id>.<fact>`."""
+        and shared like the facts above: `key` names it, `<check id>/<fact>` (a finding code
+        is written `<check id>.<reason>`)."""
         return compute_once(self, f"check-fact:{key}", lambda: compute(self._host))
 
     def summary(self) -> dict[str, Any]:

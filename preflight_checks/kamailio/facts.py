@@ -311,7 +311,7 @@ def service_defaults(host: Host) -> dict[str, str] | None:
         text = host.read_text(DEFAULTS, 64 * 1024)
         return None if text is None else shell_vars(text)
 
-    return host.check_fact("kamailio.defaults", read)
+    return host.check_fact("kamailio/defaults", read)
 
 
 def tls_config(host: Host, rel: str) -> TlsConfig | None:
@@ -322,7 +322,7 @@ def tls_config(host: Host, rel: str) -> TlsConfig | None:
         text = host.read_text(rel)
         return None if text is None else parse_tls_config(text, host.display(rel))
 
-    return host.check_fact(f"kamailio.tls-config:{rel}", read)
+    return host.check_fact(f"kamailio/tls-config:{rel}", read)
 
 
 def service_config(host: Host) -> str:
@@ -598,7 +598,7 @@ def service_users(host: Host) -> list[str]:
                     names.append(value.strip())
         return tuple(names)
 
-    return list(host.check_fact("kamailio.service-users", read))
+    return list(host.check_fact("kamailio/service-users", read))
 
 
 UNIT_FILES = (
