@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from preflight_checks.kamailio.findings import Report, Service
 
 
+def config_path_problem(value: str) -> str | None:
+    """Why `[checks.kamailio] config` names no file a Kamailio could be started with: a
+    relative path would be looked up in whatever folder preflight runs in, never in the one
+    Kamailio starts in."""
+    if not value.startswith("/"):
+        return f"{printable(value)!r} is not an absolute path (name the file from /)"
+    if printable(value) != value:
+        return f"{printable(value)!r} holds control characters"
+    return None
+
+
 class KamailioCheck(Check):
     id = "kamailio"
     title = "Kamailio listeners and configuration drift"
@@ -258,10 +269,11 @@ class KamailioCheck(Check):
         "config": Option(
             str,
             None,
-            "the Kamailio config that must run (not-running when no instance runs it; every "
-            "other instance is judged against its own config all the same); default: the "
-            "instances that run, else CFGFILE of /etc/default/kamailio, else "
-            "/etc/kamailio/kamailio.cfg",
+            "the Kamailio config that must run, an absolute path (not-running when no "
+            "instance runs it; every other instance is judged against its own config all the "
+            "same); default: the instances that run, else CFGFILE of /etc/default/kamailio, "
+            "else /etc/kamailio/kamailio.cfg",
+            problem=config_path_problem,
         ),
         "expect": Option(
             list,
