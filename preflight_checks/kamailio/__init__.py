@@ -274,7 +274,7 @@ class KamailioCheck(Check):
             "no Kamailio runs and the config the service starts is unknown: CFGFILE in "
             "/etc/default/kamailio is set by shell code this run does not execute (a "
             "snapshot, or a file not root's); the note names the line",
-            "write CFGFILE=/path/to/kamailio.cfg as a plain assignment, or set "
+            "write CFGFILE=/path/to/config as a plain assignment, or set "
             "[checks.kamailio] config",
         ),
         "kamailio.option-invalid": FindingDoc(
@@ -427,7 +427,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             "no Kamailio runs and the config the Kamailio service starts is unknown: "
             + defaults.unknown.get("CFGFILE", "CFGFILE of /etc/default/kamailio is empty"),
             [
-                "write CFGFILE=/path/to/kamailio.cfg as a plain assignment in "
+                "write CFGFILE=/path/to/config as a plain assignment in "
                 "/etc/default/kamailio, or set [checks.kamailio] config",
             ],
         )
