@@ -816,14 +816,14 @@ def check_tls(
 
 
 def tls_active(parsed: ParsedConfig, check_out: CheckOutput | None) -> bool:
-    """Does Kamailio load TLS at start: tls.so loaded, and enabled when a tls: listen needs
-    it (kamailio -c lists the tls: sockets it will open)."""
+    """Does Kamailio load TLS at start: tls.so loaded and enable_tls set. With TLS not
+    enabled the tls module's init returns at once ("tls support is disabled"): no
+    certificate is read, and a missing one stops nothing. kamailio -c listing a tls: socket
+    says TLS is enabled where the reading cannot tell (a #!ifdef around enable_tls)."""
     if not parsed.loads_tls:
         return False
-    if not parsed.tls_listens():
+    if check_out is not None and check_out.ok and any(s.proto == "tls" for s in check_out.sockets):
         return True
-    if check_out is not None and check_out.ok:
-        return any(s.proto == "tls" for s in check_out.sockets)
     return parsed.enable_tls
 
 
