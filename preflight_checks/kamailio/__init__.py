@@ -274,8 +274,7 @@ class KamailioCheck(Check):
             "no Kamailio runs and the config the service starts is unknown: CFGFILE in "
             "/etc/default/kamailio is set by shell code this run does not execute (a "
             "snapshot, or a file not root's); the note names the line",
-            "write CFGFILE=/path/to/config as a plain assignment, or set "
-            "[checks.kamailio] config",
+            "write CFGFILE=/path/to/config as a plain assignment, or set [checks.kamailio] config",
         ),
         "kamailio.option-invalid": FindingDoc(
             Status.ERROR,
