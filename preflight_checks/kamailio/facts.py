@@ -623,6 +623,7 @@ INIT_SCRIPT_VARIABLES = {
 DEFAULTS_READ = ("RUN_KAMAILIO", "CFGFILE", "USER", "GROUP")  # what this check needs
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _EVALUATION_LIMIT = 64 * 1024
+DEFAULTS_READ_LIMIT = 64 * 1024  # Debian's file is under 1 KiB
 
 
 @dataclass(frozen=True)
@@ -666,13 +667,20 @@ def _read_init_defaults(host: Host) -> InitDefaults:
     untrusted = (
         path_risk(display, frozenset({0})) if host.is_live and host.exists(DEFAULTS_FILE) else None
     )
-    text = host.read_text(DEFAULTS_FILE, 64 * 1024)
-    if text is None:
+    data = host.read_bytes(DEFAULTS_FILE, DEFAULTS_READ_LIMIT + 1)
+    if data is None:
         if not host.exists(DEFAULTS_FILE):
             return InitDefaults(values, {})  # the init script's own defaults
         why = f"{display} cannot be read ({host.why_unreadable(DEFAULTS_FILE)})"
         return InitDefaults(values, dict.fromkeys(DEFAULTS_READ, why), untrusted)
-    plain, code_lines = plain_assignments(text)
+    oversized = len(data) > DEFAULTS_READ_LIMIT
+    text = data.decode("utf-8", "replace")
+    plain: dict[str, str] = {}
+    if oversized:
+        # Not read in full: the shell reads it all, so only the shell can tell.
+        code_lines = [text.count("\n") + 1]
+    else:
+        plain, code_lines = plain_assignments(text)
     values.update({k: v for k, v in plain.items() if k in values})
     if not code_lines:
         return InitDefaults(values, {}, untrusted)
@@ -687,9 +695,10 @@ def _read_init_defaults(host: Host) -> InitDefaults:
         )
         return InitDefaults(values, dict.fromkeys(DEFAULTS_READ, why))
     reason = f"{untrusted}, so it is not executed" if untrusted else "not executed in a snapshot"
+    may_set = list(DEFAULTS_READ) if oversized else names_code_may_set(text, code_lines)
     unknown = {
         name: f"{name} may be set by shell code in {display} (line {lines}), {reason}"
-        for name in names_code_may_set(text, code_lines)
+        for name in may_set
     }
     return InitDefaults(values, unknown, untrusted)
 

@@ -540,6 +540,9 @@ def check_init_fork(report: Report, config_rel: str) -> None:
     """init-script-fork-no: Debian's init script is what starts (or restarts) this config and
     its fork=no test matches it, so `service kamailio start` starts nothing and a restart
     stops Kamailio and starts nothing. The step edits exactly the lines the test matches."""
+    script = report.host.read_text(INIT_SCRIPT_FILE) or ""
+    if script and INIT_FORK_TEST not in script:
+        return  # this host's script has no such test (a snapshot keeps only an empty marker)
     lines = init_fork_lines(report.host, config_rel)
     if not lines:
         return
