@@ -531,9 +531,8 @@ def test_collect_copies_includes_tls_config_and_certificates_outside_etc_kamaili
     key.parent.chmod(0o750)
     (etc / "kamailio.cfg").write_text(
         "#!KAMAILIO\n"
-        # TLS enabled: only then does the tls module load the files tls.cfg names.
-        "enable_tls=yes\n"
         "listen=udp:127.0.0.1:5090\n"
+        "enable_tls=yes\n"  # without it the tls module reads no certificate (nor the CRL)
         'loadmodule "sl.so"\n'
         '# include_file "/srv/sip/commented-out.cfg"\n'
         'include_file "/srv/sip/routes.cfg"\n'
