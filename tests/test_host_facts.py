@@ -7,6 +7,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
 from support.cli import run_preflight
+from support.components import require, require_command, require_root
 from support.snapshot import Snapshot
 
 from preflight.facts import distribution as facts_distribution
@@ -333,6 +335,45 @@ def test_accounts_by_name_have_their_uid_primary_and_supplementary_groups(
     assert users.describe_user(112) == "user kamailio (uid 112)"
     assert users.describe_user(4242) == "uid 4242"
     assert (users.describe_group(110), users.describe_group(7)) == ("ssl-cert (gid 110)", "gid 7")
+
+
+def test_a_live_account_only_nss_knows_is_named_as_ls_names_it(tmp_path: Path) -> None:
+    """On the live host an account from another NSS source (LDAP, sssd; here the real
+    libnss-extrausers, in a private mount namespace) is named and has its groups, as `ls -l`
+    and `id` show it; the passwd and group files do not list it."""
+    require_root()
+    require_command("unshare")
+    require("libnss-extrausers", Path("/usr/lib/libnss_extrausers.so.2").exists())
+    varlib = tmp_path / "varlib"
+    (varlib / "extrausers").mkdir(parents=True)
+    (varlib / "extrausers" / "passwd").write_text("sipops:x:54321:54321::/:/bin/sh\n")
+    (varlib / "extrausers" / "group").write_text("sipops:x:54321:\nsipcerts:x:54400:sipops\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("passwd: files extrausers\ngroup: files extrausers\n")
+    probe = (
+        "from preflight.host import Host\n"
+        "users = Host('/').users\n"
+        "account = users.account('sipops')\n"
+        "print(users.describe_user(54321), users.describe_group(54400), sep='|')\n"
+        "print(account.uid, sorted(account.gids), users.uid_of('sipops'), sep='|')\n"
+        "print(Host('/').users.describe_user(54322))\n"
+    )
+    script = (
+        f"mount --bind {nsswitch} /etc/nsswitch.conf && mount --bind {varlib} /var/lib && "
+        f'exec "$0" -c "$1"'
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable, probe],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "user sipops (uid 54321)|sipcerts (gid 54400)",
+        "54321|[54321, 54400]|54321",
+        "uid 54322",
+    ]
+    # A snapshot has only its own files: NSS is never asked for its names.
+    assert Host(str(tmp_path)).users.describe_user(54321) == "uid 54321"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """Users and groups, from the root's own passwd and group files (a snapshot's names, not this
 machine's), read once per run: by number (uid -> name, gid -> name) and by name (an account's
-uid, primary group and supplementary groups)."""
+uid, primary group and supplementary groups). On the live host an account the files do not
+list is looked up through NSS (LDAP, sssd, extrausers), as `ls -l` names it; a snapshot has only
+its files."""
 
 from __future__ import annotations
 
@@ -87,23 +89,52 @@ class Accounts:
         return {name: frozenset(gids) for name, gids in found.items()}
 
     def user_name(self, uid: int) -> str | None:
-        return self.users.get(uid)
+        name = self.users.get(uid)
+        if name is None and self.host.is_live:
+            import pwd
+
+            try:
+                return pwd.getpwuid(uid).pw_name
+            except (KeyError, OverflowError):
+                return None
+        return name
 
     def group_name(self, gid: int) -> str | None:
-        return self.groups.get(gid)
+        name = self.groups.get(gid)
+        if name is None and self.host.is_live:
+            import grp
+
+            try:
+                return grp.getgrgid(gid).gr_name
+            except (KeyError, OverflowError):
+                return None
+        return name
 
     def uid_of(self, name: str) -> int | None:
-        entry = self._by_name.get(name)
-        return None if entry is None else entry[0]
+        found = self.account(name)
+        return None if found is None else found.uid
 
     def account(self, name: str) -> Account | None:
         """The account `name` with its primary and supplementary groups; None if unknown."""
         entry = self._by_name.get(name)
         if entry is None:
-            return None
+            return self._nss_account(name) if self.host.is_live else None
         uid, gid = entry
         primary = frozenset() if gid is None else frozenset({gid})
         return Account(name, uid, gid, primary | self._memberships.get(name, frozenset()))
+
+    @staticmethod
+    def _nss_account(name: str) -> Account | None:
+        """An account only NSS knows, with the groups NSS gives it (getgrouplist)."""
+        import os
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(name)
+            gids = frozenset(os.getgrouplist(name, entry.pw_gid))
+        except (KeyError, OSError, ValueError):
+            return None
+        return Account(name, entry.pw_uid, entry.pw_gid, gids)
 
     def describe_user(self, uid: int) -> str:
         """`user NAME (uid N)` as messages name an account, or `uid N` when it has no name."""
