@@ -25,6 +25,7 @@ from support.kamailio import (
     kamailio_binary,
     new_instance,
     preflight_config,
+    restarted_by,
     wait_listening,
 )
 
@@ -188,3 +189,93 @@ def test_sipcapture_and_xhttp_open_no_socket_of_their_own(
         f"tcp:127.0.0.1:{instance.sip_port}",
         f"tcp:127.0.0.1:{instance.ws_port}",
     }
+
+
+# Each module socket as a name its module refuses at start, and the IP form it works with.
+NAME_FORMS = {
+    "ctl binrpc": (
+        'modparam("ctl", "binrpc", "tcp:{addr}:{port}")',
+        "tcp",
+        "bad address localhost",
+    ),
+    "jsonrpcs dgram_socket": (
+        'loadmodule "jsonrpcs.so"\nmodparam("jsonrpcs", "transport", 4)\n'
+        'modparam("jsonrpcs", "dgram_socket", "udp:{addr}:{port}")',
+        "udp",
+        "failed to resolve localhost",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NAME_FORMS))
+def test_module_socket_named_localhost_is_fixed_before_the_restart(
+    own: list[Instance], tmp_path: Path, case: str
+) -> None:
+    """A running instance whose ctl (or jsonrpcs) socket is then written as localhost:
+    `kamailio -c` passes, the real start fails. The check names the modparam and the start's
+    error, its steps (the edit first, the one restart last) pasted verbatim bring Kamailio back
+    on the IP form, and the check passes again."""
+    template, transport, start_error = NAME_FORMS[case]
+    port = free_port()
+    instance = start(own, tmp_path, template.format(addr="127.0.0.1", port=port))
+    assert wait_listening(port, transport), instance.log()
+    pid = instance.pid
+    code, result = check(tmp_path, instance.config)
+    assert code == 0, result
+
+    config = instance.config
+    config.write_text(config.read_text().replace(f"127.0.0.1:{port}", f"localhost:{port}"))
+    # The truth: kamailio -c accepts the name form, a real start of it fails.
+    assert (
+        subprocess.run(["/usr/sbin/kamailio", "-c", "-f", str(config)], check=False).returncode == 0
+    )
+    # A trial start on ports and a ctl socket of its own (the instance keeps running).
+    trial = tmp_path / "trial.cfg"
+    text = config.read_text().replace(str(instance.rundir / "ctl"), str(tmp_path / "trial.ctl"))
+    for old in (instance.sip_port, instance.ws_port):
+        text = text.replace(str(old), str(free_port()))
+    trial.write_text(text)
+    (tmp_path / "trial-run").mkdir()
+    started = subprocess.run(
+        [
+            "/usr/sbin/kamailio",
+            "-DD",
+            "-E",
+            "-f",
+            str(trial),
+            "-P",
+            str(tmp_path / "t.pid"),
+            "-Y",
+            str(tmp_path / "trial-run"),
+            "-m",
+            "16",
+            "-M",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert started.returncode != 0 and start_error in started.stderr, started.stderr[-2000:]
+
+    code, result = check(tmp_path, instance.config)
+    assert code == 2, result
+    bad = finding(result, "kamailio.module-address-invalid")
+    assert bad["status"] == "fail"
+    line = next(
+        n for n, text in enumerate(config.read_text().splitlines(), 1) if "localhost" in text
+    )
+    assert f"{config}:{line}" in bad["message"] and start_error in bad["message"], bad
+    steps = [step for found in result["findings"] for step in found["remediation"]]
+    restarts = [step for step in steps if f"kill {pid} " in step]
+    assert restarts == [steps[-1]], steps
+    assert steps.index(bad["remediation"][0]) < len(steps) - 1
+    fix = bad["remediation"][0]
+    assert subprocess.run(["sh", "-c", fix], check=False).returncode == 0
+    assert f"127.0.0.1:{port}" in config.read_text()
+    with restarted_by(steps[-1], config, pid, instance.sip_port, instance.ws_port) as new:
+        assert wait_listening(port, transport)
+        code, result = check(tmp_path, instance.config)
+        assert code == 0, result
+        assert result["details"]["pid"] == new

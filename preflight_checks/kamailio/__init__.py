@@ -252,6 +252,17 @@ class KamailioCheck(Check):
             "start fails (Cannot assign requested address); running or not",
             "add the address to its interface, or change listen= to an address of the host",
         ),
+        "kamailio.module-address-invalid": FindingDoc(
+            Status.FAIL,
+            "a module socket whose address the module refuses when Kamailio starts: ctl's "
+            "binrpc with a host name (localhost included; an IP, * or a port alone work), "
+            "jsonrpcs' dgram_socket with anything but an IPv4 address. `kamailio -c` does not "
+            "initialize modules, so it passes; the start fails (ctl: init_tcpudp_sock: bad "
+            "address NAME; jsonrpcs: failed to resolve NAME). The message names the modparam, "
+            "file:line and that error",
+            "the edit to an IP address (a sed on that line for localhost, which becomes "
+            "127.0.0.1), before the one restart or start step",
+        ),
         "kamailio.port-shared": FindingDoc(
             Status.FAIL,
             "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
@@ -644,6 +655,7 @@ def judge(
         check_addresses,
         check_changed,
         check_init_fork,
+        check_module_addresses,
         check_tls,
         compare_listeners,
         report_held_ports,
@@ -713,6 +725,7 @@ def judge(
         )
         if init_script_starts(report, instance, config_rel):
             check_init_fork(report, config_rel)
+        check_module_addresses(report, parsed)
     report.best_effort = check_out is None
     report.details["resolved_by"] = "best effort" if report.best_effort else "kamailio -c"
 

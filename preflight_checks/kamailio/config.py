@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from preflight.host import Host
@@ -161,6 +161,14 @@ class ListenEntry:
     written_proto: str = ""
 
 
+class ModParam(NamedTuple):
+    module: str
+    param: str
+    value: str  # with #!subst and #!define applied
+    where: Location
+    literal: bool  # the value is written on its line as it is (no #!define or #!subst in it)
+
+
 @dataclass
 class ParsedConfig:
     """What the best-effort reading found."""
@@ -176,7 +184,7 @@ class ParsedConfig:
     mpaths: list[str] = field(default_factory=list)
     tls_config: str | None = None  # modparam("tls", "config", ...)
     tls_params: dict[str, tuple[str, Location]] = field(default_factory=dict)
-    modparams: list[tuple[str, str, str, Location]] = field(default_factory=list)
+    modparams: list[ModParam] = field(default_factory=list)
     # The cdp module's Diameter peer config (modparam "config_file") and the Acceptor
     # sockets it declares; None: not named, or not readable.
     cdp_config: str | None = None
@@ -239,7 +247,7 @@ MAX_CDP_CONFIG = 1 << 20
 
 def module_params(parsed: ParsedConfig, module: str, param: str) -> list[str]:
     """Every value of modparam(module, param, ...), in config order."""
-    return [v for m, p, v, _ in parsed.modparams if m == module and p == param]
+    return [m.value for m in parsed.modparams if m.module == module and m.param == param]
 
 
 def declared_listeners(parsed: ParsedConfig) -> list[Socket]:
@@ -259,25 +267,31 @@ def declared_listeners(parsed: ParsedConfig) -> list[Socket]:
     if "evapi" in loaded:
         for value in module_params(parsed, "evapi", "bind_addr") or [EVAPI_DEFAULT]:
             add(_host_port_socket("tcp", value))
-    if "jsonrpcs" in loaded:
-        # A string parameter set twice keeps the last value.
-        transport = (module_params(parsed, "jsonrpcs", "transport") or ["0"])[-1]
-        dgram = module_params(parsed, "jsonrpcs", "dgram_socket")
-        enabled = transport.isdecimal() and (
-            int(transport) == 0 or int(transport) & JSONRPCS_DATAGRAM
-        )
-        if enabled and dgram and dgram[-1].startswith("udp:"):
-            add(_host_port_socket("udp", dgram[-1][4:]))
+    dgram = _jsonrpcs_dgram_socket(parsed, loaded)
+    if dgram is not None and dgram.value.startswith("udp:"):
+        add(_host_port_socket("udp", dgram.value[4:], names=False))
     if "cdp" in loaded:
         for sock in parsed.cdp_acceptors:
             add(sock)
     return found
 
 
-def _host_port_socket(proto: str, value: str) -> Socket | None:
-    """`host:port` (IPv6 in brackets) as a socket; None for a name that needs a lookup."""
+def _jsonrpcs_dgram_socket(parsed: ParsedConfig, loaded: set[str]) -> ModParam | None:
+    """jsonrpcs' dgram_socket setting, when jsonrpcs opens it (its datagram transport on)."""
+    if "jsonrpcs" not in loaded:
+        return None
+    # A string parameter set twice keeps the last value.
+    transport = (module_params(parsed, "jsonrpcs", "transport") or ["0"])[-1]
+    enabled = transport.isdecimal() and (int(transport) == 0 or int(transport) & JSONRPCS_DATAGRAM)
+    dgram = [m for m in parsed.modparams if m.module == "jsonrpcs" and m.param == "dgram_socket"]
+    return dgram[-1] if enabled and dgram else None
+
+
+def _host_port_socket(proto: str, value: str, names: bool = True) -> Socket | None:
+    """`host:port` (IPv6 in brackets) as a socket; None for a name that needs a lookup, and
+    without `names` for localhost too (ctl and jsonrpcs refuse every name at start)."""
     addr, _, port = value.strip().rpartition(":")
-    resolved = resolve_address(addr)
+    resolved = resolve_address(addr) if names or addr.lower() != "localhost" else None
     if not port.isdecimal() or resolved is None or not 0 < int(port) < 65536:
         return None
     return Socket(proto, resolved, int(port))
@@ -325,7 +339,68 @@ def _ctl_socket(value: str) -> Socket | None:
         return Socket(proto.lower(), "*", int(rest)) if 0 < int(rest) < 65536 else None
     if not port.isdecimal():
         rest = f"{rest}:{CTL_DEFAULT_PORT}"
-    return _host_port_socket(proto.lower(), rest)
+    return _host_port_socket(proto.lower(), rest, names=False)
+
+
+@dataclass(frozen=True)
+class ModuleAddress:
+    """A modparam naming an address in a form its module refuses when it initializes: after
+    `kamailio -c` (which does not initialize modules) has passed it."""
+
+    modparam: ModParam
+    address: str  # the refused address as written
+    start_error: str  # what the start prints
+    replacement: str | None  # the IP literal it means, where that is certain (localhost)
+
+
+# What Kamailio 5.6.3 prints at start for each module refusing an address (each verified with
+# a real start): ctl parses the host of binrpc with str2ip/str2ip6 only (a name fails; `*`, an
+# IP or a port alone pass); jsonrpcs' dgram_socket takes an IPv4 literal only (localhost,
+# `*`, ::1 and [::1] all fail "failed to resolve").
+_MODULE_ADDRESS_ERRORS = {
+    ("ctl", "binrpc"): "ctl: init_tcpudp_sock: bad address {}",
+    ("jsonrpcs", "dgram_socket"): "jsonrpcs: failed to resolve {}",
+}
+
+
+def module_address_problems(parsed: ParsedConfig) -> list[ModuleAddress]:
+    """The ctl binrpc and jsonrpcs dgram_socket values whose address the module refuses at
+    start (evapi's bind_addr resolves names, so localhost works there)."""
+    import ipaddress
+
+    loaded = {module_basename(name) for name, _ in parsed.modules}
+    found: list[ModuleAddress] = []
+    for mp in parsed.modparams:
+        template = _MODULE_ADDRESS_ERRORS.get((mp.module, mp.param))
+        if template is None or mp.module not in loaded:
+            continue
+        if mp.module == "jsonrpcs" and mp is not _jsonrpcs_dgram_socket(parsed, loaded):
+            continue
+        proto, sep, rest = mp.value.strip().partition(":")
+        if not sep or proto.lower() not in ("tcp", "udp") or rest.isdecimal():
+            continue  # unix sockets, a port alone
+        addr, colon, port = rest.rpartition(":")
+        if not colon or not port.isdecimal():
+            addr = rest
+        if mp.module == "ctl":
+            if addr in ("*", "") or addr.startswith("["):
+                continue  # [::1] is refused by `kamailio -c` itself (config-invalid)
+            try:
+                ipaddress.ip_address(addr)
+                continue
+            except ValueError:
+                pass
+        else:
+            if proto.lower() != "udp":
+                continue
+            try:
+                ipaddress.IPv4Address(addr)
+                continue
+            except ValueError:
+                pass
+        replacement = "127.0.0.1" if addr.lower() == "localhost" else None
+        found.append(ModuleAddress(mp, addr, template.format(addr), replacement))
+    return found
 
 
 def module_basename(name: str) -> str:
@@ -584,8 +659,11 @@ class _Parser:
             module_name, param, quoted, bare = modparam.groups()
             value = quoted if quoted is not None else bare
             if len(self.result.modparams) < MAX_MODPARAMS:
+                expanded = self.substitute(value, where)
                 self.result.modparams.append(
-                    (module_basename(module_name), param, self.substitute(value, where), where)
+                    ModParam(
+                        module_basename(module_name), param, expanded, where, expanded == value
+                    )
                 )
             if module_basename(module_name) == "tls":
                 if param == "config":

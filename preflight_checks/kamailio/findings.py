@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -299,6 +300,7 @@ START_BLOCKING = frozenset(
         "init-script-fork-no",
         "module-missing",
         "address-missing",
+        "module-address-invalid",
         "tls-files-missing",
         "tls-key-unreadable",
         "tls-key-mismatch",
@@ -1535,6 +1537,46 @@ def check_addresses(report: Report, expected: list[Socket], parsed: ParsedConfig
                 *report.restart_steps(),
             ],
         )
+
+
+def check_module_addresses(report: Report, parsed: ParsedConfig | None) -> None:
+    """module-address-invalid: a ctl or jsonrpcs socket address the module refuses when it
+    initializes. `kamailio -c` does not initialize modules, so it passes; the start fails."""
+    from preflight_checks.kamailio.config import module_address_problems
+
+    if parsed is None:
+        return
+    for problem in module_address_problems(parsed):
+        mp = problem.modparam
+        value, where = printable(mp.value), mp.where
+        fixed = problem.replacement
+        if fixed is not None and mp.literal and _SED_SAFE.fullmatch(mp.value):
+            new = mp.value.replace(problem.address, fixed, 1)
+            pattern = mp.value.replace(".", r"\.")  # the rest is literal in a sed BRE
+            edit = f"{where.line}s/{pattern}/{new}/"
+            fix = (
+                f"sed -i --follow-symlinks {shell_arg(edit)} {shell_arg(where.file)}  # "
+                f"{value} becomes {new} on line {where.line}: {mp.module} binds only an IP "
+                "address"
+            )
+        else:
+            fix = (
+                f'change the address {printable(problem.address)} in modparam("{mp.module}", '
+                f'"{mp.param}", ...) at {where} (or the #!define/#!subst it comes from) to the '
+                f"IP address it should bind{' (IPv4)' if mp.module == 'jsonrpcs' else ''}"
+            )
+        report.add(
+            "module-address-invalid",
+            Status.FAIL,
+            f'modparam("{mp.module}", "{mp.param}", "{value}") ({where}): {mp.module} does '
+            f"not accept the address {printable(problem.address)} there; `kamailio -c` passes, "
+            f"but the start fails ({printable(problem.start_error)})",
+            [fix, *report.restart_steps()],
+        )
+
+
+# A value the sed step may name: proto:name:port in letters, digits, dots and dashes.
+_SED_SAFE = re.compile(r"[A-Za-z]{3}:[A-Za-z0-9.-]{1,64}(?::[0-9]{1,5})?")
 
 
 def _needs_lookup(addr: str) -> bool:
