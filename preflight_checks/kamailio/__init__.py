@@ -263,6 +263,16 @@ class KamailioCheck(Check):
             "the edit to an IP address (a sed on that line for localhost, which becomes "
             "127.0.0.1), before the one restart or start step",
         ),
+        "kamailio.config-env-unknown": FindingDoc(
+            Status.WARN,
+            "the config defines names from environment variables (#!defenv, #!defenvs, "
+            "#!trydefenv, #!trydefenvs) and the environment Kamailio starts with is unknown "
+            "(no instance runs it, not root, another user's process, or a value that is not "
+            "plain): `kamailio -c` is not run, since it would judge another environment; "
+            "validity is unknown, never reported as invalid. With the instance's environment "
+            "readable, `kamailio -c` gets exactly the variables those lines name from it",
+            "run preflight as root while Kamailio runs, or `kamailio -c` with the variables set",
+        ),
         "kamailio.port-shared": FindingDoc(
             Status.FAIL,
             "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
@@ -648,7 +658,7 @@ def judge(
     running instance, when this is the config its restart would switch to (not-running is
     not reported then); `enabled_by`: what enables the service whose config this is."""
     from preflight_checks.kamailio.config import declared_listeners, parse_config
-    from preflight_checks.kamailio.facts import expected_from_config
+    from preflight_checks.kamailio.facts import expected_from_config, instance_environ
     from preflight_checks.kamailio.findings import (
         Listeners,
         Report,
@@ -718,8 +728,9 @@ def judge(
         fs_root = instance.fs_root if instance else ""
         if cwd_rel is None and not host.is_live:
             cwd_rel = fs_root  # a snapshot without proc/PID/cwd: / (init script, systemd)
-        parsed = parse_config(host, config_rel, defines, cwd_rel, fs_root)
-        check_out = check_with_kamailio(report, ctx, instance, parsed, judging.kamailio_c)
+        environ = instance_environ(host, instance)
+        parsed = parse_config(host, config_rel, defines, cwd_rel, fs_root, environ)
+        check_out = check_with_kamailio(report, ctx, instance, parsed, judging.kamailio_c, environ)
         check_config(
             report, config_rel, without_host_paths(report, parsed, fs_root), check_out, argv_options
         )
@@ -864,18 +875,22 @@ def check_with_kamailio(
     instance: Instance | None,
     parsed: ParsedConfig | None,
     done: dict[tuple[str, ...], CheckOutput | None],
+    environ: dict[str, str] | None = None,
 ) -> CheckOutput | None:
     """`kamailio -c` on the config, on a live host, when the binary and every config file
     are safe for this run to execute and read (issue 18: nothing another user controls).
-    `done`: the outputs of this run so far (two instances of one config run it once)."""
+    `done`: the outputs of this run so far (two instances of one config run it once);
+    `environ`: the instance's environment (the variables #!defenv reads come from it)."""
     from preflight_checks.kamailio.facts import (
         choose_binary,
+        config_environment,
         config_risk,
         instance_defines,
         module_files,
         run_kamailio_c,
         start_folder_risk,
     )
+    from preflight_checks.kamailio.findings import env_prefix
 
     host = report.host
     if not host.is_live or parsed is None:
@@ -924,13 +939,33 @@ def check_with_kamailio(
         )
         return None
     report.details["binary"] = binary
+    environment, why = config_environment(instance, parsed, environ)
+    if environment is None:
+        variables = sorted({name for name, _, _ in parsed.env_uses})
+        _, where, _ = parsed.env_uses[0]
+        report.add(
+            "config-env-unknown",
+            Status.WARN,
+            f"{host.display(parsed.main)} takes {', '.join(variables[:5])} from the environment "
+            f"Kamailio starts with (#!defenv at {where}), and {why}: `kamailio -c` was not run, "
+            "whether the configuration is valid is unknown",
+            [
+                "run preflight as root while the Kamailio that uses this config runs, or check "
+                "it in the environment it starts with: "
+                f"{' '.join(f'{v}=VALUE' for v in variables[:5])} {report.check_command}"
+            ],
+        )
+        return None
+    if environment:
+        report.start_env = environment
+        report.check_command = f"{env_prefix(environment)}{report.check_command}"
     defines, note = instance_defines(host, instance)
     if note:
         report.notes.append(note)
     cwd = host.display(cwd_rel)
-    key = (binary, host.display(parsed.main), cwd, *defines)
+    key = (binary, host.display(parsed.main), cwd, *defines, *environment)
     if key not in done:
-        done[key] = run_kamailio_c(report, binary, key[1], defines, ctx.timeout, cwd)
+        done[key] = run_kamailio_c(report, binary, key[1], defines, ctx.timeout, cwd, environment)
     return done[key]
 
 

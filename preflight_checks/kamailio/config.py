@@ -38,6 +38,11 @@ MAX_INCLUDE_DEPTH = 20  # Kamailio's own limit is lower; deeper nesting is a loo
 MAX_FILES = 200
 PROTOCOLS = ("udp", "tcp", "tls", "sctp")
 TRUE_WORDS = ("yes", "on", "true", "1", "enable", "enabled")
+# The preprocessor directives of Kamailio 5.6 that define an ID from an environment variable
+# (checked with 5.6.3: #!trydefenvns does not exist there, a syntax error). The try forms
+# define nothing when the variable is unset; the others stop the start ("env variable not
+# defined"). The s forms quote the value, which this reader strips anyway.
+ENV_DIRECTIVES = ("defenv", "defenvs", "trydefenv", "trydefenvs")
 
 # Every pattern here is linear: no two adjacent quantifiers can match the same characters
 # (`\s*(?:\(\s*)?` rather than `\s*\(?\s*`), so a hostile line of spaces or repeated tokens
@@ -190,6 +195,9 @@ class ParsedConfig:
     cdp_config: str | None = None
     cdp_acceptors: list[Socket] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
+    # The environment variables #!defenv/#!defenvs/#!trydefenv/#!trydefenvs name: the
+    # variable, where, and whether Kamailio refuses to start without it (not the try forms).
+    env_uses: list[tuple[str, Location, bool]] = field(default_factory=list)
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Relative include names looked up only next to the including file: the folder Kamailio
@@ -472,8 +480,10 @@ class _Parser:
         defines: dict[str, str | None],
         cwd: str | None = "",
         fs_root: str = "",
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.host = host
+        self.environ = environ  # the instance's environment (#!defenv); None: unknown
         self.cwd = cwd  # root-relative working folder of the start; None: unknown
         self.fs_root = fs_root  # root-relative folder absolute names start from
         self.result = ParsedConfig(main=main)
@@ -532,6 +542,20 @@ class _Parser:
             )
             return
         self.defines[name] = value
+
+    def define_from_env(self, arg: str, required: bool, where: Location) -> None:
+        """#!defenv ID=VAR (or VAR: ID is VAR): ID is the value of VAR in the environment
+        Kamailio starts with. The variable is recorded (`kamailio -c` needs it too); its
+        value is used when the instance's environment is known."""
+        target, sep, variable = arg.split()[0].partition("=") if arg else ("", "", "")
+        variable = variable if sep else target
+        if not (_IDENTIFIER.fullmatch(target) and _IDENTIFIER.fullmatch(variable)):
+            return
+        if len(self.result.env_uses) < MAX_DEFINES:
+            self.result.env_uses.append((variable, where, required))
+        value = None if self.environ is None else self.environ.get(variable)
+        if value is not None:
+            self.define(target, value, where)
 
     def resolve_include(self, name: str, including: str) -> str:
         """The file Kamailio opens for include_file/import_file `name`: an absolute name as
@@ -598,6 +622,9 @@ class _Parser:
                     parts = arg.split(None, 1)
                     if parts and (name != "trydef" or parts[0] not in self.defines):
                         self.define(parts[0], parts[1] if len(parts) > 1 else "", where)
+                    continue
+                if name in ENV_DIRECTIVES:
+                    self.define_from_env(arg, not name.startswith("try"), where)
                     continue
                 if name == "undef" and arg:
                     self.defines.pop(arg.split()[0], None)
@@ -812,12 +839,14 @@ def parse_config(
     defines: dict[str, str | None] | None = None,
     cwd: str | None = "",
     fs_root: str = "",
+    environ: dict[str, str] | None = None,
 ) -> ParsedConfig | None:
     """Read `main` (root-relative) and what it includes; None if the main file is unreadable.
     `cwd`: the root-relative folder Kamailio is started in (relative includes are looked up
     there first; None: unknown); `fs_root`: where absolute names start (proc/PID/root for an
-    instance in another mount namespace)."""
-    parser = _Parser(host, main, defines or {}, cwd, fs_root)
+    instance in another mount namespace); `environ`: the environment Kamailio was started
+    with (#!defenv takes values from it; None: unknown)."""
+    parser = _Parser(host, main, defines or {}, cwd, fs_root, environ)
     if not parser.parse_file(main, ()):
         return None
     parser.finish()

@@ -383,6 +383,49 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
     )
 
 
+MAX_ENVIRON = 256 * 1024
+
+
+def instance_environ(host: Host, instance: Instance | None) -> dict[str, str] | None:
+    """The environment the instance's main process was started with (its #!defenv values),
+    read bounded as data; None when there is no instance or it may not be read (not root)."""
+    if instance is None:
+        return None
+    data = host.read_bytes(f"proc/{instance.main.pid}/environ", limit=MAX_ENVIRON)
+    if data is None:
+        return None
+    found: dict[str, str] = {}
+    for entry in data.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            found[name.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return found
+
+
+def config_environment(
+    instance: Instance | None, parsed: ParsedConfig, environ: dict[str, str] | None
+) -> tuple[list[str] | None, str]:
+    """The NAME=VALUE pairs `kamailio -c` needs for the config's #!defenv directives: exactly
+    the variables they name that the instance has, from a trusted process of this run's own
+    user (as its -A defines), each value in the -A format. None, with why, when they are
+    unknown: then `kamailio -c` would judge another environment than the real start's."""
+    names = list(dict.fromkeys(name for name, _, _ in parsed.env_uses))
+    if not names:
+        return [], ""
+    if instance is None:
+        return None, "no running Kamailio shows the environment it is started with"
+    proc = instance.main
+    if instance.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
+        return None, f"pid {proc.pid} belongs to another user: its environment is not used"
+    if environ is None:
+        return None, f"the environment of pid {proc.pid} cannot be read (not root?)"
+    pairs = [f"{name}={environ[name]}" for name in names if name in environ]
+    bad = [pair.partition("=")[0] for pair in pairs if not _DEFINE_ARG.fullmatch(pair)]
+    if bad:
+        return None, f"the value of {bad[0]} in the environment of pid {proc.pid} is not plain"
+    return pairs, ""
+
+
 def module_files(host: Host, parsed: ParsedConfig) -> list[str]:
     """The module folders and the .so files `loadmodule` names (root-relative): `kamailio -c`
     dlopens them as root, so they are held to the same rule as the config (a module in a
@@ -432,13 +475,23 @@ def start_folder_risk(host: Host, cwd_rel: str) -> str | None:
 
 
 def run_kamailio_c(
-    report: Report, binary: str, config: str, defines: list[str], timeout: float, cwd: str
+    report: Report,
+    binary: str,
+    config: str,
+    defines: list[str],
+    timeout: float,
+    cwd: str,
+    environment: list[str] | None = None,
 ) -> CheckOutput | None:
     """`kamailio -c -f CONFIG` with only arguments built here (no module, path or substitution
     taken from a process), in `cwd`: the folder the real start runs in, where Kamailio looks
-    up a relative include first; None where it cannot run (then: best effort)."""
+    up a relative include first; None where it cannot run (then: best effort).
+    `environment`: the NAME=VALUE pairs the config's #!defenv directives read (only those,
+    added by env(1) to this run's own environment)."""
     host = report.host
     argv = [binary, "-c", "-f", config]
+    if environment:
+        argv = ["/usr/bin/env", *environment, *argv]
     for value in defines:
         argv += ["-A", value]
     result = host.run(argv, timeout=max(1.0, timeout / 2), cwd=cwd)

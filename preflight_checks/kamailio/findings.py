@@ -225,14 +225,22 @@ def host_service(host: Host) -> Service | None:
     )
 
 
-def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
+def env_prefix(pairs: list[str]) -> str:
+    """NAME=VALUE pairs as shell assignments before a command (each value quoted)."""
+    return "".join(
+        f"{name}={shell_arg(value)} " for name, _, value in (p.partition("=") for p in pairs)
+    )
+
+
+def by_hand_commands(host: Host, instance: Instance, env: list[str]) -> ServiceCommands | None:
     """A hand-started instance is restarted as it was started: its pid, then its exact command
-    line in its start folder. None when its command line cannot be repeated safely."""
+    line in its start folder, with the environment variables its config reads (`env`:
+    NAME=VALUE). None when its command line cannot be repeated safely."""
     argv = instance.main.argv
     if not argv or any(printable(a) != a for a in argv):
         return None
     pid = instance.main.pid
-    command = shell_join(argv)
+    command = env_prefix(env) + shell_join(argv)
     if instance.start_dir and instance.start_dir != "/":
         command = f"cd {shell_arg(instance.start_dir)} && {command}"
     # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
@@ -250,7 +258,11 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
 
 
 def instance_commands(
-    host: Host, instance: Instance | None, config: str = "", binary: str = "kamailio"
+    host: Host,
+    instance: Instance | None,
+    config: str = "",
+    binary: str = "kamailio",
+    env: list[str] | None = None,
 ) -> ServiceCommands:
     """The commands that act on the judged instance as it was started; with none running,
     the service when it starts `config`, else Kamailio started on `config` itself."""
@@ -280,7 +292,7 @@ def instance_commands(
         return systemd_commands(instance.unit)
     if instance.manager == "init-script":
         return init_script_commands(host)
-    by_hand = by_hand_commands(host, instance)
+    by_hand = by_hand_commands(host, instance, env or [])
     if by_hand is not None:
         return by_hand
     pid = instance.main.pid
@@ -329,6 +341,9 @@ class Report:
         # starts CFGFILE's): the `kamailio -c` of that config, and a comment naming it.
         self.restart_check = ""
         self.restart_note = ""
+        # The NAME=VALUE pairs its config's #!defenv lines read from the instance's
+        # environment: a start by hand repeats them (the operator's shell may lack them).
+        self.start_env: list[str] = []
         self.expected: list[Socket] = []  # the sockets it should hold
         self.best_effort = False  # the config was read without `kamailio -c`
         self.missing_addresses: set[str] = set()  # address-missing reported for these
@@ -350,6 +365,7 @@ class Report:
             self.instance,
             self.details.get("config", ""),
             self.details.get("binary") or "kamailio",
+            self.start_env,
         )
 
     def restart_steps(self) -> list[str]:

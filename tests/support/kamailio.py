@@ -124,6 +124,7 @@ class Instance:
     config_arg: str | None = None  # -f as given on the command line (default: the full path)
     extra: list[str] = field(default_factory=list)  # more options (-u kamailio -g kamailio)
     prefix: list[str] = field(default_factory=list)  # runs it as another account (setpriv ...)
+    env: dict[str, str] = field(default_factory=dict)  # variables added to its environment
 
     @property
     def pid(self) -> int:
@@ -162,7 +163,9 @@ class Instance:
             cwd=cwd,
             # As a shell started in `cwd` would: Kamailio moves to / once started, and PWD
             # is then the only trace of where a relative -f was found.
-            env={**os.environ, "PWD": str(cwd)} if cwd else None,
+            env={**os.environ, **self.env, **({"PWD": str(cwd)} if cwd else {})}
+            if cwd or self.env
+            else None,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
