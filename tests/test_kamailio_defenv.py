@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli import codes, finding
-from support.components import require_root
+from support.cli import NOBODY, codes, finding
+from support.components import require_nobody_can_run, require_root, world_readable_dir
 from support.kamailio import (
     Instance,
     check_kamailio,
@@ -88,7 +88,6 @@ def test_instance_started_with_the_variable_passes_and_restarts_with_it(
     assert result["details"]["resolved_by"] == "kamailio -c"
     assert f"udp:127.0.0.3:{port}" in result["details"]["expected"]
     assert bound("127.0.0.3", port)
-
     time.sleep(1.1)  # start times are whole clock ticks after a boot time in whole seconds
     with open(instance.config, "a") as config:
         config.write("# changed\n")
@@ -128,3 +127,21 @@ def test_a_value_that_is_not_plain_is_not_passed(own: list[Instance], tmp_path: 
     assert "kamailio.config-invalid" not in codes(result), result
     unknown = finding(result, "kamailio.config-env-unknown")
     assert "KAM_BANNER" in unknown["message"] and "not plain" in unknown["message"]
+
+
+def test_non_root_run_says_unknown_not_invalid(own: list[Instance]) -> None:
+    """As an unprivileged user, root's instance's environment cannot be read: the config that
+    needs it is not judged by `kamailio -c` (it would refuse it for our environment), never
+    config-invalid, and nothing fails."""
+    require_root()
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-defenv-") as folder:
+        instance, _ = env_instance(folder, "defenv SIPIP=KAM_SIP_IP")
+        instance.env = {"KAM_SIP_IP": "127.0.0.3"}
+        own.append(instance)
+        assert instance.start() is not None
+        toml = str(preflight_config(folder, instance.config))
+        _code, result = check_kamailio("--config", toml, user=NOBODY)
+    assert "kamailio.config-invalid" not in codes(result), result
+    assert result["status"] != "fail", result
+    assert result["details"]["resolved_by"] == "best effort"

@@ -415,10 +415,10 @@ def config_environment(
     if instance is None:
         return None, "no running Kamailio shows the environment it is started with"
     proc = instance.main
-    if instance.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
-        return None, f"pid {proc.pid} belongs to another user: its environment is not used"
     if environ is None:
         return None, f"the environment of pid {proc.pid} cannot be read (not root?)"
+    if instance.untrusted or proc.uids is None or set(proc.uids) != {os.geteuid()}:
+        return None, f"pid {proc.pid} belongs to another user: its environment is not used"
     pairs = [f"{name}={environ[name]}" for name in names if name in environ]
     bad = [pair.partition("=")[0] for pair in pairs if not _DEFINE_ARG.fullmatch(pair)]
     if bad:
