@@ -803,8 +803,9 @@ def check_with_kamailio(
         what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
         # Where the real start looked up relative includes first: an account that may
         # write there could add one (and a module it loads).
+        modules, absent_modules = module_files(host, parsed, cwd_rel)
         problem = (start_folder_risk(host, cwd_rel) if cwd_rel is not None else None) or (
-            config_risk(host, [*parsed.files, *module_files(host, parsed)])
+            config_risk(host, [*parsed.files, *modules], [*parsed.absent, *absent_modules])
         )
     if problem is not None:
         report.gate = (

@@ -36,6 +36,9 @@ DEFAULT_TLS_PORT = 5061
 UNSET_PORT = 0  # a listen= read before any port=: it gets the config's final port=
 MAX_INCLUDE_DEPTH = 20  # Kamailio's own limit is lower; deeper nesting is a loop in practice
 MAX_FILES = 200
+# Names Kamailio looks up that do not exist, kept for the trust check (config_risk); past this
+# many, `kamailio -c` is not run at all.
+MAX_ABSENT = 200
 PROTOCOLS = ("udp", "tcp", "tls", "sctp")
 TRUE_WORDS = ("yes", "on", "true", "1", "enable", "enabled")
 
@@ -180,6 +183,10 @@ class ParsedConfig:
     cdp_acceptors: list[Socket] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+    # Every include name Kamailio tries that does not exist (root-relative), with the line
+    # naming it: Kamailio skips a missing import_file silently, so another account able to
+    # create one there would have its file read (and the modules it loads run) by root.
+    absent: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Relative include names looked up only next to the including file: the folder Kamailio
     # was started in (looked up first) is unknown.
@@ -454,19 +461,26 @@ class _Parser:
             return
         self.defines[name] = value
 
-    def resolve_include(self, name: str, including: str) -> str:
+    def resolve_include(self, name: str, including: str, named_by: str) -> str:
         """The file Kamailio opens for include_file/import_file `name`: an absolute name as
         it is (inside `fs_root`); a relative one in the working folder Kamailio was started
-        in first (fopen of the name as given), then next to the including file."""
+        in first (fopen of the name as given), then next to the including file. Each name
+        it tries that does not exist is recorded in `absent` with `named_by`."""
         if name.startswith("/"):
-            return normalize_path(posixpath.join(self.fs_root, name.lstrip("/")))
-        if self.cwd is not None:
-            in_cwd = normalize_path(posixpath.join(self.cwd, name))
-            if self.host.exists(in_cwd):
-                return in_cwd
+            candidates = [normalize_path(posixpath.join(self.fs_root, name.lstrip("/")))]
         else:
-            self.result.cwd_unknown.append(name)
-        return normalize_path(posixpath.join(posixpath.dirname(including), name))
+            candidates = []
+            if self.cwd is not None:
+                candidates.append(normalize_path(posixpath.join(self.cwd, name)))
+            else:
+                self.result.cwd_unknown.append(name)
+            candidates.append(normalize_path(posixpath.join(posixpath.dirname(including), name)))
+        for candidate in candidates:
+            if self.host.exists(candidate):
+                return candidate
+            if len(self.result.absent) <= MAX_ABSENT:
+                self.result.absent.append((candidate, named_by))
+        return candidates[-1]
 
     def parse_file(self, rel: str, stack: tuple[str, ...]) -> bool:
         if len(stack) >= MAX_INCLUDE_DEPTH:
@@ -534,7 +548,7 @@ class _Parser:
             if include:
                 kind, name = include.group(1), include.group(2)
                 name = self.substitute(name, where)
-                target = self.resolve_include(name, rel)
+                target = self.resolve_include(name, rel, f"{kind} at {where}")
                 if target in stack:
                     self.result.problems.append(
                         f"include cycle: {where} includes {self.host.display(target)} again"
