@@ -469,7 +469,7 @@ def check_changed(
         return
     changed = []
     for rel in parsed.files:
-        when = changed_at(host, rel)
+        when = changed_at(host, rel, instance.fs_root)
         if when is not None and when > started + MTIME_SLACK:
             changed.append(host.display(rel))
     if changed:
@@ -485,9 +485,12 @@ def check_changed(
         )
 
 
-def changed_at(host: Host, rel: str) -> float | None:
+def changed_at(host: Host, rel: str, below: str = "") -> float | None:
     """The latest change (mtime or ctime) of a file and of every symlink and folder entry on
-    its path: the moment its content, or what the path names, last changed."""
+    its path: the moment its content, or what the path names, last changed. `below`: where
+    the instance's own names start (proc/PID/root of one in another mount namespace): only
+    the path below it counts, not that link, whose change time is when the kernel first
+    looked it up, nor proc/PID."""
     # A snapshot's change times are when it was unpacked: there, only mtimes say anything.
     live = host.is_live
     latest: float | None = None
@@ -495,7 +498,9 @@ def changed_at(host: Host, rel: str) -> float | None:
     if st is not None:
         latest = max(st.st_mtime, st.st_ctime) if live else st.st_mtime
     parts = rel.strip("/").split("/")
-    for depth in range(1, len(parts) + 1):
+    below = below.strip("/")
+    skip = len(below.split("/")) if below and rel.strip("/").startswith(below + "/") else 0
+    for depth in range(skip + 1, len(parts) + 1):
         link = host.lstat("/".join(parts[:depth]))
         if link is not None and (link.st_mode & 0o170000) == 0o120000:
             latest = max(latest or 0.0, link.st_mtime, link.st_ctime if live else 0.0)

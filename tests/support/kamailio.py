@@ -441,3 +441,29 @@ def with_binary(toml: Path, binary: Path) -> Path:
     """The preflight TOML file `toml` (preflight_config) with `binary` set."""
     toml.write_text(toml.read_text() + f'binary = "{binary}"\n')
     return toml
+
+
+def start_in_mount_namespace(folder: Path, config: str) -> subprocess.Popen[bytes]:
+    """A Kamailio in a mount namespace of its own (a container on the host's network): a
+    tmpfs over /etc/kamailio there, `config` written to its kamailio.cfg before the start.
+    Its pid is the Popen's (unshare and sh exec into it); its log is `folder`/log. Stop it
+    with stop_pid, then wait for the Popen."""
+    unshare = require_command("unshare")
+    require("kamailio", kamailio_binary() is not None)
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    script = (
+        "mount -t tmpfs pf-test /etc/kamailio && "
+        'printf "%s" "$1" >/etc/kamailio/kamailio.cfg && '
+        f'exec "$2" -DD -E -f /etc/kamailio/kamailio.cfg -P {run_dir}/k.pid -Y {run_dir} '
+        "-m 16 -M 4"
+    )
+    with open(folder / "log", "wb") as log:
+        return subprocess.Popen(
+            [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", config]
+            + [kamailio_binary() or KAMAILIO],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
