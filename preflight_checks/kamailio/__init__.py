@@ -507,13 +507,36 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             what = "Kamailio's configuration is consistent"
         report.add("ok", Status.PASS, what)
     if best_effort:
-        worst = worst_finding(report.findings)
-        if worst is not None:  # never None: `ok` is added when nothing else is
-            worst.summary = (
-                worst.message + " (best effort: the configuration was read "
-                "without Kamailio's preprocessor)"
-            )
+        note_best_effort(report.findings, judgements)
     return report.findings
+
+
+def note_best_effort(findings: list[Finding], judgements: list[Report]) -> None:
+    """Say in the summary that a configuration was read best effort, only where that
+    reading is what the summary speaks of: the worst finding of a best-effort judgement,
+    or `ok` (every judgement), naming the best-effort ones when others were judged by the
+    real `kamailio -c`."""
+    from preflight.model import worst_finding
+
+    worst = worst_finding(findings)
+    if worst is None:
+        return
+    owner = next((j for j in judgements if any(f is worst for f in j.findings)), None)
+    how = "the configuration was read without Kamailio's preprocessor"
+    if owner is not None:
+        if owner.best_effort:
+            worst.summary = f"{worst.message} (best effort: {how})"
+        return
+    if worst.code != "kamailio.ok":
+        return  # another process's finding (foreign-process): no judgement's reading
+    loose = [j for j in judgements if j.best_effort]
+    if len(loose) == len(judgements):
+        worst.summary = f"{worst.message} (best effort: {how})"
+        return
+    names = ", ".join(
+        f"pid {j.instance.main.pid}" if j.instance else str(j.details.get("config")) for j in loose
+    )
+    worst.summary = f"{worst.message} (best effort for {names}: {how})"
 
 
 def instance_label(instance: Instance | None, config: str) -> str:
