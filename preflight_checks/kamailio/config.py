@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from preflight.host import Host
 
 
@@ -767,8 +769,15 @@ class CheckOutput:
     missing_modules: list[str]
 
 
-def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> CheckOutput:
-    """`kamailio -c -f FILE`: the `Listening on` block and the error lines."""
+def parse_check_output(
+    returncode: int | None,
+    stdout: str,
+    stderr: str,
+    anchor: Callable[[str], str] | None = None,
+) -> CheckOutput:
+    """`kamailio -c -f FILE`: the `Listening on` block and the error lines. `anchor`: the
+    file Kamailio means by the name it reports an error in (a relative include is named
+    relative to the folder it ran in)."""
     sockets: list[Socket] = []
     in_block = False
     for line in stdout.splitlines():
@@ -799,7 +808,8 @@ def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> Chec
             continue
         location = _ERROR_LOCATION.search(message)
         if location:
-            loc = Location(location.group(1), int(location.group(2)))
+            named = location.group(1)
+            loc = Location(anchor(named) if anchor else named, int(location.group(2)))
             text = location.group(3).strip() or "syntax error"
             message = f"{loc}: {text}"
             if first_location is None:

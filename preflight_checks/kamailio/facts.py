@@ -458,7 +458,26 @@ def run_kamailio_c(
         why = "timed out" if result.timed_out else (result.error or "could not start")
         report.notes.append(f"`kamailio -c` {why}; the configuration was read best effort")
         return None
-    return parse_check_output(result.returncode, result.stdout, result.stderr)
+    return parse_check_output(
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        lambda name: error_file(host, name, cwd, config),
+    )
+
+
+def error_file(host: Host, name: str, cwd: str, config: str) -> str:
+    """The file `kamailio -c` (run in `cwd` on the absolute `config`) means by a file name
+    in an error: it names a file as it opened it, a relative include relative to its working
+    folder. Resolved as Kamailio resolves it: in that folder first, then next to the main
+    config (the name as given when neither holds it)."""
+    if name.startswith("/"):
+        return name
+    for folder in (cwd, posixpath.dirname(config)):
+        path = posixpath.normpath(posixpath.join(folder, name))
+        if host.exists(path.lstrip("/")):
+            return path
+    return posixpath.normpath(posixpath.join(cwd, name))
 
 
 def expected_from_config(
