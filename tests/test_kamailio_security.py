@@ -247,7 +247,9 @@ def test_missing_import_in_a_root_only_folder_is_judged_by_kamailio(
     assert judged(result, pid)["findings"] == []
 
 
-@pytest.mark.parametrize("kind", ["relative include", "module", "sticky folder"])
+@pytest.mark.parametrize(
+    "kind", ["relative include", "module", "sticky folder", "ifdef branch", "ifdef module"]
+)
 def test_missing_names_where_others_can_create_them_stop_kamailio_c(
     attacker: Path, tmp_path: Path, kind: str
 ) -> None:
@@ -263,6 +265,15 @@ def test_missing_names_where_others_can_create_them_stop_kamailio_c(
         elif kind == "module":
             line = f'loadmodule "{attacker}/evil.so"'
             where = f"folder {attacker} is owned by user nobody"
+        elif kind == "ifdef branch":
+            # Kamailio predefines KAMAILIO_5 (it takes this branch): a reader that does not
+            # know it must still check what the branch names.
+            line = f'#!ifdef KAMAILIO_5\nimport_file "{attacker}/local.cfg"\n#!endif'
+            where = f"folder {attacker} is owned by user nobody"
+        elif kind == "ifdef module":
+            (attacker / "evil.so").write_bytes(b"")
+            line = f'#!ifdef KAMAILIO_5\nloadmodule "{attacker}/evil.so"\n#!endif'
+            where = f"folder {attacker} is owned by user nobody"
         else:
             name = f"/tmp/{folder.name}-local.cfg"
             line, where = (
@@ -273,6 +284,17 @@ def test_missing_names_where_others_can_create_them_stop_kamailio_c(
         binary, runs = recording_binary(folder)
         code, result = check("--config", str(with_binary(preflight_config(folder, config), binary)))
         assert runs_on(runs, config) == []
+        if kind == "ifdef branch":
+            # The real Kamailio takes the branch: it reads the file and rejects its content.
+            (attacker / "local.cfg").write_text("this is not kamailio syntax;\n")
+            real = subprocess.run(
+                [kamailio_binary() or "kamailio", "-c", "-f", str(config)],
+                capture_output=True,
+                text=True,
+                cwd="/",
+                timeout=30,
+            )
+            assert f"{attacker}/local.cfg, line 1" in real.stderr, real.stderr
     untrusted = finding(result, "kamailio.untrusted-file")
     assert where in untrusted["message"], untrusted["message"]
     assert result["details"]["resolved_by"] == "best effort"

@@ -828,7 +828,11 @@ def check_with_kamailio(
         # write there could add one (and a module it loads).
         modules, absent_modules = module_files(host, parsed, cwd_rel)
         problem = (start_folder_risk(host, cwd_rel) if cwd_rel is not None else None) or (
-            config_risk(host, [*parsed.files, *modules], [*parsed.absent, *absent_modules])
+            config_risk(
+                host,
+                [*parsed.files, *parsed.skipped_files, *modules],
+                [*parsed.absent, *absent_modules],
+            )
         )
     if problem is not None:
         report.gate = (

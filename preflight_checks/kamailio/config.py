@@ -189,6 +189,10 @@ class ParsedConfig:
     # naming it: Kamailio skips a missing import_file silently, so another account able to
     # create one there would have its file read (and the modules it loads run) by root.
     absent: list[tuple[str, str]] = field(default_factory=list)
+    # What the lines of #!ifdef branches this reading skipped name (Kamailio may take them):
+    # included files that exist, and loadmodule names; trust-checked, never read.
+    skipped_files: list[str] = field(default_factory=list)
+    skipped_modules: list[tuple[str, Location]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Relative include names looked up only next to the including file: the folder Kamailio
     # was started in (looked up first) is unknown.
@@ -530,6 +534,7 @@ class _Parser:
                     conditions.pop()
                     continue
                 if not active:
+                    self.note_skipped(line, rel, where)
                     continue
                 if name in ("define", "trydef", "redefine"):
                     parts = arg.split(None, 1)
@@ -545,6 +550,7 @@ class _Parser:
                 if name not in ("include_file", "import_file"):
                     continue
             if not active:
+                self.note_skipped(line, rel, where)
                 continue
             include = _INCLUDE.match(line)
             if include:
@@ -563,6 +569,22 @@ class _Parser:
                     self.result.missing_includes.append((self.host.display(target), where))
                 continue
             self.parse_statement(line, where)
+
+    def note_skipped(self, line: str, rel: str, where: Location) -> None:
+        """A line of an #!ifdef branch this reading skips, which Kamailio may take all the
+        same (it predefines KAMAILIO_5 and others; -A values are not all passed on): the
+        files its include_file/import_file or loadmodule names are trust-checked too (not
+        read: a file they include in turn is not seen)."""
+        include = _INCLUDE.match(line)
+        if include:
+            kind, name = include.group(1), self.substitute(include.group(2), where)
+            target = self.resolve_include(name, rel, f"{kind} at {where}")
+            if self.host.exists(target) and len(self.result.skipped_files) < MAX_FILES:
+                self.result.skipped_files.append(target)
+            return
+        module = _LOADMODULE.match(line)
+        if module and len(self.result.skipped_modules) < MAX_FILES:
+            self.result.skipped_modules.append((self.substitute(module.group(1), where), where))
 
     def add_subst(self, arg: str, define: bool, where: Location) -> None:
         body = arg.strip().strip("\"'")

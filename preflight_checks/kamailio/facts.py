@@ -378,7 +378,8 @@ def module_files(
     account able to create one there could have it loaded). Lookup as ksr_locate_module does
     it (strace of kamailio 5.6): an absolute name as is; a relative one with a `/` from the
     working folder `cwd_rel`, then below each module folder; a plain NAME (or NAME.so)
-    as DIR/NAME.so, then DIR/NAME/NAME.so."""
+    as DIR/NAME.so, then DIR/NAME/NAME.so. The loadmodule lines of #!ifdef branches the
+    reading skipped count too (Kamailio may take them)."""
     from preflight_checks.kamailio.config import MODULE_DIRS
 
     dirs = [d.strip("/") for d in parsed.mpaths] or [
@@ -386,7 +387,7 @@ def module_files(
     ]
     found = list(dirs)
     absent: list[tuple[str, str]] = []
-    for name, where in parsed.modules:
+    for name, where in [*parsed.modules, *parsed.skipped_modules]:
         if name.startswith("/"):
             candidates = [normalize_path(name)]
         elif "/" in name:
