@@ -219,7 +219,9 @@ class KamailioCheck(Check):
             Status.WARN,
             "the Kamailio binary, the config or an included file could be changed by an "
             "account other than root (its owner, or a folder on its path, is writable by "
-            "others): `kamailio -c` is not run on it and the config is read best effort",
+            "others), or an include or module it names is missing where such an account "
+            "could create it: `kamailio -c` is not run on it and the config is read best "
+            "effort",
             "chown root and chmod go-w the file and every folder above it",
         ),
         "kamailio.config-too-complex": FindingDoc(
