@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from preflight.model import Finding, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from preflight.host import Host
 
@@ -46,6 +46,9 @@ class Option:
     kind: type | tuple[type, ...]  # bool, str, int, float, or list (of str)
     default: Any
     help: str = ""
+    # What is wrong with a value of the right type (None: nothing): the engine makes it a
+    # configuration error (exit 64) naming the file and key, before any check runs.
+    problem: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,11 @@ def check_options(config: Config, check_id: str, options: dict[str, Option]) -> 
     where = f"[checks.{check_id}]"
     _no_unknown(section, set(options), config.path or "config", where + " ")
     for key, value in section.items():
-        values[key] = _typed(value, options[key], config.path or "config", f"{where} {key}")
+        option = options[key]
+        values[key] = _typed(value, option, config.path or "config", f"{where} {key}")
+        problem = option.problem(values[key]) if option.problem else None
+        if problem:
+            raise ConfigError(f"{config.path or 'config'}: {where} {key}: {problem}")
     return values
 
 

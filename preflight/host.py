@@ -20,6 +20,7 @@ from typing import Any
 
 from preflight.facts import HostFacts
 from preflight.facts.shared import shared_fact
+from preflight.lifetime import dying_with_this_process
 
 __all__ = ["CommandResult", "Host", "NotRegularFile", "read_regular", "shared_fact"]
 
@@ -326,6 +327,9 @@ class Host(HostFacts):
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                # Its own session escapes the kill of the check's process group; this
+                # ends it with the check, even one killed with SIGKILL.
+                preexec_fn=dying_with_this_process(),  # noqa: PLW1509 - one C call, no import
             )
         except OSError as exc:
             return CommandResult(list(argv), None, "", "", error=exc.strerror or str(exc))

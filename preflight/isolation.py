@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from preflight.lifetime import die_with_parent
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # A result bigger than this is not a report but a runaway (a check filling its details).
 MAX_RESULT_BYTES = 64 << 20
@@ -154,22 +156,10 @@ def _start(job: Callable[[], Any]) -> _Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this child when the thread that forked it ends (run_jobs waits for
-    its children in that thread, so: when the run ends, however it ends)."""
-    import ctypes  # in the child only: about 2 ms, never on the parent's path
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(70)
-
-
 def _child_main(job: Callable[[], Any], write_fd: int, old_mask: Any, parent: int) -> None:
     status = 0
     try:
-        _die_with_parent(parent)
+        die_with_parent(parent)
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         for signum in STOP_SIGNALS:

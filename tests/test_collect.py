@@ -532,6 +532,7 @@ def test_collect_copies_includes_tls_config_and_certificates_outside_etc_kamaili
     (etc / "kamailio.cfg").write_text(
         "#!KAMAILIO\n"
         "listen=udp:127.0.0.1:5090\n"
+        "enable_tls=yes\n"  # without it the tls module reads no certificate (nor the CRL)
         'loadmodule "sl.so"\n'
         '# include_file "/srv/sip/commented-out.cfg"\n'
         'include_file "/srv/sip/routes.cfg"\n'

@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -64,6 +64,17 @@ PLUGINS = {
                 threading.Thread(target=ctx.host.run, args=([sleep, "301"], 600)).start()
                 subprocess.Popen([sleep, "302"])
                 {SPIN}
+                return []
+    """,
+    "waiter": """
+        import os
+        from preflight.check import Check
+
+        class WaiterCheck(Check):
+            title = "Waits for a command"
+
+            def run(self, ctx):
+                ctx.host.run([os.environ["PF_TEST_SLEEPER"], "303"], 600)
                 return []
     """,
     "exiter": """
@@ -197,6 +208,32 @@ def test_commands_of_a_check_killed_at_its_timeout_die_with_it(
     # no_leftovers: neither the Host.run command (own session) nor the plain child survives.
 
 
+def test_a_command_a_check_started_dies_with_a_run_killed_with_sigkill(
+    hostile: dict[str, str], no_leftovers: str
+) -> None:
+    """kill -9 of the run (cron's or Puppet's timeout) can clean nothing up: the check's
+    process dies with the run, and the command it waits for (started through Host.run, in a
+    session of its own) with the check, long before either's 60 s deadline."""
+    proc = subprocess.Popen(
+        preflight_argv("check", "waiter", "--timeout", "60", "-f", "json"),
+        env=preflight_env(hostile),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not processes_running(no_leftovers):
+            assert time.monotonic() < deadline and proc.poll() is None, "no command started"
+            time.sleep(0.05)
+        checks = psutil.Process(proc.pid).children()
+        (command,) = processes_running(no_leftovers)
+    finally:
+        proc.kill()
+        proc.wait()
+    _gone, alive = psutil.wait_procs([*checks, command], timeout=5)
+    assert alive == [], f"outlived the killed run: {alive}"
+
+
 def test_a_check_that_exits_from_run_is_an_error_not_a_success(
     snapshot: Snapshot, hostile: dict[str, str]
 ) -> None:
@@ -253,6 +290,26 @@ def test_a_plugin_printing_to_stdout_does_not_corrupt_the_report(
 
 
 # ------------------------------------------------------------------ 11: stop signals
+def sleeper_run(
+    out: Path, hostile: dict[str, str], sleeper: str, preexec: Callable[[], None]
+) -> subprocess.Popen[str]:
+    """`check sleeper -o OUT` started with `preexec` (its signal dispositions), returned once
+    the check's command sleeps."""
+    proc = subprocess.Popen(
+        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
+        env=preflight_env(hostile),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - before exec, signals only
+    )
+    deadline = time.monotonic() + 20
+    while not processes_running(sleeper):
+        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
 )
@@ -261,18 +318,7 @@ def test_a_stop_signal_kills_started_commands_and_writes_no_report(
 ) -> None:
     out = tmp_path / "report.json"
     out.write_text("previous report\n")
-    proc = subprocess.Popen(
-        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
-        env=preflight_env(hostile),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_stop_signals,  # noqa: PLW1509 - before exec, signals only
-    )
-    deadline = time.monotonic() + 20
-    while not processes_running(no_leftovers):
-        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
-        time.sleep(0.05)
+    proc = sleeper_run(out, hostile, no_leftovers, default_stop_signals)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == code
@@ -295,18 +341,7 @@ def test_a_signal_the_caller_ignores_stays_ignored(
         default_stop_signals()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    proc = subprocess.Popen(
-        preflight_argv("check", "sleeper", "--timeout", "60", "-f", "json", "-o", str(out)),
-        env=preflight_env(hostile),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=nohup,  # noqa: PLW1509 - before exec, signals only
-    )
-    deadline = time.monotonic() + 20
-    while not processes_running(no_leftovers):
-        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
-        time.sleep(0.05)
+    proc = sleeper_run(out, hostile, no_leftovers, nohup)
     proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     assert proc.poll() is None, "a SIGHUP under nohup ended the run"

@@ -56,6 +56,28 @@ def test_no_tls_modparam_means_cert_pem_next_to_the_config(
     assert "selfsigned" not in str(result["findings"])
 
 
+@pytest.mark.parametrize("written", ["", "udp:"])
+def test_a_listen_without_protocol_and_tls_so_without_enable_tls_ask_for_no_tls(
+    tls_kamailio: list[Instance], tmp_path: Path, written: str
+) -> None:
+    """A listen= written without a protocol opens TLS only where TLS is enabled, and tls.so
+    loaded without enable_tls reads no certificate ("tls support is disabled"): the real
+    start succeeds with no cert.pem, so no TLS finding (no tls-disabled whose steps would
+    turn TLS on, no missing certificate) and the check passes."""
+    port = free_port()
+    instance = new_instance(
+        tmp_path, head=f"listen={written}127.0.0.1:{port}", body='loadmodule "tls.so"'
+    )
+    tls_kamailio.append(instance)
+    instance.start()
+    assert wait_listening(port, "udp")
+    assert "tls support is disabled" in instance.log()
+    assert not (tmp_path / "cert.pem").exists()
+    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    assert code == 0, result
+    assert not [c for c in codes(result) if c.startswith("kamailio.tls-")], result
+
+
 @pytest.mark.parametrize(
     ("cert_kind", "key_kind", "kamailio_says"),
     [

@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from preflight_checks.kamailio.findings import Report, Service
 
 
+def config_path_problem(value: str) -> str | None:
+    """Why `[checks.kamailio] config` names no file a Kamailio could be started with: a
+    relative path would be looked up in whatever folder preflight runs in, never in the one
+    Kamailio starts in."""
+    if not value.startswith("/"):
+        return f"{printable(value)!r} is not an absolute path (name the file from /)"
+    if printable(value) != value:
+        return f"{printable(value)!r} holds control characters"
+    return None
+
+
 class KamailioCheck(Check):
     id = "kamailio"
     title = "Kamailio listeners and configuration drift"
@@ -250,6 +261,23 @@ class KamailioCheck(Check):
             "takes part of the traffic; both are named",
             "stop the other process the way it was started, or move it to another port",
         ),
+        "kamailio.init-script-fork-no": FindingDoc(
+            Status.FAIL,
+            "Debian's init script is what starts (or restarts) this config, and a line of it "
+            "matches the script's fork=no test (a plain grep for "
+            "^[[:space:]]*fork[[:space:]]*=[[:space:]]*no, so a line inside a /* */ comment "
+            "counts too): `service kamailio start` starts nothing and exits 0, a restart "
+            "stops Kamailio and starts nothing",
+            "the sed step that turns fork=no into fork=yes on exactly the lines the test "
+            "matches, before the one start or restart step",
+        ),
+        "kamailio.config-unknown": FindingDoc(
+            Status.SKIP,
+            "no Kamailio runs and the config the service starts is unknown: CFGFILE in "
+            "/etc/default/kamailio is set by shell code this run does not execute (a "
+            "snapshot, or a file not root's); the note names the line",
+            "write CFGFILE=/path/to/config as a plain assignment, or set [checks.kamailio] config",
+        ),
         "kamailio.option-invalid": FindingDoc(
             Status.ERROR,
             "an `expect` entry is not proto:addr:port",
@@ -260,10 +288,11 @@ class KamailioCheck(Check):
         "config": Option(
             str,
             None,
-            "the Kamailio config that must run (not-running when no instance runs it; every "
-            "other instance is judged against its own config all the same); default: the "
-            "instances that run, else CFGFILE of /etc/default/kamailio, else "
-            "/etc/kamailio/kamailio.cfg",
+            "the Kamailio config that must run, an absolute path (not-running when no "
+            "instance runs it; every other instance is judged against its own config all the "
+            "same); default: the instances that run, else CFGFILE of /etc/default/kamailio, "
+            "else /etc/kamailio/kamailio.cfg",
+            problem=config_path_problem,
         ),
         "expect": Option(
             list,
@@ -366,6 +395,7 @@ def run_check(ctx: CheckContext) -> list[Finding]:
         choose_instance,
         expected_from_option,
         find_instances,
+        init_defaults,
         trust_processes,
     )
     from preflight_checks.kamailio.findings import Report, host_service, report_foreign
@@ -384,6 +414,26 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     # The primary judgement: the instance running the config that should run, or that config
     # when no instance runs it. Every other trusted instance is judged against its own config.
     primary, config_rel, source = choose_instance(host, instances, ctx.options.get("config"))
+    defaults = init_defaults(host)
+    if defaults.untrusted:
+        report.notes.append(
+            f"/etc/default/kamailio was not executed: {defaults.untrusted} (the init script "
+            "sources it as root)"
+        )
+    report.notes += sorted(set(defaults.unknown.values()))
+    if primary is None and not config_rel:
+        report.add(
+            "config-unknown",
+            Status.SKIP,
+            "no Kamailio runs and the config the Kamailio service starts is unknown: "
+            + defaults.unknown.get("CFGFILE", "CFGFILE of /etc/default/kamailio is empty"),
+            [
+                "write CFGFILE=/path/to/config as a plain assignment in "
+                "/etc/default/kamailio, or set [checks.kamailio] config",
+            ],
+        )
+        report.details["notes"] = report.notes
+        return report.findings
     others = [i for i in instances if i is not primary]
     if len(others) >= MAX_JUDGED:
         report.notes.append(
@@ -445,6 +495,17 @@ def run_check(ctx: CheckContext) -> list[Finding]:
     for judgement in judgements:
         blocked = ""
         if (
+            service is not None
+            and service.config_rel is None
+            and service_instance is not None
+            and judgement.instance is service_instance
+        ):
+            blocked = (
+                "no restart step: a restart through the service starts CFGFILE of "
+                "/etc/default/kamailio, which is unknown here (see the notes); check that "
+                "config with `kamailio -c -f CFGFILE` before restarting the service"
+            )
+        elif (
             service_judgement is not None
             and judgement.instance is service_instance
             and service_judgement.blocking()
@@ -560,8 +621,8 @@ def service_judged(
     """The service's config when it needs a judgement of its own (else ""): its instance
     runs another config (a restart through the service switches to this one), or it is
     enabled and none of its instances runs (not judged already as the primary config)."""
-    if service is None:
-        return ""
+    if service is None or service.config_rel is None:
+        return ""  # unknown: a restart through the service is not offered (run_check)
     if service_instance is not None:
         return (
             ""
@@ -607,6 +668,7 @@ def judge(
         Report,
         check_addresses,
         check_changed,
+        check_init_fork,
         check_tls,
         compare_listeners,
         report_held_ports,
@@ -674,6 +736,8 @@ def judge(
         check_config(
             report, config_rel, without_host_paths(report, parsed, fs_root), check_out, argv_options
         )
+        if init_script_starts(report, instance, config_rel):
+            check_init_fork(report, config_rel)
     report.best_effort = check_out is None
     report.details["resolved_by"] = "best effort" if report.best_effort else "kamailio -c"
 
@@ -727,6 +791,20 @@ def judge(
     if report.notes:
         report.details["notes"] = report.notes
     return report
+
+
+def init_script_starts(report: Report, instance: Instance | None, config_rel: str) -> bool:
+    """Is Debian's init script what starts (or restarts) `config_rel` for this judgement?
+    An init-script instance's restart starts CFGFILE, judged here when it is its own config
+    (else the service's own judgement checks CFGFILE)."""
+    from preflight_checks.kamailio.facts import service_config
+
+    if not report.service.init_script or (instance is not None and instance.fs_root):
+        return False
+    service_config_rel = service_config(report.host)
+    return service_config_rel is not None and same_config(
+        report.host, config_rel, service_config_rel
+    )
 
 
 def without_host_paths(

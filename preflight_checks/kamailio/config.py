@@ -161,6 +161,9 @@ class ListenEntry:
     sockets: list[Socket]
     where: Location
     unresolved: list[str] = field(default_factory=list)  # names best effort cannot resolve
+    # The protocol written before the address (`tls:`), "" for none: a listen= without one
+    # opens TLS only where TLS is enabled, so it never asks for TLS by itself.
+    written_proto: str = ""
 
 
 @dataclass
@@ -211,7 +214,8 @@ class ParsedConfig:
         return any(module_basename(name) == "tls" for name, _ in self.modules)
 
     def tls_listens(self) -> list[ListenEntry]:
-        return [e for e in self.listens if any(s.proto == "tls" for s in e.sockets)]
+        """The listen= lines written `tls:`: the ones that ask for TLS."""
+        return [e for e in self.listens if e.written_proto == "tls"]
 
     def expected_sockets(self) -> list[Socket]:
         """The sockets a start would open, as far as a reading without Kamailio can tell."""
@@ -674,7 +678,7 @@ class _Parser:
         port_match = re.match(r":(\d+)", rest)
         if port_match and 0 < int(port_match.group(1)) < 65536:
             port = int(port_match.group(1))
-        entry = ListenEntry([], where)
+        entry = ListenEntry([], where, written_proto=match.group(1).lower() if match else "")
         for proto in protos:
             if not match and proto == "sctp":
                 continue  # an implicit sctp socket needs the sctp module; not compared

@@ -11,6 +11,8 @@ import ipaddress
 import os
 import posixpath
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -265,7 +267,8 @@ def choose_instance(
     """The primary judgement: the trusted instance running the config that should run (the
     `config` option, else the default config, else the lowest pid), that config
     (root-relative), and where it came from; (None, config, source) when no instance runs
-    it. A config is matched by the file it really is (symlinks resolved)."""
+    it; config "" when it is unknown (service_config). A config is matched by the file it
+    really is (symlinks resolved)."""
     wanted = normalize_path(option) if option else None
     if wanted is not None:
         real = host.realpath(wanted)
@@ -294,17 +297,17 @@ def choose_instance(
         chosen = next((i for i in instances if i.config_rel == DEFAULT_CONFIG), instances[0])
         return chosen, chosen.config_rel, "running process"
     config = service_config(host)
+    if config is None:
+        return None, "", "unknown"  # CFGFILE is set by shell code not executed here
     return None, config, "default" if config == DEFAULT_CONFIG else "CFGFILE"
 
 
-def service_config(host: Host) -> str:
+def service_config(host: Host) -> str | None:
     """The config the init script and the unit (its EnvironmentFile=) start Kamailio with:
-    CFGFILE of /etc/default/kamailio, else the default."""
-    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
-    cfgfile = shell_vars(defaults).get("CFGFILE") if defaults else None
-    if cfgfile and cfgfile.startswith("/"):
-        return normalize_path(cfgfile)
-    return DEFAULT_CONFIG
+    CFGFILE as the init script sees it after sourcing /etc/default/kamailio (a relative one
+    from /, where `service` runs it); None when it is unknown or empty."""
+    cfgfile = init_defaults(host).get("CFGFILE")
+    return normalize_path(cfgfile) if cfgfile else None
 
 
 def run_owners(host: Host) -> frozenset[int]:
@@ -639,11 +642,9 @@ def service_users(host: Host) -> list[str]:
     """The accounts root's own configuration runs Kamailio as: the package's `kamailio`,
     USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit."""
     names = ["kamailio"]
-    defaults = host.read_text("etc/default/kamailio", 64 * 1024)
-    if defaults is not None:
-        user = shell_vars(defaults).get("USER")
-        if user:
-            names.append(user)
+    user = init_defaults(host).get("USER")
+    if user and user != "kamailio":
+        names.append(user)
     for unit in UNIT_FILES:
         for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
             key, sep, value = line.strip().partition("=")
@@ -660,18 +661,220 @@ UNIT_FILES = (
 )
 
 
-def shell_vars(text: str) -> dict[str, str]:
-    """KEY=value lines of a shell-sourced file (/etc/default/kamailio), `export KEY=value`
-    included, as the shell reads them."""
-    from preflight.facts import parse_os_release
+# --------------------------------------------------------------- /etc/default/kamailio
+DEFAULTS_FILE = "etc/default/kamailio"
+# What Debian's init script sets before it sources /etc/default/kamailio: its own defaults,
+# which stand for every variable the file does not set.
+INIT_SCRIPT_VARIABLES = {
+    "PATH": "/sbin:/bin:/usr/sbin:/usr/bin",
+    "DAEMON": "/usr/sbin/kamailio",
+    "NAME": "kamailio",
+    "DESC": "Kamailio SIP Server",
+    "HOMEDIR": "/var/run/kamailio",
+    "PIDFILE": "/var/run/kamailio/kamailio.pid",
+    "DEFAULTS": "/etc/default/kamailio",
+    "CFGFILE": "/" + DEFAULT_CONFIG,
+    "RUN_KAMAILIO": "no",
+    "USER": "kamailio",
+    "GROUP": "kamailio",
+    "SHM_MEMORY": "64",
+    "PKG_MEMORY": "8",
+    "DUMP_CORE": "no",
+}
+DEFAULTS_READ = ("RUN_KAMAILIO", "CFGFILE", "USER", "GROUP")  # what this check needs
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_EVALUATION_LIMIT = 64 * 1024
+DEFAULTS_READ_LIMIT = 64 * 1024  # Debian's file is under 1 KiB
 
-    lines = []
-    for line in text.splitlines():
+
+@dataclass(frozen=True)
+class InitDefaults:
+    """What Debian's init script sees once it sourced /etc/default/kamailio: RUN_KAMAILIO,
+    CFGFILE, USER, GROUP (its own default for each the file does not set). `unknown`: the
+    variables whose value cannot be told, each with why (set by shell code this run does not
+    execute); `untrusted`: why the file is not root's (live host), so never executed."""
+
+    values: dict[str, str]
+    unknown: dict[str, str]
+    untrusted: str | None = None
+
+    def get(self, name: str) -> str | None:
+        """The value the init script sees; None when it is unknown."""
+        return None if name in self.unknown else self.values.get(name)
+
+
+_DEFAULTS_CACHE: weakref.WeakKeyDictionary[Host, InitDefaults] = weakref.WeakKeyDictionary()
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def init_defaults(host: Host) -> InitDefaults:
+    """/etc/default/kamailio as the init script sees it, read (or evaluated) once per run.
+
+    A file of plain literal assignments is parsed. Anything else is shell code: on a live
+    host, a file that is root's (root-owned, in root-only folders) is sourced by `sh` in a
+    clean environment exactly as the init script does (it runs it as root at every start
+    anyway); a snapshot's, or a file another account could change, is never executed, and
+    the variables that code could set are unknown."""
+    with _DEFAULTS_LOCK:
+        found = _DEFAULTS_CACHE.get(host)
+        if found is None:
+            found = _DEFAULTS_CACHE[host] = _read_init_defaults(host)
+        return found
+
+
+def _read_init_defaults(host: Host) -> InitDefaults:
+    values = {name: INIT_SCRIPT_VARIABLES[name] for name in DEFAULTS_READ}
+    display = host.display(DEFAULTS_FILE)
+    untrusted = (
+        path_risk(display, frozenset({0})) if host.is_live and host.exists(DEFAULTS_FILE) else None
+    )
+    data = host.read_bytes(DEFAULTS_FILE, DEFAULTS_READ_LIMIT + 1)
+    if data is None:
+        if not host.exists(DEFAULTS_FILE):
+            return InitDefaults(values, {})  # the init script's own defaults
+        why = f"{display} cannot be read ({host.why_unreadable(DEFAULTS_FILE)})"
+        return InitDefaults(values, dict.fromkeys(DEFAULTS_READ, why), untrusted)
+    oversized = len(data) > DEFAULTS_READ_LIMIT
+    text = data.decode("utf-8", "replace")
+    plain: dict[str, str] = {}
+    if oversized:
+        # Not read in full: the shell reads it all, so only the shell can tell.
+        code_lines = [text.count("\n") + 1]
+    else:
+        plain, code_lines = plain_assignments(text)
+    values.update({k: v for k, v in plain.items() if k in values})
+    if not code_lines:
+        return InitDefaults(values, {}, untrusted)
+    lines = ", ".join(str(n) for n in code_lines[:5])
+    if host.is_live and untrusted is None:
+        evaluated = evaluate_defaults(host, display)
+        if evaluated is not None:
+            return InitDefaults(evaluated, {})
+        why = (
+            f"{display} is shell code (line {lines}) that could not be evaluated (sourcing it "
+            "failed, exited or timed out)"
+        )
+        return InitDefaults(values, dict.fromkeys(DEFAULTS_READ, why))
+    reason = f"{untrusted}, so it is not executed" if untrusted else "not executed in a snapshot"
+    may_set = list(DEFAULTS_READ) if oversized else names_code_may_set(text, code_lines)
+    unknown = {
+        name: f"{name} may be set by shell code in {display} (line {lines}), {reason}"
+        for name in may_set
+    }
+    return InitDefaults(values, unknown, untrusted)
+
+
+def plain_assignments(text: str) -> tuple[dict[str, str], list[int]]:
+    """The values of the plain literal assignments of a shell file (`NAME=value`, quoted or
+    not, several on a line separated by `;`, `export` before them), in order; and the
+    numbers of the lines that are anything else (shell code), comments and blank lines
+    left out."""
+    values: dict[str, str] = {}
+    code: list[int] = []
+    for number, line in enumerate(text.split("\n"), 1):
         stripped = line.strip()
-        if stripped.startswith("export") and stripped[6:7].isspace():
-            stripped = stripped[6:].strip()
-        lines.append(stripped)
-    return parse_os_release("\n".join(lines))
+        if not stripped or stripped.startswith("#"):
+            continue
+        hash_at = stripped.find("#")
+        if (
+            hash_at > 0
+            and stripped[hash_at - 1] in " \t"
+            and not any(q in stripped[:hash_at] for q in "'\"")
+        ):
+            stripped = stripped[:hash_at]  # a trailing comment
+        words = assignment_words(stripped)
+        if words is None or any(c in stripped for c in "$`\\~#"):
+            code.append(number)
+            continue
+        for word in words:
+            name, _, value = word.partition("=")
+            values[name] = value
+    return values, code
+
+
+def assignment_words(line: str) -> list[str] | None:
+    """The NAME=value words of a line made only of assignments (`;`-separated, optionally
+    after `export`), quotes removed; None when it holds anything else (a command, `&&`, a
+    redirection, an unclosed quote)."""
+    import shlex
+
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # `#` starts a comment only as a word of its own: plain_assignments
+    try:
+        tokens = list(lexer)
+    except ValueError:  # an unclosed quote: the value goes on past this line
+        return None
+    words: list[str] = []
+    command: list[str] = []
+    for token in [*tokens, ";"]:
+        if token != ";":  # noqa: S105 - a shell token, not a password
+            if all(c in ";&|()<>" for c in token):  # `&&`, `|`, `(`, a redirection
+                return None
+            command.append(token)
+            continue
+        exported = command[:1] == ["export"]
+        for word in command[1:] if exported else command:
+            name, eq, _value = word.partition("=")
+            if not _SHELL_NAME.fullmatch(name) or not (eq or exported):
+                return None
+            if eq:
+                words.append(word)
+        command = []
+    return words
+
+
+def names_code_may_set(text: str, code_lines: list[int]) -> list[str]:
+    """The variables of DEFAULTS_READ that the shell code lines may set: those they name; all
+    of them when a line is more than assignments (a command can source or eval anything,
+    `if ... then` makes the next lines conditional)."""
+    lines = text.split("\n")
+    named: list[str] = []
+    for number in code_lines:
+        line = lines[number - 1]
+        if assignment_words(line.strip()) is None:
+            return list(DEFAULTS_READ)
+        named += [n for n in DEFAULTS_READ if _mentions(line, n) and n not in named]
+    return named
+
+
+def _mentions(line: str, name: str) -> bool:
+    """Does `line` use `name` as a whole word?"""
+    start = line.find(name)
+    while start >= 0:
+        end = start + len(name)
+        before = line[start - 1] if start else " "
+        after = line[end] if end < len(line) else " "
+        if not (before.isalnum() or before == "_" or after.isalnum() or after == "_"):
+            return True
+        start = line.find(name, end)
+    return False
+
+
+def evaluate_defaults(host: Host, path: str) -> dict[str, str] | None:
+    """The init script's view of a root-owned defaults file: `sh` sets what the script sets,
+    sources the file as it does (no stdin, its output discarded), and prints the variables
+    NUL-separated; None when sourcing it fails, exits or times out."""
+    from preflight.text import shell_arg
+
+    presets = "".join(f"{k}={shell_arg(v)}\n" for k, v in INIT_SCRIPT_VARIABLES.items())
+    script = (
+        f"{presets}. {shell_arg(path)} </dev/null >/dev/null 2>&1 || true\n"
+        "command printf 'preflight-defaults\\0'\n"
+        + "".join(f"command printf '%s\\0' \"{n}=${n}\"\n" for n in DEFAULTS_READ)
+    )
+    # env -i: a clean environment, as the init script has under `service` or at boot.
+    argv = ["/usr/bin/env", "-i", f"PATH={INIT_SCRIPT_VARIABLES['PATH']}", "/bin/sh", "-c"]
+    result = host.run([*argv, script, "/etc/init.d/kamailio"], timeout=5.0)
+    if result is None or result.returncode != 0 or len(result.stdout) > _EVALUATION_LIMIT:
+        return None
+    _, marker, printed = result.stdout.rpartition("preflight-defaults\0")
+    values = {}
+    for entry in printed.split("\0"):
+        name, eq, value = entry.partition("=")
+        if eq and name in DEFAULTS_READ:
+            values[name] = value
+    return values if marker and len(values) == len(DEFAULTS_READ) else None
 
 
 def trusted_owners(host: Host, option_user: str | None) -> frozenset[int]:

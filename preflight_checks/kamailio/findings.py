@@ -58,12 +58,12 @@ from preflight_checks.kamailio.facts import (
     covers,
     group_name,
     holders,
+    init_defaults,
     local_addresses,
     path_risk,
     run_owners,
     service_config,
     service_users,
-    shell_vars,
     socket_inodes,
     user_name,
 )
@@ -89,6 +89,7 @@ class ServiceCommands:
     stop: str = ""
     enable: str = ""
     diagnose: str = ""
+    init_script: bool = False  # Debian's init script starts it (its fork=no test applies)
 
 
 DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
@@ -151,21 +152,30 @@ def init_script_commands(host: Host, foreground: str = "") -> ServiceCommands:
     status = _steps("service kamailio status", syslog_step(host))
     stop = "service kamailio stop"
     enable = ""
-    if not init_script_enabled(host):
-        defaults = host.display(DEFAULTS)
+    enabled = init_script_enabled(host)
+    defaults = host.display(DEFAULTS)
+    if enabled is None:
+        enable = (
+            f"make {defaults} set RUN_KAMAILIO=yes (it is set by shell code this run does not "
+            "execute): without it the init script refuses to start Kamailio"
+        )
+    elif not enabled:
         enable = (
             f"sed -i 's/^#*RUN_KAMAILIO=.*/RUN_KAMAILIO=yes/' {shell_arg(defaults)}  "
             f"# turns RUN_KAMAILIO=yes on in {defaults}: without it the init script refuses "
             "to start Kamailio; it also starts Kamailio at every boot"
         )
-    return ServiceCommands(start, restart, status, stop, enable, diagnose_step(host, foreground))
+    return ServiceCommands(
+        start, restart, status, stop, enable, diagnose_step(host, foreground), init_script=True
+    )
 
 
-def init_script_enabled(host: Host) -> bool:
-    """RUN_KAMAILIO=yes in /etc/default/kamailio: the init script starts Kamailio (at boot
-    too). A missing file: the script's own default, no."""
-    defaults = host.read_text(DEFAULTS, 64 * 1024)
-    return defaults is not None and shell_vars(defaults).get("RUN_KAMAILIO") == "yes"
+def init_script_enabled(host: Host) -> bool | None:
+    """RUN_KAMAILIO=yes as the init script sees it after sourcing /etc/default/kamailio: it
+    starts Kamailio (at boot too). A missing file: the script's own default, no. None: the
+    file sets it with shell code this run does not execute (init_defaults)."""
+    value = init_defaults(host).get("RUN_KAMAILIO")
+    return None if value is None else value == "yes"
 
 
 def service_commands(host: Host, foreground: str = "") -> ServiceCommands:
@@ -185,7 +195,7 @@ class Service:
     the default), and whether it is enabled (starts at boot)."""
 
     kind: str  # "init-script" or "systemd"
-    config_rel: str
+    config_rel: str | None  # None: unknown (CFGFILE is set by shell code not executed here)
     enabled: bool
     enabled_by: str  # what says it is enabled, for messages
 
@@ -210,7 +220,7 @@ def host_service(host: Host) -> Service | None:
     if manager is None or not host.is_file(INIT_SCRIPT_FILE):
         return None
     return Service(
-        "init-script", config, init_script_enabled(host), f"RUN_KAMAILIO=yes in /{DEFAULTS}"
+        "init-script", config, bool(init_script_enabled(host)), f"RUN_KAMAILIO=yes in /{DEFAULTS}"
     )
 
 
@@ -245,7 +255,8 @@ def instance_commands(
     the service when it starts `config`, else Kamailio started on `config` itself."""
     if instance is None:
         foreground = foreground_command(binary, config) if config else ""
-        if not config or config == host.display(service_config(host)):
+        service_config_rel = service_config(host)
+        if not config or (service_config_rel and config == host.display(service_config_rel)):
             return service_commands(host, foreground)
         command = f"{shell_arg(binary)} -f {shell_arg(config)}"
         return ServiceCommands(
@@ -285,6 +296,7 @@ START_BLOCKING = frozenset(
     f"kamailio.{code}"
     for code in (
         "config-invalid",
+        "init-script-fork-no",
         "module-missing",
         "address-missing",
         "tls-files-missing",
@@ -505,6 +517,56 @@ def changed_at(host: Host, rel: str, below: str = "") -> float | None:
         if link is not None and (link.st_mode & 0o170000) == 0o120000:
             latest = max(latest or 0.0, link.st_mtime, link.st_ctime if live else 0.0)
     return latest
+
+
+# Debian's init script refuses to start a config that this test of its check_fork matches:
+# `grep -q "^[[:space:]]*fork[[:space:]]*=[[:space:]]*no.*" $CFGFILE` (a plain grep: a line
+# inside a /* */ comment counts too), then exits 0 after "Not starting ...: fork=no".
+INIT_FORK_TEST = "^[[:space:]]*fork[[:space:]]*=[[:space:]]*no"
+# The edit that makes those lines fail the test: fork=no becomes fork=yes (Kamailio's default).
+INIT_FORK_EDIT = r"s/^\([[:space:]]*fork[[:space:]]*=[[:space:]]*\)no/\1yes/"
+_POSIX_SPACE = b" \t\n\v\f\r"  # [[:space:]] in the C locale
+
+
+def init_fork_lines(host: Host, rel: str) -> list[int]:
+    """The numbers of the lines of ROOT/rel that the init script's fork=no test matches."""
+    matched = []
+    for number, line in enumerate((host.read_bytes(rel) or b"").split(b"\n"), 1):
+        rest = line.lstrip(_POSIX_SPACE)
+        if not rest.startswith(b"fork"):
+            continue
+        rest = rest[4:].lstrip(_POSIX_SPACE)
+        if rest.startswith(b"=") and rest[1:].lstrip(_POSIX_SPACE).startswith(b"no"):
+            matched.append(number)
+    return matched
+
+
+def check_init_fork(report: Report, config_rel: str) -> None:
+    """init-script-fork-no: Debian's init script is what starts (or restarts) this config and
+    its fork=no test matches it, so `service kamailio start` starts nothing and a restart
+    stops Kamailio and starts nothing. The step edits exactly the lines the test matches."""
+    script = report.host.read_text(INIT_SCRIPT_FILE) or ""
+    if script and INIT_FORK_TEST not in script:
+        return  # this host's script has no such test (a snapshot keeps only an empty marker)
+    lines = init_fork_lines(report.host, config_rel)
+    if not lines:
+        return
+    config = report.host.display(config_rel)
+    where = ", ".join(str(n) for n in lines[:10])
+    report.add(
+        "init-script-fork-no",
+        Status.FAIL,
+        f"Debian's init script will not start Kamailio with {config}: line {where} matches "
+        f"its fork=no test (grep '{INIT_FORK_TEST}', even inside a /* */ comment), so "
+        '`service kamailio start` prints "Not starting Kamailio SIP Server: fork=no '
+        'specified in config file" and starts nothing, and `service kamailio restart` '
+        "stops Kamailio and starts nothing",
+        [
+            f"sed -i --follow-symlinks {shell_arg(INIT_FORK_EDIT)} {shell_arg(config)}  # "
+            f"fork=no becomes fork=yes (Kamailio's default) on line {where}, the lines the "
+            "init script's test matches; only then can it start this config"
+        ],
+    )
 
 
 # --- from kamailio_listeners.py
@@ -762,14 +824,14 @@ def check_tls(
 
 
 def tls_active(parsed: ParsedConfig, check_out: CheckOutput | None) -> bool:
-    """Does Kamailio load TLS at start: tls.so loaded, and enabled when a tls: listen needs
-    it (kamailio -c lists the tls: sockets it will open)."""
+    """Does Kamailio load TLS at start: tls.so loaded and enable_tls set. With TLS not
+    enabled the tls module's init returns at once ("tls support is disabled"): no
+    certificate is read, and a missing one stops nothing. kamailio -c listing a tls: socket
+    says TLS is enabled where the reading cannot tell (a #!ifdef around enable_tls)."""
     if not parsed.loads_tls:
         return False
-    if not parsed.tls_listens():
+    if check_out is not None and check_out.ok and any(s.proto == "tls" for s in check_out.sockets):
         return True
-    if check_out is not None and check_out.ok:
-        return any(s.proto == "tls" for s in check_out.sockets)
     return parsed.enable_tls
 
 
@@ -1057,9 +1119,9 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
                 return (f"uid {uid}", uid, set())
     else:
         service = report.service
-        if service.start.endswith("service kamailio start"):
-            defaults = host.read_text(DEFAULTS, 64 * 1024)
-            name = (shell_vars(defaults).get("USER") if defaults else None) or "kamailio"
+        if service.init_script:
+            # Unknown (set by shell code not executed here): no access is judged.
+            name = init_defaults(host).get("USER") or None
         elif "systemctl" in service.start:
             users = service_users(host)
             name = users[-1] if len(users) > 1 else None
