@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 
 # Package, unit, module, user and file names as package managers and init systems allow them:
 # no shell metacharacters, no whitespace, bounded length. Linear: one character class, anchored.
@@ -27,6 +28,12 @@ def plausible_name(value: str) -> bool:
 def shell_arg(value: str) -> str:
     """`value` quoted for a POSIX shell, so pasting the command runs it with exactly this word."""
     return shlex.quote(value)
+
+
+def shell_join(words: Iterable[str]) -> str:
+    """A command line of `words`, each quoted with `shell_arg` (shlex.join's rule), so pasting it
+    runs exactly these words."""
+    return " ".join(shell_arg(word) for word in words)
 
 
 def printable(text: str, keep_newlines: bool = False) -> str:

@@ -7,12 +7,15 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from hostdata import DEBIAN7_OS_RELEASE, DEBIAN12_OS_RELEASE, UBUNTU1204_OS_RELEASE
 from support.cli import run_preflight
+from support.components import require, require_command, require_root
 from support.snapshot import Snapshot
 
 from preflight.facts import distribution as facts_distribution
@@ -304,3 +307,114 @@ def test_user_and_group_names_come_from_the_roots_own_files(snapshot: Snapshot) 
     users = Host(str(snapshot)).users
     assert (users.user_name(0), users.user_name(42), users.user_name(100)) == ("root", "_apt", None)
     assert (users.group_name(108), users.group_name(65534)) == ("netdev", None)
+
+
+def test_accounts_by_name_have_their_uid_primary_and_supplementary_groups(
+    snapshot: Snapshot,
+) -> None:
+    """What a process switched to an account may open: its uid, its primary group and every
+    group whose member list names it, all from the root's own files (the kamailio check asks
+    this of the account Kamailio runs as)."""
+    snapshot.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\n"
+        "kamailio:x:112:120::/run/kamailio:/usr/sbin/nologin\n"
+        "kamailio:x:999:999::/:/bin/sh\n"  # a second line of a name: getpwnam takes the first
+        "odd:x:0100:100::/:/usr/sbin/nologin\n",
+    )
+    snapshot.write(
+        "etc/group",
+        "root:x:0:\nssl-cert:x:110:postgres,kamailio\nkamailio:x:120:\naudio:x:29:kamailiox\n",
+    )
+    users = Host(str(snapshot)).users
+    account = users.account("kamailio")
+    assert account is not None
+    assert (account.uid, account.gid, account.gids) == (112, 120, frozenset({110, 120}))
+    assert users.uid_of("kamailio") == 112
+    assert users.uid_of("odd") is None and users.account("nosuch") is None
+    assert users.describe_user(112) == "user kamailio (uid 112)"
+    assert users.describe_user(4242) == "uid 4242"
+    assert (users.describe_group(110), users.describe_group(7)) == ("ssl-cert (gid 110)", "gid 7")
+
+
+def test_a_live_account_only_nss_knows_is_named_as_ls_names_it(tmp_path: Path) -> None:
+    """On the live host an account from another NSS source (LDAP, sssd; here the real
+    libnss-extrausers, in a private mount namespace) is named and has its groups, as `ls -l`
+    and `id` show it; the passwd and group files do not list it."""
+    require_root()
+    require_command("unshare")
+    require("libnss-extrausers", Path("/usr/lib/libnss_extrausers.so.2").exists())
+    varlib = tmp_path / "varlib"
+    (varlib / "extrausers").mkdir(parents=True)
+    (varlib / "extrausers" / "passwd").write_text("sipops:x:54321:54321::/:/bin/sh\n")
+    (varlib / "extrausers" / "group").write_text("sipops:x:54321:\nsipcerts:x:54400:sipops\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("passwd: files extrausers\ngroup: files extrausers\n")
+    probe = (
+        "from preflight.host import Host\n"
+        "users = Host('/').users\n"
+        "account = users.account('sipops')\n"
+        "print(users.describe_user(54321), users.describe_group(54400), sep='|')\n"
+        "print(account.uid, sorted(account.gids), users.uid_of('sipops'), sep='|')\n"
+        "print(Host('/').users.describe_user(54322))\n"
+    )
+    script = (
+        f"mount --bind {nsswitch} /etc/nsswitch.conf && mount --bind {varlib} /var/lib && "
+        f'exec "$0" -c "$1"'
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable, probe],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "user sipops (uid 54321)|sipcerts (gid 54400)",
+        "54321|[54321, 54400]|54321",
+        "uid 54322",
+    ]
+    # A snapshot has only its own files: NSS is never asked for its names.
+    assert Host(str(tmp_path)).users.describe_user(54321) == "uid 54321"
+
+
+@pytest.mark.parametrize(
+    ("dmi", "provider"),
+    [
+        # (sys_vendor, product_name, bios_vendor, chassis_asset_tag) as each platform writes them
+        (("DigitalOcean", "Droplet", "DigitalOcean", ""), "digitalocean"),
+        (("Amazon EC2", "m5.large", "Amazon EC2", "Amazon EC2"), "aws"),
+        (("Xen", "HVM domU", "Xen", ""), None),  # an EC2 Xen instance names no one in DMI
+        (("Google", "Google Compute Engine", "Google", ""), "gcp"),
+        (("Hetzner", "vServer", "Hetzner", ""), "hetzner"),
+        (("Vultr", "VC2", "SeaBIOS", ""), "vultr"),
+        (("Akamai", "Linode", "SeaBIOS", ""), "linode"),
+        (
+            ("QEMU", "Standard PC (i440FX + PIIX, 1996)", "SeaBIOS", "OracleCloud.com"),
+            "oracle",
+        ),
+        (
+            (
+                "Microsoft Corporation",
+                "Virtual Machine",
+                "Microsoft Corporation",
+                "7783-7084-3265-9085-8269-3286-77",
+            ),
+            "azure",
+        ),
+        # Hyper-V outside Azure writes the same names without Azure's asset tag
+        (("Microsoft Corporation", "Virtual Machine", "Microsoft Corporation", "None"), None),
+        # a libvirt or Proxmox VE guest: a hypervisor, no provider
+        (("QEMU", "Standard PC (Q35 + ICH9, 2009)", "SeaBIOS", ""), None),
+    ],
+)
+def test_the_provider_is_named_by_the_dmi_the_platform_writes(
+    snapshot: Snapshot, dmi: tuple[str, str, str, str], provider: str | None
+) -> None:
+    """One DMI vendor table for the report's provider and the kernel check's evidence."""
+    from preflight.facts.platform import DMI_FIELDS
+
+    for name, value in zip(DMI_FIELDS, dmi, strict=True):
+        if value:
+            snapshot.write(f"sys/class/dmi/id/{name}", value + "\n")
+    host = Host(str(snapshot))
+    assert host.provider == provider
+    assert host.dmi_vendor == (provider or ("qemu" if dmi[0] == "QEMU" else None))

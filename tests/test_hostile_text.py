@@ -225,3 +225,22 @@ def test_load_error_suggests_reinstalling_only_a_plausible_distribution(
         assert argv[1:] == ["-m", "pip", "install", "--force-reinstall", name]
     else:
         assert reinstall == []
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["kamailio", "-c", "-f", "/etc/kamailio/k.cfg"],
+        ["/srv/my sip/kamailio", "-A", "WITH_TLS=1; rm -rf /", "-f", "$(id).cfg"],
+        ["echo", "it's", "", "a\nb", "`x`", "*"],
+    ],
+)
+def test_a_suggested_command_line_runs_exactly_its_words(words: list[str], tmp_path: Path) -> None:
+    """shell_join, which every check builds its suggested command lines with: a shell given the
+    line passes exactly these words (none expanded, split or run), as shlex.join would."""
+    from preflight.text import shell_join
+
+    assert shell_join(words) == shlex.join(words)
+    line = shell_join(["printf", "%s\\0", *words])
+    printed = subprocess.run(["sh", "-c", line], capture_output=True, cwd=tmp_path, check=True)
+    assert printed.stdout.decode().split("\0")[:-1] == words

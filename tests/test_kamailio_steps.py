@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kamailio_support import free_port, kamailio_binary
 from support.cli import codes
 from support.components import require, require_command, require_root
@@ -389,3 +390,34 @@ def test_enabled_unit_down_fails_while_a_hand_started_instance_runs(snapshot: Sn
         "/usr/sbin/kamailio -c -f /etc/kamailio/kamailio.cfg && systemctl start kamailio"
     )
     assert result["details"]["decided_by"] == {"pid": None, "config": "/etc/kamailio/kamailio.cfg"}
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "manager", "unit"),
+    [
+        # proc/PID/cgroup as Debian 12 (cgroup v2) and a cgroup v1 host write them
+        ("0::/system.slice/kamailio.service\n", "systemd", "kamailio.service"),
+        (
+            "12:pids:/system.slice/sip.service\n1:name=systemd:/system.slice/sip.service\n",
+            "systemd",
+            "sip.service",
+        ),
+        # a user's own service manager, a login session, a container: not root's unit
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/k.service\n", "by hand", None),
+        ("0::/user.slice/user-0.slice/session-3.scope\n", "by hand", None),
+        ("0::/system.slice/docker-3f2a9c1b7e5d.scope\n", "by hand", None),
+    ],
+)
+def test_the_cgroup_says_which_unit_started_an_instance(
+    snapshot: Snapshot, cgroup: str, manager: str, unit: str | None
+) -> None:
+    """An instance's systemd unit is the one its cgroup names (read by the engine's process
+    facts, as the services check reads it): its restart goes through that unit."""
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    pid = 4100
+    snapshot.process(pid, "kamailio", 0, ["/usr/sbin/kamailio", "-f", "/etc/kamailio/kamailio.cfg"])
+    snapshot.write(f"proc/{pid}/cgroup", cgroup)
+    snapshot.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
+    code, result = check_kamailio("--root", str(snapshot))
+    started = result["details"]["started"]
+    assert (result["details"]["pid"], started["manager"], started["unit"]) == (pid, manager, unit)

@@ -573,3 +573,38 @@ def test_tls_profile_fix_followed_verbatim(
         code, result = check("--config", toml)
         assert code == 0, result
         assert result["details"]["pid"] == new
+
+
+def test_a_run_reads_etc_default_and_tls_cfg_once(snapshot: Snapshot) -> None:
+    """/etc/default/kamailio (which config the service starts, whether RUN_KAMAILIO is on, the
+    USER it runs as) and tls.cfg (its files, its profiles) are each read and parsed once per
+    run, however many of the judgement's questions ask them."""
+    from support.reads import run_counting
+
+    from preflight_checks.kamailio import KamailioCheck
+
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    snapshot.write("etc/init.d/kamailio", "#!/bin/sh\n", mode=0o755)
+    snapshot.write("proc/1/comm", "init\n")
+    snapshot.write("proc/1/stat", "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n")
+    snapshot.write("etc/passwd", "root:x:0:0::/root:/bin/sh\nsip:x:120:130::/:/bin/false\n")
+    snapshot.write(
+        "etc/default/kamailio", "RUN_KAMAILIO=yes\nUSER=sip\nCFGFILE=/srv/sip/kamailio.cfg\n"
+    )
+    snapshot.write(
+        "srv/sip/kamailio.cfg",
+        'enable_tls=yes\nlisten=tls:0.0.0.0:5061\nloadmodule "tls.so"\n'
+        'modparam("tls", "config", "/srv/sip/tls.cfg")\n',
+    )
+    snapshot.write("srv/sip/k.pem", "x")
+    snapshot.write(
+        "srv/sip/tls.cfg",
+        "[server:default]\ncertificate = /srv/sip/k.pem\nprivate_key = /srv/sip/k.pem\n"
+        "crl = /srv/sip/revoked.pem\n[server:any]\ncertificate = /srv/sip/k.pem\n",
+    )
+    findings, details, reads = run_counting(KamailioCheck(), snapshot)
+    found = {f.code for f in findings}
+    assert {"kamailio.tls-files-missing", "kamailio.tls-profile-no-server-name"} <= found, found
+    assert details["config"] == "/srv/sip/kamailio.cfg"
+    assert details["tls_run_user"] == "sip"
+    assert (reads["etc/default/kamailio"], reads["srv/sip/tls.cfg"]) == (1, 1), reads

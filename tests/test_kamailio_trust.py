@@ -144,6 +144,35 @@ def test_best_effort_reader_looks_in_the_start_folder_first(snapshot: Snapshot) 
     assert result["details"]["files"] == ["/srv/r/main.cfg", "/srv/r/cwd/inc.cfg"]
 
 
+def test_a_snapshots_accounts_are_named_by_its_own_passwd(snapshot: Snapshot) -> None:
+    """Under --root the accounts in messages are the snapshot's: a Kamailio running as uid 33,
+    which the snapshot's etc/passwd calls `sipedge` (this machine calls it www-data), is named
+    `user sipedge (uid 33)`, never by this machine's account database."""
+    import pwd
+
+    machine = {entry.pw_uid: entry.pw_name for entry in pwd.getpwall()}
+    assert machine.get(0) != "toor" and machine.get(33) != "sipedge"
+    snapshot.write(
+        "etc/passwd",
+        "toor:x:0:0:root:/root:/bin/bash\n"
+        "sipedge:x:33:33:SIP edge:/var/lib/sip:/usr/sbin/nologin\n",
+    )
+    snapshot.write("etc/group", "wheel:x:0:\nsipedge:x:33:\n")
+    snapshot.write("usr/sbin/kamailio", "", mode=0o755)
+    pid = 4300
+    argv = ["/usr/sbin/kamailio", "-f", "/etc/kamailio/kamailio.cfg"]
+    snapshot.process(pid, "kamailio", 33, argv)
+    snapshot.symlink(f"proc/{pid}/exe", "/usr/sbin/kamailio")
+    snapshot.write("etc/kamailio/kamailio.cfg", "listen=udp:127.0.0.1:5060\n")
+    code, result = check("--root", str(snapshot))
+    foreign = finding(result, "kamailio.foreign-process")
+    assert foreign["message"].startswith(
+        f"pid {pid} (user sipedge (uid 33), /usr/sbin/kamailio) runs as kamailio but is not a "
+        "trusted Kamailio: it runs as user sipedge (uid 33)"
+    ), foreign["message"]
+    assert 33 not in machine or machine[33] not in foreign["message"]
+
+
 def test_instance_started_in_a_folder_another_account_owns_is_not_checked_by_root(
     own_kamailio: list[Instance], nobody_folder: Path, tmp_path: Path
 ) -> None:

@@ -203,3 +203,28 @@ def test_debian_systemd_boot_entries_and_pending_reboot(snapshot: Snapshot) -> N
     assert check["details"]["next_boot"]["source"].startswith("the systemd-boot entry /boot/efi")
     releases = sorted(e["release"] for e in check["details"]["boot_entries"])
     assert releases == ["6.1.0-26-amd64", "6.1.0-27-amd64"]
+
+
+def test_a_run_reads_each_boot_entry_and_kernel_image_once(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """A UKI is read up to 4 MiB to find its release, and a kernel image is scanned for its
+    build: one run of the kernel check reads each of them once, however many of its verdicts
+    (does the machine boot itself, which kernel boots next, the report's boot entries) ask."""
+    from support.reads import run_counting
+
+    from preflight_checks.kernel import KernelCheck
+
+    arch_host(snapshot, cmdline="root=UUID=2d0c rw quiet", dmi=("DigitalOcean", "Droplet"))
+    new = "6.6.9-arch1-1"
+    arch_kernel(
+        snapshot, "linux", "6.6.9.arch1-1", new, "Fri, 05 Jan 2024 17:20:39 +0000", AFTER_BOOT
+    )
+    uki = unified_kernel_image(tmp_path, new, ARCH_OS_RELEASE, "root=UUID=2d0c rw quiet")
+    snapshot.write("boot/efi/EFI/Linux/arch-linux.efi", uki)
+    findings, details, reads = run_counting(KernelCheck(), snapshot)
+    assert [f.code for f in findings] == ["kernel.reboot-required", "kernel.modules-missing"]
+    assert details["next_boot"]["source"].endswith("/boot/efi/EFI/Linux/arch-linux.efi")
+    assert reads["boot/efi/EFI/Linux/arch-linux.efi"] == 1, reads
+    images = {rel: n for rel, n in reads.items() if "vmlinuz" in rel}
+    assert images and set(images.values()) == {1}, reads

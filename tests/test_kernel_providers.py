@@ -209,6 +209,20 @@ def test_proxmox_or_libvirt_direct_kernel_boot(snapshot: Snapshot) -> None:
     assert any("/etc/pve/qemu-server/VMID.conf" in step for step in remediation)
 
 
+def test_an_oracle_cloud_guest_is_not_told_to_edit_a_libvirt_domain(snapshot: Snapshot) -> None:
+    """An OCI instance shows QEMU's DMI names; its chassis asset tag (OracleCloud.com) says
+    Oracle runs it, so the QEMU direct-boot steps (virsh edit, Proxmox's VMID.conf), which
+    an Oracle customer cannot take, are not suggested; the report names the provider."""
+    hypervisor_kernel(snapshot, "root=/dev/sda1 ro console=ttyS0", dmi=QEMU_DMI)
+    snapshot.write("sys/class/dmi/id/bios_vendor", "SeaBIOS\n")
+    snapshot.write("sys/class/dmi/id/chassis_asset_tag", "OracleCloud.com\n")
+    code, check = kernel_result(snapshot)
+    assert code == 2 and check["code"] == "kernel.externally-managed"
+    assert check["details"]["provider"] == "oracle"
+    _, remediation = external(check)
+    assert not any("virsh" in step or "qemu-server" in step for step in remediation), remediation
+
+
 def test_hetzner_and_vultr_say_their_steps_are_unconfirmed(snapshot: Snapshot) -> None:
     hypervisor_kernel(snapshot, "root=/dev/sda1 ro", dmi=HETZNER_DMI)
     cloud_init(snapshot, "hetzner", "DataSourceHetzner")

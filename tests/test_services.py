@@ -318,9 +318,9 @@ def test_memfd_shared_memory_tmp_and_data_files_are_not_reported(libdir: Path) -
     ],
 )
 def test_the_cgroup_names_the_service(cgroup: str, owner: Any) -> None:
-    from preflight_checks.services.facts import cgroup_owner, cgroup_path
+    from preflight.facts.processes import cgroup_owner, parse_cgroup
 
-    assert cgroup_owner(cgroup_path(cgroup)) == owner
+    assert cgroup_owner(parse_cgroup(cgroup)) == owner
 
 
 # ------------------------------------------------------------------ options

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.declared.facts import is_named
 from preflight.declared.spec import MATCH_INPUT_LIMIT, Assertion, Regex
-from preflight.text import plausible_name, printable, shell_arg
+from preflight.text import plausible_name, printable, shell_arg, shell_join
 
 if TYPE_CHECKING:
     from preflight.declared.facts import DeclaredFacts
@@ -63,7 +63,7 @@ class Outcome:
 
 
 def _cmd(*words: str) -> str:
-    return " ".join(shell_arg(w) for w in words)
+    return shell_join(words)
 
 
 def _excerpt(text: str) -> str:

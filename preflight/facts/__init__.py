@@ -12,7 +12,7 @@ and nothing else. Each module here derives one kind of fact from what Host reads
 | installed packages (dpkg, rpm) and version order | packages | `packages` |
 | processes (ROOT/proc, live and under --root alike) | processes | `processes` |
 | listening TCP / bound UDP sockets and their owners | sockets | `sockets` |
-| users and groups by number | users | `users` |
+| users and groups: by number, accounts by name | users | `users` |
 | this process's capabilities | capabilities | `capabilities` |
 
 Unknown is None, never a guess. Each module is imported when one of its facts is first asked for
@@ -22,9 +22,10 @@ Unknown is None, never a guess. Each module is imported when one of its facts is
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from preflight.facts.shared import shared_fact
+from preflight.facts.shared import compute_once, shared_fact
 
 if TYPE_CHECKING:
     from preflight.facts.capabilities import Capabilities
@@ -58,6 +59,9 @@ def __getattr__(name: str) -> Any:
 
 def _module(name: str) -> Any:
     return importlib.import_module(f"preflight.facts.{name}")
+
+
+T = TypeVar("T")
 
 
 class HostFacts:
@@ -145,6 +149,13 @@ class HostFacts:
         return container(self._host)
 
     @shared_fact
+    def dmi_vendor(self) -> str | None:
+        """Who made the (virtual) machine by its DMI names: a provider or a hypervisor."""
+        from preflight.facts.platform import dmi_vendor
+
+        return dmi_vendor(self._host)
+
+    @shared_fact
     def provider(self) -> str | None:
         from preflight.facts.platform import provider
 
@@ -195,6 +206,12 @@ class HostFacts:
         from preflight.facts.capabilities import own_capabilities
 
         return own_capabilities(self._host)
+
+    def check_fact(self, key: str, compute: Callable[[Host], T]) -> T:
+        """A fact only one check asks for (its `facts.py` computes it), computed once per run
+        and shared like the facts above: `key` names it, `<check id>/<fact>` (a finding code
+        is written `<check id>.<reason>`)."""
+        return compute_once(self, f"check-fact:{key}", lambda: compute(self._host))
 
     def summary(self) -> dict[str, Any]:
         """The report's `host` object (contract section 4)."""

@@ -23,6 +23,7 @@ PATHS = (
     "sys/class/dmi/id/sys_vendor",
     "sys/class/dmi/id/product_name",
     "sys/class/dmi/id/bios_vendor",
+    "sys/class/dmi/id/chassis_asset_tag",
     "run/systemd/container",
     "run/systemd/system",
     "run/container_type",
@@ -35,7 +36,7 @@ def hostname(host: Host) -> str | None:
     return host.read_line("proc/sys/kernel/hostname") or host.read_line("etc/hostname")
 
 
-DMI_FIELDS = ("sys_vendor", "product_name", "bios_vendor")
+DMI_FIELDS = ("sys_vendor", "product_name", "bios_vendor", "chassis_asset_tag")
 
 
 def dmi(host: Host) -> dict[str, str | None]:
@@ -71,7 +72,7 @@ _VIRT_BY_DMI = (
 def virtualization(host: Host) -> str | None:
     if host.read_line("sys/hypervisor/type") == "xen" or host.is_dir("proc/xen"):
         return "xen"
-    dmi = _dmi_text(host, *DMI_FIELDS)
+    dmi = _dmi_text(host, "sys_vendor", "product_name", "bios_vendor")
     if dmi:
         for word, name in _VIRT_BY_DMI:
             if word.lower() in dmi.lower():
@@ -135,31 +136,49 @@ def _root_is_overlay(host: Host) -> bool:
     return False
 
 
-_PROVIDER_BY_VENDOR = (
-    ("DigitalOcean", "digitalocean"),
-    ("Linode", "linode"),
-    ("Akamai", "linode"),
-    ("Amazon EC2", "aws"),
-    ("Google", "gcp"),
-    ("Hetzner", "hetzner"),
-    ("Vultr", "vultr"),
-    ("Scaleway", "scaleway"),
-    ("OVH", "ovh"),
-    ("Alibaba", "alibaba"),
-    ("OpenStack", "openstack"),
-    ("Microsoft Corporation", "azure"),
+# Who runs the machine, by a word of its DMI names (case-insensitive), first match wins: what
+# the platforms write (sys_vendor / product_name / bios_vendor / chassis_asset_tag):
+#   DigitalOcean    DigitalOcean / Droplet / DigitalOcean
+#   Linode, Akamai  Linode or Akamai (older Linodes: QEMU / Standard PC ...)
+#   AWS (Nitro)     Amazon EC2 / m5.large / Amazon EC2 (Xen instances: Xen / HVM domU: no name)
+#   GCE             Google / Google Compute Engine / Google
+#   Hetzner Cloud   Hetzner / vServer;  Vultr / VC2;  Scaleway / SCW-...
+#   Oracle (OCI)    QEMU / Standard PC (i440FX + PIIX, 1996) / SeaBIOS / OracleCloud.com
+#   Azure           Microsoft Corporation / Virtual Machine / ... / 7783-7084-3265-9085-8269-3286-77
+#                   (Hyper-V outside Azure: the same names without that asset tag)
+# Cloud words come before QEMU's: an Oracle or old Linode guest also says QEMU. The last
+# entries name no provider but the hypervisor that loads the kernel itself (QEMU direct kernel
+# boot under libvirt or Proxmox VE), which the kernel check asks for.
+DMI_VENDORS = (
+    ("digitalocean", "digitalocean"),
+    ("linode", "linode"),
+    ("akamai", "linode"),
+    ("amazon ec2", "aws"),
+    ("google", "gcp"),
+    ("hetzner", "hetzner"),
+    ("vultr", "vultr"),
+    ("scaleway", "scaleway"),
+    ("ovh", "ovh"),
+    ("alibaba", "alibaba"),
+    ("oraclecloud.com", "oracle"),
+    ("openstack", "openstack"),
+    ("7783-7084-3265-9085-8269-3286-77", "azure"),
+    ("proxmox", "qemu"),
+    ("qemu", "qemu"),
 )
+HYPERVISOR_VENDORS = frozenset({"qemu"})  # DMI_VENDORS keys that are no provider
+
+
+def dmi_vendor(host: Host) -> str | None:
+    """The DMI_VENDORS key of the first word the host's DMI names hold; None: none of them."""
+    text = _dmi_text(host, *DMI_FIELDS).lower()
+    return next((key for word, key in DMI_VENDORS if word in text), None)
 
 
 def provider(host: Host) -> str | None:
     """The cloud provider named by DMI; None when DMI says nothing we recognise."""
-    vendor = _dmi_text(host, *DMI_FIELDS)
-    for word, name in _PROVIDER_BY_VENDOR:
-        if word.lower() in vendor.lower():
-            if name == "azure" and "Virtual Machine" not in vendor:
-                continue
-            return name
-    return None
+    vendor = host.dmi_vendor
+    return None if vendor in HYPERVISOR_VENDORS else vendor
 
 
 # proc/1/comm of the service managers whose commands a remediation can name.

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CMDLINE_LIMIT = 64 * 1024  # the kernel shows at most a page of argv per read; plenty for a match
 STATUS_LIMIT = 64 * 1024
+CGROUP_LIMIT = 64 * 1024
 _UNREAD: Any = object()
 
 
@@ -88,6 +89,11 @@ class Process:
     def user(self) -> str | None:
         """The name of the real uid, by the host's own passwd file (the root's, under --root)."""
         return self._get("user")
+
+    @property
+    def cgroup(self) -> str | None:
+        """The cgroup that says where the process belongs (read_cgroup); None: unknown."""
+        return self._get("cgroup")
 
 
 class ProcessTable:
@@ -189,6 +195,68 @@ class ProcessTable:
 
     def _read_user(self, proc: Process) -> str | None:
         return None if proc.uid is None else self.host.users.user_name(proc.uid)
+
+    def _read_cgroup(self, proc: Process) -> str | None:
+        cgroup = read_cgroup(self.host, proc.pid)
+        return cgroup if self._same_process(proc) else None
+
+
+# ------------------------------------------------------------------------------ cgroups
+def read_cgroup(host: Host, pid: int) -> str | None:
+    """The cgroup of ROOT/proc/<pid>/cgroup that says where the process belongs (parse_cgroup);
+    for a pid the table may not hold (a process that started since it was read)."""
+    return parse_cgroup(host.read_text(f"proc/{pid}/cgroup", CGROUP_LIMIT) or "")
+
+
+def parse_cgroup(text: str) -> str | None:
+    """The cgroup that says where a process belongs: the unified (v2) one, else the systemd
+    named hierarchy (v1); None when unknown."""
+    named = None
+    for line in text.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            return path or None
+        if controllers == "name=systemd":
+            named = path or None
+    return named
+
+
+def cgroup_owner(path: str | None) -> tuple[str, str, str | None] | None:
+    """(kind, name, session) that a cgroup path names: a container, a login session, pid 1's
+    own scope, or a systemd unit; None when the cgroup says nothing (no systemd, or "/")."""
+    if not path:
+        return None
+    parts = [p for p in path.split("/") if p]
+    for i, part in enumerate(parts):
+        for prefix, runtime in (
+            ("docker-", "docker"),
+            ("libpod-", "podman"),
+            ("cri-containerd-", "kubernetes"),
+            ("crio-", "kubernetes"),
+        ):
+            if part.startswith(prefix) and part.endswith(".scope") and "conmon" not in part:
+                return "container", f"{runtime}:{part[len(prefix) : -len('.scope')]}", None
+        if part in ("docker", "lxc") and i + 1 < len(parts):
+            return "container", f"{part}:{parts[i + 1]}", None
+        if part.startswith("lxc.payload."):
+            return "container", f"lxc:{part[len('lxc.payload.') :]}", None
+        if part.startswith("machine-") and part.endswith(".scope"):
+            return "container", f"machine:{part[len('machine-') : -len('.scope')]}", None
+    if "kubepods" in path or "kubepods.slice" in parts:
+        return "container", f"kubernetes:{parts[-1]}", None
+    if "user.slice" in parts:
+        session = next(
+            (p[len("session-") : -len(".scope")] for p in parts if p.startswith("session-")),
+            None,
+        )
+        return "session", "", session
+    if parts == ["init.scope"]:
+        return "self", "init", None
+    units = [p for p in parts if p.endswith(".service")]
+    if units:
+        return "systemd", units[-1], None
+    return None
 
 
 def parse_stat(text: str | None) -> tuple[int, str, str, int | None] | None:

@@ -829,7 +829,7 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
     that runs in another mount namespace: its command line is data, not a command for root."""
     import os
 
-    from preflight_checks.kamailio.facts import start_folder_risk, user_name
+    from preflight_checks.kamailio.facts import start_folder_risk
 
     if instance is None:
         return
@@ -845,7 +845,7 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
         return  # the unit or init script is root's own configuration
     own = {0, os.geteuid()} if report.host.is_live else {0}
     others = [uid for uid in instance.main.uids or () if uid not in own]
-    why = f"it runs as {user_name(others[0])}" if others else None
+    why = f"it runs as {report.host.users.describe_user(others[0])}" if others else None
     if why is None and instance.cwd_rel is not None:
         why = start_folder_risk(report.host, instance.cwd_rel)
     if why is None:
@@ -861,13 +861,13 @@ def gate_commands(report: Report, instance: Instance | None) -> None:
 def check_command(binary: str, config: str, instance: Instance | None) -> str:
     """The `kamailio -c` an operator runs before a restart: the instance's own -A defines,
     every value shell-quoted."""
-    from preflight.text import shell_arg
+    from preflight.text import shell_join
     from preflight_checks.kamailio.facts import valid_defines
 
     words = [binary, "-c", "-f", config]
     for value in valid_defines(instance):
         words += ["-A", value]
-    return " ".join(shell_arg(w) for w in words)
+    return shell_join(words)
 
 
 def check_with_kamailio(

@@ -897,33 +897,11 @@ TLS_DEFAULT_FILES = {"certificate": "cert.pem", "private_key": "cert.pem"}
 TlsDomain = dict[str, tuple[str, Location]]
 
 
-def tls_domains(text: str, display: str) -> list[tuple[str, TlsDomain]]:
-    """The `[server:...]`/`[client:...]` domains of a tls.cfg, each with the certificate, key,
-    CA and CRL files it names and where."""
-    domains: list[tuple[str, TlsDomain]] = []
-    name, files = "", TlsDomain()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if line.startswith("[") and line.endswith("]"):
-            if name or files:
-                domains.append((name, files))
-            name, files = line[1:-1].strip(), TlsDomain()
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip().lower()
-        value = value.strip().strip("\"'")
-        if sep and key in TLS_FILE_KEYS and value:
-            files[key] = (value, Location(display, number))
-    if name or files:
-        domains.append((name, files))
-    return domains
-
-
 def tls_files(text: str, display: str) -> list[tuple[str, str, Location]]:
     """(key, path, location) for every certificate, key, CA and CRL file a tls.cfg names."""
     return [
         (key, path, where)
-        for _name, files in tls_domains(text, display)
+        for _name, files in parse_tls_config(text, display).domains
         for key, (path, where) in files.items()
     ]
 
@@ -938,20 +916,41 @@ class TlsProfile:
     server_name: bool  # it sets server_name (SNI)
 
 
-def tls_profiles(text: str, display: str) -> list[TlsProfile]:
-    """Every profile header of a tls.cfg, and whether the profile names a server_name."""
+@dataclass
+class TlsConfig:
+    """What a tls.cfg says: its domains with the files each names, and its profile headers."""
+
+    domains: list[tuple[str, TlsDomain]]  # (header, its certificate/key/CA/CRL files)
+    profiles: list[TlsProfile]
+
+
+def parse_tls_config(text: str, display: str) -> TlsConfig:
+    """The `[server:...]`/`[client:...]` profiles of a tls.cfg, in one pass: each with the
+    certificate, key, CA and CRL files it names and where, and whether it names a
+    server_name."""
     from dataclasses import replace
 
+    domains: list[tuple[str, TlsDomain]] = []
     profiles: list[TlsProfile] = []
+    name, files = "", TlsDomain()
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if line.startswith("[") and line.endswith("]"):
-            kind, _, address = line[1:-1].strip().partition(":")
-            profiles.append(
-                TlsProfile(kind.strip().lower(), address.strip(), Location(display, number), False)
-            )
+            if name or files:
+                domains.append((name, files))
+            name, files = line[1:-1].strip(), TlsDomain()
+            kind, _, address = name.partition(":")
+            where = Location(display, number)
+            profiles.append(TlsProfile(kind.strip().lower(), address.strip(), where, False))
             continue
         key, sep, value = line.partition("=")
-        if profiles and sep and key.strip().lower() == "server_name" and value.strip(" \"'"):
+        if not sep:
+            continue
+        key, path = key.strip().lower(), value.strip().strip("\"'")
+        if key in TLS_FILE_KEYS and path:
+            files[key] = (path, Location(display, number))
+        if profiles and key == "server_name" and value.strip(" \"'"):
             profiles[-1] = replace(profiles[-1], server_name=True)
-    return profiles
+    if name or files:
+        domains.append((name, files))
+    return TlsConfig(domains, profiles)

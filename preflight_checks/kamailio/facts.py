@@ -11,12 +11,11 @@ import ipaddress
 import os
 import posixpath
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Status
+from preflight.facts.processes import cgroup_owner
 from preflight.facts.sockets import IPV4_ANY, IPV6_ANY, BoundSocket
 
 # The host's socket tables are an engine fact now; these names stay importable from here.
@@ -31,13 +30,16 @@ from preflight_checks.kamailio.config import (
     CheckOutput,
     ParsedConfig,
     Socket,
+    TlsConfig,
     normalize_path,
     parse_check_output,
     parse_socket,
+    parse_tls_config,
 )
 
 if TYPE_CHECKING:
     from preflight.facts.processes import Process
+    from preflight.facts.users import Accounts
     from preflight.host import Host
     from preflight_checks.kamailio.findings import Report
 
@@ -174,15 +176,15 @@ def mount_namespace_root(host: Host, pid: int) -> str:
 INIT_PIDFILES = ("run/kamailio/kamailio.pid", "var/run/kamailio/kamailio.pid")
 
 
-def instance_manager(host: Host, pid: int) -> tuple[str, str | None]:
-    """How an instance was started: its systemd unit (its cgroup), Debian's init script (its
-    pid file names it), else by hand."""
-    for line in (host.read_text(f"proc/{pid}/cgroup", limit=64 * 1024) or "").splitlines():
-        name = line.rsplit("/", 1)[-1]
-        if name.endswith(".service") and "/user@" not in line and "/session-" not in line:
-            return "systemd", name
+def instance_manager(host: Host, proc: Process) -> tuple[str, str | None]:
+    """How an instance was started: its systemd unit (its cgroup names a system unit, not a
+    login session's or a container's), Debian's init script (its pid file names it), else by
+    hand."""
+    owner = cgroup_owner(proc.cgroup)
+    if owner is not None and owner[0] == "systemd":
+        return "systemd", owner[1]
     for pidfile in INIT_PIDFILES:
-        if host.read_line(pidfile) == str(pid):
+        if host.read_line(pidfile) == str(proc.pid):
             return "init-script", None
     return "by hand", None
 
@@ -204,7 +206,7 @@ def find_instances(host: Host) -> list[Instance]:
         given = options["f"][-1] if options.get("f") else None
         fs_root = mount_namespace_root(host, proc.pid)
         config, start_dir = config_path(host, proc, given, fs_root)
-        manager, unit = instance_manager(host, proc.pid)
+        manager, unit = instance_manager(host, proc)
         instance = Instance(proc, members, options, config or DEFAULT_CONFIG, start_dir)
         instance.manager, instance.unit, instance.fs_root = manager, unit, fs_root
         if config is None:
@@ -302,6 +304,17 @@ def choose_instance(
     return None, config, "default" if config == DEFAULT_CONFIG else "CFGFILE"
 
 
+def tls_config(host: Host, rel: str) -> TlsConfig | None:
+    """The tls.cfg at `rel` (root-relative), parsed once per run: the judgement of its files
+    and of its profiles both ask. None when it cannot be read."""
+
+    def read(host: Host) -> TlsConfig | None:
+        text = host.read_text(rel)
+        return None if text is None else parse_tls_config(text, host.display(rel))
+
+    return host.check_fact(f"kamailio/tls-config:{rel}", read)
+
+
 def service_config(host: Host) -> str | None:
     """The config the init script and the unit (its EnvironmentFile=) start Kamailio with:
     CFGFILE as the init script sees it after sourcing /etc/default/kamailio (a relative one
@@ -335,7 +348,7 @@ def choose_binary(
         return (candidates[0] if candidates else None), None
     problem = None
     for candidate in candidates:
-        problem = path_risk(candidate, run_owners(host))
+        problem = path_risk(host, candidate, run_owners(host))
         if problem is None:
             return candidate, None
     return None, problem
@@ -420,14 +433,14 @@ def config_risk(
     if not host.is_live:
         return None
     for rel in files:
-        problem = path_risk(host.display(rel), run_owners(host), folder=host.is_dir(rel))
+        problem = path_risk(host, host.display(rel), run_owners(host), folder=host.is_dir(rel))
         if problem:
             return problem
     absent = absent or []
     if len(absent) > MAX_ABSENT:
         return f"it names more than {MAX_ABSENT} files that do not exist (not all checked)"
     for rel, named_by in absent:
-        problem = path_risk(host.display(rel), run_owners(host), missing_ok=True)
+        problem = path_risk(host, host.display(rel), run_owners(host), missing_ok=True)
         if problem:
             return f"{host.display(rel)} ({named_by}) does not exist and {problem}"
     return None
@@ -438,7 +451,7 @@ def start_folder_risk(host: Host, cwd_rel: str) -> str | None:
     hold a file another account put there; None when it is root-only (or not live)."""
     if not host.is_live:
         return None
-    problem = path_risk(host.display(cwd_rel), run_owners(host), folder=True)
+    problem = path_risk(host, host.display(cwd_rel), run_owners(host), folder=True)
     if problem is None:
         return None
     folder = host.display(cwd_rel)
@@ -517,10 +530,11 @@ DELETED = " (deleted)"  # how /proc names the executable of a process whose file
 
 
 def path_risk(
-    path: str, owners: frozenset[int], folder: bool = False, missing_ok: bool = False
+    host: Host, path: str, owners: frozenset[int], folder: bool = False, missing_ok: bool = False
 ) -> str | None:
     """Why `path` (absolute, on the live host) could have been written by an account outside
-    `owners`; None when it, and every folder and symlink on the way to it, is safe.
+    `owners`; None when it, and every folder and symlink on the way to it, is safe. Accounts
+    are named by the host's passwd and group files.
 
     A folder others may write is accepted only with the sticky bit and an entry owned by a
     trusted account (/tmp/x owned by root): the sticky bit keeps others from replacing it.
@@ -537,7 +551,8 @@ def path_risk(
         st = os.lstat(current)
     except OSError as exc:
         return f"/ cannot be examined ({exc.strerror})"
-    problem = _folder_risk(current, st, owners)
+    accounts = host.users
+    problem = _folder_risk(accounts, current, st, owners)
     if problem:
         return problem
     sticky_open = False
@@ -564,7 +579,8 @@ def path_risk(
         except ValueError:
             return f"{candidate!r} is not a valid file name"
         if sticky_open and st.st_uid not in owners:
-            return f"{candidate} is owned by {user_name(st.st_uid)} in a folder others can write"
+            owner = accounts.describe_user(st.st_uid)
+            return f"{candidate} is owned by {owner} in a folder others can write"
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > MAX_PATH_HOPS:
@@ -578,7 +594,7 @@ def path_risk(
             if not stat.S_ISDIR(st.st_mode):
                 # Missing below a file: nothing can be created there without replacing it.
                 return None if missing_ok and parts else f"{candidate} is not a folder"
-            problem = _folder_risk(candidate, st, owners)
+            problem = _folder_risk(accounts, candidate, st, owners)
             if problem:
                 return problem
             sticky_open = bool(st.st_mode & 0o022)
@@ -588,69 +604,50 @@ def path_risk(
             continue
         if not stat.S_ISREG(st.st_mode):
             return f"{candidate} is not a regular file"
-        return _owner_risk(candidate, st, owners, "file")
+        return _owner_risk(accounts, candidate, st, owners, "file")
     return None
 
 
-def _folder_risk(path: str, st: os.stat_result, owners: frozenset[int]) -> str | None:
+def _folder_risk(
+    accounts: Accounts, path: str, st: os.stat_result, owners: frozenset[int]
+) -> str | None:
     if st.st_mode & 0o1000:  # sticky: others may add entries but not replace trusted ones
-        return None if st.st_uid in owners else f"folder {path} is owned by {user_name(st.st_uid)}"
-    return _owner_risk(path, st, owners, "folder")
+        if st.st_uid in owners:
+            return None
+        return f"folder {path} is owned by {accounts.describe_user(st.st_uid)}"
+    return _owner_risk(accounts, path, st, owners, "folder")
 
 
-def _owner_risk(path: str, st: os.stat_result, owners: frozenset[int], what: str) -> str | None:
+def _owner_risk(
+    accounts: Accounts, path: str, st: os.stat_result, owners: frozenset[int], what: str
+) -> str | None:
     if st.st_uid not in owners:
-        return f"{what} {path} is owned by {user_name(st.st_uid)}"
+        return f"{what} {path} is owned by {accounts.describe_user(st.st_uid)}"
     if st.st_mode & 0o002:
         return f"{what} {path} is writable by every user"
     if st.st_mode & 0o020 and st.st_gid != 0:
-        return f"{what} {path} is writable by group {_group(st.st_gid)}"
+        return f"{what} {path} is writable by group {accounts.describe_group(st.st_gid)}"
     return None
-
-
-def user_name(uid: int) -> str:
-    """`user NAME (uid N)` for messages, from this machine's account database."""
-    import pwd
-
-    try:
-        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _group(gid: int) -> str:
-    import grp
-
-    try:
-        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
-    except KeyError:
-        return f"gid {gid}"
-
-
-def account_uids(host: Host, names: list[str]) -> set[int]:
-    """The uids of the accounts `names` in ROOT/etc/passwd (unknown names are left out)."""
-    wanted = set(names)
-    found: set[int] = set()
-    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[0] in wanted and fields[2].isdecimal():
-            found.add(int(fields[2]))
-    return found
 
 
 def service_users(host: Host) -> list[str]:
     """The accounts root's own configuration runs Kamailio as: the package's `kamailio`,
-    USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit."""
-    names = ["kamailio"]
-    user = init_defaults(host).get("USER")
-    if user and user != "kamailio":
-        names.append(user)
-    for unit in UNIT_FILES:
-        for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and key.strip() == "User" and value.strip():
-                names.append(value.strip())
-    return names
+    USER= of /etc/default/kamailio (Debian's init script), User= of a kamailio unit (read
+    once per run)."""
+
+    def read(host: Host) -> tuple[str, ...]:
+        names = ["kamailio"]
+        user = init_defaults(host).get("USER")
+        if user and user != "kamailio":
+            names.append(user)
+        for unit in UNIT_FILES:
+            for line in (host.read_text(unit, 256 * 1024) or "").splitlines():
+                key, sep, value = line.strip().partition("=")
+                if sep and key.strip() == "User" and value.strip():
+                    names.append(value.strip())
+        return tuple(names)
+
+    return list(host.check_fact("kamailio/service-users", read))
 
 
 UNIT_FILES = (
@@ -703,10 +700,6 @@ class InitDefaults:
         return None if name in self.unknown else self.values.get(name)
 
 
-_DEFAULTS_CACHE: weakref.WeakKeyDictionary[Host, InitDefaults] = weakref.WeakKeyDictionary()
-_DEFAULTS_LOCK = threading.Lock()
-
-
 def init_defaults(host: Host) -> InitDefaults:
     """/etc/default/kamailio as the init script sees it, read (or evaluated) once per run.
 
@@ -715,18 +708,16 @@ def init_defaults(host: Host) -> InitDefaults:
     clean environment exactly as the init script does (it runs it as root at every start
     anyway); a snapshot's, or a file another account could change, is never executed, and
     the variables that code could set are unknown."""
-    with _DEFAULTS_LOCK:
-        found = _DEFAULTS_CACHE.get(host)
-        if found is None:
-            found = _DEFAULTS_CACHE[host] = _read_init_defaults(host)
-        return found
+    return host.check_fact("kamailio/init-defaults", _read_init_defaults)
 
 
 def _read_init_defaults(host: Host) -> InitDefaults:
     values = {name: INIT_SCRIPT_VARIABLES[name] for name in DEFAULTS_READ}
     display = host.display(DEFAULTS_FILE)
     untrusted = (
-        path_risk(display, frozenset({0})) if host.is_live and host.exists(DEFAULTS_FILE) else None
+        path_risk(host, display, frozenset({0}))
+        if host.is_live and host.exists(DEFAULTS_FILE)
+        else None
     )
     data = host.read_bytes(DEFAULTS_FILE, DEFAULTS_READ_LIMIT + 1)
     if data is None:
@@ -883,7 +874,8 @@ def trusted_owners(host: Host, option_user: str | None) -> frozenset[int]:
     names = service_users(host)
     if option_user:
         names.append(option_user)
-    uids = {0, *account_uids(host, names)}
+    found = (host.users.uid_of(name) for name in names)
+    uids = {0, *(uid for uid in found if uid is not None)}
     if host.is_live:
         uids.add(os.geteuid())
     return frozenset(uids)
@@ -894,7 +886,7 @@ def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str |
     if proc.uids is not None:
         outside = [uid for uid in proc.uids if uid not in owners]
         if outside:
-            return f"it runs as {user_name(outside[0])}"
+            return f"it runs as {host.users.describe_user(outside[0])}"
     elif host.is_live:
         return "its owner cannot be read"
     if not host.is_live:
@@ -908,13 +900,13 @@ def untrusted_reason(host: Host, proc: Process, owners: frozenset[int]) -> str |
         st = os.stat(f"/proc/{proc.pid}/exe")
     except OSError:
         return "its executable cannot be examined"
-    problem = _owner_risk(path, st, frozenset({0}), "executable")
+    problem = _owner_risk(host.users, path, st, frozenset({0}), "executable")
     if problem is None:
         folder_owner = frozenset({0})
         problem = (
-            path_risk(os.path.dirname(path), folder_owner, folder=True)
+            path_risk(host, os.path.dirname(path), folder_owner, folder=True)
             if proc.exe.endswith(DELETED)
-            else path_risk(path, folder_owner)
+            else path_risk(host, path, folder_owner)
         )
     return problem
 
@@ -978,34 +970,8 @@ def local_addresses(host: Host) -> LocalAddresses:
 
 
 # ------------------------------------------------------------------------------ accounts
-def account_of(host: Host, name: str) -> tuple[str, int, set[int]] | None:
-    """(name, uid, gids) of an account in ROOT/etc/passwd and etc/group; None if unknown."""
-    uid = gid = None
-    for line in (host.read_text("etc/passwd", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 3 and fields[0] == name and fields[2].isdecimal():
-            uid, gid = int(fields[2]), int(fields[3]) if fields[3].isdecimal() else None
-            break
-    if uid is None:
-        return None
-    gids = {gid} if gid is not None else set()
-    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdecimal():
-            gids.add(int(fields[2]))
-    return name, uid, gids
-
-
-def group_name(host: Host, gid: int) -> str:
-    for line in (host.read_text("etc/group", limit=4 << 20) or "").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2] == str(gid):
-            return fields[0]
-    return str(gid)
-
-
 def access_blockers(
-    host: Host, rel: str, uid: int, gids: set[int]
+    host: Host, rel: str, uid: int, gids: frozenset[int]
 ) -> list[tuple[str, os.stat_result]] | None:
     """Every folder above ROOT/rel the account (uid, gids) cannot enter and, last, the file
     itself when it cannot read it, with their stat. Where this run cannot look further (a
@@ -1032,7 +998,7 @@ def access_blockers(
     return blockers
 
 
-def access_problem(host: Host, rel: str, uid: int, gids: set[int]) -> str | None:
+def access_problem(host: Host, rel: str, uid: int, gids: frozenset[int]) -> str | None:
     """Why the account (uid, gids) cannot read ROOT/rel, from the mode bits of the file and
     of every folder above it (the first that blocks); None when it can (or root)."""
     blockers = access_blockers(host, rel, uid, gids)

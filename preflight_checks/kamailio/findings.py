@@ -33,7 +33,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
-from preflight.text import plausible_name, printable, shell_arg
+from preflight.facts.users import Account
+from preflight.text import plausible_name, printable, shell_arg, shell_join
 from preflight.timefmt import iso_utc
 from preflight_checks.kamailio.config import (
     MODULE_DIRS,
@@ -46,17 +47,14 @@ from preflight_checks.kamailio.config import (
     mask_secrets,
     module_basename,
     path_from_config,
-    tls_domains,
-    tls_profiles,
 )
 from preflight_checks.kamailio.facts import (
+    DEFAULTS_FILE,
     UNIT_FILES,
     access_blockers,
     access_problem,
-    account_of,
     conflicts,
     covers,
-    group_name,
     holders,
     init_defaults,
     local_addresses,
@@ -65,7 +63,7 @@ from preflight_checks.kamailio.facts import (
     service_config,
     service_users,
     socket_inodes,
-    user_name,
+    tls_config,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +90,6 @@ class ServiceCommands:
     init_script: bool = False  # Debian's init script starts it (its fork=no test applies)
 
 
-DEFAULTS = "etc/default/kamailio"  # Debian's: the init script and the unit source it
 UNIT = "kamailio.service"  # Debian's unit
 INIT_SCRIPT_FILE = "etc/init.d/kamailio"
 SYSLOG = "var/log/syslog"
@@ -137,7 +134,7 @@ def foreground_command(binary: str, config: str, defines: list[str] | None = Non
     words = [binary, "-DD", "-E", "-f", config]
     for value in defines or []:
         words += ["-A", value]
-    return " ".join(shell_arg(w) for w in words)
+    return shell_join(words)
 
 
 def _steps(*steps: str | None) -> tuple[str, ...]:
@@ -153,7 +150,7 @@ def init_script_commands(host: Host, foreground: str = "") -> ServiceCommands:
     stop = "service kamailio stop"
     enable = ""
     enabled = init_script_enabled(host)
-    defaults = host.display(DEFAULTS)
+    defaults = host.display(DEFAULTS_FILE)
     if enabled is None:
         enable = (
             f"make {defaults} set RUN_KAMAILIO=yes (it is set by shell code this run does not "
@@ -220,7 +217,10 @@ def host_service(host: Host) -> Service | None:
     if manager is None or not host.is_file(INIT_SCRIPT_FILE):
         return None
     return Service(
-        "init-script", config, bool(init_script_enabled(host)), f"RUN_KAMAILIO=yes in /{DEFAULTS}"
+        "init-script",
+        config,
+        bool(init_script_enabled(host)),
+        f"RUN_KAMAILIO=yes in /{DEFAULTS_FILE}",
     )
 
 
@@ -231,7 +231,7 @@ def by_hand_commands(host: Host, instance: Instance) -> ServiceCommands | None:
     if not argv or any(printable(a) != a for a in argv):
         return None
     pid = instance.main.pid
-    command = " ".join(shell_arg(a) for a in argv)
+    command = shell_join(argv)
     if instance.start_dir and instance.start_dir != "/":
         command = f"cd {shell_arg(instance.start_dir)} && {command}"
     # Wait until it is gone: a zombie nobody reaps yet counts as gone (kill -0 would wait).
@@ -583,7 +583,7 @@ def describe_holder(report: Report, proc: Process, instances: list[Instance]) ->
             )
             return what, f"{commands.stop}  # stops {what}; or move one of them to another port"
     uids = proc.uids
-    user = f", {user_name(uids[1])}" if uids else ""
+    user = f", {report.host.users.describe_user(uids[1])}" if uids else ""
     what = f"{printable(proc.name)} (pid {proc.pid}{user})"
     return what, f"kill {proc.pid}  # stops {what}; or move it to another port"
 
@@ -876,8 +876,8 @@ def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[Tls
     if parsed.tls_config:
         tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
         report.details["tls_config"] = host.display(tls_rel)
-        text = host.read_text(tls_rel)
-        if text is None:
+        tls = tls_config(host, tls_rel)
+        if tls is None:
             report.add(
                 "tls-files-missing",
                 Status.FAIL,
@@ -889,7 +889,7 @@ def tls_file_sets(report: Report, parsed: ParsedConfig, config: str) -> list[Tls
                 ],
             )
             return None
-        named = tls_domains(text, host.display(tls_rel))
+        named = tls.domains
         domains = [{**parsed.tls_params, **files} for _name, files in named]
         if not any("".join(name.split()).lower() == "server:default" for name, _ in named):
             # Without a [server:default] the tls module builds it from its built-in defaults
@@ -913,7 +913,7 @@ def check_tls_files(
     check_tls_profiles(report, parsed, config, sockets)
     account = run_account(report)
     if account is not None:
-        report.details["tls_run_user"] = account[0]
+        report.details["tls_run_user"] = account.name
     seen: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for files in domains:
@@ -1041,7 +1041,8 @@ def check_tls_profiles(
         return
     tls_rel = path_from_config(parsed.tls_config, posixpath.dirname(parsed.main))
     tls_cfg = host.display(tls_rel)
-    profiles = tls_profiles(host.read_text(tls_rel) or "", tls_cfg)
+    tls = tls_config(host, tls_rel)
+    profiles = tls.profiles if tls is not None else []
     has_default = any(p.kind == "server" and p.address.lower() == "default" for p in profiles)
     instance = report.instance
     if instance is not None and instance.options.get("l"):
@@ -1098,7 +1099,7 @@ def check_tls_profiles(
         )
 
 
-def run_account(report: Report) -> tuple[str, int, set[int]] | None:
+def run_account(report: Report) -> Account | None:
     """The account Kamailio runs as (or will, when started the usual way): -u of the judged
     instance, the unit's User=, the init script's USER (default kamailio); None: root."""
     host = report.host
@@ -1116,7 +1117,7 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
             # usermod steps, and its groups decide who can already read a file.
             name = host.users.user_name(uid)
             if name is None:
-                return (f"uid {uid}", uid, set())
+                return Account(f"uid {uid}", uid, None, frozenset())
     else:
         service = report.service
         if service.init_script:
@@ -1127,29 +1128,27 @@ def run_account(report: Report) -> tuple[str, int, set[int]] | None:
             name = users[-1] if len(users) > 1 else None
     if not name or name == "root":
         return None
-    return account_of(host, name)
+    return host.users.account(name)
 
 
-def check_key_access(
-    report: Report, rel: str, account: tuple[str, int, set[int]], key: str = "private_key"
-) -> bool:
+def check_key_access(report: Report, rel: str, account: Account, key: str = "private_key") -> bool:
     """tls-key-unreadable (the key) and tls-file-unreadable (certificate, CA list, CRL): the
     run user cannot open the file (mode bits of the file and every folder above it), and the
     tls module loads them after Kamailio switched to that user; True when reported. The steps
     open each folder that blocks and the file itself: a chmod of the file alone cannot help
     while a folder above it stays closed."""
     host = report.host
-    name, uid, gids = account
+    name, uid, gids = account.name, account.uid, account.gids
     problem = access_problem(host, rel, uid, gids)
     if problem is None:
         return False
-    group = group_name(host, min(gids)) if gids else name
+    group = (host.users.group_name(min(gids)) or str(min(gids))) if gids else name
     steps = [
         access_step(host, path, st, path == rel.strip("/"), name, group, gids)
         for path, st in access_blockers(host, rel, uid, gids) or []
     ]
     folder = posixpath.dirname("/" + rel.strip("/"))
-    risk = path_risk(folder, run_owners(host), folder=True) if host.is_live else None
+    risk = path_risk(host, folder, run_owners(host), folder=True) if host.is_live else None
     if risk:
         # chgrp/chmod run by root follow a symbolic link another account could put in place
         # of the file between this check and the step: no command on such a path.
@@ -1175,7 +1174,7 @@ def access_step(
     is_file: bool,
     user: str,
     group: str,
-    gids: set[int],
+    gids: frozenset[int],
 ) -> str:
     """The command that lets `user` (run group `group`) read a TLS file (`is_file`) or pass
     through a folder on its path. A group that already has the access (Debian's ssl-cert for
@@ -1189,7 +1188,7 @@ def access_step(
     if st.st_gid in gids:
         return f"chmod g+{bit} {path}"
     if st.st_gid != 0 and group_has_it:
-        other = group_name(host, st.st_gid)
+        other = host.users.group_name(st.st_gid) or str(st.st_gid)
         if plausible_name(other):
             return f"usermod -a -G {shell_arg(other)} {shell_arg(user)}"
     return f"chgrp {shell_arg(group)} {path} && chmod {mode or 'g+' + bit} {path}"
@@ -1484,7 +1483,7 @@ def report_foreign(report: Report, foreign: list[Instance], expected: list[Socke
                 if b.inode in inodes and conflicts(b, sock)
             }
         )
-        owner = user_name(proc.uids[1]) if proc.uids else "unknown user"
+        owner = host.users.describe_user(proc.uids[1]) if proc.uids else "unknown user"
         exe = printable(proc.exe) if proc.exe else "executable unknown"
         message = (
             f"pid {proc.pid} ({owner}, {exe}) runs as kamailio but is not a trusted Kamailio: "

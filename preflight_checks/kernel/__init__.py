@@ -155,7 +155,6 @@ class KernelCheck(Check):
         # when the check is not selected.
         from preflight_checks.kernel.facts import (
             KernelFacts,
-            boot_entries,
             read_installed,
             read_running,
         )
@@ -184,7 +183,7 @@ class KernelCheck(Check):
         ctx.details["provider_docs"] = [] if ident is None else list(ident.provider.checked_against)
         ctx.details["boot_entries"] = [
             {"path": "/" + entry.path, "release": entry.release, "kind": entry.kind}
-            for entry in boot_entries(host)
+            for entry in facts.boot_entries
         ]
         evidence: list[str] = []
         if not installed.kernels:
@@ -214,7 +213,13 @@ def _compare(ctx: CheckContext, facts: KernelFacts) -> tuple[Finding, list[str]]
     running_pkg = installed.running_pkg
     newer = _newer_than_running(facts)
     next_kernel, next_boot_source = next_boot(
-        facts.host, installed.kernels, running_pkg, running.release, newer, running.boot_image
+        facts.host,
+        installed.kernels,
+        running_pkg,
+        running.release,
+        newer,
+        running.boot_image,
+        facts.boot_entries,
     )
     ctx.details["next_boot"] = (
         None

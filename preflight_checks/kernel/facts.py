@@ -205,6 +205,21 @@ def _depended_release(depends: str) -> str | None:
     return None
 
 
+def image_path(host: Host, release: str) -> str | None:
+    """The root-relative image file of a kernel release: boot/vmlinuz-<release>; OVH's
+    boot/bzImage-<release>; else the one in its modules folder (Arch keeps each kernel's image
+    there, boot/vmlinuz-linux being whichever is installed now, and so does Fedora). None when
+    there is none."""
+    for rel in (
+        f"boot/vmlinuz-{release}",
+        f"boot/bzImage-{release}",
+        f"lib/modules/{release}/vmlinuz",
+    ):
+        if host.is_file(rel):
+            return rel
+    return None
+
+
 def _kernels_on_disk(host: Host) -> list[Kernel]:
     """Without a usable package database (an RPM host under --root, Arch, Alpine): the kernels
     that /lib/modules and /boot hold. depmod writes modules.dep when the kernel is installed."""
@@ -212,11 +227,7 @@ def _kernels_on_disk(host: Host) -> list[Kernel]:
         name
         for name in host.listdir("lib/modules")
         if name[:1].isdigit()
-        and (
-            host.is_file(f"lib/modules/{name}/vmlinuz")
-            or host.is_file(f"boot/vmlinuz-{name}")
-            or _alpine_flavour(host, name) is not None
-        )
+        and (image_path(host, name) is not None or _alpine_flavour(host, name) is not None)
     }
     releases.update(
         path.split("/vmlinuz-", 1)[1]
@@ -408,13 +419,10 @@ def read_images(
     if running_image is not None:
         running_image_version = image_version(host, running_image)
     for kernel in kernels:
-        rel = f"boot/vmlinuz-{kernel.release}"
-        if not host.is_file(rel) and host.is_file(f"lib/modules/{kernel.release}/vmlinuz"):
-            rel = f"lib/modules/{kernel.release}/vmlinuz"
         if kernel.release == running_release:
             if running_image is not None:
                 kernel.image, kernel.image_version = running_image, running_image_version
-        elif host.is_file(rel):
+        elif kernel.release and (rel := image_path(host, kernel.release)) is not None:
             kernel.image = rel
             kernel.image_version = image_version(host, rel, scan=False)
         if kernel.image_version:
@@ -430,13 +438,15 @@ def next_boot(
     running_release: str | None,
     newer: list[Kernel],
     boot_image: str | None,
+    loader_entries: list[BootEntry],
 ) -> tuple[Kernel | None, str]:
-    """Which kernel the boot loader starts next, and how we know."""
+    """Which kernel the boot loader starts next, and how we know (`loader_entries`: the
+    host's systemd-boot entries, boot_entries)."""
     candidates = newer or [k for k in kernels if k.release != running_release]
     if not candidates:
         return running_pkg, "the running release"
     by_release = {k.release: k for k in candidates}
-    entries = [e for e in boot_entries(host) if e.release in by_release]
+    entries = [e for e in loader_entries if e.release in by_release]
     if entries:
         # systemd-boot starts the newest entry unless loader.conf says otherwise.
         best_entry = entries[0]
@@ -561,22 +571,15 @@ class Installed:
 
 def read_installed(host: Host, release: str) -> Installed:
     kernels, metas = installed_kernels(host)
-    running_image = f"boot/vmlinuz-{release}"
-    # OVH installs its kernels as bzImage-<release>; Arch keeps each kernel's image in its
-    # modules folder (boot/vmlinuz-linux is whichever is installed now), and so do Fedora's.
-    for other in (f"boot/bzImage-{release}", f"lib/modules/{release}/vmlinuz"):
-        if not host.is_file(running_image) and host.is_file(other):
-            running_image = other
-    running_image_found = host.is_file(running_image)
-    running_image_version = read_images(
-        host, kernels, release, running_image if running_image_found else None
-    )
+    found = image_path(host, release)
+    running_image_version = read_images(host, kernels, release, found)
     return Installed(
         kernels=kernels,
         metas=metas,
         running_pkg=next((k for k in kernels if k.release == release), None),
-        running_image=running_image,
-        running_image_found=running_image_found,
+        # Named as missing (boot/vmlinuz-<release>) when there is none.
+        running_image=found or f"boot/vmlinuz-{release}",
+        running_image_found=found is not None,
         running_image_version=running_image_version,
         modules_dir=bool(host.modules_dir),
         proc_modules=host.loaded_modules is not None,
@@ -640,12 +643,17 @@ class KernelFacts:
         return bool(name) and name not in (".", "..") and self.host.is_file(f"boot/{name}")
 
     @cached_property
+    def boot_entries(self) -> list[BootEntry]:
+        """systemd-boot's entries and UKIs, read once per run (a UKI read is up to 4 MiB)."""
+        return boot_entries(self.host)
+
+    @cached_property
     def boots_itself(self) -> bool:
         """A boot loader inside the machine that sets no BOOT_IMAGE= (systemd-boot, a UKI)
         has an entry for the running release or an installed kernel (after an upgrade the UKI
         names the new one)."""
         known = {self.running.release} | {k.release for k in self.installed.kernels}
-        return any(entry.release in known for entry in boot_entries(self.host))
+        return any(entry.release in known for entry in self.boot_entries)
 
     @cached_property
     def external_evidence(self) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from preflight.check import Finding, Status
-from preflight.text import plausible_name, shell_arg
+from preflight.text import plausible_name, shell_arg, shell_join
 from preflight.timefmt import iso_utc
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _purge_step(facts: KernelFacts) -> str:
     manager = facts.host.packages.manager
     if not packages or not all(plausible_name(name) for name in packages):
         return step + "."
-    words = " ".join(shell_arg(name) for name in packages)
+    words = shell_join(packages)
     command = {"dpkg": "apt-get purge", "rpm": "rpm -e"}.get(manager or "")
     if command is None:
         return step + "."

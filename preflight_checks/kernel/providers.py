@@ -184,20 +184,6 @@ def _release_provider(release: str) -> str | None:
 # The build host in /proc/version ("Linux version R (user@host) (gcc ...) ...").
 _BUILDERS = {"maker@build": "linode", "kernel@kernel.ovh.net": "ovh"}
 
-# DMI sys_vendor/product_name/bios_vendor words, case-insensitive.
-_DMI_WORDS = (
-    ("digitalocean", "digitalocean"),
-    ("linode", "linode"),
-    ("akamai", "linode"),
-    ("amazon ec2", "aws"),
-    ("hetzner", "hetzner"),
-    ("vultr", "vultr"),
-    ("scaleway", "scaleway"),
-    ("ovh", "ovh"),
-    ("proxmox", "qemu"),
-    ("qemu", "qemu"),
-)
-
 # cloud-init: /run/cloud-init/cloud-id and the datasource class in /var/lib/cloud.
 _CLOUD_IDS = {
     "aws": "aws",
@@ -252,13 +238,13 @@ def identify(host: Host) -> Identification | None:
             kernel_named=True,
         )
 
-    dmi = {name: value for name, value in host.dmi.items() if value}
-    text = " ".join(dmi.values()).lower()
-    for word, key in _DMI_WORDS:
-        if word in text:
-            shown = ", ".join(f"{name}={value!r}" for name, value in dmi.items())
-            note(key, f"DMI names {PROVIDERS[key].name} ({shown})")
-            break
+    # The engine's reading of DMI (preflight.facts.platform.DMI_VENDORS): a vendor this check
+    # has no remedy for (GCE, Azure, Oracle) is no evidence here.
+    vendor = host.dmi_vendor
+    if vendor in PROVIDERS:
+        dmi = {name: value for name, value in host.dmi.items() if value}
+        shown = ", ".join(f"{name}={value!r}" for name, value in dmi.items())
+        note(vendor, f"DMI names {PROVIDERS[vendor].name} ({shown})")
 
     cloud_id = host.read_line("run/cloud-init/cloud-id")
     if cloud_id in _CLOUD_IDS:

@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
-from preflight.text import plausible_name, shell_arg
+from preflight.text import plausible_name, shell_arg, shell_join
 from preflight_checks.puppet.facts import (
     GEM_DIR_RE,
     MODULE_TOOL_VERSION,
@@ -51,7 +51,7 @@ def package_without_executable(host: Host, packages: list[Any]) -> Finding:
     """A Puppet package is installed but no puppet executable exists: always a failure."""
     names = ", ".join(f"{p.name} {p.version}" for p in packages)
     names_ok = [p.name for p in packages if plausible_name(p.name)]
-    reinstall = " ".join(shell_arg(name) for name in names_ok)
+    reinstall = shell_join(names_ok)
     command = (
         "dnf reinstall " if host.packages.manager == "rpm" else "apt-get install --reinstall "
     ) + reinstall

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from preflight.facts.processes import cgroup_owner, read_cgroup
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -252,7 +254,7 @@ def describe(host: Host, process: ProcessFacts) -> ProcessFacts:
     if known is not None:
         process.comm, process.ppid, process.uid = known.name, known.ppid, known.uid
         process.argv, process.cwd = known.argv, known.cwd
-    process.cgroup = cgroup_path(host.read_text(f"proc/{pid}/cgroup", SMALL_READ_LIMIT) or "")
+    process.cgroup = read_cgroup(host, pid) if known is None else known.cgroup
     return process
 
 
@@ -265,20 +267,6 @@ def ancestors(host: Host, process: ProcessFacts) -> list[int]:
         known = host.processes.get(parent)
         parent = None if known is None else known.ppid
     return chain
-
-
-def cgroup_path(text: str) -> str | None:
-    """The cgroup that says where a process belongs: the unified (v2) one, else the systemd
-    named hierarchy (v1); None when unknown."""
-    named = None
-    for line in text.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            return path or None
-        if controllers == "name=systemd":
-            named = path or None
-    return named
 
 
 def pidfiles(host: Host) -> dict[int, str]:
@@ -383,43 +371,6 @@ class Service:
             for stale in process.stale:
                 seen.setdefault(stale.path, stale)
         return sorted(seen.values(), key=lambda f: (not f.is_executable, f.path))
-
-
-def cgroup_owner(path: str | None) -> tuple[str, str, str | None] | None:
-    """(kind, name, session) that a cgroup path names: a container, a login session, pid 1's
-    own scope, or a systemd unit; None when the cgroup says nothing (no systemd, or "/")."""
-    if not path:
-        return None
-    parts = [p for p in path.split("/") if p]
-    for i, part in enumerate(parts):
-        for prefix, runtime in (
-            ("docker-", "docker"),
-            ("libpod-", "podman"),
-            ("cri-containerd-", "kubernetes"),
-            ("crio-", "kubernetes"),
-        ):
-            if part.startswith(prefix) and part.endswith(".scope") and "conmon" not in part:
-                return "container", f"{runtime}:{part[len(prefix) : -len('.scope')]}", None
-        if part in ("docker", "lxc") and i + 1 < len(parts):
-            return "container", f"{part}:{parts[i + 1]}", None
-        if part.startswith("lxc.payload."):
-            return "container", f"lxc:{part[len('lxc.payload.') :]}", None
-        if part.startswith("machine-") and part.endswith(".scope"):
-            return "container", f"machine:{part[len('machine-') : -len('.scope')]}", None
-    if "kubepods" in path or "kubepods.slice" in parts:
-        return "container", f"kubernetes:{parts[-1]}", None
-    if "user.slice" in parts:
-        session = next(
-            (p[len("session-") : -len(".scope")] for p in parts if p.startswith("session-")),
-            None,
-        )
-        return "session", "", session
-    if parts == ["init.scope"]:
-        return "self", "init", None
-    units = [p for p in parts if p.endswith(".service")]
-    if units:
-        return "systemd", units[-1], None
-    return None
 
 
 def init_script_for(host: Host, pidfile: str, scripts: dict[str, str] | None = None) -> str | None:

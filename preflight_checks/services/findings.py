@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from preflight.check import Finding, Status
-from preflight.text import plausible_name, shell_arg
+from preflight.text import plausible_name, shell_arg, shell_join
 
 if TYPE_CHECKING:
     from preflight_checks.services.facts import Service, StaleFile
@@ -96,7 +96,7 @@ def container_restart(runtime: str, ident: str) -> list[str]:
 def hand_started(service: Service, files: str, status: Status, own_uid: int) -> Finding:
     """A process tree no unit, init script or session owns: someone started it by hand."""
     main = service.main
-    started = " ".join(shell_arg(arg) for arg in main.argv) or main.comm
+    started = shell_join(main.argv) or main.comm
     tree = "" if len(service.processes) == 1 else f" (with its tree: {pid_phrase(service)})"
     message = (
         f"pid {main.pid} ({main.comm}, uid {main.uid}){tree}, started outside any service "
@@ -225,5 +225,5 @@ def _still_run(service: Service) -> str:
 
 def _command_or_text(argv: list[str], text: str) -> list[str]:
     if all(plausible_name(word) for word in argv):
-        return [" ".join(shell_arg(word) for word in argv)]
+        return [shell_join(argv)]
     return [f"{text} (its name holds characters no unit or script name has; check it first)"]

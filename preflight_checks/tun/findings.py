@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from preflight.check import Finding, Status
-from preflight.text import plausible_name, shell_arg
+from preflight.text import plausible_name, shell_arg, shell_join
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,7 +63,7 @@ def restart_steps(units: Iterable[str]) -> list[str]:
     names = sorted({unit for unit in units if plausible_name(unit)})
     if not names:
         return []
-    return ["systemctl restart " + " ".join(shell_arg(name) for name in names)]
+    return [shell_join(["systemctl", "restart", *names])]
 
 
 def probe_findings(

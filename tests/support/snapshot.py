@@ -38,5 +38,12 @@ class Snapshot:
         path.symlink_to(target)
         return path
 
+    def process(self, pid: int, comm: str, uid: int, argv: list[str], ppid: int = 1) -> None:
+        """A process as ROOT/proc shows it: stat (as Linux 6.1 writes it), status, cmdline."""
+        stat = f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"
+        self.write(f"proc/{pid}/stat", stat)
+        self.write(f"proc/{pid}/status", f"Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+        self.write(f"proc/{pid}/cmdline", "".join(arg + "\0" for arg in argv))
+
     def __str__(self) -> str:
         return str(self.root)
