@@ -258,7 +258,7 @@ class KamailioCheck(Check):
             Status.FAIL,
             "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
             "SO_REUSEPORT: another program, or a second Kamailio with the same config), which "
-            "takes part of the traffic; both are named",
+            "takes some or all of the traffic; both are named",
             "stop the other process the way it was started, or move it to another port",
         ),
         "kamailio.init-script-fork-no": FindingDoc(

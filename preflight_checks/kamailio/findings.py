@@ -779,8 +779,9 @@ def report_shared_ports(
     others: list[Process],
     instances: list[Instance],
 ) -> None:
-    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEADDR
-    or SO_REUSEPORT: the kernel splits the traffic between them)."""
+    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEPORT:
+    the kernel splits the traffic between them; SO_REUSEADDR on unicast UDP: the socket bound
+    last usually gets all of it)."""
     served = [s for s in expected if any(b.inode in inodes and conflicts(b, s) for b in tables)]
     for sock, holder in port_holders(report.host, served, tables, inodes, others).items():
         other = next((i for i in instances if holder.pid in i.pids), None)
@@ -795,7 +796,7 @@ def report_shared_ports(
             "port-shared",
             Status.FAIL,
             f"{sock} is held by Kamailio (pid {instance.main.pid}) and also by {who}: "
-            "the kernel hands part of the traffic to the other process",
+            "the kernel gives some or all of its traffic to the other process",
             [stop],
         )
 
