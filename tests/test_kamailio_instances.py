@@ -130,9 +130,23 @@ def test_rsync_deploy_with_old_mtime_is_a_change(
     old = time.time() - 3600
     instance.config.write_text(instance.config.read_text() + "\n# deployed\n")
     os.utime(instance.config, (old, old))  # the mtime is old, the ctime is now
-    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    toml = str(preflight_config(tmp_path, instance.config))
+    code, result = check("--config", toml)
     assert code == 1, result
-    assert f"pid {pid}" in finding(result, "kamailio.config-changed")["message"]
+    message = finding(result, "kamailio.config-changed")["message"]
+    assert f"pid {pid}" in message
+    # Only the change time moved: the operator is told it may be a chmod or an unchanged
+    # deploy (a restart is then not needed) ...
+    assert "only the change time moved" in message and "chmod/chown" in message
+    # ... which a chmod alone also is; a real edit (a new mtime) is not said to be one.
+    instance.config.chmod(0o640)
+    code, result = check("--config", toml)
+    assert "only the change time moved" in finding(result, "kamailio.config-changed")["message"]
+    instance.config.write_text(instance.config.read_text() + "\n# edited\n")
+    code, result = check("--config", toml)
+    assert code == 1, result
+    message = finding(result, "kamailio.config-changed")["message"]
+    assert "only the change time moved" not in message, message
 
 
 # ------------------------------------------------------------- several instances, each its own
