@@ -145,3 +145,26 @@ def test_non_root_run_says_unknown_not_invalid(own: list[Instance]) -> None:
     assert "kamailio.config-invalid" not in codes(result), result
     assert result["status"] != "fail", result
     assert result["details"]["resolved_by"] == "best effort"
+
+
+@pytest.mark.parametrize(
+    "directive", [*DIRECTIVES, "defenv KAM_SIP_IP", "!!defenv SIPIP=KAM_SIP_IP"]
+)
+def test_reader_takes_the_value_from_the_instance_environment(
+    tmp_path: Path, directive: str
+) -> None:
+    """The best-effort reader (used where `kamailio -c` cannot run) resolves the name as the
+    start does, from the instance's environment; without one the name stays unresolved."""
+    from preflight.host import Host
+    from preflight_checks.kamailio.config import parse_config
+
+    name = directive.split()[1].partition("=")[0]
+    line = directive if directive.startswith("!!") else f"#!{directive}"
+    (tmp_path / "k.cfg").write_text(f"{line}\nlisten=udp:{name}:5080\n")
+    host = Host(str(tmp_path))
+    parsed = parse_config(host, "k.cfg", environ={"KAM_SIP_IP": "127.0.0.3", "OTHER": "x"})
+    assert parsed is not None
+    assert [str(s) for s in parsed.expected_sockets()] == ["udp:127.0.0.3:5080"]
+    assert [use[0] for use in parsed.env_uses] == ["KAM_SIP_IP"]
+    unknown = parse_config(host, "k.cfg")
+    assert unknown is not None and unknown.expected_sockets() == []
