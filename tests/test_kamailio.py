@@ -28,10 +28,12 @@ from support.kamailio import (
     Instance,
     check_kamailio,
     free_port,
+    judged,
     new_instance,
     preflight_config,
     require_kamailio,
     restart_step_of,
+    run_step,
 )
 from support.snapshot import Snapshot
 
@@ -494,3 +496,32 @@ def test_parse_real_kamailio_c_output() -> None:
 def test_mask_secrets() -> None:
     assert mask_secrets(f"db_url {SECRET_URL} x") == "db_url mysql://user:***@db/kamailio x"
     assert mask_secrets("sip:alice@example.com") == "sip:alice@example.com"
+
+
+# ------------------------------------------------------------------ REVIEW-14 item 8
+def test_error_in_a_relative_include_names_the_absolute_file(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """`cd FOLDER && kamailio -f kamailio.cfg` with `include_file "inc.cfg"`: once inc.cfg is
+    made invalid, Kamailio reports `inc.cfg:2` (relative to the folder it runs in); the
+    finding names FOLDER/inc.cfg:2, a path the operator can open from anywhere, and fixing
+    that file makes the step's `kamailio -c` pass."""
+    with world_readable_dir("pf-kam-relinc-") as folder:
+        include = folder / "inc.cfg"
+        include.write_text("# local settings\ndebug=2\n")
+        include.chmod(0o644)
+        instance = new_instance(folder, body='include_file "inc.cfg"')
+        instance.config_arg = "kamailio.cfg"
+        own_kamailio.append(instance)
+        pid = instance.start(cwd=folder)
+        include.write_text("# local settings\nchildren= (((\n")
+        code, result = check("--config", str(preflight_config(folder, instance.config)))
+        assert "kamailio.config-invalid" in judged(result, pid)["findings"], result
+        invalid = finding(result, "kamailio.config-invalid")
+        assert f"Kamailio rejects {instance.config}: {include}:2: " in invalid["message"]
+        assert " inc.cfg:2" not in invalid["message"]
+        check_step, fix_step = invalid["remediation"][:2]
+        assert fix_step.startswith(f"fix {include}:2, then run `{check_step}` again")
+        include.write_text("# local settings\ndebug=2\n")
+        ran, output = run_step(check_step, tmp_path / "step.log")
+        assert ran == 0, output

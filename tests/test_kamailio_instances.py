@@ -25,10 +25,12 @@ from support.kamailio import (
     kamailio_binary,
     main_kamailio_with,
     new_instance,
+    plain_config,
     preflight_config,
     restart_step_of,
     restarted_by,
     run_step,
+    start_in_mount_namespace,
     stop_pid,
     wait_listening,
 )
@@ -128,9 +130,23 @@ def test_rsync_deploy_with_old_mtime_is_a_change(
     old = time.time() - 3600
     instance.config.write_text(instance.config.read_text() + "\n# deployed\n")
     os.utime(instance.config, (old, old))  # the mtime is old, the ctime is now
-    code, result = check("--config", str(preflight_config(tmp_path, instance.config)))
+    toml = str(preflight_config(tmp_path, instance.config))
+    code, result = check("--config", toml)
     assert code == 1, result
-    assert f"pid {pid}" in finding(result, "kamailio.config-changed")["message"]
+    message = finding(result, "kamailio.config-changed")["message"]
+    assert f"pid {pid}" in message
+    # Only the change time moved: the operator is told it may be a chmod or an unchanged
+    # deploy (a restart is then not needed) ...
+    assert "only the change time moved" in message and "chmod/chown" in message
+    # ... which a chmod alone also is; a real edit (a new mtime) is not said to be one.
+    instance.config.chmod(0o640)
+    code, result = check("--config", toml)
+    assert "only the change time moved" in finding(result, "kamailio.config-changed")["message"]
+    instance.config.write_text(instance.config.read_text() + "\n# edited\n")
+    code, result = check("--config", toml)
+    assert code == 1, result
+    message = finding(result, "kamailio.config-changed")["message"]
+    assert "only the change time moved" not in message, message
 
 
 # ------------------------------------------------------------- several instances, each its own
@@ -566,3 +582,54 @@ def test_snapshot_with_two_instances_judges_each_against_its_own_config(
     assert "/etc/kamailio/gone.cfg" in invalid["message"]
     assert judged(result, 4200)["resolved_by"] == "best effort"
     assert judged(result, 4100)["expected"] == ["udp:127.0.0.1:5060"]
+
+
+# ------------------------------------------------------------------ REVIEW-14 item 7
+BEST_EFFORT = "(best effort"
+
+
+def test_best_effort_note_belongs_to_the_judgement_read_best_effort(
+    own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """Two instances: one judged by the real `kamailio -c` (started here by hand), one whose
+    files this host's `kamailio -c` cannot see (in a mount namespace of its own: read best
+    effort). The summary says "best effort" only when it speaks of the second: its finding,
+    or the pass of all of them (naming it); never on the first one's finding."""
+    with world_readable_dir("pf-kam-pair-") as folder:
+        checked = new_instance(folder)
+        own_kamailio.append(checked)
+        checked.start()
+        port = free_port()
+        boxed = start_in_mount_namespace(tmp_path, plain_config(tmp_path, port).read_text())
+        try:
+            assert wait_listening(port, "udp"), (tmp_path / "log").read_text()
+            inside = f"/proc/{boxed.pid}/root/etc/kamailio/kamailio.cfg"
+            # Both pass: the pass names the one read best effort.
+            _code, result = check("--config", str(preflight_config(folder, checked.config)))
+            assert judged(result, checked.pid)["resolved_by"] == "kamailio -c"
+            assert judged(result, boxed.pid)["resolved_by"] == "best effort"
+            assert result["code"] == "kamailio.ok", result
+            assert result["summary"].endswith(
+                f"(best effort for pid {boxed.pid}: the configuration was read without "
+                "Kamailio's preprocessor)"
+            ), result["summary"]
+            # The instance judged by kamailio -c misses a socket: its failure is the summary,
+            # without the other instance's note.
+            unheld = f"udp:127.0.0.1:{free_port()}"
+            toml = preflight_config(folder, checked.config, expect=[unheld])
+            _code, result = check("--config", str(toml))
+            assert result["code"] == "kamailio.listener-missing", result
+            assert f"pid {checked.pid}" in result["summary"]
+            assert BEST_EFFORT not in result["summary"], result["summary"]
+            # The best-effort instance's own finding decides: the note is on it.
+            with open(inside, "a") as edited:
+                edited.write("# edited after the start\n")
+            _code, result = check("--config", str(preflight_config(folder, checked.config)))
+            assert result["code"] == "kamailio.config-changed", result
+            assert result["summary"].startswith(f"Kamailio pid {boxed.pid} ({inside}): ")
+            assert result["summary"].endswith(
+                "(best effort: the configuration was read without Kamailio's preprocessor)"
+            )
+        finally:
+            stop_pid(boxed.pid)
+            boxed.wait(timeout=10)

@@ -19,13 +19,19 @@ from support.cli import NOBODY, as_user, codes, finding
 from support.components import world_readable_dir
 from support.evil_module import build_evil_module
 from support.kamailio import (
+    Instance,
     check_kamailio,
     free_port,
+    judged,
     kamailio_binary,
+    new_instance,
     plain_config,
     preflight_config,
+    recording_binary,
+    runs_on,
     stop_pid,
     wait_listening,
+    with_binary,
 )
 
 check = check_kamailio
@@ -160,3 +166,135 @@ def test_binary_a_user_can_replace_is_never_run(
     code, result = check("--config", str(toml))
     assert not marker.exists()
     assert "is owned by user nobody" in finding(result, "kamailio.untrusted-file")["message"]
+
+
+# ------------------------------------------- REVIEW-14 item 1: files the config names but lacks
+GATE = "verify before running anything for this Kamailio as root"
+
+
+def test_missing_import_in_a_users_folder_is_never_run_by_root(
+    attacker: Path, own_kamailio: list[Instance], tmp_path: Path
+) -> None:
+    """The operator's root-owned config imports a file that does not exist, in a folder uid
+    NOBODY owns. Kamailio skips a missing import_file silently (the instance starts), so that
+    account may create it at any moment, also between root's check and root's `kamailio -c`,
+    with a loadmodule of its own: the check runs no `kamailio -c` at all, and names the
+    folder and its owner."""
+    missing = attacker / "local.cfg"
+    with world_readable_dir("pf-kam-import-") as folder:
+        instance = new_instance(folder, body=f'import_file "{missing}"')
+        own_kamailio.append(instance)
+        pid = instance.start()
+        binary, runs = recording_binary(folder)
+        code, result = check(
+            "--config", str(with_binary(preflight_config(folder, instance.config), binary))
+        )
+        assert runs_on(runs, instance.config) == []
+        untrusted = finding(result, "kamailio.untrusted-file")
+        assert (
+            f"`kamailio -c` is not run on {instance.config}: {missing} (import_file at "
+            f"{instance.config}:"
+        ) in untrusted["message"]
+        assert (
+            f"does not exist and folder {attacker} is owned by user nobody (uid {NOBODY})"
+        ) in untrusted["message"]
+        assert judged(result, pid)["resolved_by"] == "best effort"
+        assert judged(result, pid)["findings"] == ["kamailio.untrusted-file"]
+        assert untrusted["remediation"][0].startswith(GATE), untrusted
+        # What that account could have done: the file it creates is read by root's
+        # `kamailio -c` (run here by hand), and the module it names runs as root.
+        marker = tmp_path / "root-ran-evil-module"
+        missing.write_text(f'loadmodule "{build_evil_module(attacker, marker)}"\n')
+        os.chown(missing, NOBODY, NOBODY)
+        subprocess.run(
+            [kamailio_binary() or "kamailio", "-c", "-f", str(instance.config)],
+            capture_output=True,
+            cwd="/",
+            timeout=30,
+        )
+        assert marker.exists(), "the threat is not real: kamailio -c did not read the file"
+
+
+def test_missing_import_in_a_root_only_folder_is_judged_by_kamailio(
+    own_kamailio: list[Instance],
+) -> None:
+    """The same config with the missing file in a folder only root can write: nobody else
+    can create it, so the real `kamailio -c` runs and judges it as the real program does
+    (it skips a missing import_file: exit 0, and the instance starts and passes)."""
+    with world_readable_dir("pf-kam-import-") as folder:
+        private = folder / "local.d"
+        private.mkdir()
+        private.chmod(0o755)
+        missing = private / "local.cfg"
+        instance = new_instance(folder, body=f'import_file "{missing}"')
+        real = subprocess.run(
+            [kamailio_binary() or "kamailio", "-c", "-f", str(instance.config)],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            timeout=30,
+        )
+        assert real.returncode == 0, real.stderr
+        own_kamailio.append(instance)
+        pid = instance.start()
+        binary, runs = recording_binary(folder)
+        code, result = check(
+            "--config", str(with_binary(preflight_config(folder, instance.config), binary))
+        )
+        assert runs_on(runs, instance.config) == [f"-c -f {instance.config}"]
+    assert "kamailio.untrusted-file" not in codes(result), result
+    assert judged(result, pid)["resolved_by"] == "kamailio -c"
+    assert judged(result, pid)["findings"] == []
+
+
+@pytest.mark.parametrize(
+    "kind", ["relative include", "module", "sticky folder", "ifdef branch", "ifdef module"]
+)
+def test_missing_names_where_others_can_create_them_stop_kamailio_c(
+    attacker: Path, tmp_path: Path, kind: str
+) -> None:
+    """A relative include_file whose fallback folder (next to the config) uid NOBODY owns, a
+    loadmodule of a .so missing from that account's folder, an import_file missing from
+    /tmp (anyone may create it there): no `kamailio -c`, and the folder is named."""
+    with world_readable_dir("pf-kam-absent-") as folder:
+        if kind == "relative include":
+            sub = folder / "sub"
+            sub.mkdir()
+            os.chown(sub, NOBODY, NOBODY)
+            line, where = 'include_file "sub/local.cfg"', f"folder {sub} is owned by user nobody"
+        elif kind == "module":
+            line = f'loadmodule "{attacker}/evil.so"'
+            where = f"folder {attacker} is owned by user nobody"
+        elif kind == "ifdef branch":
+            # Kamailio predefines KAMAILIO_5 (it takes this branch): a reader that does not
+            # know it must still check what the branch names.
+            line = f'#!ifdef KAMAILIO_5\nimport_file "{attacker}/local.cfg"\n#!endif'
+            where = f"folder {attacker} is owned by user nobody"
+        elif kind == "ifdef module":
+            (attacker / "evil.so").write_bytes(b"")
+            line = f'#!ifdef KAMAILIO_5\nloadmodule "{attacker}/evil.so"\n#!endif'
+            where = f"folder {attacker} is owned by user nobody"
+        else:
+            name = f"/tmp/{folder.name}-local.cfg"
+            line, where = (
+                f'import_file "{name}"',
+                f"folder /tmp is writable by others, who could create {name}",
+            )
+        config = plain_config(folder, free_port(), line + "\n")
+        binary, runs = recording_binary(folder)
+        code, result = check("--config", str(with_binary(preflight_config(folder, config), binary)))
+        assert runs_on(runs, config) == []
+        if kind == "ifdef branch":
+            # The real Kamailio takes the branch: it reads the file and rejects its content.
+            (attacker / "local.cfg").write_text("this is not kamailio syntax;\n")
+            real = subprocess.run(
+                [kamailio_binary() or "kamailio", "-c", "-f", str(config)],
+                capture_output=True,
+                text=True,
+                cwd="/",
+                timeout=30,
+            )
+            assert f"{attacker}/local.cfg, line 1" in real.stderr, real.stderr
+    untrusted = finding(result, "kamailio.untrusted-file")
+    assert where in untrusted["message"], untrusted["message"]
+    assert result["details"]["resolved_by"] == "best effort"

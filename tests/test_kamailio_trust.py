@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from support.kamailio import (
     new_instance,
     plain_config,
     preflight_config,
+    start_in_mount_namespace,
     stop_pid,
     wait_listening,
 )
@@ -420,3 +422,38 @@ def test_trust_check_follows_the_start_folder_include(own_kamailio: list[Instanc
     assert f"file {start}/inc.cfg is owned by user nobody" in untrusted["message"]
     assert f"udp:127.0.0.1:{port}" in result["details"]["expected"]
     assert_no_runnable_step(result)
+
+
+# ------------------------------------------------------------------ REVIEW-14 item 3
+def test_instance_in_another_mount_namespace_is_not_changed_by_its_root_link(
+    tmp_path: Path,
+) -> None:
+    """A Kamailio in its own mount namespace whose config was written before it started,
+    checked from the host well after its start: the /proc/PID/root link the check reads it
+    through gets its change time when the kernel first looks it up (during the check), which
+    is no config change. An edit made after the start still is one."""
+    import psutil
+
+    port = free_port()
+    config = plain_config(tmp_path, port).read_text()
+    proc = start_in_mount_namespace(tmp_path, config)
+    try:
+        assert wait_listening(port, "udp"), (tmp_path / "log").read_text()
+        # Past the start time's slack (1 s), so a change time of now would count as a change.
+        started = psutil.Process(proc.pid).create_time()
+        time.sleep(max(0.0, started + 2.5 - time.time()))
+        inside = f"/proc/{proc.pid}/root/etc/kamailio/kamailio.cfg"
+        _code, result = check()
+        theirs = judged(result, proc.pid)
+        assert theirs["config"] == inside
+        assert theirs["findings"] == [], result
+        assert os.lstat(f"/proc/{proc.pid}/root").st_ctime > started + 2, "the link is older"
+        with open(inside, "a") as edited:
+            edited.write("# edited after the start\n")
+        _code, result = check()
+        assert judged(result, proc.pid)["findings"] == ["kamailio.config-changed"], result
+        (changed,) = [f for f in result["findings"] if f["code"] == "kamailio.config-changed"]
+        assert f"{inside} changed after Kamailio (pid {proc.pid}) started" in changed["message"]
+    finally:
+        stop_pid(proc.pid)
+        proc.wait(timeout=10)

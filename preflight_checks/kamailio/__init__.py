@@ -230,7 +230,9 @@ class KamailioCheck(Check):
             Status.WARN,
             "the Kamailio binary, the config or an included file could be changed by an "
             "account other than root (its owner, or a folder on its path, is writable by "
-            "others): `kamailio -c` is not run on it and the config is read best effort",
+            "others), or an include or module it names is missing where such an account "
+            "could create it: `kamailio -c` is not run on it and the config is read best "
+            "effort",
             "chown root and chmod go-w the file and every folder above it",
         ),
         "kamailio.config-too-complex": FindingDoc(
@@ -256,7 +258,7 @@ class KamailioCheck(Check):
             Status.FAIL,
             "a SIP socket Kamailio holds is also bound by another process (SO_REUSEADDR/"
             "SO_REUSEPORT: another program, or a second Kamailio with the same config), which "
-            "takes part of the traffic; both are named",
+            "takes some or all of the traffic; both are named",
             "stop the other process the way it was started, or move it to another port",
         ),
         "kamailio.init-script-fork-no": FindingDoc(
@@ -568,13 +570,36 @@ def run_check(ctx: CheckContext) -> list[Finding]:
             what = "Kamailio's configuration is consistent"
         report.add("ok", Status.PASS, what)
     if best_effort:
-        worst = worst_finding(report.findings)
-        if worst is not None:  # never None: `ok` is added when nothing else is
-            worst.summary = (
-                worst.message + " (best effort: the configuration was read "
-                "without Kamailio's preprocessor)"
-            )
+        note_best_effort(report.findings, judgements)
     return report.findings
+
+
+def note_best_effort(findings: list[Finding], judgements: list[Report]) -> None:
+    """Say in the summary that a configuration was read best effort, only where that
+    reading is what the summary speaks of: the worst finding of a best-effort judgement,
+    or `ok` (every judgement), naming the best-effort ones when others were judged by the
+    real `kamailio -c`."""
+    from preflight.model import worst_finding
+
+    worst = worst_finding(findings)
+    if worst is None:
+        return
+    owner = next((j for j in judgements if any(f is worst for f in j.findings)), None)
+    how = "the configuration was read without Kamailio's preprocessor"
+    if owner is not None:
+        if owner.best_effort:
+            worst.summary = f"{worst.message} (best effort: {how})"
+        return
+    if worst.code != "kamailio.ok":
+        return  # another process's finding (foreign-process): no judgement's reading
+    loose = [j for j in judgements if j.best_effort]
+    if len(loose) == len(judgements):
+        worst.summary = f"{worst.message} (best effort: {how})"
+        return
+    names = ", ".join(
+        f"pid {j.instance.main.pid}" if j.instance else str(j.details.get("config")) for j in loose
+    )
+    worst.summary = f"{worst.message} (best effort for {names}: {how})"
 
 
 def instance_label(instance: Instance | None, config: str) -> str:
@@ -906,8 +931,13 @@ def check_with_kamailio(
         what = f"`kamailio -c` is not run on {host.display(parsed.main)}"
         # Where the real start looked up relative includes first: an account that may
         # write there could add one (and a module it loads).
+        modules, absent_modules = module_files(host, parsed, cwd_rel)
         problem = (start_folder_risk(host, cwd_rel) if cwd_rel is not None else None) or (
-            config_risk(host, [*parsed.files, *module_files(host, parsed)])
+            config_risk(
+                host,
+                [*parsed.files, *parsed.skipped_files, *modules],
+                [*parsed.absent, *absent_modules],
+            )
         )
     if problem is not None:
         report.gate = (

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from preflight.host import Host
 
 
@@ -36,6 +38,9 @@ DEFAULT_TLS_PORT = 5061
 UNSET_PORT = 0  # a listen= read before any port=: it gets the config's final port=
 MAX_INCLUDE_DEPTH = 20  # Kamailio's own limit is lower; deeper nesting is a loop in practice
 MAX_FILES = 200
+# Names Kamailio looks up that do not exist, kept for the trust check (config_risk); past this
+# many, `kamailio -c` is not run at all.
+MAX_ABSENT = 200
 PROTOCOLS = ("udp", "tcp", "tls", "sctp")
 TRUE_WORDS = ("yes", "on", "true", "1", "enable", "enabled")
 
@@ -183,6 +188,14 @@ class ParsedConfig:
     cdp_acceptors: list[Socket] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing includes, cycles, ...
     missing_includes: list[tuple[str, Location]] = field(default_factory=list)
+    # Every include name Kamailio tries that does not exist (root-relative), with the line
+    # naming it: Kamailio skips a missing import_file silently, so another account able to
+    # create one there would have its file read (and the modules it loads run) by root.
+    absent: list[tuple[str, str]] = field(default_factory=list)
+    # What the lines of #!ifdef branches this reading skipped name (Kamailio may take them):
+    # included files that exist, and loadmodule names; trust-checked, never read.
+    skipped_files: list[str] = field(default_factory=list)
+    skipped_modules: list[tuple[str, Location]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # present, but this run may not read
     # Relative include names looked up only next to the including file: the folder Kamailio
     # was started in (looked up first) is unknown.
@@ -458,19 +471,26 @@ class _Parser:
             return
         self.defines[name] = value
 
-    def resolve_include(self, name: str, including: str) -> str:
+    def resolve_include(self, name: str, including: str, named_by: str) -> str:
         """The file Kamailio opens for include_file/import_file `name`: an absolute name as
         it is (inside `fs_root`); a relative one in the working folder Kamailio was started
-        in first (fopen of the name as given), then next to the including file."""
+        in first (fopen of the name as given), then next to the including file. Each name
+        it tries that does not exist is recorded in `absent` with `named_by`."""
         if name.startswith("/"):
-            return normalize_path(posixpath.join(self.fs_root, name.lstrip("/")))
-        if self.cwd is not None:
-            in_cwd = normalize_path(posixpath.join(self.cwd, name))
-            if self.host.exists(in_cwd):
-                return in_cwd
+            candidates = [normalize_path(posixpath.join(self.fs_root, name.lstrip("/")))]
         else:
-            self.result.cwd_unknown.append(name)
-        return normalize_path(posixpath.join(posixpath.dirname(including), name))
+            candidates = []
+            if self.cwd is not None:
+                candidates.append(normalize_path(posixpath.join(self.cwd, name)))
+            else:
+                self.result.cwd_unknown.append(name)
+            candidates.append(normalize_path(posixpath.join(posixpath.dirname(including), name)))
+        for candidate in candidates:
+            if self.host.exists(candidate):
+                return candidate
+            if len(self.result.absent) <= MAX_ABSENT:
+                self.result.absent.append((candidate, named_by))
+        return candidates[-1]
 
     def parse_file(self, rel: str, stack: tuple[str, ...]) -> bool:
         if len(stack) >= MAX_INCLUDE_DEPTH:
@@ -518,6 +538,7 @@ class _Parser:
                     conditions.pop()
                     continue
                 if not active:
+                    self.note_skipped(line, rel, where)
                     continue
                 if name in ("define", "trydef", "redefine"):
                     parts = arg.split(None, 1)
@@ -533,12 +554,13 @@ class _Parser:
                 if name not in ("include_file", "import_file"):
                     continue
             if not active:
+                self.note_skipped(line, rel, where)
                 continue
             include = _INCLUDE.match(line)
             if include:
                 kind, name = include.group(1), include.group(2)
                 name = self.substitute(name, where)
-                target = self.resolve_include(name, rel)
+                target = self.resolve_include(name, rel, f"{kind} at {where}")
                 if target in stack:
                     self.result.problems.append(
                         f"include cycle: {where} includes {self.host.display(target)} again"
@@ -551,6 +573,22 @@ class _Parser:
                     self.result.missing_includes.append((self.host.display(target), where))
                 continue
             self.parse_statement(line, where)
+
+    def note_skipped(self, line: str, rel: str, where: Location) -> None:
+        """A line of an #!ifdef branch this reading skips, which Kamailio may take all the
+        same (it predefines KAMAILIO_5 and others; -A values are not all passed on): the
+        files its include_file/import_file or loadmodule names are trust-checked too (not
+        read: a file they include in turn is not seen)."""
+        include = _INCLUDE.match(line)
+        if include:
+            kind, name = include.group(1), self.substitute(include.group(2), where)
+            target = self.resolve_include(name, rel, f"{kind} at {where}")
+            if self.host.exists(target) and len(self.result.skipped_files) < MAX_FILES:
+                self.result.skipped_files.append(target)
+            return
+        module = _LOADMODULE.match(line)
+        if module and len(self.result.skipped_modules) < MAX_FILES:
+            self.result.skipped_modules.append((self.substitute(module.group(1), where), where))
 
     def add_subst(self, arg: str, define: bool, where: Location) -> None:
         body = arg.strip().strip("\"'")
@@ -757,8 +795,15 @@ class CheckOutput:
     missing_modules: list[str]
 
 
-def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> CheckOutput:
-    """`kamailio -c -f FILE`: the `Listening on` block and the error lines."""
+def parse_check_output(
+    returncode: int | None,
+    stdout: str,
+    stderr: str,
+    anchor: Callable[[str], str] | None = None,
+) -> CheckOutput:
+    """`kamailio -c -f FILE`: the `Listening on` block and the error lines. `anchor`: the
+    file Kamailio means by the name it reports an error in (a relative include is named
+    relative to the folder it ran in)."""
     sockets: list[Socket] = []
     in_block = False
     for line in stdout.splitlines():
@@ -789,7 +834,8 @@ def parse_check_output(returncode: int | None, stdout: str, stderr: str) -> Chec
             continue
         location = _ERROR_LOCATION.search(message)
         if location:
-            loc = Location(location.group(1), int(location.group(2)))
+            named = location.group(1)
+            loc = Location(anchor(named) if anchor else named, int(location.group(2)))
             text = location.group(3).strip() or "syntax error"
             message = f"{loc}: {text}"
             if first_location is None:

@@ -26,6 +26,7 @@ from preflight.facts.sockets import socket_inodes as socket_inodes
 from preflight.text import printable
 from preflight_checks.kamailio.config import (
     DEFAULT_CONFIG,
+    MAX_ABSENT,
     CheckOutput,
     ParsedConfig,
     Socket,
@@ -383,39 +384,65 @@ def instance_defines(host: Host, instance: Instance | None) -> tuple[list[str], 
     )
 
 
-def module_files(host: Host, parsed: ParsedConfig) -> list[str]:
-    """The module folders and the .so files `loadmodule` names (root-relative): `kamailio -c`
-    dlopens them as root, so they are held to the same rule as the config (a module in a
-    folder another account can write is that account's code run as root)."""
+def module_files(
+    host: Host, parsed: ParsedConfig, cwd_rel: str | None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """What `kamailio -c` looks up for its modules, root-relative: the module folders and the
+    .so files `loadmodule` names (it dlopens them as root, so they are held to the same rule
+    as the config: a module in a folder another account can write is that account's code run
+    as root); and, with what names each, the names it tries that do not exist (another
+    account able to create one there could have it loaded). Lookup as ksr_locate_module does
+    it (strace of kamailio 5.6): an absolute name as is; a relative one with a `/` from the
+    working folder `cwd_rel`, then below each module folder; a plain NAME (or NAME.so)
+    as DIR/NAME.so, then DIR/NAME/NAME.so. The loadmodule lines of #!ifdef branches the
+    reading skipped count too (Kamailio may take them)."""
     from preflight_checks.kamailio.config import MODULE_DIRS
 
     dirs = [d.strip("/") for d in parsed.mpaths] or [
         d for pattern in MODULE_DIRS for d in host.glob(pattern) if host.is_dir(d)
     ]
     found = list(dirs)
-    for name, _where in parsed.modules:
+    absent: list[tuple[str, str]] = []
+    for name, where in [*parsed.modules, *parsed.skipped_modules]:
         if name.startswith("/"):
-            found.append(name.strip("/"))
-            continue
-        base = name if name.endswith(".so") else f"{name}.so"
-        stem = base[: -len(".so")]
-        # Kamailio tries mpath/NAME.so, then mpath/NAME/NAME.so
-        for folder in dirs:
-            for rel in (f"{folder}/{base}", f"{folder}/{stem}/{base}"):
-                if host.exists(rel):
-                    found.append(rel)
-                    break
-    return found
+            candidates = [normalize_path(name)]
+        elif "/" in name:
+            first = [] if cwd_rel is None else [normalize_path(posixpath.join(cwd_rel, name))]
+            candidates = first + [normalize_path(f"{folder}/{name}") for folder in dirs]
+        else:
+            base = name if name.endswith(".so") else f"{name}.so"
+            stem = base[: -len(".so")]
+            candidates = [
+                normalize_path(rel) for d in dirs for rel in (f"{d}/{base}", f"{d}/{stem}/{base}")
+            ]
+        for rel in candidates:
+            if host.exists(rel):
+                found.append(rel)
+                break
+            if len(absent) <= MAX_ABSENT:
+                absent.append((rel, f"loadmodule at {where}"))
+    return found, absent
 
 
-def config_risk(host: Host, files: list[str]) -> str | None:
-    """Why this run must not hand the config (or a file it includes) to `kamailio -c`."""
+def config_risk(
+    host: Host, files: list[str], absent: list[tuple[str, str]] | None = None
+) -> str | None:
+    """Why this run must not hand the config (or a file it includes) to `kamailio -c`.
+    `absent`: names Kamailio looks up that do not exist, with what names each: the folder
+    one would be created in must be as safe as that of an existing file."""
     if not host.is_live:
         return None
     for rel in files:
         problem = path_risk(host, host.display(rel), run_owners(host), folder=host.is_dir(rel))
         if problem:
             return problem
+    absent = absent or []
+    if len(absent) > MAX_ABSENT:
+        return f"it names more than {MAX_ABSENT} files that do not exist (not all checked)"
+    for rel, named_by in absent:
+        problem = path_risk(host, host.display(rel), run_owners(host), missing_ok=True)
+        if problem:
+            return f"{host.display(rel)} ({named_by}) does not exist and {problem}"
     return None
 
 
@@ -448,7 +475,26 @@ def run_kamailio_c(
         why = "timed out" if result.timed_out else (result.error or "could not start")
         report.notes.append(f"`kamailio -c` {why}; the configuration was read best effort")
         return None
-    return parse_check_output(result.returncode, result.stdout, result.stderr)
+    return parse_check_output(
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        lambda name: error_file(host, name, cwd, config),
+    )
+
+
+def error_file(host: Host, name: str, cwd: str, config: str) -> str:
+    """The file `kamailio -c` (run in `cwd` on the absolute `config`) means by a file name
+    in an error: it names a file as it opened it, a relative include relative to its working
+    folder. Resolved as Kamailio resolves it: in that folder first, then next to the main
+    config (the name as given when neither holds it)."""
+    if name.startswith("/"):
+        return name
+    for folder in (cwd, posixpath.dirname(config)):
+        path = posixpath.normpath(posixpath.join(folder, name))
+        if host.exists(path.lstrip("/")):
+            return path
+    return posixpath.normpath(posixpath.join(cwd, name))
 
 
 def expected_from_config(
@@ -483,13 +529,18 @@ MAX_PATH_HOPS = 40
 DELETED = " (deleted)"  # how /proc names the executable of a process whose file was replaced
 
 
-def path_risk(host: Host, path: str, owners: frozenset[int], folder: bool = False) -> str | None:
+def path_risk(
+    host: Host, path: str, owners: frozenset[int], folder: bool = False, missing_ok: bool = False
+) -> str | None:
     """Why `path` (absolute, on the live host) could have been written by an account outside
     `owners`; None when it, and every folder and symlink on the way to it, is safe. Accounts
     are named by the host's passwd and group files.
 
     A folder others may write is accepted only with the sticky bit and an entry owned by a
-    trusted account (/tmp/x owned by root): the sticky bit keeps others from replacing it."""
+    trusted account (/tmp/x owned by root): the sticky bit keeps others from replacing it.
+    `missing_ok`: a path that does not exist is safe when its nearest existing folder (and
+    every one above it) is, and no other account may add entries to it: else that account
+    could create it."""
     import stat
 
     if not path.startswith("/"):
@@ -514,6 +565,15 @@ def path_risk(host: Host, path: str, owners: frozenset[int], folder: bool = Fals
         candidate = os.path.join(current, name)
         try:
             st = os.lstat(candidate)
+        except FileNotFoundError:
+            if not missing_ok:
+                return f"{candidate} cannot be examined (no such file or directory)"
+            if sticky_open:
+                return f"folder {current} is writable by others, who could create {candidate}"
+            return None
+        except PermissionError:
+            # What this run may not look into, the `kamailio -c` it runs cannot open either.
+            return None if missing_ok else f"{candidate} cannot be examined (permission denied)"
         except OSError as exc:
             return f"{candidate} cannot be examined ({(exc.strerror or str(exc)).lower()})"
         except ValueError:
@@ -532,7 +592,8 @@ def path_risk(host: Host, path: str, owners: frozenset[int], folder: bool = Fals
             continue
         if parts or folder:
             if not stat.S_ISDIR(st.st_mode):
-                return f"{candidate} is not a folder"
+                # Missing below a file: nothing can be created there without replacing it.
+                return None if missing_ok and parts else f"{candidate} is not a folder"
             problem = _folder_risk(accounts, candidate, st, owners)
             if problem:
                 return problem

@@ -480,38 +480,59 @@ def check_changed(
     if started is None or parsed is None:
         return
     changed = []
+    metadata_only = True  # every change seen is a change time alone (no newer mtime, no link)
     for rel in parsed.files:
-        when = changed_at(host, rel)
+        when, written = changed_at(host, rel, instance.fs_root)
         if when is not None and when > started + MTIME_SLACK:
             changed.append(host.display(rel))
+            metadata_only = metadata_only and (written or 0.0) <= started + MTIME_SLACK
     if changed:
         report.changed = changed
         report.details["changed_files"] = changed
+        # ctime moves for a content deploy that keeps old mtimes (rsync -a, cp -p, tar) and
+        # for a chmod or chown alike; only the operator can tell them apart.
+        maybe_same = (
+            " (only the change time moved: a deploy that keeps modification times, such as "
+            "rsync -a or cp -p, or only a chmod/chown; if the content is what runs, no "
+            "restart is needed)"
+            if metadata_only
+            else ""
+        )
         report.add(
             "config-changed",
             Status.WARN,
             f"{', '.join(changed[:5])} changed after Kamailio (pid {instance.main.pid}) "
             f"started at {iso_utc(started)}: the running process does not use it yet "
-            "(a restart is pending)",
+            f"(a restart is pending){maybe_same}",
             report.restart_steps(),
         )
 
 
-def changed_at(host: Host, rel: str) -> float | None:
-    """The latest change (mtime or ctime) of a file and of every symlink and folder entry on
-    its path: the moment its content, or what the path names, last changed."""
+def changed_at(host: Host, rel: str, below: str = "") -> tuple[float | None, float | None]:
+    """(latest, written): the latest change (mtime or ctime) of a file and of every symlink
+    on its path, the moment its content, its metadata or what the path names last changed;
+    and the same without the file's ctime (its content written, or a link on the way
+    replaced). `below`: where the instance's own names start (proc/PID/root of one in another
+    mount namespace): only the path below it counts, not that link, whose change time is when
+    the kernel first looked it up, nor proc/PID."""
     # A snapshot's change times are when it was unpacked: there, only mtimes say anything.
     live = host.is_live
     latest: float | None = None
+    written: float | None = None
     st = host.stat(rel)
     if st is not None:
+        written = st.st_mtime
         latest = max(st.st_mtime, st.st_ctime) if live else st.st_mtime
     parts = rel.strip("/").split("/")
-    for depth in range(1, len(parts) + 1):
+    below = below.strip("/")
+    skip = len(below.split("/")) if below and rel.strip("/").startswith(below + "/") else 0
+    for depth in range(skip + 1, len(parts) + 1):
         link = host.lstat("/".join(parts[:depth]))
         if link is not None and (link.st_mode & 0o170000) == 0o120000:
-            latest = max(latest or 0.0, link.st_mtime, link.st_ctime if live else 0.0)
-    return latest
+            swapped = max(link.st_mtime, link.st_ctime if live else 0.0)
+            latest = max(latest or 0.0, swapped)
+            written = max(written or 0.0, swapped)
+    return latest, written
 
 
 # Debian's init script refuses to start a config that this test of its check_fork matches:
@@ -774,8 +795,9 @@ def report_shared_ports(
     others: list[Process],
     instances: list[Instance],
 ) -> None:
-    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEADDR
-    or SO_REUSEPORT: the kernel splits the traffic between them)."""
+    """port-shared: a SIP socket Kamailio holds that another process binds too (SO_REUSEPORT:
+    the kernel splits the traffic between them; SO_REUSEADDR on unicast UDP: the socket bound
+    last usually gets all of it)."""
     served = [s for s in expected if any(b.inode in inodes and conflicts(b, s) for b in tables)]
     for sock, holder in port_holders(report.host, served, tables, inodes, others).items():
         other = next((i for i in instances if holder.pid in i.pids), None)
@@ -790,7 +812,7 @@ def report_shared_ports(
             "port-shared",
             Status.FAIL,
             f"{sock} is held by Kamailio (pid {instance.main.pid}) and also by {who}: "
-            "the kernel hands part of the traffic to the other process",
+            "the kernel gives some or all of its traffic to the other process",
             [stop],
         )
 

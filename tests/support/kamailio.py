@@ -414,3 +414,56 @@ def tls_instance(folder: Path, tls_port: int, params: str = "") -> Instance:
         head=f"enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}",
         body=f'loadmodule "tls.so"\n{params}',
     )
+
+
+def recording_binary(folder: Path) -> tuple[Path, Path]:
+    """A `kamailio` for `[checks.kamailio] binary` that writes each command line it gets to a
+    log and then runs the real Kamailio with it: the proof of whether (and how) the check ran
+    `kamailio -c`. `folder` must be root-only (the check runs no binary others can change).
+    Returns the script and its log (absent until the script runs)."""
+    real = kamailio_binary() or KAMAILIO
+    log = folder / "kamailio-runs.log"
+    script = folder / "kamailio"
+    script.write_text(f'#!/bin/sh\necho "$*" >>{shlex.quote(str(log))}\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    return script, log
+
+
+def runs_on(log: Path, config: Path) -> list[str]:
+    """The command lines a recording_binary ran on `config` (other instances on the host,
+    another test's say, are checked with the same binary)."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if line.endswith(f" {config}")]
+
+
+def with_binary(toml: Path, binary: Path) -> Path:
+    """The preflight TOML file `toml` (preflight_config) with `binary` set."""
+    toml.write_text(toml.read_text() + f'binary = "{binary}"\n')
+    return toml
+
+
+def start_in_mount_namespace(folder: Path, config: str) -> subprocess.Popen[bytes]:
+    """A Kamailio in a mount namespace of its own (a container on the host's network): a
+    tmpfs over /etc/kamailio there, `config` written to its kamailio.cfg before the start.
+    Its pid is the Popen's (unshare and sh exec into it); its log is `folder`/log. Stop it
+    with stop_pid, then wait for the Popen."""
+    unshare = require_command("unshare")
+    require("kamailio", kamailio_binary() is not None)
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    script = (
+        "mount -t tmpfs pf-test /etc/kamailio && "
+        'printf "%s" "$1" >/etc/kamailio/kamailio.cfg && '
+        f'exec "$2" -DD -E -f /etc/kamailio/kamailio.cfg -P {run_dir}/k.pid -Y {run_dir} '
+        "-m 16 -M 4"
+    )
+    with open(folder / "log", "wb") as log:
+        return subprocess.Popen(
+            [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", config]
+            + [kamailio_binary() or KAMAILIO],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
