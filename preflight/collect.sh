@@ -98,6 +98,13 @@ BEGIN {
     # path is kept, anything else is masked.
     split("key privatekey private_key presharedkey", tmp, " ")
     for (i in tmp) PATHOK[tmp[i]] = 1
+    # A name (variable, #!define, modparam parameter, `key = value` key) is secret-bearing
+    # when one of its components (split at `_`, `-`, `.` and lower-to-upper case changes) is
+    # one of these words, or ends with one of SUFFIXW (kamctlrc's DBRWPW, DBROPW, DBROOTPW).
+    split("pw pwd pass passwd password passphrase secret secrets shared key keys token " \
+        "tokens auth credential credentials psk salt apikey privkey privatekey", tmp, " ")
+    for (i in tmp) NAMEW[tmp[i]] = 1
+    NSUF = split("pw pwd pass passwd password passphrase secret token psk salt key", SUFFIXW, " ")
     # OpenVPN inline blocks that hold nothing secret; every other <tag> block is masked.
     split("ca cert extra-certs dh crl-verify connection", tmp, " ")
     for (i in tmp) PUBLIC[tmp[i]] = 1
@@ -159,8 +166,89 @@ function keypos(low, from,    s, best, i, p, padded) {
     return best ? best + from - 1 : 0
 }
 
+# Whether NAME is secret-bearing by its components (see NAMEW). Linear in its length.
+function secretname(name,    s, i, c, n, parts, w, j, low, prev) {
+    if (length(name) > 200) name = substr(name, 1, 200)
+    s = ""
+    prev = 0
+    for (i = 1; i <= length(name); i++) {
+        c = substr(name, i, 1)
+        if (prev && index("ABCDEFGHIJKLMNOPQRSTUVWXYZ", c)) s = s " "
+        prev = index("abcdefghijklmnopqrstuvwxyz0123456789", c) > 0
+        s = s c
+    }
+    low = tolower(s)
+    gsub(/[^a-z0-9]/, " ", low)
+    n = split(low, parts, " ")
+    for (i = 1; i <= n; i++) {
+        w = parts[i]
+        if (w in NAMEW) return 1
+        for (j = 1; j <= NSUF; j++)
+            if (length(w) > length(SUFFIXW[j]) \
+                && substr(w, length(w) - length(SUFFIXW[j]) + 1) == SUFFIXW[j]) return 1
+    }
+    return 0
+}
+
+# Whether a value (quotes around it allowed) is clearly a file path: an absolute, `./`, `../`
+# or `~/` name, or a relative one with a key or certificate file's extension, of path
+# characters only. Such a value stays (a check reads the file; a key file is withheld itself).
+function pathvalue(value,    v, q) {
+    v = value
+    sub(/[ \t\r]+$/, "", v)
+    q = substr(v, 1, 1)
+    if (q == "\"" || q == "'") {  # the quoted string, whatever follows it (`");`)
+        v = substr(v, 2)
+        if (!(q = index(v, q))) return 0
+        v = substr(v, 1, q - 1)
+    }
+    if (v == "" || v ~ /[^A-Za-z0-9._\/+~-]/) return 0
+    if (v ~ /^(\/|\.\/|\.\.\/|~\/)./) return 1
+    return v ~ /\.(pem|key|crt|cer|der|cfg|conf)$/
+}
+
+# The line with the value of a secret-bearing NAME masked, found by the line's structure:
+# `modparam("MODULE", "NAME", VALUE)` (the parameter, never the module, is the name) or
+# `[export] NAME = VALUE` / `NAME: VALUE`. The name, the quotes around the value and what
+# follows it (`);`) stay, so the checks still parse the line. STRUCT is 1 when the line was
+# such an assignment of a secret-bearing name (masked, or kept as a path).
+function structural(line,    low, p, m, head, value, name, tail, q, e) {
+    STRUCT = 0
+    low = tolower(line)
+    p = index(low, "modparam")
+    if (p && match(substr(low, p), /^modparam[ \t]*\([ \t]*["'][^"']*["'][ \t]*,[ \t]*["'][^"']*["'][ \t]*,[ \t]*/)) {
+        head = substr(line, 1, p + RLENGTH - 1)
+        value = substr(line, p + RLENGTH)
+        name = head
+        sub(/["'][ \t]*,[ \t]*$/, "", name)
+        sub(/^.*["']/, "", name)
+        # an unquoted value (a #!define name) ends at the modparam's closing parenthesis
+        tail = ""
+        q = substr(value, 1, 1)
+        if (q != "\"" && q != "'" && match(value, /\)[^)]*$/)) {
+            tail = substr(value, RSTART)
+            value = substr(value, 1, RSTART - 1)
+        }
+    } else if (match(line, /^[ \t]*(export[ \t]+)?["']?[A-Za-z_][A-Za-z0-9_.-]*["']?[ \t]*[=:][ \t]*/)) {
+        head = substr(line, 1, RLENGTH)
+        value = substr(line, RLENGTH + 1)
+        name = head
+        sub(/^[ \t]*(export[ \t]+)?["']?/, "", name)
+        sub(/["']?[ \t]*[=:][ \t]*$/, "", name)
+        tail = ""
+        # `name := value` (make) or `a == b` are not assignments of a value starting with = or :
+        if (substr(value, 1, 1) == "=") return line
+    } else return line
+    if (value == "" || !secretname(name)) return line
+    STRUCT = 1
+    if (pathvalue(value)) return line
+    return head masked(value, 0) tail
+}
+
 # The line with the value of every secret-bearing key masked, then every URL's userinfo.
 function redact(line,    low, from, k, rest, m, sep, value, head, q, tries) {
+    line = structural(line)
+    if (STRUCT) return hookpaths(bearer(userinfo(line)))
     low = tolower(line)
     from = 1
     for (tries = 0; tries < 4; tries++) {
@@ -276,7 +364,8 @@ function directive(line,    low, d, rest, m, name, value, q, delim, body, p, p2)
         if (!m) return redact(line)
         name = substr(rest, 1, RLENGTH)
         value = substr(rest, RLENGTH + 1)
-        if (trim(value) == "" || !keypos(tolower(name), 1)) return redact(line)
+        if (trim(value) == "" || !(secretname(name) || keypos(tolower(name), 1)) \
+            || pathvalue(trim(value))) return redact(line)
         sub(/^[ \t]*/, "", value)
         return substr(line, 1, length(line) - length(rest)) name " " masked(value, 0)
     }
@@ -286,7 +375,8 @@ function directive(line,    low, d, rest, m, name, value, q, delim, body, p, p2)
         delim = substr(rest, RLENGTH + 1, 1)
         body = substr(rest, RLENGTH + 2)
         p = index(body, delim)
-        if (!p || !keypos(tolower(substr(body, 1, p - 1)), 1)) return redact(line)
+        if (!p || !(secretname(substr(body, 1, p - 1)) || keypos(tolower(substr(body, 1, p - 1)), 1)))
+            return redact(line)
         p2 = index(substr(body, p + 1), delim)
         value = p2 ? substr(body, p + p2) : ""
         return substr(line, 1, length(line) - length(body)) substr(body, 1, p) R value

@@ -495,13 +495,16 @@ def certificate_subject(path: Path) -> str:
 
 def in_private_mounts(stage: Path) -> list[str]:
     """A prefix running the rest in private mount and pid namespaces where /etc/kamailio and
-    /srv are fresh tmpfs folders holding `stage`'s etc-kamailio and srv trees: the machine's
-    own folders are never touched, and no Kamailio of the machine is visible."""
+    /srv are fresh tmpfs folders holding `stage`'s etc-kamailio and srv trees (and, when
+    `stage` has a file default-kamailio, /etc/default/kamailio is that file): the machine's
+    own files are never touched, and no Kamailio of the machine is visible."""
+    defaults = stage / "default-kamailio"
     setup = (
         "set -e; mount --make-rprivate /; "
         "mount -t tmpfs -o mode=755 tmpfs /etc/kamailio; mount -t tmpfs -o mode=755 tmpfs /srv; "
         f"cp -a {stage}/etc-kamailio/. /etc/kamailio/; cp -a {stage}/srv/. /srv/; "
-        'exec "$@"'
+        + (f"mount --bind {defaults} /etc/default/kamailio; " if defaults.exists() else "")
+        + 'exec "$@"'
     )
     return ["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", setup, "sh"]
 
@@ -1050,3 +1053,133 @@ def test_a_running_instances_config_is_collected_only_when_it_is_trusted(tmp_pat
     assert content(tarball, "srv/r/routes.cfg") == f"listen=udp:127.0.0.1:{in_cwd}\n".encode()
     assert "srv/r/conf/routes.cfg" not in names
     assert "srv/u/conf/main.cfg" not in names
+
+
+# ------------------------------------------ secrets named by structure (second review, R3)
+SECRET_DEFAULTS = (
+    "RUN_KAMAILIO=yes\n"
+    "CFGFILE=/etc/kamailio/kamailio.cfg\n"
+    "DBRWPW=S3cretDefaultPW\n"  # kamctlrc's names, as operators copy them here
+    'DBROPW="S3cretReadOnly"\n'
+    "export DBROOTPW='S3cretRootPW'\n"
+)
+SECRET_CONFIG = """#!KAMAILIO
+#!define WITH_AUTH
+#!define DBURL "mysql://kamailio:S3cretDBURL@localhost/kamailio"
+#!define DBPW "S3cretDBPW"
+#!define DBPASS "S3cretDefinePass"
+#!define RADIUS_SHARED "S3cretShared"
+#!define SIP_TOKEN S3cretBareToken
+#!substdef "/SUBSTPW/S3cretSubst/"
+#!subst "/apiSecret/S3cretCamel/"
+listen=udp:127.0.0.1:{port}
+listen=tls:127.0.0.1:{tls_port}
+include_file "/srv/sip/listen.cfg"
+loadmodule "sl.so"
+#!ifdef WITH_RADIUS
+loadmodule "auth_radius.so"
+modparam("auth_radius", "radius_config", "/etc/radiusclient-ng/radiusclient.conf")
+modparam("auth_db", "password_column", DBPW)
+modparam("auth", "secret", "S3cretNonceSecret");
+#!endif
+request_route {{
+    sl_send_reply("404", "x");
+}}
+"""
+SECRET_VALUES = [
+    b"S3cretDefaultPW", b"S3cretReadOnly", b"S3cretRootPW", b"S3cretDBURL", b"S3cretDBPW",
+    b"S3cretDefinePass", b"S3cretShared", b"S3cretBareToken", b"S3cretSubst", b"S3cretCamel",
+    b"S3cretNonceSecret",
+]  # fmt: skip
+
+
+def test_secret_names_are_redacted_by_structure_and_the_verdict_stays(tmp_path: Path) -> None:
+    """Second review R3: `collect` copied kamctlrc's DBRWPW= from /etc/default/kamailio and
+    `#!define DBPW`/`RADIUS_SHARED` values verbatim. A variable, #!define/#!subst name,
+    modparam parameter or key whose name has a secret component (PW, PASS, SHARED, TOKEN,
+    SECRET, ... or a suffix as in DBRWPW) has its value masked; names, flags without a value
+    and file paths stay, so the real Kamailio's verdict (live, `kamailio -c`) and the one
+    `check --root` reaches from the snapshot are the same."""
+    require_root()
+    require_command("unshare")
+    require_command("kamailio")
+    port = free_port()
+    stage = tmp_path / "stage"
+    (stage / "etc-kamailio").mkdir(parents=True)
+    (stage / "srv/sip").mkdir(parents=True)
+    (stage / "default-kamailio").write_text(SECRET_DEFAULTS)
+    config = SECRET_CONFIG.format(port=port, tls_port=free_port())
+    (stage / "etc-kamailio/kamailio.cfg").write_text(config)
+    (stage / "srv/sip/listen.cfg").write_text(
+        f"listen=tcp:127.0.0.1:{port}\n#!define LISTEN_AUTH_KEY \"S3cretDefinePass\"\n"
+    )
+    prefix = in_private_mounts(stage)
+    tarball = tmp_path / "host.tar.gz"
+    live = run_preflight("check", "kamailio", "-f", "json", "--no-plugins", prefix=prefix)
+    collected = run_preflight("collect", str(tarball), "--no-plugins", prefix=prefix)
+    assert collected.returncode == 0, collected.stderr
+    assert leaked(tarball, SECRET_VALUES) == []
+
+    snap = extract(tarball, tmp_path / "snap")
+    cfg = (snap / "etc/kamailio/kamailio.cfg").read_text()
+    for kept in (
+        "#!define WITH_AUTH\n",  # a flag without a value
+        '#!define DBPW "REDACTED"\n',  # the name and the quotes stay
+        "#!define SIP_TOKEN REDACTED\n",
+        '#!substdef "/SUBSTPW/REDACTED/"\n',
+        'modparam("auth_radius", "radius_config", "/etc/radiusclient-ng/radiusclient.conf")\n',
+        'modparam("auth_db", "password_column", REDACTED)\n',  # its `)` stays
+        'modparam("auth", "secret", "REDACTED");\n',
+        f"listen=udp:127.0.0.1:{port}\n",
+    ):
+        assert kept in cfg, kept
+    defaults = (snap / "etc/default/kamailio").read_text()
+    assert "DBRWPW=REDACTED\n" in defaults and "CFGFILE=/etc/kamailio/kamailio.cfg\n" in defaults
+    assert (snap / "srv/sip/listen.cfg").read_text().startswith(f"listen=tcp:127.0.0.1:{port}\n")
+
+    (live_result,) = report_of(live)["checks"]
+    (snap_result,) = report_of(
+        run_preflight("check", "kamailio", "-f", "json", "--root", str(snap))
+    )["checks"]
+    assert live_result["details"]["resolved_by"] == "kamailio -c", live_result
+    assert live_result["details"]["expected"] == [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}"]
+    for key_name in ("files", "expected", "config"):
+        assert snap_result["details"][key_name] == live_result["details"][key_name], key_name
+    # The same findings about the configuration (a tls: listen without enable_tls, so the
+    # comparison is not vacuous); whether it runs is not in a snapshot, nor in this namespace.
+    running = {"kamailio.not-running", "kamailio.running-unknown"}
+    found = [
+        [(f["code"], f["message"]) for f in result["findings"] if f["code"] not in running]
+        for result in (live_result, snap_result)
+    ]
+    assert found[0] == found[1]
+    assert [code for code, _ in found[0]] == ["kamailio.tls-disabled"]
+
+
+def test_path_values_of_key_names_stay_and_the_sh_collector_agrees(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """The same rule in both ways of running the one script: a certificate, CA or private key
+    *path* under a key-ish name stays (the check reads it; the key file itself is withheld),
+    a camelCase or dashed secret name is masked, `auth_radius` as a module name masks nothing."""
+    snapshot.write(
+        "etc/kamailio/kamailio.cfg",
+        'modparam("tls", "private_key", "/etc/kamailio/kamailio-selfsigned.key")\n'
+        'modparam("auth_radius", "radius_config", "/etc/radiusclient.conf")\n'
+        '#!define TLS_KEY "/etc/kamailio/tls/key.pem"\n'
+        "apiToken: S3cretCamelToken\n"
+        "radius-shared-key = S3cretDashed\n",
+    )
+    snapshot.write(
+        "etc/kamailio/tls.cfg",
+        "[server:default]\nprivate_key = /etc/kamailio/kamailio-selfsigned.key\n"
+        "certificate = /etc/kamailio/kamailio-selfsigned.pem\nca_list = ca.pem\n",
+    )
+    for tarball in both_collectors(snapshot, tmp_path):
+        assert leaked(tarball, [b"S3cretCamelToken", b"S3cretDashed"]) == []
+        cfg = content(tarball, "etc/kamailio/kamailio.cfg").decode()
+        original = (snapshot.root / "etc/kamailio/kamailio.cfg").read_text()
+        assert cfg.splitlines()[:3] == original.splitlines()[:3]
+        assert "apiToken: REDACTED\n" in cfg and "radius-shared-key = REDACTED\n" in cfg
+        tls = (snapshot.root / "etc/kamailio/tls.cfg").read_bytes()
+        assert content(tarball, "etc/kamailio/tls.cfg") == tls

@@ -420,6 +420,51 @@ def test_non_root_unreadable_include_is_unknown_not_invalid(own_kamailio: list[I
         assert "kamailio.config-unreadable" not in codes(result)  # root reads it
 
 
+def test_non_root_listeners_in_an_unreadable_include_are_unknown(
+    own_kamailio: list[Instance],
+) -> None:
+    """Second review R2: root's Kamailio has every listen= line in a 0600 include. As an
+    unprivileged user the reader used to assume Kamailio's defaults and FAILed
+    listener-missing udp:*:5060/tcp:*:5060 with a kill+restart step. The sockets are unknown:
+    no listener finding, no restart or stop step, a warning naming the file and to run as root;
+    root itself judges the same instance healthy."""
+    require_nobody_can_run()
+    with world_readable_dir("pf-kam-listen-") as folder:
+        instance = new_instance(folder)
+        text = instance.config.read_text()
+        listens = [line for line in text.splitlines() if line.startswith("listen=")]
+        assert len(listens) == 3
+        private = folder / "listen.cfg"
+        private.write_text("\n".join(listens) + "\n")
+        private.chmod(0o600)
+        for line in listens[1:]:
+            text = text.replace(line + "\n", "")
+        instance.config.write_text(text.replace(listens[0], f'include_file "{private}"'))
+        own_kamailio.append(instance)
+        instance.start()
+        toml = str(preflight_config(folder, instance.config))
+        code, result = check("--config", toml)
+        assert code == 0, result  # the truth: root reads the include, and all is well
+        assert result["details"]["expected"] == [
+            f"udp:127.0.0.1:{instance.sip_port}",
+            f"tcp:127.0.0.1:{instance.sip_port}",
+            f"tcp:127.0.0.1:{instance.ws_port}",
+        ]
+
+        code, result = check("--config", toml, user=NOBODY)
+        assert code == 1, result  # a warning, not a failure
+        assert result["status"] == "warn", result
+        problems = [f["code"] for f in result["findings"] if f["status"] != "pass"]
+        assert problems == ["kamailio.config-unreadable"], result
+        steps = [step for f in result["findings"] for step in f["remediation"]]
+        assert not [step for step in steps if "kill" in step or "kamailio -f" in step], steps
+        unreadable = finding(result, "kamailio.config-unreadable")
+        assert str(private) in unreadable["message"]
+        assert unreadable["remediation"] == ["run preflight as root"]
+        assert any(str(private) in note for note in result["details"]["notes"]), result
+        assert result["details"]["expected"] == []
+
+
 # ----------------------------------------------------------------- remediation, verbatim
 def test_restart_step_applies_a_changed_config(
     own_kamailio: list[Instance], tmp_path: Path, started_pids: list[int]

@@ -159,7 +159,7 @@ include_file "secrets.cfg"
         f'PATH="/usr/bin:/bin"\nAWS_SECRET_ACCESS_KEY={ENV_SECRET}\nMYSQL_PWD={MYSQL_PWD}\n'
         f"GITHUB_PAT={GITHUB_PAT}\n"
         f"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T000/B000/{WEBHOOK}\n"
-        f"AUTH=Bearer {BEARER_TOKEN}\n"
+        f"UPSTREAM_HEADER=Bearer {BEARER_TOKEN}\n"
         f"ALERTS=https://hooks.slack.com/services/T111/B111/{HOOK_TOKEN}\n",
     )
     snap.mkdir("dev/net")
@@ -351,7 +351,7 @@ def test_collect_redacts_by_structure_and_keeps_what_checks_read(
     for key in ("AWS_SECRET_ACCESS_KEY", "MYSQL_PWD", "GITHUB_PAT", "SLACK_WEBHOOK_URL"):
         assert f"{key}=REDACTED\n" in environment
     # by the value's shape: a bearer token, a webhook URL's path (its host stays readable)
-    assert "AUTH=Bearer REDACTED\n" in environment
+    assert "UPSTREAM_HEADER=Bearer REDACTED\n" in environment
     assert "ALERTS=https://hooks.slack.com/REDACTED\n" in environment
     vpn = files["etc/openvpn/client/inline.conf"].decode()
     assert vpn.startswith("client\ndev tun\nremote vpn.example.net 1194\n")

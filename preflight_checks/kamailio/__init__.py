@@ -766,6 +766,16 @@ def judge(
     report.details["resolved_by"] = "best effort" if report.best_effort else "kamailio -c"
 
     expected = expected_from_config(report, parsed, check_out)
+    unread = unread_includes(host, parsed) if check_out is None else []
+    if expected is not None and unread:
+        # A file this run may not read can hold the listen= lines: without them the reader
+        # would assume Kamailio's defaults (udp/tcp *:5060) and report them missing.
+        report.notes.append(
+            "the sockets the configuration listens on are unknown: this run could not read "
+            + ", ".join(unread[:5])
+            + "; only `expect` is compared"
+        )
+        expected = None
     if expected is not None and parsed is not None and not parsed.loads_tls:
         # Without tls.so Kamailio drops tls: sockets at start (tls-module-missing says so).
         expected = [s for s in expected if s.proto != "tls"]
@@ -815,6 +825,21 @@ def judge(
     if report.notes:
         report.details["notes"] = report.notes
     return report
+
+
+def unread_includes(host: Host, parsed: ParsedConfig | None) -> list[str]:
+    """The files the reader knows Kamailio reads but could not: present but unreadable to
+    this run, and relative includes of an unknown start folder found nowhere it could look."""
+    import posixpath
+
+    if parsed is None:
+        return []
+    unread = [host.display(f) for f in parsed.unreadable]
+    for name in dict.fromkeys(parsed.cwd_unknown):
+        beside = (posixpath.join(posixpath.dirname(f), name) for f in parsed.files)
+        if not any(host.exists(posixpath.normpath(path)) for path in beside):
+            unread.append(f"{name} (relative to the folder Kamailio was started in)")
+    return unread
 
 
 def init_script_starts(report: Report, instance: Instance | None, config_rel: str) -> bool:
@@ -1019,8 +1044,8 @@ def check_config(
         report.add(
             "config-unreadable",
             Status.WARN,
-            f"this run may not read {names} (not root?): whether the configuration is valid "
-            "is unknown",
+            f"this run may not read {names} (not root?): whether the configuration is valid, "
+            "and which sockets it listens on, is unknown",
             ["run preflight as root"],
         )
     elif parsed is None:
