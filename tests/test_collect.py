@@ -1111,7 +1111,7 @@ def test_secret_names_are_redacted_by_structure_and_the_verdict_stays(tmp_path: 
     config = SECRET_CONFIG.format(port=port, tls_port=free_port())
     (stage / "etc-kamailio/kamailio.cfg").write_text(config)
     (stage / "srv/sip/listen.cfg").write_text(
-        f"listen=tcp:127.0.0.1:{port}\n#!define LISTEN_AUTH_KEY \"S3cretDefinePass\"\n"
+        f'listen=tcp:127.0.0.1:{port}\n#!define LISTEN_AUTH_KEY "S3cretDefinePass"\n'
     )
     prefix = in_private_mounts(stage)
     tarball = tmp_path / "host.tar.gz"

@@ -304,8 +304,6 @@ def test_instance_in_another_mount_namespace_is_judged_on_its_own_files(tmp_path
     /etc/kamailio there, its kamailio.cfg on a free port. The host's check reads its config
     through /proc/PID/root, finds it healthy (no listener-missing for the host's config), and
     after a change inside suggests no host command: it says who must restart it."""
-    unshare = require_command("unshare")
-    require("kamailio", kamailio_binary() is not None)
     port = free_port()
     config = textwrap.dedent(f"""\
         #!KAMAILIO
@@ -316,23 +314,7 @@ def test_instance_in_another_mount_namespace_is_judged_on_its_own_files(tmp_path
         loadmodule "sl.so"
         request_route {{ sl_send_reply("404", "Not here"); }}
         """)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    script = (
-        "mount -t tmpfs pf-test /etc/kamailio && "
-        'printf "%s" "$1" >/etc/kamailio/kamailio.cfg && '
-        f'exec "$2" -DD -E -f /etc/kamailio/kamailio.cfg -P {run_dir}/k.pid -Y {run_dir} '
-        "-m 16 -M 4"
-    )
-    with open(tmp_path / "log", "wb") as log:
-        proc = subprocess.Popen(
-            [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", config]
-            + [kamailio_binary() or "kamailio"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    proc = start_in_mount_namespace(tmp_path, config)
     try:
         assert wait_listening(port, "udp"), (tmp_path / "log").read_text()
         inside = f"/proc/{proc.pid}/root/etc/kamailio/kamailio.cfg"
