@@ -89,26 +89,24 @@ class Accounts:
         return {name: frozenset(gids) for name, gids in found.items()}
 
     def user_name(self, uid: int) -> str | None:
-        name = self.users.get(uid)
-        if name is None and self.host.is_live:
-            import pwd
-
-            try:
-                return pwd.getpwuid(uid).pw_name
-            except (KeyError, OverflowError):
-                return None
-        return name
+        return self.users.get(uid) or self._nss_name("user", uid)
 
     def group_name(self, gid: int) -> str | None:
-        name = self.groups.get(gid)
-        if name is None and self.host.is_live:
-            import grp
+        return self.groups.get(gid) or self._nss_name("group", gid)
 
-            try:
-                return grp.getgrgid(gid).gr_name
-            except (KeyError, OverflowError):
-                return None
-        return name
+    def _nss_name(self, kind: str, number: int) -> str | None:
+        """The name NSS gives a uid or gid the files do not list; live host only."""
+        if not self.host.is_live:
+            return None
+        import grp
+        import pwd
+
+        try:
+            if kind == "user":
+                return pwd.getpwuid(number).pw_name
+            return grp.getgrgid(number).gr_name
+        except (KeyError, OverflowError):
+            return None
 
     def uid_of(self, name: str) -> int | None:
         found = self.account(name)
